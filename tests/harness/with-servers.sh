@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Starts a throwaway PostgreSQL 15 cluster and Redis server on free loopback ports, runs the
+# given command with their addresses in the environment, and tears both down afterwards.
+#
+#   tests/harness/with-servers.sh ctest --test-dir build
+#
+# Exported to the command:
+#   PGFANOUT_TEST_DSN         libpq conninfo of a superuser connection (database "postgres")
+#   PGFANOUT_TEST_PGHOST/PGPORT/PGUSER, PGFANOUT_TEST_PGDATA, PGFANOUT_TEST_PGBIN
+#   PGFANOUT_TEST_PGCTL       a command prefix that runs pg_ctl as the cluster's owner
+#   PGFANOUT_TEST_REDIS_URL   redis://127.0.0.1:PORT/0
+#   PGFANOUT_TEST_REDIS_PORT, PGFANOUT_TEST_REDIS_SERVER (the redis-server binary)
+set -euo pipefail
+
+pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
+redis_server=$(command -v redis-server || echo /usr/bin/redis-server)
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 30000))
+    if port_free "$p"; then echo "$p"; return 0; fi
+  done
+  echo "with-servers: no free port found" >&2
+  return 1
+}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pgfanout-servers.XXXXXX")
+chmod 755 "$work"
+as_owner=()
+if [ "$(id -u)" -eq 0 ]; then
+  # initdb refuses to run as root: the cluster belongs to the postgres user.
+  chown postgres: "$work"
+  as_owner=(runuser -u postgres --)
+fi
+
+pgport=$(free_port)
+redisport=$(free_port)
+while [ "$redisport" = "$pgport" ]; do redisport=$(free_port); done
+
+cleanup() {
+  set +e
+  "${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate stop >/dev/null 2>&1
+  if [ -f "$work/redis.pid" ]; then kill "$(cat "$work/redis.pid")" 2>/dev/null; fi
+  sleep 0.2
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"${as_owner[@]}" "$pgbin/initdb" -D "$work/pg" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$work/initdb.log" 2>&1 ||
+  { cat "$work/initdb.log" >&2; exit 1; }
+cat >>"$work/pg/postgresql.conf" <<CONF
+port = $pgport
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$work'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 300
+CONF
+"${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 start >/dev/null ||
+  { cat "$work/pg.log" >&2; exit 1; }
+
+"$redis_server" --port "$redisport" --bind 127.0.0.1 --save '' --appendonly no \
+  --daemonize yes --pidfile "$work/redis.pid" --dir "$work" --logfile "$work/redis.log"
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$redisport") 2>/dev/null; then break; fi
+  sleep 0.05
+done
+
+export PGFANOUT_TEST_PGHOST=127.0.0.1 PGFANOUT_TEST_PGPORT=$pgport PGFANOUT_TEST_PGUSER=postgres
+export PGFANOUT_TEST_DSN="host=127.0.0.1 port=$pgport user=postgres dbname=postgres"
+export PGFANOUT_TEST_PGDATA="$work/pg" PGFANOUT_TEST_PGBIN="$pgbin"
+export PGFANOUT_TEST_PGCTL="${as_owner[*]} $pgbin/pg_ctl -D $work/pg -l $work/pg.log"
+export PGFANOUT_TEST_REDIS_URL="redis://127.0.0.1:$redisport/0" PGFANOUT_TEST_REDIS_PORT=$redisport
+export PGFANOUT_TEST_REDIS_SERVER="$redis_server"
+
+echo "with-servers: PostgreSQL on 127.0.0.1:$pgport, Redis on 127.0.0.1:$redisport"
+set +e
+"$@"
+rc=$?
+exit $rc
