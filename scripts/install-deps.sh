@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config ccache git
-  libpq-dev libhiredis-dev libboost1.81-all-dev libyaml-cpp-dev libspdlog-dev
+  libpq-dev libhiredis-dev libboost1.81-all-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev
   libgtest-dev libssl-dev libsystemd-dev
   postgresql-15 postgresql-15-pgtap postgresql-15-postgis-3 redis-server
   curl procps

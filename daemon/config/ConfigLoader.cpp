@@ -1,0 +1,145 @@
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+#include "config/Config.hpp"
+#include "config/YamlReader.hpp"
+#include "log/Log.hpp"
+#include "rules/RuleSet.hpp"
+
+namespace pgfanout::config {
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "pgfanout";
+  return buf;
+}
+
+// yaml-cpp reports a tab used for indentation only as a generic scanner error; say it plainly.
+std::string explain_yaml_error(const std::string& text, const YAML::Exception& e) {
+  std::string msg = e.msg;
+  int line = e.mark.line;
+  if (line >= 0) {
+    std::istringstream in(text);
+    std::string l;
+    for (int i = 0; i <= line && std::getline(in, l); ++i) {
+    }
+    auto first = l.find_first_not_of(' ');
+    if (first != std::string::npos && l[first] == '\t') {
+      msg += " (tabs cannot indent YAML; use spaces)";
+    }
+  }
+  return "YAML syntax error: " + msg;
+}
+
+void load_postgres(MapReader& root, PostgresConfig& pg) {
+  auto m = root.map("postgres");
+  if (!m) return;
+  pg.dsn = m->string("dsn");
+  pg.password = m->string("password");
+  pg.connect_timeout = m->duration("connect_timeout");
+  pg.heartbeat_interval = m->duration("heartbeat_interval");
+  pg.heartbeat_timeout = m->duration("heartbeat_timeout");
+  pg.reconnect_min = m->duration("reconnect_min");
+  pg.reconnect_max = m->duration("reconnect_max");
+  if (pg.heartbeat_interval.count() <= 0) m->error("heartbeat_interval", "must be positive");
+  if (pg.heartbeat_timeout <= pg.heartbeat_interval) {
+    m->error("heartbeat_timeout", "must be longer than heartbeat_interval");
+  }
+  if (pg.reconnect_min.count() <= 0) m->error("reconnect_min", "must be positive");
+  if (pg.reconnect_max < pg.reconnect_min) m->error("reconnect_max", "must be >= reconnect_min");
+  if (pg.connect_timeout.count() < 1000) m->error("connect_timeout", "must be at least 1s");
+}
+
+void load_watch(MapReader& root, std::vector<WatchSpec>& out) {
+  root.each("watch", [&](MapReader& w, std::size_t) {
+    WatchSpec s;
+    s.table = w.string("table");
+    s.channel = w.string("channel");
+    s.columns = w.string_list("columns");
+    s.ops = w.string_list("ops");
+    for (auto& op : s.ops) {
+      std::transform(op.begin(), op.end(), op.begin(), ::toupper);
+      if (op != "INSERT" && op != "UPDATE" && op != "DELETE") {
+        w.error("ops", "unknown op \"" + op + "\" (INSERT, UPDATE or DELETE)");
+      }
+    }
+    s.changed = w.string_list("changed");
+    s.per_statement = w.boolean("per_statement");
+    s.durable = w.boolean("durable");
+    out.push_back(std::move(s));
+  });
+}
+
+}  // namespace
+
+LoadResult load_config_text(const std::string& text, const std::string& name, const EnvLookup& env,
+                            const rules::ActionRegistry* registry, const std::string& base_dir) {
+  Diagnostics diags(name);
+  LoadResult result;
+  YAML::Node doc;
+  try {
+    doc = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    diags.error(e.mark.line + 1, e.mark.column + 1, "", explain_yaml_error(text, e));
+    result.errors = diags.errors();
+    return result;
+  }
+  if (!doc.IsMap()) {
+    diags.error(1, 1, "", "a config file must be a YAML mapping with at least postgres: and rules:");
+    result.errors = diags.errors();
+    return result;
+  }
+
+  LoadContext ctx{diags, env, base_dir};
+  MapReader root(doc, "", "", ctx);
+  auto cfg = std::make_shared<Config>();
+  cfg->file = name;
+  cfg->version = static_cast<int>(root.integer("version", 1, 1));
+  cfg->consumer = root.string("consumer");
+  if (cfg->consumer.empty()) cfg->consumer = host_name();
+  if (auto log = root.map("log")) {
+    cfg->log_level = log->string("level");
+    if (!valid_log_level(cfg->log_level)) {
+      log->error("level", "unknown log level \"" + cfg->log_level +
+                              "\" (trace, debug, info, warn, error or off)");
+    }
+  }
+  load_postgres(root, cfg->postgres);
+  load_watch(root, cfg->watch);
+  cfg->rules = rules::RuleSet::parse(root, registry ? *registry : rules::ActionRegistry::builtin());
+
+  result.warnings = diags.warnings();
+  if (!diags.ok()) {
+    result.errors = diags.errors();
+    std::stable_sort(result.errors.begin(), result.errors.end(),
+                     [](const Diagnostic& a, const Diagnostic& b) {
+                       return a.line != b.line ? a.line < b.line : a.column < b.column;
+                     });
+    return result;
+  }
+  result.config = std::move(cfg);
+  return result;
+}
+
+LoadResult load_config(const std::string& path, const EnvLookup& env,
+                       const rules::ActionRegistry* registry) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    LoadResult r;
+    r.errors.push_back({path, 1, 1, "", "cannot open config file"});
+    return r;
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string dir = ".";
+  if (auto slash = path.rfind('/'); slash != std::string::npos) dir = path.substr(0, slash);
+  if (dir.empty()) dir = "/";
+  return load_config_text(buf.str(), path, env, registry, dir);
+}
+
+}  // namespace pgfanout::config

@@ -1,0 +1,213 @@
+#include "config/ConfigSchema.hpp"
+
+#include <array>
+
+namespace pgfanout::config {
+
+namespace {
+
+using enum KeyType;
+constexpr bool kReload = true;
+constexpr bool kRestart = false;
+constexpr bool kSecret = true;
+constexpr bool kPlain = false;
+constexpr bool kRequired = true;
+constexpr bool kOptional = false;
+
+// clang-format off
+const KeySpec kKeys[] = {
+  {"version", Int, "1", kRestart, kPlain, kOptional,
+   "Config format version. Only 1 exists."},
+  {"consumer", String, "", kRestart, kPlain, kOptional,
+   "This instance's name for outbox positions. Default: the host name."},
+
+  // ---- log
+  {"log", Map, "", kReload, kPlain, kOptional, "Logging."},
+  {"log.level", String, "info", kReload, kPlain, kOptional,
+   "trace, debug, info, warn, error or off. `--log-level` on the command line wins."},
+
+  // ---- postgres
+  {"postgres", Map, "", kRestart, kPlain, kRequired, "The PostgreSQL server to LISTEN on (a primary, not a standby)."},
+  {"postgres.dsn", String, "postgresql:///postgres", kRestart, kSecret, kOptional,
+   "libpq connection string or URI. Must reach the primary directly or through session pooling: "
+   "a hot standby cannot LISTEN and PgBouncer transaction pooling cannot carry it."},
+  {"postgres.password", String, "", kRestart, kSecret, kOptional,
+   "Password, overriding any in the DSN. Prefer `password_file` or ${ENV}."},
+  {"postgres.connect_timeout", Duration, "10s", kRestart, kPlain, kOptional,
+   "How long one connection attempt may take."},
+  {"postgres.heartbeat_interval", Duration, "5s", kRestart, kPlain, kOptional,
+   "How often the listener NOTIFYs itself on a private channel to prove it still receives."},
+  {"postgres.heartbeat_timeout", Duration, "15s", kRestart, kPlain, kOptional,
+   "A heartbeat not back within this time marks the connection broken: it is closed and re-opened."},
+  {"postgres.reconnect_min", Duration, "100ms", kRestart, kPlain, kOptional,
+   "First reconnect delay; doubles on each failure, with jitter."},
+  {"postgres.reconnect_max", Duration, "30s", kRestart, kPlain, kOptional,
+   "Longest reconnect delay."},
+
+  // ---- watch
+  {"watch", List, "", kReload, kPlain, kOptional,
+   "Tables that `pgfanout install` puts notification triggers on (pgfanout.watch)."},
+  {"watch[].table", String, "", kReload, kPlain, kRequired, "Table name, optionally schema-qualified."},
+  {"watch[].channel", String, "", kReload, kPlain, kOptional, "Channel; default `<table>_changed`."},
+  {"watch[].columns", StringList, "", kReload, kPlain, kOptional,
+   "Columns carried in `new`/`old` (the primary key always is). Default: all."},
+  {"watch[].ops", StringList, "[INSERT, UPDATE, DELETE]", kReload, kPlain, kOptional,
+   "Operations that notify."},
+  {"watch[].changed", StringList, "", kReload, kPlain, kOptional,
+   "An UPDATE notifies only when one of these columns changed. Default: any watched column."},
+  {"watch[].per_statement", Bool, "false", kReload, kPlain, kOptional,
+   "One notification per statement carrying `rows`, split to fit NOTIFY's 8000-byte limit."},
+  {"watch[].durable", Bool, "false", kReload, kPlain, kOptional,
+   "Also write each event to pgfanout.outbox in the same transaction."},
+
+  // ---- rules
+  {"rules", List, "", kReload, kPlain, kRequired, "What to do with notifications."},
+  {"rules[].name", String, "", kReload, kPlain, kRequired, "Unique rule name (used in logs and metrics)."},
+  {"rules[].channel", String, "", kReload, kPlain, kRequired,
+   "NOTIFY channel (case-sensitive, as pg_notify sends it)."},
+  {"rules[].when", Map, "", kReload, kPlain, kOptional,
+   "Filter: the rule runs only for notifications that match every given condition."},
+  {"rules[].when.op", StringList, "", kReload, kPlain, kOptional,
+   "INSERT, UPDATE, DELETE or TRUNCATE (the payload's `op`)."},
+  {"rules[].when.table", StringList, "", kReload, kPlain, kOptional, "The payload's `table`."},
+  {"rules[].when.schema", StringList, "", kReload, kPlain, kOptional, "The payload's `schema`."},
+  {"rules[].when.fields", Map, "", kReload, kPlain, kOptional,
+   "Equality on payload fields: `{path: value}` or `{path: [v1, v2]}`; paths as in templates."},
+  {"rules[].when.fields.*", Any, "", kReload, kPlain, kOptional, "A value or a list of values."},
+  {"rules[].durable", Bool, "false", kReload, kPlain, kOptional,
+   "Read this channel's events from pgfanout.outbox (at-least-once); the NOTIFY only wakes the reader."},
+  {"rules[].actions", List, "", kReload, kPlain, kRequired, "Actions run for each matching notification."},
+  {"rules[].actions[].log", Any, "", kReload, kPlain, kOptional,
+   "Log the event: a template string, or `{message: TEMPLATE, level: info}`. "
+   "Default message: `{channel} {payload}`."},
+  {"rules[].actions[].log.message", Template, "{channel} {payload}", kReload, kPlain, kOptional,
+   "The line to log."},
+  {"rules[].actions[].log.level", String, "info", kReload, kPlain, kOptional,
+   "Level of the line: debug, info, warn or error."},
+  {"rules[].on_reconnect", List, "", kReload, kPlain, kOptional,
+   "Actions run after the listener (re)connects, when notifications may have been missed. "
+   "Same action keys as `actions`; templates can use only {channel}."},
+  {"rules[].on_gap", List, "", kReload, kPlain, kOptional,
+   "Actions run when an action of this rule could not be queued (e.g. Redis down too long)."},
+};
+// clang-format on
+
+bool is_parent_of(std::string_view parent, std::string_view path, std::string_view& child) {
+  if (parent.empty()) {
+    child = path;
+  } else {
+    if (path.size() <= parent.size() + 1 || path.substr(0, parent.size()) != parent ||
+        path[parent.size()] != '.') {
+      return false;
+    }
+    child = path.substr(parent.size() + 1);
+  }
+  if (child.ends_with("[]")) child.remove_suffix(2);
+  return child.find('.') == std::string_view::npos && child.find("[]") == std::string_view::npos;
+}
+
+}  // namespace
+
+std::string_view type_name(KeyType t) {
+  switch (t) {
+    case String: return "string";
+    case Template: return "template";
+    case Int: return "integer";
+    case Bool: return "boolean";
+    case Duration: return "duration";
+    case Size: return "size";
+    case StringList: return "list of strings";
+    case TemplateList: return "list of templates";
+    case Map: return "mapping";
+    case List: return "list";
+    case Any: return "see description";
+  }
+  return "?";
+}
+
+std::span<const KeySpec> schema() { return kKeys; }
+
+const KeySpec* find_key(std::string_view path) {
+  for (const auto& k : kKeys) {
+    if (k.path == path) return &k;
+  }
+  // A wildcard entry ("commands.*.sql") covers "commands.chat.sql".
+  for (const auto& k : kKeys) {
+    if (k.path.find('*') == std::string_view::npos) continue;
+    std::string_view pat = k.path;
+    std::string_view p = path;
+    bool match = true;
+    while (!pat.empty() && match) {
+      auto pe = pat.find('.');
+      auto segp = pat.substr(0, pe);
+      auto qe = p.find('.');
+      auto segq = p.substr(0, qe);
+      if (segp != "*" && segp != segq) match = false;
+      if ((pe == std::string_view::npos) != (qe == std::string_view::npos)) match = false;
+      if (pe == std::string_view::npos) break;
+      pat = pat.substr(pe + 1);
+      p = p.substr(qe + 1);
+    }
+    if (match) return &k;
+  }
+  return nullptr;
+}
+
+std::vector<std::string_view> child_keys(std::string_view parent) {
+  std::vector<std::string_view> out;
+  for (const auto& k : kKeys) {
+    std::string_view child;
+    if (is_parent_of(parent, k.path, child) && child != "*") out.push_back(child);
+  }
+  return out;
+}
+
+bool has_wildcard_child(std::string_view parent) {
+  for (const auto& k : kKeys) {
+    std::string_view child;
+    if (is_parent_of(parent, k.path, child) && child == "*") return true;
+  }
+  return false;
+}
+
+std::string reference_markdown() {
+  std::string out =
+      "# Configuration reference\n\n"
+      "Generated from the key table in `daemon/config/ConfigSchema.cpp` by\n"
+      "`pgfanout check --reference`; a test keeps this file equal to that output.\n\n"
+      "Values may use `${VAR}` and `${VAR:-default}` (expanded from the environment after the YAML\n"
+      "is parsed; `$${` is a literal `${`). A key marked *secret* also accepts `KEY_file:` naming a\n"
+      "file that holds the value; secrets are never logged. `[]` marks a key of every item of a\n"
+      "list, `*` a name of your choice. *Reload* says whether SIGHUP can change the key; a changed\n"
+      "key that cannot is reported and keeps its old value until restart.\n\n"
+      "| key | type | default | reload | description |\n"
+      "|---|---|---|---|---|\n";
+  for (const auto& k : kKeys) {
+    out += "| `";
+    out += k.path;
+    out += "` | ";
+    out += type_name(k.type);
+    if (k.secret) out += ", secret";
+    if (k.required) out += ", required";
+    out += " | ";
+    if (!k.default_value.empty()) {
+      out += '`';
+      out += k.default_value;
+      out += '`';
+    }
+    out += " | ";
+    out += k.reloadable ? "yes" : "restart";
+    out += " | ";
+    for (char c : k.description) {
+      if (c == '|') {
+        out += "\\|";
+      } else {
+        out += c;
+      }
+    }
+    out += " |\n";
+  }
+  return out;
+}
+
+}  // namespace pgfanout::config

@@ -1,0 +1,399 @@
+#include "config/YamlReader.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+namespace pgfanout::config {
+
+namespace {
+
+std::string join_schema(std::string_view parent, std::string_view key) {
+  if (parent.empty()) return std::string(key);
+  return std::string(parent) + "." + std::string(key);
+}
+
+int line_of(const YAML::Node& n) { return n.Mark().line + 1; }
+int column_of(const YAML::Node& n) { return n.Mark().column + 1; }
+
+const char* node_kind(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Null: return "empty";
+    default: return "a scalar";
+  }
+}
+
+}  // namespace
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      std::size_t sub = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, sub});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+std::optional<std::chrono::milliseconds> parse_duration(std::string_view text) {
+  std::size_t unit_at = 0;
+  while (unit_at < text.size() &&
+         (std::isdigit(static_cast<unsigned char>(text[unit_at])) || text[unit_at] == '.')) {
+    ++unit_at;
+  }
+  if (unit_at == 0) return std::nullopt;
+  double number = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + unit_at, number);
+  if (ec != std::errc() || p != text.data() + unit_at) return std::nullopt;
+  std::string_view unit = text.substr(unit_at);
+  double factor = 0;
+  if (unit == "ms") {
+    factor = 1;
+  } else if (unit == "s") {
+    factor = 1000;
+  } else if (unit == "m" || unit == "min") {
+    factor = 60'000;
+  } else if (unit == "h") {
+    factor = 3'600'000;
+  } else if (unit == "d") {
+    factor = 86'400'000;
+  } else {
+    return std::nullopt;
+  }
+  double ms = number * factor;
+  if (!std::isfinite(ms) || ms > 1e15) return std::nullopt;
+  return std::chrono::milliseconds(static_cast<std::int64_t>(std::llround(ms)));
+}
+
+std::optional<std::uint64_t> parse_size(std::string_view text) {
+  std::size_t unit_at = 0;
+  while (unit_at < text.size() && std::isdigit(static_cast<unsigned char>(text[unit_at]))) {
+    ++unit_at;
+  }
+  if (unit_at == 0) return std::nullopt;
+  std::uint64_t number = 0;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + unit_at, number);
+  if (ec != std::errc()) return std::nullopt;
+  std::string_view unit = text.substr(unit_at);
+  std::uint64_t factor = 0;
+  if (unit.empty() || unit == "B") {
+    factor = 1;
+  } else if (unit == "KB") {
+    factor = 1000;
+  } else if (unit == "KiB") {
+    factor = 1024;
+  } else if (unit == "MB") {
+    factor = 1000 * 1000;
+  } else if (unit == "MiB") {
+    factor = 1024 * 1024;
+  } else if (unit == "GB") {
+    factor = 1000ull * 1000 * 1000;
+  } else if (unit == "GiB") {
+    factor = 1024ull * 1024 * 1024;
+  } else {
+    return std::nullopt;
+  }
+  if (number > UINT64_MAX / factor) return std::nullopt;
+  return number * factor;
+}
+
+MapReader::MapReader(YAML::Node node, std::string schema_path, std::string yaml_path,
+                     LoadContext& ctx)
+    : node_(std::move(node)),
+      schema_path_(std::move(schema_path)),
+      yaml_path_(std::move(yaml_path)),
+      ctx_(&ctx) {
+  if (!node_.IsMap()) {
+    if (node_.IsDefined()) {
+      error_at(node_, yaml_path_, std::string("expected a mapping, found ") + node_kind(node_));
+    }
+    return;
+  }
+  valid_ = true;
+  const bool wildcard = has_wildcard_child(schema_path_);
+  const auto known = child_keys(schema_path_);
+  std::set<std::string> seen;
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    const YAML::Node& k = it->first;
+    if (!k.IsScalar()) {
+      error_at(k, yaml_path_, "a key must be a plain string");
+      continue;
+    }
+    const std::string& name = k.Scalar();
+    if (!seen.insert(name).second) {
+      error_at(k, key_path(name), "duplicate key \"" + name + "\"");
+      continue;
+    }
+    if (wildcard) continue;
+    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
+    if (name.ends_with("_file")) {
+      const KeySpec* base = find_key(join_schema(schema_path_, name.substr(0, name.size() - 5)));
+      if (base != nullptr && base->secret) continue;
+    }
+    std::string message = "unknown key \"" + name + "\"";
+    std::string_view best;
+    std::size_t best_d = SIZE_MAX;
+    for (auto candidate : known) {
+      auto d = edit_distance(name, candidate);
+      if (d < best_d) {
+        best_d = d;
+        best = candidate;
+      }
+    }
+    if (!best.empty() && best_d <= std::max<std::size_t>(2, name.size() / 3)) {
+      message += " (did you mean \"" + std::string(best) + "\"?)";
+    } else if (!known.empty()) {
+      message += "; expected one of:";
+      for (std::size_t i = 0; i < known.size(); ++i) {
+        message += (i == 0 ? " " : ", ");
+        message += known[i];
+      }
+    }
+    error_at(k, yaml_path_, std::move(message));
+  }
+}
+
+int MapReader::line() const { return node_.IsDefined() ? line_of(node_) : 1; }
+int MapReader::column() const { return node_.IsDefined() ? column_of(node_) : 1; }
+
+std::string MapReader::key_path(std::string_view key) const {
+  if (yaml_path_.empty()) return std::string(key);
+  return yaml_path_ + "." + std::string(key);
+}
+
+bool MapReader::has(std::string_view key) const {
+  if (!valid_) return false;
+  auto n = node_[std::string(key)];
+  return n.IsDefined() && !n.IsNull();
+}
+
+YAML::Node MapReader::node(std::string_view key) const {
+  if (!valid_) return YAML::Node(YAML::NodeType::Undefined);
+  return node_[std::string(key)];
+}
+
+std::vector<std::string> MapReader::keys() const {
+  std::vector<std::string> out;
+  if (!valid_) return out;
+  for (auto it = node_.begin(); it != node_.end(); ++it) {
+    if (it->first.IsScalar()) out.push_back(it->first.Scalar());
+  }
+  return out;
+}
+
+const KeySpec* MapReader::spec(std::string_view key) const {
+  return find_key(join_schema(schema_path_, key));
+}
+
+void MapReader::error_at(const YAML::Node& at, const std::string& yaml_path, std::string message) {
+  ctx_->diags.error(at.IsDefined() ? line_of(at) : line(), at.IsDefined() ? column_of(at) : column(),
+                    yaml_path, std::move(message));
+}
+
+void MapReader::error(std::string_view key, std::string message) {
+  auto n = node(key);
+  error_at(n, key_path(key), std::move(message));
+}
+
+void MapReader::error_here(std::string message) {
+  ctx_->diags.error(line(), column(), yaml_path_, std::move(message));
+}
+
+void MapReader::warning(std::string_view key, std::string message) {
+  auto n = node(key);
+  ctx_->diags.warning(n.IsDefined() ? line_of(n) : line(), n.IsDefined() ? column_of(n) : column(),
+                      key_path(key), std::move(message));
+}
+
+std::optional<std::string> MapReader::scalar(const YAML::Node& n, const std::string& yaml_path) {
+  if (!n.IsScalar()) {
+    error_at(n, yaml_path, std::string("expected a string, found ") + node_kind(n));
+    return std::nullopt;
+  }
+  auto expanded = expand_env(n.Scalar(), ctx_->env);
+  if (!expanded.error.empty()) {
+    error_at(n, yaml_path, expanded.error);
+    return std::nullopt;
+  }
+  return std::move(expanded.value);
+}
+
+YAML::Node MapReader::value_or_default(std::string_view key, std::string& yaml_path) const {
+  yaml_path = key_path(key);
+  auto n = node(key);
+  if (n.IsDefined() && !n.IsNull()) return n;
+  const KeySpec* s = spec(key);
+  if (s != nullptr && !s->default_value.empty()) {
+    try {
+      return YAML::Load(std::string(s->default_value));
+    } catch (const YAML::Exception&) {
+      return YAML::Node(std::string(s->default_value));
+    }
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+std::optional<std::string> MapReader::secret_from_file(std::string_view key) {
+  std::string file_key = std::string(key) + "_file";
+  if (!has(file_key)) return std::nullopt;
+  if (has(key)) {
+    error(file_key, "give either \"" + std::string(key) + "\" or \"" + file_key + "\", not both");
+    return std::string();
+  }
+  auto path = scalar(node(file_key), key_path(file_key));
+  if (!path) return std::string();
+  std::string full = (!path->empty() && (*path)[0] != '/' && !ctx_->base_dir.empty())
+                         ? ctx_->base_dir + "/" + *path
+                         : *path;
+  std::ifstream in(full, std::ios::binary);
+  if (!in) {
+    error(file_key, "cannot read secret file \"" + full + "\"");
+    return std::string();
+  }
+  std::stringstream buf;
+  buf << in.rdbuf();
+  std::string value = buf.str();
+  if (value.ends_with("\r\n")) {
+    value.resize(value.size() - 2);
+  } else if (value.ends_with('\n')) {
+    value.pop_back();
+  }
+  return value;
+}
+
+std::string MapReader::string(std::string_view key) {
+  const KeySpec* s = spec(key);
+  if (s != nullptr && s->secret) {
+    if (auto v = secret_from_file(key)) return *v;
+  }
+  std::string path;
+  auto n = value_or_default(key, path);
+  if (!n.IsDefined()) {
+    if (s != nullptr && s->required) error(key, "\"" + std::string(key) + "\" is required");
+    return {};
+  }
+  return scalar(n, path).value_or(std::string());
+}
+
+std::int64_t MapReader::integer(std::string_view key, std::int64_t min, std::int64_t max) {
+  std::string path;
+  auto n = value_or_default(key, path);
+  if (!n.IsDefined()) return 0;
+  auto text = scalar(n, path);
+  if (!text) return 0;
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
+  if (ec != std::errc() || p != text->data() + text->size()) {
+    error_at(n, path, "expected an integer, found \"" + *text + "\"");
+    return 0;
+  }
+  if (v < min || v > max) {
+    error_at(n, path,
+             "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    return std::clamp(v, min, max);
+  }
+  return v;
+}
+
+bool MapReader::boolean(std::string_view key) {
+  std::string path;
+  auto n = value_or_default(key, path);
+  if (!n.IsDefined()) return false;
+  auto text = scalar(n, path);
+  if (!text) return false;
+  if (*text == "true") return true;
+  if (*text == "false") return false;
+  error_at(n, path, "expected true or false, found \"" + *text + "\"");
+  return false;
+}
+
+std::chrono::milliseconds MapReader::duration(std::string_view key) {
+  std::string path;
+  auto n = value_or_default(key, path);
+  if (!n.IsDefined()) return {};
+  auto text = scalar(n, path);
+  if (!text) return {};
+  auto d = parse_duration(*text);
+  if (!d) {
+    error_at(n, path, "expected a duration such as 500ms, 5s, 2m or 1h, found \"" + *text + "\"");
+    return {};
+  }
+  return *d;
+}
+
+std::uint64_t MapReader::size(std::string_view key) {
+  std::string path;
+  auto n = value_or_default(key, path);
+  if (!n.IsDefined()) return 0;
+  auto text = scalar(n, path);
+  if (!text) return 0;
+  auto s = parse_size(*text);
+  if (!s) {
+    error_at(n, path, "expected a size such as 8000, 64KiB or 1MiB, found \"" + *text + "\"");
+    return 0;
+  }
+  return *s;
+}
+
+std::vector<std::string> MapReader::string_list(std::string_view key) {
+  std::string path;
+  auto n = value_or_default(key, path);
+  std::vector<std::string> out;
+  if (!n.IsDefined()) return out;
+  if (n.IsScalar()) {
+    if (auto v = scalar(n, path)) out.push_back(std::move(*v));
+    return out;
+  }
+  if (!n.IsSequence()) {
+    error_at(n, path, std::string("expected a list of strings, found ") + node_kind(n));
+    return out;
+  }
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    if (auto v = scalar(n[i], path + "[" + std::to_string(i) + "]")) out.push_back(std::move(*v));
+  }
+  return out;
+}
+
+std::optional<MapReader> MapReader::map(std::string_view key) {
+  auto n = node(key);
+  if (!n.IsDefined() || n.IsNull()) {
+    const KeySpec* s = spec(key);
+    if (s != nullptr && s->required) error(key, "\"" + std::string(key) + "\" is required");
+    return std::nullopt;
+  }
+  MapReader child(n, join_schema(schema_path_, key), key_path(key), *ctx_);
+  if (!child.valid()) return std::nullopt;
+  return child;
+}
+
+void MapReader::each(std::string_view key, const std::function<void(MapReader&, std::size_t)>& fn,
+                     std::string_view item_schema) {
+  auto n = node(key);
+  if (!n.IsDefined() || n.IsNull()) {
+    const KeySpec* s = spec(key);
+    if (s != nullptr && s->required) error(key, "\"" + std::string(key) + "\" is required");
+    return;
+  }
+  if (!n.IsSequence()) {
+    error(key, std::string("expected a list, found ") + node_kind(n));
+    return;
+  }
+  std::string schema = item_schema.empty() ? join_schema(schema_path_, key) + "[]"
+                                           : std::string(item_schema);
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    MapReader item(n[i], schema, key_path(key) + "[" + std::to_string(i) + "]", *ctx_);
+    if (!item.valid()) continue;
+    fn(item, i);
+  }
+}
+
+}  // namespace pgfanout::config

@@ -1,0 +1,127 @@
+// Actions and their executors: the one interface through which the router hands work out.
+//
+// An Action is the parsed, validated form of one item of a rule's `actions:` (or `on_reconnect:`,
+// `on_gap:`) list: immutable, built when the config loads. Each kind (log, evict, push, webhook...)
+// registers a parser in the ActionRegistry and, at run time, an ActionExecutor with the Router.
+// The router calls ActionExecutor::execute() on the event loop for every matching event; an
+// executor may finish the work later (Redis, HTTP) and reports the outcome through the
+// ActionContext it was given, which it may copy and keep. After each batch of notifications the
+// router calls flush() so that executors can send what they coalesced.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rules/Event.hpp"
+
+namespace pgfanout {
+class Counter;
+class Histogram;
+class RateLimitedLog;
+}  // namespace pgfanout
+
+namespace pgfanout::config {
+class MapReader;
+}
+
+namespace pgfanout::rules {
+
+struct Rule;
+class RuleSet;
+
+class Action {
+ public:
+  virtual ~Action() = default;
+  virtual std::string_view kind() const = 0;
+
+  // Index of this action in its RuleSet (set by the RuleSet), for per-action metrics.
+  std::size_t index() const { return index_; }
+
+ private:
+  friend class RuleSet;
+  std::size_t index_ = 0;
+};
+
+// Settles one event read from the outbox: when the last reference is dropped, `on_settled` is
+// called with whether every action succeeded. Executors hold a reference until their work is done.
+class EventCompletion {
+ public:
+  explicit EventCompletion(std::function<void(bool ok)> on_settled)
+      : on_settled_(std::move(on_settled)) {}
+  ~EventCompletion() {
+    if (on_settled_) on_settled_(!failed_);
+  }
+  EventCompletion(const EventCompletion&) = delete;
+  EventCompletion& operator=(const EventCompletion&) = delete;
+  void fail() { failed_ = true; }
+
+ private:
+  std::function<void(bool)> on_settled_;
+  bool failed_ = false;
+};
+
+struct ActionStats {
+  Counter* run = nullptr;
+  Counter* failed = nullptr;
+  Counter* skipped = nullptr;
+  Histogram* latency = nullptr;
+};
+
+// What an executor needs to report the outcome of one action for one event. Copyable.
+struct ActionContext {
+  const Rule* rule = nullptr;             // valid while `rules` is held
+  std::shared_ptr<const RuleSet> rules;   // keeps `rule` alive across a reload
+  ActionStats stats;
+  RateLimitedLog* log = nullptr;
+  std::shared_ptr<EventCompletion> completion;  // null unless the event must be acknowledged
+  std::chrono::steady_clock::time_point received{};
+
+  const std::string& rule_name() const;
+  // The action's work is done: counts it and records notification-to-done latency.
+  void succeeded() const;
+  // The action failed: counts it, fails the completion (the outbox event is retried), logs
+  // (rate-limited per rule).
+  void failed(std::string_view why) const;
+  // The action does not apply to this event (a template field is missing, a key is empty):
+  // counts it and logs (rate-limited per rule). Not a failure: the event is still acknowledged.
+  void skipped(std::string_view why) const;
+};
+
+class ActionExecutor {
+ public:
+  virtual ~ActionExecutor() = default;
+  virtual void execute(const Action& action, const Event& event, const ActionContext& ctx) = 0;
+  virtual void flush() {}
+};
+
+// Parses the action item `item` (a mapping with the kind's key `kind` and its modifiers).
+// Reports problems through the reader and returns nullptr when the action is invalid.
+using ActionParser =
+    std::function<std::unique_ptr<Action>(config::MapReader& item, std::string_view kind)>;
+
+class ActionRegistry {
+ public:
+  void add(std::string kind, ActionParser parser);
+  const ActionParser* find(std::string_view kind) const;
+  const std::vector<std::string>& kinds() const { return kinds_; }
+
+  // The registry with every action kind this build knows.
+  static const ActionRegistry& builtin();
+
+ private:
+  std::vector<std::string> kinds_;
+  std::vector<ActionParser> parsers_;
+};
+
+// Renders `tpl` into `out` for an action, reporting a missing field or (unless `allow_empty`)
+// an empty result as a skip. Returns false when the action must be skipped for this event.
+class Template;
+bool render_for_action(const Template& tpl, const Event& event, const ActionContext& ctx,
+                       std::string& out, bool allow_empty, Side side = Side::New,
+                       bool glob_escape = false);
+
+}  // namespace pgfanout::rules

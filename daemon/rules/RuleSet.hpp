@@ -1,0 +1,73 @@
+// RuleSet: the parsed `rules:` of a config, indexed by channel.
+//
+// Immutable once built and shared (shared_ptr<const RuleSet>) so that a reload can swap in a new
+// set while executors still finish work for the old one. Rules of one channel run in file order.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "rules/Action.hpp"
+#include "rules/Template.hpp"
+
+namespace pgfanout::config {
+class MapReader;
+}
+
+namespace pgfanout::rules {
+
+struct FieldMatch {
+  std::string path_text;
+  std::vector<std::string> path;
+  std::vector<std::string> values;  // matches when the field's text equals any of these
+};
+
+struct WhenFilter {
+  std::vector<std::string> ops;
+  std::vector<std::string> tables;
+  std::vector<std::string> schemas;
+  std::vector<FieldMatch> fields;
+
+  bool empty() const { return ops.empty() && tables.empty() && schemas.empty() && fields.empty(); }
+  bool matches(const Event& event) const;
+};
+
+struct Rule {
+  std::string name;
+  std::string channel;
+  WhenFilter when;
+  bool durable = false;
+  int line = 0;
+  std::vector<std::unique_ptr<Action>> actions;
+  std::vector<std::unique_ptr<Action>> on_reconnect;
+  std::vector<std::unique_ptr<Action>> on_gap;
+};
+
+class RuleSet {
+ public:
+  // Parses the `rules:` list of `root` (the top-level mapping). Problems are reported through
+  // the reader; the returned set holds the rules that parsed.
+  static std::shared_ptr<RuleSet> parse(config::MapReader& root, const ActionRegistry& registry);
+
+  const std::vector<std::unique_ptr<Rule>>& rules() const { return rules_; }
+  const std::vector<const Rule*>& for_channel(std::string_view channel) const;
+  const Rule* find(std::string_view name) const;
+  // Channels named by the rules, sorted, without duplicates.
+  std::vector<std::string> channels() const;
+  // Every action of every rule (actions, on_reconnect, on_gap), indexed by Action::index().
+  const std::vector<const Action*>& all_actions() const { return all_actions_; }
+  const Rule& rule_of(const Action& a) const { return *action_rules_[a.index()]; }
+
+  void add(std::unique_ptr<Rule> rule);
+
+ private:
+  std::vector<std::unique_ptr<Rule>> rules_;
+  std::unordered_map<std::string, std::vector<const Rule*>> by_channel_;
+  std::vector<const Action*> all_actions_;
+  std::vector<const Rule*> action_rules_;
+};
+
+}  // namespace pgfanout::rules

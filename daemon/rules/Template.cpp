@@ -1,0 +1,118 @@
+#include "rules/Template.hpp"
+
+#include <boost/json/value.hpp>
+
+namespace pgfanout::rules {
+
+std::optional<Template> Template::parse(std::string_view text, std::string& error) {
+  Template t;
+  t.source_ = std::string(text);
+  std::string literal;
+  auto flush_literal = [&] {
+    if (!literal.empty()) {
+      t.parts_.push_back({Kind::Literal, std::move(literal), {}});
+      literal.clear();
+    }
+  };
+  std::size_t i = 0;
+  while (i < text.size()) {
+    char c = text[i];
+    if (c == '{' && i + 1 < text.size() && text[i + 1] == '{') {
+      literal += '{';
+      i += 2;
+      continue;
+    }
+    if (c == '}' && i + 1 < text.size() && text[i + 1] == '}') {
+      literal += '}';
+      i += 2;
+      continue;
+    }
+    if (c == '}') {
+      error = "unmatched \"}\" at offset " + std::to_string(i) + " (write }} for a literal brace)";
+      return std::nullopt;
+    }
+    if (c != '{') {
+      literal += c;
+      ++i;
+      continue;
+    }
+    std::size_t close = text.find('}', i + 1);
+    if (close == std::string_view::npos) {
+      error = "unterminated \"{\" at offset " + std::to_string(i) + " (write {{ for a literal brace)";
+      return std::nullopt;
+    }
+    std::string_view name = text.substr(i + 1, close - i - 1);
+    if (name.empty() || name.find('{') != std::string_view::npos) {
+      error = "empty or nested placeholder at offset " + std::to_string(i);
+      return std::nullopt;
+    }
+    flush_literal();
+    Part part{Kind::Field, std::string(name), {}};
+    if (name == "channel") {
+      part.kind = Kind::Channel;
+    } else if (name == "payload") {
+      part.kind = Kind::Payload;
+    } else {
+      std::size_t start = 0;
+      while (true) {
+        auto dot = name.find('.', start);
+        auto seg = name.substr(start, dot == std::string_view::npos ? dot : dot - start);
+        if (seg.empty()) {
+          error = "empty path segment in {" + std::string(name) + "}";
+          return std::nullopt;
+        }
+        part.path.emplace_back(seg);
+        if (dot == std::string_view::npos) break;
+        start = dot + 1;
+      }
+      t.has_fields_ = true;
+      bool explicit_side = part.path.size() > 1 && (part.path[0] == "new" || part.path[0] == "old");
+      if (!explicit_side) t.side_dependent_ = true;
+    }
+    t.parts_.push_back(std::move(part));
+    i = close + 1;
+  }
+  flush_literal();
+  // A template naming both {new.x} and {old.x} renders the same on either side; one with bare
+  // fields may not.
+  return t;
+}
+
+void append_glob_escaped(std::string_view value, std::string& out) {
+  for (char c : value) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') out += '\\';
+    out += c;
+  }
+}
+
+bool Template::render(const Event& event, std::string& out, Side side, Escape escape,
+                      std::string* missing) const {
+  std::string scratch;
+  auto append = [&](std::string_view v) {
+    if (escape == Escape::Glob) {
+      append_glob_escaped(v, out);
+    } else {
+      out.append(v);
+    }
+  };
+  for (const auto& part : parts_) {
+    switch (part.kind) {
+      case Kind::Literal: out += part.text; break;
+      case Kind::Channel: append(event.channel()); break;
+      case Kind::Payload: append(event.raw()); break;
+      case Kind::Field: {
+        const boost::json::value* v = event.find(part.path, side);
+        scratch.clear();
+        if (v == nullptr || !append_value_text(*v, scratch)) {
+          if (missing != nullptr) *missing = part.text;
+          return false;
+        }
+        append(scratch);
+        break;
+      }
+    }
+  }
+  return true;
+}
+
+}  // namespace pgfanout::rules
