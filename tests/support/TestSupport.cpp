@@ -1,0 +1,191 @@
+#include "support/TestSupport.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <thread>
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+namespace pgfanout::test {
+
+std::string harness_env(const char* name) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') {
+    ADD_FAILURE() << name
+                  << " is not set: run integration tests through tests/harness/with-servers.sh "
+                     "(make test)";
+    return {};
+  }
+  return v;
+}
+
+std::string test_dsn() { return harness_env("PGFANOUT_TEST_DSN"); }
+
+PgSession::PgSession(const std::string& dsn) {
+  conn_ = PQconnectdb(dsn.c_str());
+  if (PQstatus(conn_) != CONNECTION_OK) {
+    ADD_FAILURE() << "cannot connect to " << dsn << ": " << PQerrorMessage(conn_);
+  }
+}
+
+PgSession::~PgSession() { PQfinish(conn_); }
+
+std::string PgSession::try_exec(const std::string& sql) {
+  PGresult* r = PQexec(conn_, sql.c_str());
+  auto st = PQresultStatus(r);
+  std::string err;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+    err = PQresultErrorMessage(r);
+    if (err.empty()) err = PQerrorMessage(conn_);
+    if (err.empty()) err = "error";
+  }
+  PQclear(r);
+  return err;
+}
+
+void PgSession::exec(const std::string& sql) {
+  auto err = try_exec(sql);
+  EXPECT_EQ(err, "") << "SQL failed: " << sql;
+}
+
+std::optional<std::string> PgSession::value(const std::string& sql,
+                                            const std::vector<std::string>& params) {
+  std::vector<const char*> values;
+  for (const auto& p : params) values.push_back(p.c_str());
+  PGresult* r = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                             values.data(), nullptr, nullptr, 0);
+  std::optional<std::string> out;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    ADD_FAILURE() << "query failed: " << sql << ": " << PQresultErrorMessage(r);
+  } else if (PQntuples(r) > 0 && !PQgetisnull(r, 0, 0)) {
+    out = PQgetvalue(r, 0, 0);
+  }
+  PQclear(r);
+  return out;
+}
+
+void PgSession::notify(const std::string& channel, const std::string& payload) {
+  value("SELECT pg_notify($1, $2)::text", {channel, payload});
+}
+
+ScratchDatabase::ScratchDatabase(const std::string& prefix) {
+  std::random_device rd;
+  name_ = "pgfanout_" + prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
+  PgSession admin(test_dsn());
+  admin.exec("CREATE DATABASE " + name_);
+  dsn_ = test_dsn() + " dbname=" + name_;
+}
+
+ScratchDatabase::~ScratchDatabase() {
+  PgSession admin(test_dsn());
+  admin.try_exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
+}
+
+bool run_until(boost::asio::io_context& io, const std::function<bool()>& done,
+               std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    io.run_for(std::chrono::milliseconds(10));
+    if (io.stopped()) io.restart();
+  }
+  return done();
+}
+
+bool wait_until(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!done() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return done();
+}
+
+std::string write_temp_file(const std::string& name, const std::string& text) {
+  char dir[] = "/tmp/pgfanout-test.XXXXXX";
+  if (mkdtemp(dir) == nullptr) {
+    ADD_FAILURE() << "mkdtemp failed";
+    return {};
+  }
+  std::string path = std::string(dir) + "/" + name;
+  std::ofstream(path, std::ios::binary) << text;
+  return path;
+}
+
+DaemonProcess::DaemonProcess(std::vector<std::string> args,
+                             std::map<std::string, std::string> env) {
+  log_path_ = write_temp_file("daemon.log", "");
+  pid_ = fork();
+  if (pid_ == 0) {
+    FILE* f = std::fopen(log_path_.c_str(), "w");
+    if (f != nullptr) {
+      dup2(fileno(f), 1);
+      dup2(fileno(f), 2);
+    }
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> argv;
+    std::string bin = PGFANOUT_BINARY;
+    argv.push_back(bin.data());
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(bin.c_str(), argv.data());
+    _exit(127);
+  }
+}
+
+DaemonProcess::~DaemonProcess() {
+  if (!exited_ && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, &status_, 0);
+  }
+}
+
+void DaemonProcess::signal(int sig) {
+  if (!exited_) kill(pid_, sig);
+}
+
+int DaemonProcess::wait(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!exited_) {
+    pid_t r = waitpid(pid_, &status_, WNOHANG);
+    if (r == pid_) {
+      exited_ = true;
+      break;
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
+  if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
+  return -1;
+}
+
+std::string DaemonProcess::output() const {
+  std::ifstream in(log_path_);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool DaemonProcess::output_contains(const std::string& text) const {
+  return output().find(text) != std::string::npos;
+}
+
+bool DaemonProcess::wait_for_output(const std::string& text,
+                                    std::chrono::milliseconds timeout) const {
+  return wait_until([&] { return output_contains(text); }, timeout);
+}
+
+std::pair<int, std::string> run_pgfanout(const std::vector<std::string>& args,
+                                         const std::map<std::string, std::string>& env) {
+  DaemonProcess p(args, env);
+  int code = p.wait(std::chrono::seconds(60));
+  return {code, p.output()};
+}
+
+}  // namespace pgfanout::test
