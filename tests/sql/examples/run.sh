@@ -7,8 +7,9 @@
 # Needs a superuser conninfo of a throwaway cluster with pgtap, pgcrypto, dblink and PostGIS
 # available. Creates a fresh, uniquely named database; applies examples/chat/schema.sql twice and
 # the location example (schema.sql, seed_trigger.sql, people.sql) twice, which is itself the
-# idempotence test; runs pg_prove over tests/sql/examples/*.sql; drops the database again (keep it
-# with PGFANOUT_KEEP_DB=1). Exits non-zero on any failure.
+# idempotence test; runs pg_prove over tests/sql/examples/*.sql; runs examples/location/move.sh
+# for a few steps and checks that people moved; drops the database again (keep it with
+# PGFANOUT_KEEP_DB=1). Exits non-zero on any failure.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
