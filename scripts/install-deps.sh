@@ -8,9 +8,9 @@ packages=(
   libpq-dev libhiredis-dev libboost1.81-all-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev
   libgtest-dev libssl-dev libsystemd-dev
   postgresql-15 postgresql-15-pgtap postgresql-15-postgis-3 redis-server
-  curl procps
+  curl procps clang-format
 )
-if [ "${PGFANOUT_WITH_BROWSER:-1}" = 1 ]; then
+if [ "${PGFANOUT_WITH_BROWSER:-0}" = 1 ]; then
   packages+=(chromium nodejs npm)
 fi
 
