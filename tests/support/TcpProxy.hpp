@@ -23,8 +23,9 @@ class TcpProxy {
   void restore();
   int connections_accepted() const;
 
+ struct Impl;  // public so the connection helpers in the .cpp can name it
+
  private:
-  struct Impl;
   std::shared_ptr<Impl> impl_;
 };
 
