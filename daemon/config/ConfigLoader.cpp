@@ -7,6 +7,7 @@
 #include "config/Config.hpp"
 #include "config/YamlReader.hpp"
 #include "log/Log.hpp"
+#include "pg/ConnInfo.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace pgfanout::config {
@@ -39,6 +40,7 @@ std::string explain_yaml_error(const std::string& text, const YAML::Exception& e
 void load_postgres(MapReader& root, PostgresConfig& pg) {
   auto m = root.map("postgres");
   if (!m) return;
+  const std::size_t errors_before = m->ctx().diags.errors().size();
   pg.dsn = m->string("dsn");
   pg.password = m->string("password");
   pg.connect_timeout = m->duration("connect_timeout");
@@ -46,6 +48,10 @@ void load_postgres(MapReader& root, PostgresConfig& pg) {
   pg.heartbeat_timeout = m->duration("heartbeat_timeout");
   pg.reconnect_min = m->duration("reconnect_min");
   pg.reconnect_max = m->duration("reconnect_max");
+  // Relations between values are checked only when each value parsed, to avoid echo errors.
+  if (m->ctx().diags.errors().size() != errors_before) return;
+  std::string dsn_error;
+  if (!pgfanout::pg::valid_dsn(pg.dsn, dsn_error)) m->error("dsn", "invalid connection string: " + dsn_error);
   if (pg.heartbeat_interval.count() <= 0) m->error("heartbeat_interval", "must be positive");
   if (pg.heartbeat_timeout <= pg.heartbeat_interval) {
     m->error("heartbeat_timeout", "must be longer than heartbeat_interval");

@@ -233,6 +233,10 @@ YAML::Node MapReader::value_or_default(std::string_view key, std::string& yaml_p
   if (n.IsDefined() && !n.IsNull()) return n;
   const KeySpec* s = spec(key);
   if (s != nullptr && !s->default_value.empty()) {
+    // Only list defaults are written as YAML; a string default ("{channel} {payload}") is text.
+    if (s->type != KeyType::StringList && s->type != KeyType::TemplateList) {
+      return YAML::Node(std::string(s->default_value));
+    }
     try {
       return YAML::Load(std::string(s->default_value));
     } catch (const YAML::Exception&) {

@@ -1,0 +1,59 @@
+// Metrics registry and its Prometheus text output.
+#include <regex>
+#include <sstream>
+
+#include <gtest/gtest.h>
+
+#include "metrics/Metrics.hpp"
+
+namespace pgfanout {
+namespace {
+
+TEST(Metrics, CountersGaugesHistogramsRender) {
+  Metrics m;
+  m.counter("pgfanout_x_total", "X things", {{"rule", "a\"b\\c\nd"}}).inc(3);
+  m.gauge("pgfanout_depth", "Depth").set(-2);
+  auto& h = m.histogram("pgfanout_lat_seconds", "Latency", {}, {0.1, 1});
+  h.observe(0.05);
+  h.observe(0.5);
+  h.observe(5);
+  std::string text = m.render();
+  EXPECT_NE(text.find("# TYPE pgfanout_x_total counter\n"), std::string::npos);
+  EXPECT_NE(text.find("pgfanout_x_total{rule=\"a\\\"b\\\\c\\nd\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("pgfanout_depth -2\n"), std::string::npos);
+  EXPECT_NE(text.find("pgfanout_lat_seconds_bucket{le=\"0.10000000000000001\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("pgfanout_lat_seconds_bucket{le=\"1\"} 2\n"), std::string::npos);
+  EXPECT_NE(text.find("pgfanout_lat_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
+  EXPECT_NE(text.find("pgfanout_lat_seconds_count 3\n"), std::string::npos);
+  EXPECT_EQ(m.value("pgfanout_x_total", {{"rule", "a\"b\\c\nd"}}), 3);
+}
+
+TEST(Metrics, EverySampleLineParses) {
+  Metrics m;
+  m.counter("pgfanout_a_total", "A", {{"k", "v"}}).inc();
+  m.histogram("pgfanout_b_seconds", "B").observe(0.002);
+  std::istringstream in(m.render());
+  std::regex sample(R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eInf]+$)");
+  std::regex comment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*$)");
+  std::string line;
+  int samples = 0;
+  while (std::getline(in, line)) {
+    if (line.starts_with("#")) {
+      EXPECT_TRUE(std::regex_match(line, comment)) << line;
+    } else {
+      EXPECT_TRUE(std::regex_match(line, sample)) << line;
+      ++samples;
+    }
+  }
+  EXPECT_GT(samples, 5);
+}
+
+TEST(Metrics, SameNameDifferentTypeIsABug) {
+  Metrics m;
+  m.counter("pgfanout_c_total", "C");
+  EXPECT_THROW(m.gauge("pgfanout_c_total", "C"), std::logic_error);
+}
+
+}  // namespace
+}  // namespace pgfanout
