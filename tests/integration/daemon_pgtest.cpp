@@ -104,7 +104,7 @@ TEST_F(DaemonFixture, NotifyRunsTheLogAction) {
   EXPECT_TRUE(d->wait_for_output("[profile] evict user:7 name:anne")) << d->output();
   EXPECT_TRUE(d->wait_for_output("action skipped")) << d->output();
   EXPECT_FALSE(d->output_contains("user:8"));
-  EXPECT_FALSE(d->output_contains("evict user:{id}"));  // never a literal placeholder
+  EXPECT_FALSE(d->output_contains("[profile] evict user:{"));  // never a literal placeholder
   d->signal(SIGTERM);
   EXPECT_EQ(d->wait(), 0) << d->output();
   EXPECT_TRUE(d->output_contains("received SIGTERM"));
