@@ -4,9 +4,9 @@
 
 #include <csignal>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
-#include <spdlog/spdlog.h>
 
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
@@ -26,12 +26,11 @@ struct Daemon::Impl {
         signals(io, SIGTERM, SIGINT, SIGHUP),
         router(metrics),
         listener(io, metrics, config->postgres,
-                 pg::NotifyListener::Callbacks{
-                     [this](rules::Notification&& n) { router.route(n); },
-                     [this] { router.flush(); },
-                     [this](bool first) { on_connected(first); },
-                     [](const std::string&) {},
-                     [this](const std::string& why) { on_fatal(why); }}) {
+                 pg::NotifyListener::Callbacks{[this](rules::Notification&& n) { router.route(n); },
+                                               [this] { router.flush(); },
+                                               [this](bool first) { on_connected(first); },
+                                               [](const std::string&) {},
+                                               [this](const std::string& why) { on_fatal(why); }}) {
     router.add_executor("log", log_executor);
   }
 
@@ -111,9 +110,10 @@ struct Daemon::Impl {
     }
     auto next = std::make_shared<config::Config>(*result.config);
     if (auto missing = router.missing_executors(*next->rules); !missing.empty()) {
-      spdlog::error("reload refused: action kind \"{}\" is not available; still running the "
-                    "previous config",
-                    missing.front());
+      spdlog::error(
+          "reload refused: action kind \"{}\" is not available; still running the "
+          "previous config",
+          missing.front());
       metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "failed"}})
           .inc();
       return;
@@ -123,7 +123,8 @@ struct Daemon::Impl {
     listener.set_channels(next->rules->channels());
     if (options.log_level_override.empty()) set_log_level(next->log_level);
     config = next;
-    metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "ok"}}).inc();
+    metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "ok"}})
+        .inc();
     spdlog::info("reloaded: {} rule(s) on {} channel(s)", config->rules->rules().size(),
                  config->rules->channels().size());
   }
@@ -163,6 +164,8 @@ Daemon::Daemon(std::shared_ptr<const config::Config> config, DaemonOptions optio
 
 Daemon::~Daemon() = default;
 
-int Daemon::run() { return impl_->run(); }
+int Daemon::run() {
+  return impl_->run();
+}
 
 }  // namespace pgfanout::app

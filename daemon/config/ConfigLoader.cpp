@@ -51,7 +51,8 @@ void load_postgres(MapReader& root, PostgresConfig& pg) {
   // Relations between values are checked only when each value parsed, to avoid echo errors.
   if (m->ctx().diags.errors().size() != errors_before) return;
   std::string dsn_error;
-  if (!pgfanout::pg::valid_dsn(pg.dsn, dsn_error)) m->error("dsn", "invalid connection string: " + dsn_error);
+  if (!pgfanout::pg::valid_dsn(pg.dsn, dsn_error))
+    m->error("dsn", "invalid connection string: " + dsn_error);
   if (pg.heartbeat_interval.count() <= 0) m->error("heartbeat_interval", "must be positive");
   if (pg.heartbeat_timeout <= pg.heartbeat_interval) {
     m->error("heartbeat_timeout", "must be longer than heartbeat_interval");
@@ -96,7 +97,8 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
     return result;
   }
   if (!doc.IsMap()) {
-    diags.error(1, 1, "", "a config file must be a YAML mapping with at least postgres: and rules:");
+    diags.error(1, 1, "",
+                "a config file must be a YAML mapping with at least postgres: and rules:");
     result.errors = diags.errors();
     return result;
   }

@@ -110,22 +110,35 @@ bool is_parent_of(std::string_view parent, std::string_view path, std::string_vi
 
 std::string_view type_name(KeyType t) {
   switch (t) {
-    case String: return "string";
-    case Template: return "template";
-    case Int: return "integer";
-    case Bool: return "boolean";
-    case Duration: return "duration";
-    case Size: return "size";
-    case StringList: return "list of strings";
-    case TemplateList: return "list of templates";
-    case Map: return "mapping";
-    case List: return "list";
-    case Any: return "see description";
+    case String:
+      return "string";
+    case Template:
+      return "template";
+    case Int:
+      return "integer";
+    case Bool:
+      return "boolean";
+    case Duration:
+      return "duration";
+    case Size:
+      return "size";
+    case StringList:
+      return "list of strings";
+    case TemplateList:
+      return "list of templates";
+    case Map:
+      return "mapping";
+    case List:
+      return "list";
+    case Any:
+      return "see description";
   }
   return "?";
 }
 
-std::span<const KeySpec> schema() { return kKeys; }
+std::span<const KeySpec> schema() {
+  return kKeys;
+}
 
 const KeySpec* find_key(std::string_view path) {
   for (const auto& k : kKeys) {
@@ -175,10 +188,13 @@ std::string reference_markdown() {
       "# Configuration reference\n\n"
       "Generated from the key table in `daemon/config/ConfigSchema.cpp` by\n"
       "`pgfanout check --reference`; a test keeps this file equal to that output.\n\n"
-      "Values may use `${VAR}` and `${VAR:-default}` (expanded from the environment after the YAML\n"
-      "is parsed; `$${` is a literal `${`). A key marked *secret* also accepts `KEY_file:` naming a\n"
+      "Values may use `${VAR}` and `${VAR:-default}` (expanded from the environment after the "
+      "YAML\n"
+      "is parsed; `$${` is a literal `${`). A key marked *secret* also accepts `KEY_file:` naming "
+      "a\n"
       "file that holds the value; secrets are never logged. `[]` marks a key of every item of a\n"
-      "list, `*` a name of your choice. *Reload* says whether SIGHUP can change the key; a changed\n"
+      "list, `*` a name of your choice. *Reload* says whether SIGHUP can change the key; a "
+      "changed\n"
       "key that cannot is reported and keeps its old value until restart.\n\n"
       "| key | type | default | reload | description |\n"
       "|---|---|---|---|---|\n";

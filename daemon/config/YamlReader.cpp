@@ -16,15 +16,23 @@ std::string join_schema(std::string_view parent, std::string_view key) {
   return std::string(parent) + "." + std::string(key);
 }
 
-int line_of(const YAML::Node& n) { return n.Mark().line + 1; }
-int column_of(const YAML::Node& n) { return n.Mark().column + 1; }
+int line_of(const YAML::Node& n) {
+  return n.Mark().line + 1;
+}
+int column_of(const YAML::Node& n) {
+  return n.Mark().column + 1;
+}
 
 const char* node_kind(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "empty";
-    default: return "a scalar";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "empty";
+    default:
+      return "a scalar";
   }
 }
 
@@ -162,8 +170,12 @@ MapReader::MapReader(YAML::Node node, std::string schema_path, std::string yaml_
   }
 }
 
-int MapReader::line() const { return node_.IsDefined() ? line_of(node_) : 1; }
-int MapReader::column() const { return node_.IsDefined() ? column_of(node_) : 1; }
+int MapReader::line() const {
+  return node_.IsDefined() ? line_of(node_) : 1;
+}
+int MapReader::column() const {
+  return node_.IsDefined() ? column_of(node_) : 1;
+}
 
 std::string MapReader::key_path(std::string_view key) const {
   if (yaml_path_.empty()) return std::string(key);
@@ -195,8 +207,8 @@ const KeySpec* MapReader::spec(std::string_view key) const {
 }
 
 void MapReader::error_at(const YAML::Node& at, const std::string& yaml_path, std::string message) {
-  ctx_->diags.error(at.IsDefined() ? line_of(at) : line(), at.IsDefined() ? column_of(at) : column(),
-                    yaml_path, std::move(message));
+  ctx_->diags.error(at.IsDefined() ? line_of(at) : line(),
+                    at.IsDefined() ? column_of(at) : column(), yaml_path, std::move(message));
 }
 
 void MapReader::error(std::string_view key, std::string message) {
@@ -301,8 +313,7 @@ std::int64_t MapReader::integer(std::string_view key, std::int64_t min, std::int
     return 0;
   }
   if (v < min || v > max) {
-    error_at(n, path,
-             "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    error_at(n, path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
     return std::clamp(v, min, max);
   }
   return v;
@@ -391,8 +402,8 @@ void MapReader::each(std::string_view key, const std::function<void(MapReader&, 
     error(key, std::string("expected a list, found ") + node_kind(n));
     return;
   }
-  std::string schema = item_schema.empty() ? join_schema(schema_path_, key) + "[]"
-                                           : std::string(item_schema);
+  std::string schema =
+      item_schema.empty() ? join_schema(schema_path_, key) + "[]" : std::string(item_schema);
   for (std::size_t i = 0; i < n.size(); ++i) {
     MapReader item(n[i], schema, key_path(key) + "[" + std::to_string(i) + "]", *ctx_);
     if (!item.valid()) continue;

@@ -17,11 +17,21 @@ class PriorityFlag : public spdlog::custom_flag_formatter {
               spdlog::memory_buf_t& dest) override {
     const char* p = "<6>";
     switch (msg.level) {
-      case spdlog::level::critical: p = "<2>"; break;
-      case spdlog::level::err: p = "<3>"; break;
-      case spdlog::level::warn: p = "<4>"; break;
-      case spdlog::level::info: p = "<6>"; break;
-      default: p = "<7>"; break;
+      case spdlog::level::critical:
+        p = "<2>";
+        break;
+      case spdlog::level::err:
+        p = "<3>";
+        break;
+      case spdlog::level::warn:
+        p = "<4>";
+        break;
+      case spdlog::level::info:
+        p = "<6>";
+        break;
+      default:
+        p = "<7>";
+        break;
     }
     dest.append(p, p + 3);
   }
@@ -32,8 +42,8 @@ class PriorityFlag : public spdlog::custom_flag_formatter {
 
 bool parse_level(std::string_view name, spdlog::level::level_enum& out) {
   static const std::pair<std::string_view, spdlog::level::level_enum> names[] = {
-      {"trace", spdlog::level::trace}, {"debug", spdlog::level::debug},
-      {"info", spdlog::level::info},   {"warn", spdlog::level::warn},
+      {"trace", spdlog::level::trace},  {"debug", spdlog::level::debug},
+      {"info", spdlog::level::info},    {"warn", spdlog::level::warn},
       {"warning", spdlog::level::warn}, {"error", spdlog::level::err},
       {"off", spdlog::level::off}};
   for (const auto& [n, l] : names) {

@@ -73,8 +73,8 @@ struct ActionStats {
 
 // What an executor needs to report the outcome of one action for one event. Copyable.
 struct ActionContext {
-  const Rule* rule = nullptr;             // valid while `rules` is held
-  std::shared_ptr<const RuleSet> rules;   // keeps `rule` alive across a reload
+  const Rule* rule = nullptr;            // valid while `rules` is held
+  std::shared_ptr<const RuleSet> rules;  // keeps `rule` alive across a reload
   ActionStats stats;
   RateLimitedLog* log = nullptr;
   std::shared_ptr<EventCompletion> completion;  // null unless the event must be acknowledged

@@ -10,8 +10,8 @@
 #include <sstream>
 #include <thread>
 
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
 
 namespace pgfanout::test {
 
@@ -26,7 +26,9 @@ std::string harness_env(const char* name) {
   return v;
 }
 
-std::string test_dsn() { return harness_env("PGFANOUT_TEST_DSN"); }
+std::string test_dsn() {
+  return harness_env("PGFANOUT_TEST_DSN");
+}
 
 PgSession::PgSession(const std::string& dsn) {
   conn_ = PQconnectdb(dsn.c_str());
@@ -35,7 +37,9 @@ PgSession::PgSession(const std::string& dsn) {
   }
 }
 
-PgSession::~PgSession() { PQfinish(conn_); }
+PgSession::~PgSession() {
+  PQfinish(conn_);
+}
 
 std::string PgSession::try_exec(const std::string& sql) {
   PGresult* r = PQexec(conn_, sql.c_str());
@@ -77,7 +81,8 @@ void PgSession::notify(const std::string& channel, const std::string& payload) {
 
 ScratchDatabase::ScratchDatabase(const std::string& prefix) {
   std::random_device rd;
-  name_ = "pgfanout_" + prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
+  name_ =
+      "pgfanout_" + prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
   PgSession admin(test_dsn());
   admin.exec("CREATE DATABASE " + name_);
   dsn_ = test_dsn() + " dbname=" + name_;
