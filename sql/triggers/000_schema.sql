@@ -7,6 +7,7 @@
 
 -- Two concurrent installs serialize here; the lock is released when the transaction ends.
 SELECT pg_catalog.pg_advisory_xact_lock(1885824609, 1852798324);  -- 'pgfa', 'nout'
+SET LOCAL client_min_messages = warning;  -- no "already exists, skipping" on every re-install
 
 CREATE SCHEMA IF NOT EXISTS pgfanout;
 COMMENT ON SCHEMA pgfanout IS 'pgfanout: NOTIFY trigger generators and durable outbox';

@@ -293,7 +293,7 @@ BEGIN
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
    WHERE c.oid = tbl;
   IF v_kind NOT IN ('r', 'p') THEN
-    RAISE EXCEPTION 'pgfanout.watch: % is not a table', tbl;
+    RAISE EXCEPTION 'pgfanout.watch: %.% is not a table', quote_ident(v_schema), quote_ident(v_name);
   END IF;
 
   channel := coalesce(channel, v_name || '_changed');
@@ -312,7 +312,7 @@ BEGIN
      WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
                         WHERE a.attrelid = tbl AND a.attname = c AND a.attnum > 0 AND NOT a.attisdropped));
   IF cardinality(v_unknown) > 0 THEN
-    RAISE EXCEPTION 'pgfanout.watch: % has no column(s) %', tbl, v_unknown;
+    RAISE EXCEPTION 'pgfanout.watch: %.% has no column(s) %', quote_ident(v_schema), quote_ident(v_name), v_unknown;
   END IF;
 
   v_key := pgfanout.key_columns(tbl);
