@@ -86,7 +86,9 @@ AS $$
               FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
               JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
            '{}'::text[]),
-         coalesce(CASE WHEN i.indisprimary THEN 'primary key' ELSE 'replica identity' END, 'none')
+         CASE WHEN i.indrelid IS NULL THEN 'none'
+              WHEN i.indisprimary THEN 'primary key'
+              ELSE 'replica identity' END
     FROM (SELECT 1) AS one
     LEFT JOIN LATERAL (
       SELECT x.indrelid, x.indkey, x.indisprimary

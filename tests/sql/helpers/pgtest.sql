@@ -17,9 +17,10 @@ BEGIN
 END
 $$;
 
--- Runs sql in another session (autocommit, so it is committed when this returns).
+-- Runs sql in another session (autocommit, so it is committed when this returns unless it opens
+-- a transaction). The trailing no-op lets the script end with a SELECT, which dblink_exec refuses.
 CREATE OR REPLACE FUNCTION pgtest.exec(sql text, session text DEFAULT 'writer') RETURNS text
-LANGUAGE sql AS $$ SELECT dblink_exec(pgtest.conn(session), sql) $$;
+LANGUAGE sql AS $$ SELECT dblink_exec(pgtest.conn(session), sql || E'\n;DO $pgtest$BEGIN END$pgtest$') $$;
 
 -- One value of a query run in another session, as text.
 CREATE OR REPLACE FUNCTION pgtest.value(sql text, session text DEFAULT 'writer') RETURNS text
