@@ -171,12 +171,22 @@ DECLARE
   last_txid xid8;
   last_id bigint;
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pgfanout.consumers x WHERE x.name = grp) THEN
-    PERFORM pgfanout.outbox_register(grp);
-  END IF;
   SELECT * INTO pos FROM pgfanout.consumers x WHERE x.name = grp FOR UPDATE SKIP LOCKED;
   IF NOT FOUND THEN
-    RETURN;  -- another instance holds the group
+    IF EXISTS (SELECT 1 FROM pgfanout.consumers x WHERE x.name = grp) THEN
+      RETURN;  -- another instance holds the group
+    END IF;
+    -- A new group. Its row is not visible to others until this transaction commits, and an
+    -- INSERT of the same name elsewhere would wait for it: an advisory lock makes the other
+    -- instances return at once instead.
+    IF NOT pg_try_advisory_xact_lock(1885824609, hashtext(grp)) THEN
+      RETURN;
+    END IF;
+    PERFORM pgfanout.outbox_register(grp);
+    SELECT * INTO pos FROM pgfanout.consumers x WHERE x.name = grp FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+      RETURN;
+    END IF;
   END IF;
 
   FOR r IN SELECT * FROM pgfanout.outbox_after(pos.last_txid, pos.last_id, channels, max_rows) LOOP
