@@ -89,13 +89,3 @@ LANGUAGE sql AS $$
            grp, channels, max_rows))
     AS t(id bigint, channel text, payload jsonb, txid xid8)
 $$;
-
--- The ids, in order, of a set of outbox rows.
-CREATE OR REPLACE FUNCTION pgtest.ids(rows_sql text) RETURNS bigint[]
-LANGUAGE plpgsql AS $$
-DECLARE r bigint[];
-BEGIN
-  EXECUTE format('SELECT coalesce(array_agg(id ORDER BY ord), ''{}'') FROM (SELECT id, row_number() OVER () AS ord FROM (%s) s) t', rows_sql) INTO r;
-  RETURN r;
-END
-$$;
