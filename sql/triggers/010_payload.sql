@@ -52,26 +52,31 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $fn$
 DECLARE
-  env record := pgfanout.envelope_parts(op, schema_name, table_name, txid, at);
+  -- The same text as envelope_parts(), written out: this runs once per row.
+  head text := '{"v":1,"op":' || to_json(op)::text
+               || ',"schema":' || to_json(schema_name)::text
+               || ',"table":' || to_json(table_name)::text;
+  tail text := ',"txid":"' || txid::text
+               || '","at":"' || to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"}';
   payload text;
 BEGIN
-  payload := env.head
+  payload := head
     || coalesce(',"new":' || new_row::text, '')
     || coalesce(',"old":' || old_row::text, '')
-    || env.tail;
+    || tail;
   IF max_bytes IS NULL OR octet_length(payload) <= max_bytes THEN
     RETURN payload;
   END IF;
   IF cardinality(key_columns) > 0 THEN
-    payload := env.head
+    payload := head
       || coalesce(',"new":' || pgfanout.jsonb_pick(new_row, key_columns)::text, '')
       || coalesce(',"old":' || pgfanout.jsonb_pick(old_row, key_columns)::text, '')
-      || ',"truncated":true' || env.tail;
+      || ',"truncated":true' || tail;
     IF octet_length(payload) <= max_bytes THEN
       RETURN payload;
     END IF;
   END IF;
-  RETURN env.head || ',"truncated":true' || env.tail;
+  RETURN head || ',"truncated":true' || tail;
 END
 $fn$;
 

@@ -110,6 +110,7 @@ $fn$;
 CREATE OR REPLACE FUNCTION pgfanout.notify_statement() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pgfanout, pg_temp
+SET jit = off  -- compiling the row query costs more than it saves, on every statement
 AS $fn$
 DECLARE
   v_channel text := TG_ARGV[0];
@@ -126,6 +127,9 @@ DECLARE
   v_budget integer;            -- bytes left for the rows of one part
   v_row_budget integer;        -- a single row longer than this is truncated (NULL: never)
   v_source text;
+  v_nj text;
+  v_oj text;
+  v_differs text;
   v_elems text[];
   v_elem text;
   v_len integer;
@@ -159,28 +163,44 @@ BEGIN
     v_row_budget := v_budget;
   END IF;
 
+  -- The rows as (nj, oj): new and old image as jsonb, NULL where the op has none.
+  v_nj := CASE WHEN cardinality(v_drop) > 0 THEN '(r.nj - $3)' ELSE 'r.nj' END;
+  v_oj := CASE WHEN cardinality(v_drop) > 0 THEN '(r.oj - $3)' ELSE 'r.oj' END;
+  IF cardinality(v_unchanged) > 0 THEN
+    v_differs := '(r.nj - $2) IS DISTINCT FROM (r.oj - $2)';
+  ELSE
+    v_differs := 'r.nj IS DISTINCT FROM r.oj';
+  END IF;
   IF TG_OP = 'INSERT' THEN
-    v_source := 'SELECT to_jsonb(t) AS nj, NULL::jsonb AS oj FROM pgfanout_new t';
+    v_source := 'SELECT to_jsonb(pgfanout_n) AS nj, NULL::jsonb AS oj FROM pgfanout_new pgfanout_n';
   ELSIF TG_OP = 'DELETE' THEN
-    v_source := 'SELECT NULL::jsonb AS nj, to_jsonb(t) AS oj FROM pgfanout_old t';
+    v_source := 'SELECT NULL::jsonb AS nj, to_jsonb(pgfanout_o) AS oj FROM pgfanout_old pgfanout_o';
   ELSIF cardinality(v_keys) > 0 THEN
-    -- Pair old and new rows by key; a row whose key changed appears as an old-only and a
-    -- new-only entry.
-    v_source := 'SELECT n.nj, o.oj
-                   FROM (SELECT to_jsonb(t) AS nj FROM pgfanout_new t) AS n
-                   FULL JOIN (SELECT to_jsonb(t) AS oj FROM pgfanout_old t) AS o
-                     ON (n.nj - $1) = (o.oj - $1)
-                  WHERE n.nj IS NULL OR o.oj IS NULL OR (n.nj - $2) IS DISTINCT FROM (o.oj - $2)';
+    -- Pair old and new rows by key, compared in the columns' own types (a hash join). A row
+    -- whose key changed appears as an old-only and a new-only entry.
+    v_source := format(
+      'SELECT * FROM (SELECT to_jsonb(pgfanout_n) AS nj, to_jsonb(pgfanout_o) AS oj
+                        FROM pgfanout_new pgfanout_n FULL JOIN pgfanout_old pgfanout_o ON %s
+                      OFFSET 0) AS r
+        WHERE r.nj IS NULL OR r.oj IS NULL OR %s',
+      (SELECT string_agg(format('pgfanout_n.%1$I = pgfanout_o.%1$I', u.col), ' AND ') FROM unnest(v_keys) AS u(col)),
+      v_differs);
   ELSE
     -- A keyless table: PostgreSQL stores the old and new image of each updated row at the same
     -- position of the two transition tables.
-    v_source := 'SELECT n.nj, o.oj
-                   FROM (SELECT row_number() OVER () AS rn, to_jsonb(t) AS nj FROM pgfanout_new t) AS n
-                   JOIN (SELECT row_number() OVER () AS rn, to_jsonb(t) AS oj FROM pgfanout_old t) AS o
-                     USING (rn)
-                  WHERE (n.nj - $2) IS DISTINCT FROM (o.oj - $2)';
+    v_source := format(
+      'SELECT * FROM (SELECT n.nj, o.oj
+                        FROM (SELECT row_number() OVER () AS rn, to_jsonb(pgfanout_n) AS nj FROM pgfanout_new pgfanout_n) AS n
+                        JOIN (SELECT row_number() OVER () AS rn, to_jsonb(pgfanout_o) AS oj FROM pgfanout_old pgfanout_o) AS o
+                          USING (rn)
+                      OFFSET 0) AS r
+        WHERE %s',
+      v_differs);
   END IF;
 
+  -- Each row as its JSON text; when longer than v_row_budget, its key only, marked truncated.
+  -- (OFFSET 0 keeps the planner from inlining the subqueries, which would build each row's
+  -- jsonb and text several times over.)
   EXECUTE format($q$
     SELECT array_agg(CASE
              WHEN $4 IS NULL OR octet_length(s.e) <= $4 THEN s.e
@@ -191,10 +211,10 @@ BEGIN
                                      '"old":' || (s.oj - $1)::text) || ',"truncated":true}'
              ELSE '{"truncated":true}'
            END)
-      FROM (SELECT r.nj, r.oj,
-                   '{' || concat_ws(',', '"new":' || (r.nj - $3)::text, '"old":' || (r.oj - $3)::text) || '}' AS e
-              FROM (%s) AS r) AS s
-  $q$, v_source)
+      FROM (SELECT r.nj, r.oj, '{' || concat_ws(',', '"new":' || %s::text, '"old":' || %s::text) || '}' AS e
+              FROM (%s) AS r
+            OFFSET 0) AS s
+  $q$, v_nj, v_oj, v_source)
   INTO v_elems
   USING v_nonkey, v_unchanged, v_drop, v_row_budget, v_keys;
 
