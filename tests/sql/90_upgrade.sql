@@ -1,0 +1,31 @@
+-- Upgrade in place: run.sh installed, watched public.upgrade_fixture, made its registry row look
+-- like an older release's (another trigger format, trigger gone), and installed again.
+SELECT plan(9);
+
+SELECT is((SELECT trigger_format FROM pgfanout.watch_registry WHERE tbl = 'public.upgrade_fixture'::regclass),
+  pgfanout.trigger_format(), 'installing again brought the watch to the current trigger format');
+SELECT is((SELECT count(*)::int FROM pg_trigger WHERE tgrelid = 'public.upgrade_fixture'::regclass AND tgname = 'pgfanout_watch'),
+  1, '... and re-created its trigger');
+SELECT pgtest.listen('upgrade_fixture_changed');
+SELECT is((SELECT payload::jsonb -> 'new' FROM pgtest.notifications_of($$INSERT INTO upgrade_fixture VALUES (1, 'u')$$)),
+  '{"id":1,"name":"u"}'::jsonb, 'the upgraded watch sends notifications');
+
+SELECT is(pgfanout.rewatch(), 0, 'rewatch re-creates nothing when everything is current');
+UPDATE pgfanout.watch_registry SET trigger_format = 0 WHERE tbl = 'public.upgrade_fixture'::regclass;
+SELECT is(pgfanout.rewatch(), 1, 'rewatch re-creates a watch of another trigger format');
+SELECT is(pgfanout.rewatch(force => true), (SELECT count(*)::int FROM pgfanout.watches), 'rewatch(force) re-creates all');
+
+-- A primary key added after watch(): the key is picked up on rewatch.
+CREATE TABLE public.up_late_key (a int NOT NULL, b text);
+SELECT pgfanout.watch('up_late_key', columns => '{b}');
+ALTER TABLE up_late_key ADD PRIMARY KEY (a);
+SELECT is(pgfanout.rewatch(), 1, 'a changed key is noticed');
+SELECT is((SELECT key_columns FROM pgfanout.watches WHERE tbl = 'up_late_key'::regclass), '{a}'::text[], 'and recorded');
+
+-- A dropped table is forgotten.
+DROP TABLE public.up_late_key;
+SELECT pgfanout.rewatch();
+SELECT is((SELECT count(*)::int FROM pgfanout.watch_registry WHERE tbl::oid NOT IN (SELECT oid FROM pg_class)), 0,
+  'the registry forgets dropped tables');
+
+SELECT * FROM finish();
