@@ -1,4 +1,7 @@
-# Writes OUT: a C++ file holding the trigger-generator SQL files (FILES, in order) as one string.
+# Writes OUT: a C++ file holding the trigger-generator SQL files (DIR/*.sql, in name order) as
+# one string.
+file(GLOB FILES "${DIR}/*.sql")
+list(SORT FILES)
 set(body "")
 foreach(f IN LISTS FILES)
   file(READ "${f}" text)

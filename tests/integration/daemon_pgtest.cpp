@@ -162,6 +162,40 @@ TEST_F(DaemonFixture, ReloadKeepsOldRulesOnABrokenFileAndSwapsChannelsOnAGoodOne
   EXPECT_EQ(d->wait(), 0);
 }
 
+TEST_F(DaemonFixture, InstallIsIdempotentAndItsTriggersReachTheDaemon) {
+  PgSession s(db->dsn());
+  s.exec("CREATE TABLE public.\"Users\" (id int PRIMARY KEY, username text, secret text)");
+  {
+    std::ofstream(config_path) << config_text(
+        db->dsn(),
+        "  - name: users\n    channel: users_changed\n    actions:\n"
+        "      - log: \"{op} user {id} {old.username}->{new.username}\"\n"
+        "      - log: \"secret={new.secret}\"\n")
+                               << "watch:\n  - table: public.\"Users\"\n    channel: users_changed\n"
+                                  "    columns: [username]\n    ops: [UPDATE]\n";
+  }
+  for (int i = 0; i < 2; ++i) {
+    auto [code, out] = test::run_pgfanout({"install", "--config", config_path});
+    ASSERT_EQ(code, 0) << out;
+    EXPECT_NE(out.find("installed the trigger generators and 1 watch(es)"), std::string::npos);
+  }
+  EXPECT_EQ(s.value("SELECT channel FROM pgfanout.watches"), "users_changed");
+  auto d = start();
+  s.exec("INSERT INTO public.\"Users\" VALUES (1, 'anne', 'x')");
+  s.exec("UPDATE public.\"Users\" SET username = 'ann' WHERE id = 1");
+  EXPECT_TRUE(d->wait_for_output("UPDATE user 1 anne->ann")) << d->output();
+  // `columns` keeps other columns out of the payload: the template field is missing, so skipped.
+  EXPECT_TRUE(d->output_contains("{new.secret} is missing")) << d->output();
+  EXPECT_FALSE(d->output_contains("INSERT user"));
+}
+
+TEST(Cli, SqlPrintsTheTriggerGenerators) {
+  auto [code, out] = test::run_pgfanout({"sql"});
+  EXPECT_EQ(code, 0);
+  EXPECT_NE(out.find("CREATE SCHEMA IF NOT EXISTS pgfanout"), std::string::npos);
+  EXPECT_NE(out.find("FUNCTION pgfanout.watch("), std::string::npos);
+}
+
 TEST_F(DaemonFixture, SecondSignalExitsAtOnce) {
   auto d = start();
   d->signal(SIGTERM);
