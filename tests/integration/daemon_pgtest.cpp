@@ -166,13 +166,13 @@ TEST_F(DaemonFixture, InstallIsIdempotentAndItsTriggersReachTheDaemon) {
   PgSession s(db->dsn());
   s.exec("CREATE TABLE public.\"Users\" (id int PRIMARY KEY, username text, secret text)");
   {
-    std::ofstream(config_path) << config_text(
-        db->dsn(),
-        "  - name: users\n    channel: users_changed\n    actions:\n"
-        "      - log: \"{op} user {id} {old.username}->{new.username}\"\n"
-        "      - log: \"secret={new.secret}\"\n")
-                               << "watch:\n  - table: public.\"Users\"\n    channel: users_changed\n"
-                                  "    columns: [username]\n    ops: [UPDATE]\n";
+    std::ofstream(config_path)
+        << config_text(db->dsn(),
+                       "  - name: users\n    channel: users_changed\n    actions:\n"
+                       "      - log: \"{op} user {id} {old.username}->{new.username}\"\n"
+                       "      - log: \"secret={new.secret}\"\n")
+        << "watch:\n  - table: public.\"Users\"\n    channel: users_changed\n"
+           "    columns: [username]\n    ops: [UPDATE]\n";
   }
   for (int i = 0; i < 2; ++i) {
     auto [code, out] = test::run_pgfanout({"install", "--config", config_path});
