@@ -12,6 +12,7 @@
 #include "metrics/Metrics.hpp"
 #include "pg/ConnInfo.hpp"
 #include "pg/NotifyListener.hpp"
+#include "pg/OutboxReader.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
 
@@ -26,11 +27,16 @@ struct Daemon::Impl {
         signals(io, SIGTERM, SIGINT, SIGHUP),
         router(metrics),
         listener(io, metrics, config->postgres,
-                 pg::NotifyListener::Callbacks{[this](rules::Notification&& n) { router.route(n); },
-                                               [this] { router.flush(); },
-                                               [this](bool first) { on_connected(first); },
-                                               [](const std::string&) {},
-                                               [this](const std::string& why) { on_fatal(why); }}) {
+                 pg::NotifyListener::Callbacks{
+                     [this](rules::Notification&& n) { on_notification(std::move(n)); },
+                     [this] { router.flush(); }, [this](bool first) { on_connected(first); },
+                     [](const std::string&) {}, [this](const std::string& why) { on_fatal(why); }}),
+        outbox(
+            io, metrics, config->postgres, config->outbox, config->consumer,
+            [this](const rules::Notification& n, std::shared_ptr<rules::EventCompletion> done) {
+              router.route(n, std::move(done));
+            },
+            [this] { router.flush(); }) {
     router.add_executor("log", log_executor);
   }
 
@@ -48,12 +54,24 @@ struct Daemon::Impl {
                  PGFANOUT_VERSION, config->rules->rules().size(), channels.size(),
                  pg::describe(config->postgres.dsn));
     listener.start(std::move(channels));
+    outbox.start(config->rules->durable_channels());
     io.run();
     spdlog::info("pgfanout stopped");
     return exit_code;
   }
 
+  void on_notification(rules::Notification&& n) {
+    // On a durable channel the NOTIFY is a doorbell: the event itself is read from the outbox.
+    if (router.rules()->is_durable(n.channel)) {
+      doorbells.inc();
+      outbox.ring();
+      return;
+    }
+    router.route(n);
+  }
+
   void on_connected(bool first) {
+    outbox.ring();  // catch up on durable events
     if (first) {
       spdlog::info("ready");
     } else {
@@ -91,6 +109,7 @@ struct Daemon::Impl {
   void shutdown() {
     stopping = true;
     listener.stop();
+    outbox.stop();
     router.flush();
     signals.cancel();
     io.stop();
@@ -121,6 +140,7 @@ struct Daemon::Impl {
     warn_restart_only(*next);
     router.set_rules(next->rules);
     listener.set_channels(next->rules->channels());
+    outbox.set_channels(next->rules->durable_channels());
     if (options.log_level_override.empty()) set_log_level(next->log_level);
     config = next;
     metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "ok"}})
@@ -155,6 +175,9 @@ struct Daemon::Impl {
   rules::Router router;
   rules::LogExecutor log_executor;
   pg::NotifyListener listener;
+  pg::OutboxReader outbox;
+  Counter& doorbells = metrics.counter("pgfanout_outbox_doorbells_total",
+                                       "NOTIFYs on durable channels (they only wake the reader)");
   bool stopping = false;
   int exit_code = 0;
 };

@@ -29,6 +29,15 @@ struct PostgresConfig {
   std::chrono::milliseconds reconnect_max{30'000};
 };
 
+struct OutboxConfig {
+  std::chrono::milliseconds poll_interval{1'000};
+  int batch_size = 500;
+  std::chrono::milliseconds retry_delay{1'000};
+  std::chrono::milliseconds trim_interval{60'000};
+  std::chrono::milliseconds max_age{7LL * 24 * 3600 * 1000};
+  int trim_batch = 10'000;
+};
+
 struct WatchSpec {
   std::string table;
   std::string channel;
@@ -45,6 +54,7 @@ struct Config {
   std::string consumer;
   std::string log_level = "info";
   PostgresConfig postgres;
+  OutboxConfig outbox;
   std::vector<WatchSpec> watch;
   std::shared_ptr<const rules::RuleSet> rules;
 };

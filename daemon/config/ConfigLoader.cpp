@@ -62,6 +62,20 @@ void load_postgres(MapReader& root, PostgresConfig& pg) {
   if (pg.connect_timeout.count() < 1000) m->error("connect_timeout", "must be at least 1s");
 }
 
+void load_outbox(MapReader& root, OutboxConfig& o) {
+  auto m = root.map("outbox");
+  if (!m) return;
+  o.poll_interval = m->duration("poll_interval");
+  o.batch_size = static_cast<int>(m->integer("batch_size", 1, 100'000));
+  o.retry_delay = m->duration("retry_delay");
+  o.trim_interval = m->duration("trim_interval");
+  o.max_age = m->duration("max_age");
+  o.trim_batch = static_cast<int>(m->integer("trim_batch", 1, 10'000'000));
+  if (o.poll_interval.count() <= 0) m->error("poll_interval", "must be positive");
+  if (o.retry_delay.count() <= 0) m->error("retry_delay", "must be positive");
+  if (o.trim_interval.count() <= 0) m->error("trim_interval", "must be positive");
+}
+
 void load_watch(MapReader& root, std::vector<WatchSpec>& out) {
   root.each("watch", [&](MapReader& w, std::size_t) {
     WatchSpec s;
@@ -118,6 +132,7 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
     }
   }
   load_postgres(root, cfg->postgres);
+  load_outbox(root, cfg->outbox);
   load_watch(root, cfg->watch);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : rules::ActionRegistry::builtin());
 

@@ -44,6 +44,21 @@ const KeySpec kKeys[] = {
   {"postgres.reconnect_max", Duration, "30s", kRestart, kPlain, kOptional,
    "Longest reconnect delay."},
 
+  // ---- outbox
+  {"outbox", Map, "", kRestart, kPlain, kOptional,
+   "How durable rules read pgfanout.outbox (see docs/triggers.md)."},
+  {"outbox.poll_interval", Duration, "1s", kRestart, kPlain, kOptional,
+   "Read the outbox at least this often, even without a doorbell NOTIFY."},
+  {"outbox.batch_size", Int, "500", kRestart, kPlain, kOptional, "Events read per fetch."},
+  {"outbox.retry_delay", Duration, "1s", kRestart, kPlain, kOptional,
+   "Wait before delivering again events whose actions failed."},
+  {"outbox.trim_interval", Duration, "1m", kRestart, kPlain, kOptional,
+   "How often consumed events are deleted (pgfanout.outbox_trim)."},
+  {"outbox.max_age", Duration, "7d", kRestart, kPlain, kOptional,
+   "A consumer not seen for this long no longer holds events back from deletion."},
+  {"outbox.trim_batch", Int, "10000", kRestart, kPlain, kOptional,
+   "Events deleted per trim statement."},
+
   // ---- watch
   {"watch", List, "", kReload, kPlain, kOptional,
    "Tables that `pgfanout install` puts notification triggers on (pgfanout.watch)."},

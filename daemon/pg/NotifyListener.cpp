@@ -2,7 +2,6 @@
 
 #include <unistd.h>
 
-#include <cmath>
 #include <random>
 #include <set>
 
@@ -11,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "metrics/Metrics.hpp"
+#include "pg/Backoff.hpp"
 #include "pg/ConnInfo.hpp"
 #include "pg/PgConnection.hpp"
 
@@ -119,7 +119,7 @@ struct NotifyListener::Impl {
     bool first = !ever_connected;
     if (!first) reconnects.inc();
     ever_connected = true;
-    attempts = 0;
+    backoff.reset();
     connected_gauge.set(1);
     heartbeat_outstanding = false;
     last_heartbeat = Clock::now();
@@ -216,13 +216,7 @@ struct NotifyListener::Impl {
     listening.clear();
     pid = 0;
     state = State::Idle;
-    double base =
-        static_cast<double>(opts.reconnect_min.count()) * std::pow(2.0, std::min(attempts, 30));
-    base = std::min(base, static_cast<double>(opts.reconnect_max.count()));
-    // Equal jitter: half fixed, half random, so many daemons do not reconnect in lockstep.
-    std::uniform_real_distribution<double> jitter(0.5, 1.0);
-    auto delay = std::chrono::milliseconds(static_cast<long long>(base * jitter(rng)));
-    ++attempts;
+    auto delay = backoff.next();
     auto gen = generation;
     reconnect_timer.expires_after(delay);
     reconnect_timer.async_wait([this, gen](boost::system::error_code ec) {
@@ -253,7 +247,7 @@ struct NotifyListener::Impl {
 
   State state = State::Idle;
   std::uint64_t generation = 0;
-  int attempts = 0;
+  Backoff backoff{opts.reconnect_min, opts.reconnect_max};
   bool ever_connected = false;
   int pid = 0;
   std::vector<std::string> wanted;

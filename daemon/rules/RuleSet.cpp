@@ -98,6 +98,24 @@ std::vector<std::string> RuleSet::channels() const {
   return out;
 }
 
+std::vector<std::string> RuleSet::durable_channels() const {
+  std::vector<std::string> out;
+  for (const auto& [c, rules] : by_channel_) {
+    if (std::any_of(rules.begin(), rules.end(), [](const Rule* r) { return r->durable; })) {
+      out.push_back(c);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+bool RuleSet::is_durable(std::string_view channel) const {
+  for (const Rule* r : for_channel(channel)) {
+    if (r->durable) return true;
+  }
+  return false;
+}
+
 std::shared_ptr<RuleSet> RuleSet::parse(config::MapReader& root, const ActionRegistry& registry) {
   auto set = std::make_shared<RuleSet>();
   std::set<std::string> names;
@@ -164,6 +182,15 @@ std::shared_ptr<RuleSet> RuleSet::parse(config::MapReader& root, const ActionReg
     }
     set->add(std::move(rule));
   });
+  // A channel is durable as a whole: say so when some of its rules do not ask for it.
+  for (const auto& rule : set->rules()) {
+    if (!rule->durable && set->is_durable(rule->channel)) {
+      root.ctx().diags.warning(rule->line, 1, "rules",
+                               "rule \"" + rule->name + "\" is not durable, but channel \"" +
+                                   rule->channel +
+                                   "\" has durable rules: its events come from the outbox too");
+    }
+  }
   return set;
 }
 

@@ -57,6 +57,10 @@ class RuleSet {
   const Rule* find(std::string_view name) const;
   // Channels named by the rules, sorted, without duplicates.
   std::vector<std::string> channels() const;
+  // Channels with at least one durable rule: their events come from pgfanout.outbox, and their
+  // NOTIFYs are only doorbells. Sorted.
+  std::vector<std::string> durable_channels() const;
+  bool is_durable(std::string_view channel) const;
   // Every action of every rule (actions, on_reconnect, on_gap), indexed by Action::index().
   const std::vector<const Action*>& all_actions() const { return all_actions_; }
   const Rule& rule_of(const Action& a) const { return *action_rules_[a.index()]; }

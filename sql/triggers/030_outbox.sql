@@ -93,9 +93,13 @@ END
 $fn$;
 
 -- With a channel filter, a consumer would otherwise never move past other channels' events (and
--- trim could never delete them): when none of its channels has anything safe to read, move it to
--- the newest safe event.
-CREATE OR REPLACE FUNCTION pgfanout.outbox_skip_idle(consumer text, after_txid xid8, after_id bigint)
+-- trim could never delete them): move it to the newest safe event before the first event of its
+-- own channels. Computed in one statement, so in one snapshot: a caller that found nothing to
+-- read took its snapshot earlier, and events of its channels may have become safe since; they
+-- must never be passed over.
+DROP FUNCTION IF EXISTS pgfanout.outbox_skip_idle(text, xid8, bigint);
+CREATE OR REPLACE FUNCTION pgfanout.outbox_skip_idle(consumer text, after_txid xid8,
+  after_id bigint, channels text[])
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pgfanout, pg_temp
@@ -103,10 +107,16 @@ AS $fn$
 DECLARE
   h record;
 BEGIN
+  WITH mine AS (
+    SELECT c.txid, c.id FROM pgfanout.outbox c
+     WHERE (c.txid, c.id) > (after_txid, after_id) AND c.channel = ANY (channels)
+     ORDER BY c.txid, c.id
+     LIMIT 1)
   SELECT o.txid, o.id INTO h
     FROM pgfanout.outbox o
    WHERE (o.txid, o.id) > (after_txid, after_id)
      AND o.txid < pg_snapshot_xmin(pg_current_snapshot())
+     AND (NOT EXISTS (SELECT 1 FROM mine) OR (o.txid, o.id) < (SELECT m.txid, m.id FROM mine m))
    ORDER BY o.txid DESC, o.id DESC
    LIMIT 1;
   IF FOUND THEN
@@ -130,7 +140,7 @@ BEGIN
     SELECT o.id, o.channel, o.payload, o.txid, o.created_at
       FROM pgfanout.outbox_after(pos.last_txid, pos.last_id, channels, max_rows) AS o;
   IF NOT FOUND AND channels IS NOT NULL THEN
-    PERFORM pgfanout.outbox_skip_idle(consumer, pos.last_txid, pos.last_id);
+    PERFORM pgfanout.outbox_skip_idle(consumer, pos.last_txid, pos.last_id, channels);
   END IF;
 END
 $fn$;
@@ -198,7 +208,7 @@ BEGIN
   IF last_id IS NOT NULL THEN
     PERFORM pgfanout.outbox_move(grp, last_txid, last_id);
   ELSIF channels IS NOT NULL THEN
-    PERFORM pgfanout.outbox_skip_idle(grp, pos.last_txid, pos.last_id);
+    PERFORM pgfanout.outbox_skip_idle(grp, pos.last_txid, pos.last_id, channels);
   ELSE
     UPDATE pgfanout.consumers x SET seen_at = now() WHERE x.name = grp;
   END IF;
