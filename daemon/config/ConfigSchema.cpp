@@ -44,6 +44,32 @@ const KeySpec kKeys[] = {
   {"postgres.reconnect_max", Duration, "30s", kRestart, kPlain, kOptional,
    "Longest reconnect delay."},
 
+  // ---- http
+  {"http", Map, "", kRestart, kPlain, kOptional,
+   "The HTTP server: `/healthz`, `/metrics` (and the WebSocket / SSE endpoints)."},
+  {"http.listen", String, "127.0.0.1:8080", kRestart, kPlain, kOptional,
+   "HOST:PORT to listen on: `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`; `0.0.0.0:PORT` or "
+   "`[::]:PORT` for every interface. Port 0 takes a free port (logged). Failing to bind is fatal "
+   "at start-up."},
+  {"http.max_connections", Int, "1024", kRestart, kPlain, kOptional,
+   "Open connections beyond this are closed as soon as they are accepted (counted in "
+   "`pgfanout_http_connections_rejected_total`)."},
+  {"http.max_header_size", Size, "8KiB", kRestart, kPlain, kOptional,
+   "Largest request line plus headers; a larger request gets 431 and the connection is closed."},
+  {"http.max_body_size", Size, "64KiB", kRestart, kPlain, kOptional,
+   "Largest request body; a larger one gets 413 and the connection is closed."},
+  {"http.read_timeout", Duration, "10s", kRestart, kPlain, kOptional,
+   "How long a new connection may take to send its first complete request, and a response to "
+   "be written."},
+  {"http.idle_timeout", Duration, "60s", kRestart, kPlain, kOptional,
+   "How long a kept-alive connection may wait for (and send) its next request."},
+
+  // ---- shutdown
+  {"shutdown", Map, "", kReload, kPlain, kOptional, "SIGTERM / SIGINT handling."},
+  {"shutdown.drain_timeout", Duration, "10s", kReload, kPlain, kOptional,
+   "After SIGTERM, how long queued and in-flight actions may take to finish before the daemon "
+   "exits anyway. Keep it below systemd's TimeoutStopSec."},
+
   // ---- watch
   {"watch", List, "", kReload, kPlain, kOptional,
    "Tables that `pgfanout install` puts notification triggers on (pgfanout.watch)."},
@@ -110,22 +136,35 @@ bool is_parent_of(std::string_view parent, std::string_view path, std::string_vi
 
 std::string_view type_name(KeyType t) {
   switch (t) {
-    case String: return "string";
-    case Template: return "template";
-    case Int: return "integer";
-    case Bool: return "boolean";
-    case Duration: return "duration";
-    case Size: return "size";
-    case StringList: return "list of strings";
-    case TemplateList: return "list of templates";
-    case Map: return "mapping";
-    case List: return "list";
-    case Any: return "see description";
+    case String:
+      return "string";
+    case Template:
+      return "template";
+    case Int:
+      return "integer";
+    case Bool:
+      return "boolean";
+    case Duration:
+      return "duration";
+    case Size:
+      return "size";
+    case StringList:
+      return "list of strings";
+    case TemplateList:
+      return "list of templates";
+    case Map:
+      return "mapping";
+    case List:
+      return "list";
+    case Any:
+      return "see description";
   }
   return "?";
 }
 
-std::span<const KeySpec> schema() { return kKeys; }
+std::span<const KeySpec> schema() {
+  return kKeys;
+}
 
 const KeySpec* find_key(std::string_view path) {
   for (const auto& k : kKeys) {
@@ -175,10 +214,13 @@ std::string reference_markdown() {
       "# Configuration reference\n\n"
       "Generated from the key table in `daemon/config/ConfigSchema.cpp` by\n"
       "`pgfanout check --reference`; a test keeps this file equal to that output.\n\n"
-      "Values may use `${VAR}` and `${VAR:-default}` (expanded from the environment after the YAML\n"
-      "is parsed; `$${` is a literal `${`). A key marked *secret* also accepts `KEY_file:` naming a\n"
+      "Values may use `${VAR}` and `${VAR:-default}` (expanded from the environment after the "
+      "YAML\n"
+      "is parsed; `$${` is a literal `${`). A key marked *secret* also accepts `KEY_file:` naming "
+      "a\n"
       "file that holds the value; secrets are never logged. `[]` marks a key of every item of a\n"
-      "list, `*` a name of your choice. *Reload* says whether SIGHUP can change the key; a changed\n"
+      "list, `*` a name of your choice. *Reload* says whether SIGHUP can change the key; a "
+      "changed\n"
       "key that cannot is reported and keeps its old value until restart.\n\n"
       "| key | type | default | reload | description |\n"
       "|---|---|---|---|---|\n";

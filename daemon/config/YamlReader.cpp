@@ -16,15 +16,23 @@ std::string join_schema(std::string_view parent, std::string_view key) {
   return std::string(parent) + "." + std::string(key);
 }
 
-int line_of(const YAML::Node& n) { return n.Mark().line + 1; }
-int column_of(const YAML::Node& n) { return n.Mark().column + 1; }
+int line_of(const YAML::Node& n) {
+  return n.Mark().line + 1;
+}
+int column_of(const YAML::Node& n) {
+  return n.Mark().column + 1;
+}
 
 const char* node_kind(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Null: return "empty";
-    default: return "a scalar";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Null:
+      return "empty";
+    default:
+      return "a scalar";
   }
 }
 
@@ -162,8 +170,12 @@ MapReader::MapReader(YAML::Node node, std::string schema_path, std::string yaml_
   }
 }
 
-int MapReader::line() const { return node_.IsDefined() ? line_of(node_) : 1; }
-int MapReader::column() const { return node_.IsDefined() ? column_of(node_) : 1; }
+int MapReader::line() const {
+  return node_.IsDefined() ? line_of(node_) : 1;
+}
+int MapReader::column() const {
+  return node_.IsDefined() ? column_of(node_) : 1;
+}
 
 std::string MapReader::key_path(std::string_view key) const {
   if (yaml_path_.empty()) return std::string(key);
@@ -195,8 +207,8 @@ const KeySpec* MapReader::spec(std::string_view key) const {
 }
 
 void MapReader::error_at(const YAML::Node& at, const std::string& yaml_path, std::string message) {
-  ctx_->diags.error(at.IsDefined() ? line_of(at) : line(), at.IsDefined() ? column_of(at) : column(),
-                    yaml_path, std::move(message));
+  ctx_->diags.error(at.IsDefined() ? line_of(at) : line(),
+                    at.IsDefined() ? column_of(at) : column(), yaml_path, std::move(message));
 }
 
 void MapReader::error(std::string_view key, std::string message) {
@@ -274,18 +286,31 @@ std::optional<std::string> MapReader::secret_from_file(std::string_view key) {
   return value;
 }
 
+void MapReader::remember(std::string_view key, const std::string& value) {
+  if (ctx_->restart_only_values == nullptr) return;
+  const KeySpec* s = spec(key);
+  if (s == nullptr || s->reloadable) return;
+  (*ctx_->restart_only_values)[key_path(key)] = value;
+}
+
 std::string MapReader::string(std::string_view key) {
   const KeySpec* s = spec(key);
   if (s != nullptr && s->secret) {
-    if (auto v = secret_from_file(key)) return *v;
+    if (auto v = secret_from_file(key)) {
+      remember(key, *v);
+      return *v;
+    }
   }
   std::string path;
   auto n = value_or_default(key, path);
   if (!n.IsDefined()) {
     if (s != nullptr && s->required) error(key, "\"" + std::string(key) + "\" is required");
+    remember(key, {});
     return {};
   }
-  return scalar(n, path).value_or(std::string());
+  std::string value = scalar(n, path).value_or(std::string());
+  remember(key, value);
+  return value;
 }
 
 std::int64_t MapReader::integer(std::string_view key, std::int64_t min, std::int64_t max) {
@@ -294,6 +319,7 @@ std::int64_t MapReader::integer(std::string_view key, std::int64_t min, std::int
   if (!n.IsDefined()) return 0;
   auto text = scalar(n, path);
   if (!text) return 0;
+  remember(key, *text);
   std::int64_t v = 0;
   auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
   if (ec != std::errc() || p != text->data() + text->size()) {
@@ -301,8 +327,7 @@ std::int64_t MapReader::integer(std::string_view key, std::int64_t min, std::int
     return 0;
   }
   if (v < min || v > max) {
-    error_at(n, path,
-             "must be between " + std::to_string(min) + " and " + std::to_string(max));
+    error_at(n, path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
     return std::clamp(v, min, max);
   }
   return v;
@@ -314,6 +339,7 @@ bool MapReader::boolean(std::string_view key) {
   if (!n.IsDefined()) return false;
   auto text = scalar(n, path);
   if (!text) return false;
+  remember(key, *text);
   if (*text == "true") return true;
   if (*text == "false") return false;
   error_at(n, path, "expected true or false, found \"" + *text + "\"");
@@ -326,6 +352,7 @@ std::chrono::milliseconds MapReader::duration(std::string_view key) {
   if (!n.IsDefined()) return {};
   auto text = scalar(n, path);
   if (!text) return {};
+  remember(key, *text);
   auto d = parse_duration(*text);
   if (!d) {
     error_at(n, path, "expected a duration such as 500ms, 5s, 2m or 1h, found \"" + *text + "\"");
@@ -340,6 +367,7 @@ std::uint64_t MapReader::size(std::string_view key) {
   if (!n.IsDefined()) return 0;
   auto text = scalar(n, path);
   if (!text) return 0;
+  remember(key, *text);
   auto s = parse_size(*text);
   if (!s) {
     error_at(n, path, "expected a size such as 8000, 64KiB or 1MiB, found \"" + *text + "\"");
@@ -354,16 +382,24 @@ std::vector<std::string> MapReader::string_list(std::string_view key) {
   std::vector<std::string> out;
   if (!n.IsDefined()) return out;
   if (n.IsScalar()) {
-    if (auto v = scalar(n, path)) out.push_back(std::move(*v));
+    if (auto v = scalar(n, path)) {
+      remember(key, *v + "\n");
+      out.push_back(std::move(*v));
+    }
     return out;
   }
   if (!n.IsSequence()) {
     error_at(n, path, std::string("expected a list of strings, found ") + node_kind(n));
     return out;
   }
+  std::string joined;
   for (std::size_t i = 0; i < n.size(); ++i) {
-    if (auto v = scalar(n[i], path + "[" + std::to_string(i) + "]")) out.push_back(std::move(*v));
+    if (auto v = scalar(n[i], path + "[" + std::to_string(i) + "]")) {
+      joined += *v + "\n";
+      out.push_back(std::move(*v));
+    }
   }
+  remember(key, joined);
   return out;
 }
 
@@ -391,8 +427,8 @@ void MapReader::each(std::string_view key, const std::function<void(MapReader&, 
     error(key, std::string("expected a list, found ") + node_kind(n));
     return;
   }
-  std::string schema = item_schema.empty() ? join_schema(schema_path_, key) + "[]"
-                                           : std::string(item_schema);
+  std::string schema =
+      item_schema.empty() ? join_schema(schema_path_, key) + "[]" : std::string(item_schema);
   for (std::size_t i = 0; i < n.size(); ++i) {
     MapReader item(n[i], schema, key_path(key) + "[" + std::to_string(i) + "]", *ctx_);
     if (!item.valid()) continue;
