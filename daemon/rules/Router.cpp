@@ -1,5 +1,7 @@
 #include "rules/Router.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "metrics/Metrics.hpp"
@@ -85,8 +87,8 @@ void Router::route(const Notification& n, std::shared_ptr<EventCompletion> compl
   const auto& rules = rules_->for_channel(n.channel);
   if (rules.empty()) {
     cs.unrouted->inc();
-    log_.warn("unrouted:" + n.channel, "notification on channel \"" + n.channel +
-                                           "\" that no rule names; ignored");
+    log_.warn("unrouted:" + n.channel,
+              "notification on channel \"" + n.channel + "\" that no rule names; ignored");
     return;
   }
   auto payload = ParsedPayload::parse(n.channel, n.payload);
@@ -94,8 +96,8 @@ void Router::route(const Notification& n, std::shared_ptr<EventCompletion> compl
     bool utf8 = payload->problem() == PayloadProblem::InvalidUtf8;
     (utf8 ? cs.invalid_utf8 : cs.malformed)->inc();
     log_.warn("payload:" + n.channel,
-              "payload on channel \"" + n.channel + "\" is not valid " +
-                  (utf8 ? "UTF-8" : "JSON") + " (" + std::to_string(n.payload.size()) +
+              "payload on channel \"" + n.channel + "\" is not valid " + (utf8 ? "UTF-8" : "JSON") +
+                  " (" + std::to_string(n.payload.size()) +
                   " bytes); treated as text, so templates naming fields skip their action");
   }
   bool matched = false;
@@ -118,8 +120,8 @@ void Router::run(const Rule& rule, const std::vector<std::unique_ptr<Action>>& a
                  const Event& event, const std::shared_ptr<EventCompletion>& completion) {
   for (const auto& action : actions) {
     ActionExecutor* ex = executor_by_action_[action->index()];
-    ActionContext ctx{&rule, rules_, stats_by_action_[action->index()], &log_, completion,
-                      event.received()};
+    ActionContext ctx{&rule, rules_,     stats_by_action_[action->index()],
+                      &log_, completion, event.received()};
     if (ex == nullptr) {
       ctx.failed("no executor for action kind \"" + std::string(action->kind()) + "\"");
       continue;
@@ -130,6 +132,17 @@ void Router::run(const Rule& rule, const std::vector<std::unique_ptr<Action>>& a
 
 void Router::flush() {
   for (auto& [_, ex] : executors_) ex->flush();
+}
+
+std::size_t Router::pending() const {
+  std::vector<const ActionExecutor*> seen;
+  std::size_t total = 0;
+  for (const auto& [_, ex] : executors_) {
+    if (std::find(seen.begin(), seen.end(), ex) != seen.end()) continue;
+    seen.push_back(ex);
+    total += ex->pending();
+  }
+  return total;
 }
 
 void Router::run_on_reconnect() {
