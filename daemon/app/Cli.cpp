@@ -22,7 +22,8 @@ constexpr int kExitUsage = 64;
 constexpr int kExitConfig = 78;
 constexpr const char* kDefaultConfig = "/etc/pgfanout/pgfanout.yaml";
 
-constexpr const char* kUsage = R"(pgfanout: PostgreSQL NOTIFY to cache invalidation and live change feeds
+constexpr const char* kUsage =
+    R"(pgfanout: PostgreSQL NOTIFY to cache invalidation and live change feeds
 
 Usage:
   pgfanout run     [--config FILE] [--log-level LEVEL]   run the daemon

@@ -19,7 +19,7 @@ namespace pgfanout::config {
 
 enum class KeyType {
   String,
-  Template,      // a string with {field} placeholders
+  Template,  // a string with {field} placeholders
   Int,
   Bool,
   Duration,      // 500ms, 5s, 2m, 1h

@@ -59,8 +59,8 @@ Expanded expand_env(std::string_view text, const EnvLookup& env) {
     } else if (value) {
       out.value += *value;
     } else {
-      out.error = "environment variable " + std::string(name) +
-                  " is not set (use ${" + std::string(name) + ":-default} to give a default)";
+      out.error = "environment variable " + std::string(name) + " is not set (use ${" +
+                  std::string(name) + ":-default} to give a default)";
       return out;
     }
     i = close + 1;

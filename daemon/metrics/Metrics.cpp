@@ -6,8 +6,7 @@
 namespace pgfanout {
 
 Histogram::Histogram(std::vector<double> upper_bounds)
-    : bounds_(std::move(upper_bounds)),
-      counts_(new std::atomic<std::uint64_t>[bounds_.size()]) {
+    : bounds_(std::move(upper_bounds)), counts_(new std::atomic<std::uint64_t>[bounds_.size()]) {
   for (std::size_t i = 0; i < bounds_.size(); ++i) counts_[i].store(0);
 }
 
@@ -27,8 +26,8 @@ double Histogram::sum() const {
 }
 
 std::vector<double> latency_buckets() {
-  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-          0.025,   0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,     10};
+  return {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+          0.05,    0.1,    0.25,    0.5,    1,     2.5,    5,     10};
 }
 
 Metrics::Family& Metrics::family(std::string_view name, std::string_view help, Type type) {
@@ -68,8 +67,12 @@ namespace {
 void append_escaped(std::string& out, std::string_view v, bool label) {
   for (char c : v) {
     switch (c) {
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
       case '"':
         if (label) {
           out += "\\\"";
@@ -77,7 +80,8 @@ void append_escaped(std::string& out, std::string_view v, bool label) {
           out += c;
         }
         break;
-      default: out += c;
+      default:
+        out += c;
     }
   }
 }
@@ -125,7 +129,9 @@ std::string Metrics::render() const {
     append_escaped(out, fam.help, false);
     out += "\n# TYPE ";
     out += name;
-    out += fam.type == Type::Counter ? " counter\n" : fam.type == Type::Gauge ? " gauge\n" : " histogram\n";
+    out += fam.type == Type::Counter ? " counter\n"
+           : fam.type == Type::Gauge ? " gauge\n"
+                                     : " histogram\n";
     for (const auto& [labels, c] : fam.counters) {
       out += name;
       append_labels(out, labels);

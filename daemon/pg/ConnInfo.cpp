@@ -15,8 +15,8 @@ ConnParams::ConnParams(const std::string& dsn, const std::string& password,
   add("keepalives_idle", "30");
   add("keepalives_interval", "10");
   add("keepalives_count", "3");
-  add("connect_timeout",
-      std::to_string(std::max<long long>(2, std::chrono::ceil<std::chrono::seconds>(connect_timeout).count())));
+  add("connect_timeout", std::to_string(std::max<long long>(
+                             2, std::chrono::ceil<std::chrono::seconds>(connect_timeout).count())));
   add("dbname", dsn);
   if (!password.empty()) add("password", password);
   for (std::size_t i = 0; i < keywords_.size(); ++i) {
@@ -37,8 +37,8 @@ std::string describe(const std::string& dsn) {
   std::string out;
   for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
     std::string k = o->keyword;
-    if (o->val == nullptr || (k != "host" && k != "hostaddr" && k != "port" && k != "dbname" &&
-                              k != "user")) {
+    if (o->val == nullptr ||
+        (k != "host" && k != "hostaddr" && k != "port" && k != "dbname" && k != "user")) {
       continue;
     }
     if (!out.empty()) out += ' ';

@@ -42,8 +42,8 @@ InstallResult install(const config::Config& cfg) {
   ConnParams params(cfg.postgres.dsn, cfg.postgres.password, cfg.postgres.connect_timeout);
   ConnPtr conn(PQconnectdbParams(params.keywords(), params.values(), 1), &PQfinish);
   if (PQstatus(conn.get()) != CONNECTION_OK) {
-    result.error = "cannot connect to " + describe(cfg.postgres.dsn) + ": " +
-                   error_of(conn.get(), nullptr);
+    result.error =
+        "cannot connect to " + describe(cfg.postgres.dsn) + ": " + error_of(conn.get(), nullptr);
     return result;
   }
   auto exec = [&](const std::string& sql) {
@@ -62,14 +62,13 @@ InstallResult install(const config::Config& cfg) {
     return result;
   }
   for (const auto& w : cfg.watch) {
-    std::vector<std::string> values = {
-        w.table,
-        w.channel,
-        w.columns.empty() ? std::string() : text_array(w.columns),
-        text_array(w.ops),
-        w.changed.empty() ? std::string() : text_array(w.changed),
-        w.per_statement ? "true" : "false",
-        w.durable ? "true" : "false"};
+    std::vector<std::string> values = {w.table,
+                                       w.channel,
+                                       w.columns.empty() ? std::string() : text_array(w.columns),
+                                       text_array(w.ops),
+                                       w.changed.empty() ? std::string() : text_array(w.changed),
+                                       w.per_statement ? "true" : "false",
+                                       w.durable ? "true" : "false"};
     const char* ptrs[7];
     for (int i = 0; i < 7; ++i) ptrs[i] = values[i].c_str();
     if (w.channel.empty()) ptrs[1] = nullptr;

@@ -10,10 +10,10 @@
 #include <random>
 #include <set>
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <spdlog/spdlog.h>
 
 #include "metrics/Metrics.hpp"
 #include "pg/ConnInfo.hpp"
@@ -59,16 +59,15 @@ struct NotifyListener::Impl {
         listening_gauge(m.gauge("pgfanout_pg_listening_channels", "Channels LISTENed")),
         heartbeat_rtt(m.histogram("pgfanout_pg_heartbeat_seconds",
                                   "Round trip of the listener's own heartbeat NOTIFY")) {
-    heartbeat_channel = "pgfanout.heartbeat." + std::to_string(::getpid()) + "." +
-                        std::to_string(rng() % 1000000);
+    heartbeat_channel =
+        "pgfanout.heartbeat." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000);
   }
 
   ~Impl() { close(); }
 
   Counter& disconnects(const char* reason) {
     return metrics.counter("pgfanout_pg_disconnects_total",
-                           "Listener connections lost or refused, by reason",
-                           {{"reason", reason}});
+                           "Listener connections lost or refused, by reason", {{"reason", reason}});
   }
 
   // ---- connection set-up
@@ -142,7 +141,9 @@ struct NotifyListener::Impl {
         connect_timer.cancel();
         on_socket_connected();
         return;
-      default: fail("error", trim(PQerrorMessage(conn))); return;
+      default:
+        fail("error", trim(PQerrorMessage(conn)));
+        return;
     }
   }
 
@@ -154,7 +155,8 @@ struct NotifyListener::Impl {
     }
     start_read();
     auto gen = generation;
-    enqueue(Command{"SELECT pg_is_in_recovery(), pg_backend_pid()", {},
+    enqueue(Command{"SELECT pg_is_in_recovery(), pg_backend_pid()",
+                    {},
                     [this, gen](PGresult* r) {
                       if (gen != generation || PQntuples(r) != 1) return;
                       in_recovery = std::string(PQgetvalue(r, 0, 0)) == "t";
@@ -360,7 +362,9 @@ struct NotifyListener::Impl {
         heartbeat_sent_at = now;
         ++heartbeat_seq;
         enqueue(Command{"SELECT pg_notify($1, $2)",
-                        {heartbeat_channel, std::to_string(heartbeat_seq)}, nullptr, nullptr});
+                        {heartbeat_channel, std::to_string(heartbeat_seq)},
+                        nullptr,
+                        nullptr});
       }
       schedule_heartbeat();
     });
@@ -409,8 +413,8 @@ struct NotifyListener::Impl {
 
   void schedule_reconnect() {
     if (state == State::Stopped) return;
-    double base = static_cast<double>(opts.reconnect_min.count()) *
-                  std::pow(2.0, std::min(attempts, 30));
+    double base =
+        static_cast<double>(opts.reconnect_min.count()) * std::pow(2.0, std::min(attempts, 30));
     base = std::min(base, static_cast<double>(opts.reconnect_max.count()));
     // Equal jitter: half fixed, half random, so many daemons do not reconnect in lockstep.
     std::uniform_real_distribution<double> jitter(0.5, 1.0);
@@ -500,7 +504,9 @@ void NotifyListener::stop() {
   impl_->close();
 }
 
-bool NotifyListener::connected() const { return impl_->state == Impl::State::Ready; }
+bool NotifyListener::connected() const {
+  return impl_->state == Impl::State::Ready;
+}
 
 std::chrono::steady_clock::time_point NotifyListener::last_heartbeat() const {
   return impl_->last_heartbeat;
@@ -510,8 +516,12 @@ bool NotifyListener::healthy() const {
   return connected() && Clock::now() - impl_->last_heartbeat <= impl_->opts.heartbeat_timeout;
 }
 
-int NotifyListener::backend_pid() const { return impl_->pid; }
+int NotifyListener::backend_pid() const {
+  return impl_->pid;
+}
 
-const std::vector<std::string>& NotifyListener::channels() const { return impl_->wanted; }
+const std::vector<std::string>& NotifyListener::channels() const {
+  return impl_->wanted;
+}
 
 }  // namespace pgfanout::pg

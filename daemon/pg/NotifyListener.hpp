@@ -40,8 +40,8 @@ class NotifyListener {
  public:
   struct Callbacks {
     std::function<void(rules::Notification&&)> on_notification;
-    std::function<void()> on_batch_end;                 // after one wake-up's notifications
-    std::function<void(bool first)> on_connected;       // LISTEN established
+    std::function<void()> on_batch_end;            // after one wake-up's notifications
+    std::function<void(bool first)> on_connected;  // LISTEN established
     std::function<void(const std::string& why)> on_disconnected;
     std::function<void(const std::string& why)> on_fatal;  // cannot work with this server
   };

@@ -33,7 +33,8 @@ void ActionContext::failed(std::string_view why) const {
 void ActionContext::skipped(std::string_view why) const {
   if (stats.skipped != nullptr) stats.skipped->inc();
   if (log != nullptr) {
-    log->warn("skipped:" + rule_name(), "rule " + rule_name() + ": action skipped: " + std::string(why));
+    log->warn("skipped:" + rule_name(),
+              "rule " + rule_name() + ": action skipped: " + std::string(why));
   }
 }
 

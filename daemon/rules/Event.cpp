@@ -135,12 +135,23 @@ std::string_view Event::envelope_string(std::string_view key) const {
 
 bool append_value_text(const json::value& v, std::string& out) {
   switch (v.kind()) {
-    case json::kind::null: return false;
-    case json::kind::string: out.append(v.get_string().data(), v.get_string().size()); return true;
-    case json::kind::bool_: out += v.get_bool() ? "true" : "false"; return true;
-    case json::kind::int64: out += std::to_string(v.get_int64()); return true;
-    case json::kind::uint64: out += std::to_string(v.get_uint64()); return true;
-    default: out += json::serialize(v); return true;
+    case json::kind::null:
+      return false;
+    case json::kind::string:
+      out.append(v.get_string().data(), v.get_string().size());
+      return true;
+    case json::kind::bool_:
+      out += v.get_bool() ? "true" : "false";
+      return true;
+    case json::kind::int64:
+      out += std::to_string(v.get_int64());
+      return true;
+    case json::kind::uint64:
+      out += std::to_string(v.get_uint64());
+      return true;
+    default:
+      out += json::serialize(v);
+      return true;
   }
 }
 

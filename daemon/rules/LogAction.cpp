@@ -15,39 +15,40 @@ void LogExecutor::execute(const Action& action, const Event& event, const Action
 }
 
 void register_log_action(ActionRegistry& registry) {
-  registry.add("log", [](config::MapReader& item, std::string_view kind) -> std::unique_ptr<Action> {
-    std::string message = "{channel} {payload}";
-    std::string level_name = "info";
-    YAML::Node value = item.node(kind);
-    if (value.IsMap()) {
-      config::MapReader m(value, item.schema_path() + "." + std::string(kind),
-                          item.key_path(kind), item.ctx());
-      message = m.string("message");
-      level_name = m.string("level");
-    } else if (value.IsScalar()) {
-      if (auto s = item.scalar(value, item.key_path(kind))) message = *s;
-    } else if (!value.IsNull()) {
-      item.error(kind, "expected a template string or {message, level}");
-      return nullptr;
-    }
-    spdlog::level::level_enum level = spdlog::level::info;
-    if (level_name == "debug") {
-      level = spdlog::level::debug;
-    } else if (level_name == "warn") {
-      level = spdlog::level::warn;
-    } else if (level_name == "error") {
-      level = spdlog::level::err;
-    } else if (level_name != "info") {
-      item.error(kind, "log level must be debug, info, warn or error");
-    }
-    std::string error;
-    auto tpl = Template::parse(message, error);
-    if (!tpl) {
-      item.error(kind, "bad template: " + error);
-      return nullptr;
-    }
-    return std::make_unique<LogAction>(std::move(*tpl), level);
-  });
+  registry.add("log",
+               [](config::MapReader& item, std::string_view kind) -> std::unique_ptr<Action> {
+                 std::string message = "{channel} {payload}";
+                 std::string level_name = "info";
+                 YAML::Node value = item.node(kind);
+                 if (value.IsMap()) {
+                   config::MapReader m(value, item.schema_path() + "." + std::string(kind),
+                                       item.key_path(kind), item.ctx());
+                   message = m.string("message");
+                   level_name = m.string("level");
+                 } else if (value.IsScalar()) {
+                   if (auto s = item.scalar(value, item.key_path(kind))) message = *s;
+                 } else if (!value.IsNull()) {
+                   item.error(kind, "expected a template string or {message, level}");
+                   return nullptr;
+                 }
+                 spdlog::level::level_enum level = spdlog::level::info;
+                 if (level_name == "debug") {
+                   level = spdlog::level::debug;
+                 } else if (level_name == "warn") {
+                   level = spdlog::level::warn;
+                 } else if (level_name == "error") {
+                   level = spdlog::level::err;
+                 } else if (level_name != "info") {
+                   item.error(kind, "log level must be debug, info, warn or error");
+                 }
+                 std::string error;
+                 auto tpl = Template::parse(message, error);
+                 if (!tpl) {
+                   item.error(kind, "bad template: " + error);
+                   return nullptr;
+                 }
+                 return std::make_unique<LogAction>(std::move(*tpl), level);
+               });
 }
 
 }  // namespace pgfanout::rules

@@ -38,7 +38,8 @@ std::optional<Template> Template::parse(std::string_view text, std::string& erro
     }
     std::size_t close = text.find('}', i + 1);
     if (close == std::string_view::npos) {
-      error = "unterminated \"{\" at offset " + std::to_string(i) + " (write {{ for a literal brace)";
+      error =
+          "unterminated \"{\" at offset " + std::to_string(i) + " (write {{ for a literal brace)";
       return std::nullopt;
     }
     std::string_view name = text.substr(i + 1, close - i - 1);
@@ -97,9 +98,15 @@ bool Template::render(const Event& event, std::string& out, Side side, Escape es
   };
   for (const auto& part : parts_) {
     switch (part.kind) {
-      case Kind::Literal: out += part.text; break;
-      case Kind::Channel: append(event.channel()); break;
-      case Kind::Payload: append(event.raw()); break;
+      case Kind::Literal:
+        out += part.text;
+        break;
+      case Kind::Channel:
+        append(event.channel());
+        break;
+      case Kind::Payload:
+        append(event.raw());
+        break;
       case Kind::Field: {
         const boost::json::value* v = event.find(part.path, side);
         scratch.clear();

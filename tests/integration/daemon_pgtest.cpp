@@ -3,8 +3,8 @@
 // broken file keeps the old rules), SIGTERM, and refusing a hot standby.
 #include <signal.h>
 
-#include <cstdlib>
 #include <unistd.h>
+#include <cstdlib>
 
 #include <filesystem>
 #include <fstream>
@@ -22,8 +22,10 @@ using test::PgSession;
 
 std::string config_text(const std::string& dsn, const std::string& rules) {
   // Port 0: tests run beside other daemons, so none of them may take the default 8080.
-  return "postgres:\n  dsn: \"" + dsn + "\"\n  heartbeat_interval: 500ms\n  heartbeat_timeout: 3s\n" +
-         "  reconnect_min: 50ms\n  reconnect_max: 1s\nhttp:\n  listen: 127.0.0.1:0\nrules:\n" + rules;
+  return "postgres:\n  dsn: \"" + dsn +
+         "\"\n  heartbeat_interval: 500ms\n  heartbeat_timeout: 3s\n" +
+         "  reconnect_min: 50ms\n  reconnect_max: 1s\nhttp:\n  listen: 127.0.0.1:0\nrules:\n" +
+         rules;
 }
 
 const char* kRules = R"(  - name: profile
@@ -50,15 +52,19 @@ TEST(Cli, VersionHelpAndUsageErrors) {
 }
 
 TEST(Cli, CheckPrintsEveryErrorAndExits78) {
-  auto path = test::write_temp_file("bad.yaml", "postgres:\n  dsn: \"host=x\"\n  bogus: 1\nrules:\n"
-                                                "  - name: a\n    chanel: c\n    actions: [{log: \"{\"}]\n");
+  auto path = test::write_temp_file("bad.yaml",
+                                    "postgres:\n  dsn: \"host=x\"\n  bogus: 1\nrules:\n"
+                                    "  - name: a\n    chanel: c\n    actions: [{log: \"{\"}]\n");
   auto [code, out] = test::run_pgfanout({"check", "--config", path});
   EXPECT_EQ(code, 78);
   EXPECT_NE(out.find(path + ":3:3: postgres: unknown key \"bogus\""), std::string::npos) << out;
   EXPECT_NE(out.find(path + ":6:5: rules[0]: unknown key \"chanel\" (did you mean \"channel\"?)"),
-            std::string::npos) << out;
-  EXPECT_NE(out.find(path + ":5:5: rules[0].channel: \"channel\" is required"), std::string::npos) << out;
-  EXPECT_NE(out.find(path + ":7:21: rules[0].actions[0].log: bad template"), std::string::npos) << out;
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(path + ":5:5: rules[0].channel: \"channel\" is required"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find(path + ":7:21: rules[0].actions[0].log: bad template"), std::string::npos)
+      << out;
   EXPECT_NE(out.find("4 error(s)"), std::string::npos) << out;
 
   // run refuses the same file with the same messages.
@@ -98,8 +104,9 @@ struct DaemonFixture : ::testing::Test {
 TEST_F(DaemonFixture, NotifyRunsTheLogAction) {
   auto d = start();
   PgSession s(db->dsn());
-  s.notify("users_changed",
-           R"({"v":1,"op":"UPDATE","table":"users","new":{"id":7,"username":"ann"},"old":{"id":7,"username":"anne"}})");
+  s.notify(
+      "users_changed",
+      R"({"v":1,"op":"UPDATE","table":"users","new":{"id":7,"username":"ann"},"old":{"id":7,"username":"anne"}})");
   s.notify("users_changed", R"({"op":"INSERT","new":{"id":8}})");  // filtered out by when.op
   s.notify("users_changed", R"({"op":"UPDATE","new":{}})");        // skipped: no {id}
   EXPECT_TRUE(d->wait_for_output("[profile] evict user:7 name:anne")) << d->output();
@@ -115,8 +122,9 @@ TEST_F(DaemonFixture, OnReconnectRunsAfterTheBackendIsKilled) {
   auto d = start();
   EXPECT_TRUE(d->wait_for_output("resync users_changed"));  // first connection: nothing heard yet
   PgSession s(db->dsn());
-  s.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
-         "'pgfanout' AND datname = current_database()");
+  s.exec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+      "'pgfanout' AND datname = current_database()");
   EXPECT_TRUE(d->wait_for_output("listener reconnected", 15s)) << d->output();
   auto out = d->output();
   auto first = out.find("resync users_changed");
@@ -142,7 +150,8 @@ TEST_F(DaemonFixture, ReloadKeepsOldRulesOnABrokenFileAndSwapsChannelsOnAGoodOne
   // A good file on another channel: the new channel is heard, the old one no longer.
   {
     std::ofstream(config_path) << config_text(
-        db->dsn(), "  - name: orders\n    channel: orders_changed\n    actions: [{log: \"order {id}\"}]\n");
+        db->dsn(),
+        "  - name: orders\n    channel: orders_changed\n    actions: [{log: \"order {id}\"}]\n");
   }
   d->signal(SIGHUP);
   EXPECT_TRUE(d->wait_for_output("reloaded: 1 rule(s) on 1 channel(s)")) << d->output();

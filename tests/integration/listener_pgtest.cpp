@@ -3,8 +3,8 @@
 // after a server restart, and the heartbeat detecting a connection that went deaf.
 #include <cstdlib>
 
-#include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
 
 #include "metrics/Metrics.hpp"
 #include "pg/NotifyListener.hpp"
@@ -39,7 +39,8 @@ struct ListenerFixture : ::testing::Test {
             [this](const std::string& why) { disconnects.push_back(why); },
             [this](const std::string& why) { fatal = why; }});
     listener->start(std::move(channels));
-    ASSERT_TRUE(run_until(io, [&] { return listener->connected(); }, 10s))
+    ASSERT_TRUE(run_until(
+        io, [&] { return listener->connected(); }, 10s))
         << "listener did not connect";
   }
 
@@ -48,16 +49,19 @@ struct ListenerFixture : ::testing::Test {
   }
 
   // Sends `payload` on `channel` until the listener has it (it may be reconnecting meanwhile).
-  bool deliver(const std::string& channel, const std::string& payload, std::chrono::seconds t = 15s) {
+  bool deliver(const std::string& channel, const std::string& payload,
+               std::chrono::seconds t = 15s) {
     auto deadline = std::chrono::steady_clock::now() + t;
     while (std::chrono::steady_clock::now() < deadline) {
       if (listener->connected()) {
         PgSession(test::test_dsn()).notify(channel, payload);
-        if (run_until(io, [&] { return received_contains(channel + "|" + payload); }, 1s)) {
+        if (run_until(
+                io, [&] { return received_contains(channel + "|" + payload); }, 1s)) {
           return true;
         }
       } else {
-        run_until(io, [&] { return listener->connected(); }, 1s);
+        run_until(
+            io, [&] { return listener->connected(); }, 1s);
       }
     }
     return false;
@@ -81,8 +85,10 @@ TEST_F(ListenerFixture, ReceivesOnCaseSensitiveOddChannels) {
   s.notify("users changed", "wrong case: not listened");
   s.notify("plain", "");
   ASSERT_TRUE(run_until(io, [&] { return received.size() >= 3; }));
-  run_until(io, [] { return false; }, 300ms);
-  EXPECT_EQ(received, (std::vector<std::string>{"Users Changed|{\"id\":1}", "we\"ird|two", "plain|"}));
+  run_until(
+      io, [] { return false; }, 300ms);
+  EXPECT_EQ(received,
+            (std::vector<std::string>{"Users Changed|{\"id\":1}", "we\"ird|two", "plain|"}));
   EXPECT_GE(batches, 1);
   EXPECT_EQ(connects, std::vector<bool>{true});
   EXPECT_GT(listener->backend_pid(), 0);
@@ -92,13 +98,15 @@ TEST_F(ListenerFixture, SetChannelsListensOnlyTheDifference) {
   start(test::test_dsn(), {"a", "b"});
   listener->set_channels({"b", "c"});
   // The LISTEN/UNLISTEN runs on the listener's connection; give it a moment.
-  run_until(io, [] { return false; }, 300ms);
+  run_until(
+      io, [] { return false; }, 300ms);
   PgSession s(test::test_dsn());
   s.notify("a", "1");
   s.notify("b", "2");
   s.notify("c", "3");
   ASSERT_TRUE(run_until(io, [&] { return received.size() >= 2; }));
-  run_until(io, [] { return false; }, 300ms);
+  run_until(
+      io, [] { return false; }, 300ms);
   EXPECT_EQ(received, (std::vector<std::string>{"b|2", "c|3"}));
 }
 
@@ -107,7 +115,8 @@ TEST_F(ListenerFixture, ReconnectsAfterTerminateBackend) {
   int pid = listener->backend_pid();
   PgSession s(test::test_dsn());
   EXPECT_EQ(s.value("SELECT pg_terminate_backend($1)::text", {std::to_string(pid)}), "true");
-  ASSERT_TRUE(run_until(io, [&] { return connects.size() == 2; }, 15s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return connects.size() == 2; }, 15s));
   EXPECT_EQ(connects, (std::vector<bool>{true, false}));
   EXPECT_NE(listener->backend_pid(), pid);
   EXPECT_EQ(metrics.value("pgfanout_pg_reconnects_total"), 1);
@@ -118,45 +127,53 @@ TEST_F(ListenerFixture, ReconnectsAfterServerRestart) {
   start(test::test_dsn(), {"t2"});
   std::string pgctl = test::harness_env("PGFANOUT_TEST_PGCTL");
   ASSERT_EQ(std::system((pgctl + " -m fast -w restart >/dev/null 2>&1").c_str()), 0);
-  ASSERT_TRUE(run_until(io, [&] { return connects.size() == 2; }, 30s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return connects.size() == 2; }, 30s));
   EXPECT_FALSE(disconnects.empty());
   EXPECT_TRUE(deliver("t2", "back"));
 }
 
 TEST_F(ListenerFixture, HeartbeatDetectsADeafConnection) {
-  test::TcpProxy proxy("127.0.0.1",
-                       static_cast<std::uint16_t>(std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
+  test::TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(
+                                        std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
   start("host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=postgres dbname=postgres",
         {"t3"});
   ASSERT_TRUE(deliver("t3", "before"));
   // The path goes silent: no RST, no FIN, packets just stop. Only the heartbeat can tell.
   proxy.freeze();
-  ASSERT_TRUE(run_until(io, [&] {
-    return metrics.value("pgfanout_pg_disconnects_total", {{"reason", "heartbeat"}}) >= 1;
-  }, 10s));
+  ASSERT_TRUE(run_until(
+      io,
+      [&] {
+        return metrics.value("pgfanout_pg_disconnects_total", {{"reason", "heartbeat"}}) >= 1;
+      },
+      10s));
   EXPECT_FALSE(listener->connected());
   proxy.restore();
-  ASSERT_TRUE(run_until(io, [&] { return connects.size() >= 2; }, 15s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return connects.size() >= 2; }, 15s));
   EXPECT_GE(proxy.connections_accepted(), 2);
   EXPECT_TRUE(deliver("t3", "after"));
 }
 
 TEST_F(ListenerFixture, KeepsRetryingWhileTheServerIsUnreachable) {
-  test::TcpProxy proxy("127.0.0.1",
-                       static_cast<std::uint16_t>(std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
+  test::TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(
+                                        std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
   proxy.cut();
   listener = std::make_unique<NotifyListener>(
-      io, metrics, options("host=127.0.0.1 port=" + std::to_string(proxy.port()) +
-                           " user=postgres dbname=postgres"),
+      io, metrics,
+      options("host=127.0.0.1 port=" + std::to_string(proxy.port()) +
+              " user=postgres dbname=postgres"),
       NotifyListener::Callbacks{[this](rules::Notification&& n) { received.push_back(n.payload); },
                                 nullptr, [this](bool first) { connects.push_back(first); }, nullptr,
                                 nullptr});
   listener->start({"t4"});
-  run_until(io, [] { return false; }, 1500ms);
+  run_until(
+      io, [] { return false; }, 1500ms);
   EXPECT_FALSE(listener->connected());
   EXPECT_GE(metrics.value("pgfanout_pg_disconnects_total", {{"reason", "error"}}), 2);
   proxy.restore();
-  ASSERT_TRUE(run_until(io, [&] { return listener->connected(); }, 10s));
+  ASSERT_TRUE(run_until(
+      io, [&] { return listener->connected(); }, 10s));
   EXPECT_EQ(connects, std::vector<bool>{true});
 }
 

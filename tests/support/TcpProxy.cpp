@@ -1,8 +1,8 @@
 #include "support/TcpProxy.hpp"
 
 #include <array>
-#include <future>
 #include <atomic>
+#include <future>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -67,8 +67,9 @@ struct Link : std::enable_shared_from_this<Link> {
 
 void Pump::start() {
   auto self = shared_from_this();
-  from.async_read_some(asio::buffer(buf),
-                       [self](boost::system::error_code ec, std::size_t n) { self->on_read(ec, n); });
+  from.async_read_some(asio::buffer(buf), [self](boost::system::error_code ec, std::size_t n) {
+    self->on_read(ec, n);
+  });
 }
 
 void Pump::on_read(boost::system::error_code ec, std::size_t n) {
@@ -150,9 +151,13 @@ TcpProxy::~TcpProxy() {
   impl_->thread.join();
 }
 
-std::uint16_t TcpProxy::port() const { return impl_->acceptor.local_endpoint().port(); }
+std::uint16_t TcpProxy::port() const {
+  return impl_->acceptor.local_endpoint().port();
+}
 
-void TcpProxy::freeze() { impl_->frozen = true; }
+void TcpProxy::freeze() {
+  impl_->frozen = true;
+}
 
 void TcpProxy::cut() {
   impl_->refusing = true;
@@ -177,6 +182,8 @@ void TcpProxy::restore() {
   });
 }
 
-int TcpProxy::connections_accepted() const { return impl_->accepted; }
+int TcpProxy::connections_accepted() const {
+  return impl_->accepted;
+}
 
 }  // namespace pgfanout::test

@@ -23,7 +23,7 @@ class TcpProxy {
   void restore();
   int connections_accepted() const;
 
- struct Impl;  // public so the connection helpers in the .cpp can name it
+  struct Impl;  // public so the connection helpers in the .cpp can name it
 
  private:
   std::shared_ptr<Impl> impl_;

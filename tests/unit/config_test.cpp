@@ -80,11 +80,13 @@ const ErrorCase kErrorCases[] = {
      "postgres: {dsn: host=x}\nrulez: []\nrules: [{name: a, channel: c, actions: [{log: x}]}]\n",
      {"test.yaml:2:1: unknown key \"rulez\" (did you mean \"rules\"?)"}},
     {"unknown_nested_key_with_hint",
-     "postgres:\n  dsn: host=x\n  heartbeat_intervl: 5s\nrules: [{name: a, channel: c, actions: [{log: "
+     "postgres:\n  dsn: host=x\n  heartbeat_intervl: 5s\nrules: [{name: a, channel: c, actions: "
+     "[{log: "
      "x}]}]\n",
      {"test.yaml:3:3: postgres: unknown key \"heartbeat_intervl\" (did you mean "
       "\"heartbeat_interval\"?)"}},
-    {"missing_rules_and_postgres", "version: 1\n",
+    {"missing_rules_and_postgres",
+     "version: 1\n",
      {"test.yaml:1:1: postgres: \"postgres\" is required",
       "test.yaml:1:1: rules: \"rules\" is required"}},
     {"wrong_types",
@@ -96,11 +98,13 @@ const ErrorCase kErrorCases[] = {
       "1h, found \"5\"",
       "test.yaml:8:14: rules[0].durable: expected true or false, found \"yes\""}},
     {"duplicate_keys",
-     "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    name: b\n    actions: [{log: "
+     "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    name: b\n    actions: "
+     "[{log: "
      "x}]\n",
      {"test.yaml:5:5: rules[0].name: duplicate key \"name\""}},
     {"duplicate_rule_names_and_bad_channel",
-     "postgres: {dsn: host=x}\nrules:\n  - {name: a, channel: c, actions: [{log: x}]}\n  - {name: a, "
+     "postgres: {dsn: host=x}\nrules:\n  - {name: a, channel: c, actions: [{log: x}]}\n  - {name: "
+     "a, "
      "channel: pgfanout.x, actions: [{log: x}]}\n",
      {"test.yaml:4:12: rules[1].name: duplicate rule name \"a\"",
       "test.yaml:4:24: rules[1].channel: channels starting with \"pgfanout.\" are reserved"}},
@@ -114,9 +118,11 @@ const ErrorCase kErrorCases[] = {
      "postgres: {dsn: \"${PG_DSN}\"}\nrules: [{name: a, channel: c, actions: [{log: x}]}]\n",
      {"test.yaml:1:17: postgres.dsn: environment variable PG_DSN is not set (use "
       "${PG_DSN:-default} to give a default)"}},
-    {"tab_indentation", "postgres:\n\tdsn: host=x\n",
+    {"tab_indentation",
+     "postgres:\n\tdsn: host=x\n",
      {"test.yaml:2:5: YAML syntax error: illegal map value (tabs cannot indent YAML; use spaces)"}},
-    {"not_a_mapping", "- a\n- b\n",
+    {"not_a_mapping",
+     "- a\n- b\n",
      {"test.yaml:1:1: a config file must be a YAML mapping with at least postgres: and rules:"}},
     {"bad_when_op_and_empty_actions",
      "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    when: {op: [UPSERT]}\n    "
@@ -134,11 +140,13 @@ INSTANTIATE_TEST_SUITE_P(Table, ConfigErrors, ::testing::ValuesIn(kErrorCases),
                          [](const auto& p) { return std::string(p.param.name); });
 
 TEST(ConfigLoader, InvalidDsnIsReported) {
-  auto r = load("postgres: {dsn: \"host=x bogus=1\"}\nrules: [{name: a, channel: c, actions: [{log: x}]}]\n");
+  auto r = load(
+      "postgres: {dsn: \"host=x bogus=1\"}\nrules: [{name: a, channel: c, actions: [{log: x}]}]\n");
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0].line, 1);
-  EXPECT_NE(r.errors[0].message.find("invalid connection string: invalid connection option \"bogus\""),
-            std::string::npos)
+  EXPECT_NE(
+      r.errors[0].message.find("invalid connection string: invalid connection option \"bogus\""),
+      std::string::npos)
       << r.errors[0].message;
 }
 
@@ -154,8 +162,9 @@ TEST(ConfigLoader, EnvDefaultsExpand) {
 
 TEST(ConfigLoader, EnvCannotInjectStructure) {
   // The value is expanded after parsing, so YAML syntax in a variable stays a plain string.
-  auto r = load("postgres: {dsn: host=x}\nrules: [{name: a, channel: \"${V}\", actions: [{log: x}]}]\n",
-                {{"V", "x}\nrules: []"}});
+  auto r =
+      load("postgres: {dsn: host=x}\nrules: [{name: a, channel: \"${V}\", actions: [{log: x}]}]\n",
+           {{"V", "x}\nrules: []"}});
   ASSERT_TRUE(r.config) << ::testing::PrintToString(messages(r));
   EXPECT_EQ(r.config->rules->channels(), std::vector<std::string>{"x}\nrules: []"});
 }

@@ -34,7 +34,8 @@ TEST(Metrics, EverySampleLineParses) {
   m.counter("pgfanout_a_total", "A", {{"k", "v"}}).inc();
   m.histogram("pgfanout_b_seconds", "B").observe(0.002);
   std::istringstream in(m.render());
-  std::regex sample(R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eInf]+$)");
+  std::regex sample(
+      R"(^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*",?)*\})? [-+0-9.eInf]+$)");
   std::regex comment(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .*$)");
   std::string line;
   int samples = 0;

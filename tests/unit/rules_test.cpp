@@ -47,7 +47,8 @@ TEST(Template, BareNamesLookTopLevelThenNewThenOld) {
 }
 
 TEST(Template, HandWrittenPayloads) {
-  auto e = event_of(R"({"id": 1, "loc": {"type":"Point","coordinates":[1.5,2]}})", "person_updated");
+  auto e =
+      event_of(R"({"id": 1, "loc": {"type":"Point","coordinates":[1.5,2]}})", "person_updated");
   EXPECT_EQ(render("person:{id}", e), "person:1");
   EXPECT_EQ(render("{loc.type}", e), "Point");
   EXPECT_EQ(render("{channel}:{id}", e), "person_updated:1");
@@ -96,7 +97,8 @@ TEST(Template, SideDependence) {
 
 TEST(Template, PerStatementRowsLookLikeRowEvents) {
   auto p = ParsedPayload::parse(
-      "ch", R"({"op":"UPDATE","table":"t","rows":[{"new":{"id":1},"old":{"id":1}},{"new":{"id":2}}]})");
+      "ch",
+      R"({"op":"UPDATE","table":"t","rows":[{"new":{"id":1},"old":{"id":1}},{"new":{"id":2}}]})");
   ASSERT_NE(p->rows(), nullptr);
   ASSERT_EQ(p->rows()->size(), 2u);
   Event second(p, (*p->rows())[1], std::chrono::steady_clock::now());
@@ -163,7 +165,8 @@ struct RouterFixture : ::testing::Test {
     config_errors = r.errors.size();
     std::vector<std::string> msgs;
     for (auto& e : r.errors) {
-      if (e.message.find("unknown key \"record\"") == std::string::npos) msgs.push_back(e.to_string());
+      if (e.message.find("unknown key \"record\"") == std::string::npos)
+        msgs.push_back(e.to_string());
     }
     ASSERT_TRUE(msgs.empty()) << ::testing::PrintToString(msgs);
   }
@@ -209,8 +212,8 @@ TEST_F(RouterFixture, MatchesChannelOpAndFields) {
                              {"other", "orders", {}, "order:{id}"}}));
   route("users", kUpdate);
   route("users", R"({"op":"INSERT","new":{"id":8,"username":"zed"}})");
-  EXPECT_EQ(exec.seen, (std::vector<std::string>{"any=user:7", "upd=upd:7", "ann=ann:7",
-                                                 "any=user:8"}));
+  EXPECT_EQ(exec.seen,
+            (std::vector<std::string>{"any=user:7", "upd=upd:7", "ann=ann:7", "any=user:8"}));
   EXPECT_EQ(metric("pgfanout_notifications_total", {{"channel", "users"}}), 2);
   EXPECT_EQ(metric("pgfanout_actions_total", {{"rule", "upd"}, {"kind", "record"}}), 1);
 }
@@ -225,18 +228,20 @@ TEST_F(RouterFixture, PerStatementRowsExpand) {
 TEST_F(RouterFixture, BadInputIsCountedAndNeverCrashes) {
   router.add_executor("record", exec);
   router.set_rules(rules_of({{"r", "c", {}, "k:{id}"}, {"e", "c", {}, "{name}"}}));
-  route("c", "{\"id\": ");                    // malformed JSON
-  route("c", "{\"id\": \"\xff\"}");           // invalid UTF-8
-  route("c", "");                             // empty
-  route("c", std::string(7999, 'x'));         // the largest payload NOTIFY can carry, as text
-  route("c", R"({"id": 1, "name": ""})");     // renders an empty key for rule e
-  route("nobody", R"({"id": 2})");            // a channel no rule names
+  route("c", "{\"id\": ");                 // malformed JSON
+  route("c", "{\"id\": \"\xff\"}");        // invalid UTF-8
+  route("c", "");                          // empty
+  route("c", std::string(7999, 'x'));      // the largest payload NOTIFY can carry, as text
+  route("c", R"({"id": 1, "name": ""})");  // renders an empty key for rule e
+  route("nobody", R"({"id": 2})");         // a channel no rule names
   std::string big = R"({"id": 9, "pad": ")" + std::string(7960, 'p') + "\"}";
   ASSERT_LT(big.size(), 8000u);
-  route("c", big);                            // a 7999-byte-class JSON payload
+  route("c", big);  // a 7999-byte-class JSON payload
   EXPECT_EQ(exec.seen, (std::vector<std::string>{"r=k:1", "r=k:9"}));
-  EXPECT_EQ(metric("pgfanout_payload_errors_total", {{"channel", "c"}, {"reason", "malformed_json"}}), 1);
-  EXPECT_EQ(metric("pgfanout_payload_errors_total", {{"channel", "c"}, {"reason", "invalid_utf8"}}), 1);
+  EXPECT_EQ(
+      metric("pgfanout_payload_errors_total", {{"channel", "c"}, {"reason", "malformed_json"}}), 1);
+  EXPECT_EQ(metric("pgfanout_payload_errors_total", {{"channel", "c"}, {"reason", "invalid_utf8"}}),
+            1);
   EXPECT_EQ(metric("pgfanout_notifications_unrouted_total", {{"channel", "nobody"}}), 1);
   // r: skipped for malformed, utf8, empty, text = 4; e: skipped for all 7 but... (name missing
   // or empty each time)
@@ -291,7 +296,8 @@ TEST_F(RouterFixture, CompletionSettlesAfterAllActions) {
 
 TEST(RuleSetYaml, LogActionForms) {
   auto r = config::load_config_text(
-      "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    actions:\n      - log: \"{id}\"\n"
+      "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    actions:\n      - log: "
+      "\"{id}\"\n"
       "      - log: {message: \"m {op}\", level: warn}\n      - log: {}\n",
       "t.yaml");
   ASSERT_TRUE(r.config);
@@ -305,7 +311,8 @@ TEST(RuleSetYaml, LogActionForms) {
 
 TEST(RuleSetYaml, WhenFields) {
   auto r = config::load_config_text(
-      "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    when:\n      table: users\n"
+      "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    when:\n      table: "
+      "users\n"
       "      fields: {new.status: [active, banned], kind: 3}\n    actions: [{log: x}]\n",
       "t.yaml");
   ASSERT_TRUE(r.config);
