@@ -9,6 +9,9 @@ packages=(
   libgtest-dev libssl-dev libsystemd-dev
   postgresql-15 postgresql-15-pgtap postgresql-15-postgis-3 redis-server
   curl procps clang-format
+  # For the tests: systemd-analyze verify, and promtool check metrics (the prometheus package
+  # also installs a Prometheus server unit; `systemctl disable --now prometheus` if unwanted).
+  systemd prometheus
 )
 if [ "${PGFANOUT_WITH_BROWSER:-0}" = 1 ]; then
   packages+=(chromium nodejs npm)

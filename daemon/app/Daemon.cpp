@@ -8,6 +8,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "app/ProcessMetrics.hpp"
+#include "app/ShutdownDrain.hpp"
+#include "app/SystemdNotifier.hpp"
+#include "config/ConfigSchema.hpp"
+#include "http/HealthChecks.hpp"
+#include "http/HttpRouter.hpp"
+#include "http/HttpServer.hpp"
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
 #include "pg/ConnInfo.hpp"
@@ -20,6 +27,14 @@ namespace pgfanout::app {
 
 namespace asio = boost::asio;
 
+namespace {
+
+std::string plural(std::size_t n, const char* one, const char* many) {
+  return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
+}  // namespace
+
 struct Daemon::Impl {
   Impl(std::shared_ptr<const config::Config> cfg, DaemonOptions o)
       : options(std::move(o)),
@@ -30,14 +45,22 @@ struct Daemon::Impl {
                  pg::NotifyListener::Callbacks{
                      [this](rules::Notification&& n) { on_notification(std::move(n)); },
                      [this] { router.flush(); }, [this](bool first) { on_connected(first); },
-                     [](const std::string&) {}, [this](const std::string& why) { on_fatal(why); }}),
+                     [this](const std::string& why) { on_disconnected(why); },
+                     [this](const std::string& why) { on_fatal(why); }}),
         outbox(
             io, metrics, config->postgres, config->outbox, config->consumer,
             [this](const rules::Notification& n, std::shared_ptr<rules::EventCompletion> done) {
               router.route(n, std::move(done));
             },
-            [this] { router.flush(); }) {
+            [this] { router.flush(); }),
+        http_server(io, http_router, metrics),
+        notifier(io),
+        process_metrics(metrics),
+        drain(io, [this] { return router.pending(); }) {
     router.add_executor("log", log_executor);
+    register_health_checks();
+    register_routes();
+    register_placeholder_metrics();
   }
 
   int run() {
@@ -48,11 +71,17 @@ struct Daemon::Impl {
       return 78;
     }
     router.set_rules(config->rules);
-    wait_signal();
     auto channels = config->rules->channels();
     spdlog::info("pgfanout {} starting: {} rule(s) on {} channel(s), PostgreSQL at {}",
                  PGFANOUT_VERSION, config->rules->rules().size(), channels.size(),
                  pg::describe(config->postgres.dsn));
+    std::string error;
+    if (!http_server.start(config->http, error)) {
+      spdlog::critical("{}", error);
+      return 1;
+    }
+    wait_signal();
+    notifier.start([this] { return status_line(); });
     listener.start(std::move(channels));
     outbox.start(config->rules->durable_channels());
     io.run();
@@ -60,7 +89,61 @@ struct Daemon::Impl {
     return exit_code;
   }
 
+  // ---- health, routes, status
+
+  void register_health_checks() {
+    health.add("postgres", [this] {
+      if (!listener.connected()) {
+        return http::HealthStatus{false, ever_connected ? "disconnected" : "connecting"};
+      }
+      if (!listener.healthy()) return http::HealthStatus{false, "heartbeat overdue"};
+      return http::HealthStatus{
+          true, "listening on " + plural(listener.channels().size(), "channel", "channels")};
+    });
+  }
+
+  void register_routes() {
+    http_router.add("GET", "/healthz",
+                    [this](const http::HttpRequest&) { return health.response(); });
+    http_router.add("GET", "/metrics", [this](const http::HttpRequest&) {
+      process_metrics.update();
+      pending_gauge.set(static_cast<std::int64_t>(router.pending()));
+      http::HttpResponse r;
+      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      r.body = metrics.render();
+      return r;
+    });
+  }
+
+  // Series the operations guide names whose owners (the subscriber hub, the webhook sender) are
+  // not in this build yet: exported at zero so dashboards and alerts can be set up now.
+  void register_placeholder_metrics() {
+    metrics.gauge("pgfanout_subscribers", "Connected WebSocket and SSE subscribers");
+    for (const char* status : {"2xx", "4xx", "5xx", "error"}) {
+      metrics.counter("pgfanout_webhook_attempts_total",
+                      "Webhook delivery attempts, by response status class (error: no response)",
+                      {{"status", status}});
+    }
+  }
+
+  std::string status_line() const {
+    std::string s;
+    if (listener.connected()) {
+      s = "listening on " + plural(listener.channels().size(), "channel", "channels");
+    } else {
+      s = ever_connected ? "reconnecting to PostgreSQL" : "connecting to PostgreSQL";
+    }
+    s += "; " + plural(notifications, "notification", "notifications");
+    if (auto pending = router.pending(); pending > 0) {
+      s += "; " + plural(pending, "action", "actions") + " pending";
+    }
+    return s;
+  }
+
+  // ---- listener events
+
   void on_notification(rules::Notification&& n) {
+    ++notifications;
     // On a durable channel the NOTIFY is a doorbell: the event itself is read from the outbox.
     if (router.rules()->is_durable(n.channel)) {
       doorbells.inc();
@@ -73,14 +156,20 @@ struct Daemon::Impl {
   void on_connected(bool first) {
     outbox.ring();  // catch up on durable events
     if (first) {
+      ever_connected = true;
+      // LISTEN is established and HTTP is already up: the service is ready.
       spdlog::info("ready");
+      notifier.ready(status_line());
     } else {
       spdlog::warn("listener reconnected: notifications sent while it was away are lost");
+      notifier.status(status_line());
     }
     // PostgreSQL keeps no notifications for absent listeners: whatever was sent while nobody
     // listened (before the first connection too) is gone, so the rules say what to do about it.
     router.run_on_reconnect();
   }
+
+  void on_disconnected(const std::string&) { notifier.status(status_line()); }
 
   void on_fatal(const std::string& why) {
     spdlog::critical("{}", why);
@@ -88,11 +177,17 @@ struct Daemon::Impl {
     shutdown();
   }
 
+  // ---- signals
+
   void wait_signal() {
     signals.async_wait([this](boost::system::error_code ec, int sig) {
       if (ec) return;
       if (sig == SIGHUP) {
-        reload();
+        if (stopping) {
+          spdlog::info("SIGHUP ignored: shutting down");
+        } else {
+          reload();
+        }
         wait_signal();
         return;
       }
@@ -106,25 +201,58 @@ struct Daemon::Impl {
     });
   }
 
+  // Stops taking work (HTTP, LISTEN), lets the executors finish what they hold until
+  // shutdown.drain_timeout, then closes the remaining connections and leaves the loop.
   void shutdown() {
+    if (stopping) return;
     stopping = true;
+    http_server.stop_accepting();
     listener.stop();
     outbox.stop();
     router.flush();
-    signals.cancel();
-    io.stop();
+    auto pending = router.pending();
+    notifier.stopping(pending == 0 ? "stopping"
+                                   : "stopping: draining " + plural(pending, "action", "actions"));
+    if (pending > 0) {
+      spdlog::info("draining {} pending action(s) (up to {} ms)", pending,
+                   config->shutdown.drain_timeout.count());
+    }
+    drain.start(config->shutdown.drain_timeout, [this](std::size_t left) {
+      if (left > 0) {
+        spdlog::warn(
+            "shutdown.drain_timeout reached with {} action(s) still pending; they are "
+            "dropped",
+            left);
+      }
+      http_server.close_connections();
+      notifier.stop();
+      signals.cancel();
+      io.stop();
+    });
   }
+
+  // ---- reload
 
   void reload() {
     spdlog::info("SIGHUP: reloading {}", options.config_path);
+    notifier.reloading();
+    apply_reload();
+    notifier.ready(status_line());
+  }
+
+  void reload_failed() {
+    metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "failed"}})
+        .inc();
+  }
+
+  void apply_reload() {
     auto result = config::load_config(options.config_path);
     for (const auto& w : result.warnings) spdlog::warn("{}", w.to_string());
     if (!result.config) {
       for (const auto& e : result.errors) spdlog::error("{}", e.to_string());
       spdlog::error("reload failed with {} error(s); still running the previous config",
                     result.errors.size());
-      metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "failed"}})
-          .inc();
+      reload_failed();
       return;
     }
     auto next = std::make_shared<config::Config>(*result.config);
@@ -133,11 +261,10 @@ struct Daemon::Impl {
           "reload refused: action kind \"{}\" is not available; still running the "
           "previous config",
           missing.front());
-      metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "failed"}})
-          .inc();
+      reload_failed();
       return;
     }
-    warn_restart_only(*next);
+    keep_restart_only(*next);
     router.set_rules(next->rules);
     listener.set_channels(next->rules->channels());
     outbox.set_channels(next->rules->durable_channels());
@@ -149,22 +276,30 @@ struct Daemon::Impl {
                  config->rules->channels().size());
   }
 
-  void warn_restart_only(config::Config& next) {
-    const auto& a = config->postgres;
-    auto& b = next.postgres;
-    auto changed = [](auto& x, auto& y) { return !(x == y); };
-    if (changed(a.dsn, b.dsn) || changed(a.password, b.password) ||
-        changed(a.connect_timeout, b.connect_timeout) ||
-        changed(a.heartbeat_interval, b.heartbeat_interval) ||
-        changed(a.heartbeat_timeout, b.heartbeat_timeout) ||
-        changed(a.reconnect_min, b.reconnect_min) || changed(a.reconnect_max, b.reconnect_max)) {
-      spdlog::warn("reload: postgres settings changed; they take effect after a restart");
-      b = a;
+  // Keys the schema marks restart-only keep their running values; each one that changed in the
+  // file is named (with old and new value unless it is a secret).
+  void keep_restart_only(config::Config& next) {
+    for (const auto& path : config::changed_restart_only_keys(*config, next)) {
+      const config::KeySpec* spec = config::find_key(path);
+      if (spec == nullptr || spec->secret) {
+        spdlog::warn("reload: {} changed; it takes effect after a restart", path);
+        continue;
+      }
+      auto value = [](const config::Config& c, const std::string& p) {
+        auto it = c.restart_only_values.find(p);
+        return it == c.restart_only_values.end() ? std::string("(unset)")
+                                                 : "\"" + it->second + "\"";
+      };
+      spdlog::warn(
+          "reload: {} changed from {} to {}; it takes effect after a restart (still "
+          "using {})",
+          path, value(*config, path), value(next, path), value(*config, path));
     }
-    if (next.consumer != config->consumer) {
-      spdlog::warn("reload: consumer changed; it takes effect after a restart");
-      next.consumer = config->consumer;
-    }
+    next.version = config->version;
+    next.consumer = config->consumer;
+    next.postgres = config->postgres;
+    next.http = config->http;
+    next.restart_only_values = config->restart_only_values;
   }
 
   DaemonOptions options;
@@ -172,12 +307,22 @@ struct Daemon::Impl {
   asio::io_context io{1};
   asio::signal_set signals;
   Metrics metrics;
+  Gauge& pending_gauge = metrics.gauge(
+      "pgfanout_actions_pending", "Actions queued or in flight in the executors (at scrape time)");
   rules::Router router;
   rules::LogExecutor log_executor;
   pg::NotifyListener listener;
   pg::OutboxReader outbox;
   Counter& doorbells = metrics.counter("pgfanout_outbox_doorbells_total",
                                        "NOTIFYs on durable channels (they only wake the reader)");
+  http::HttpRouter http_router;
+  http::HealthChecks health;
+  http::HttpServer http_server;
+  SystemdNotifier notifier;
+  ProcessMetrics process_metrics;
+  ShutdownDrain drain;
+  std::uint64_t notifications = 0;
+  bool ever_connected = false;
   bool stopping = false;
   int exit_code = 0;
 };

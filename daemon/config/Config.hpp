@@ -5,12 +5,15 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "config/Diagnostics.hpp"
 #include "config/EnvExpand.hpp"
+#include "http/ListenAddress.hpp"
 
 namespace pgfanout::rules {
 class RuleSet;
@@ -38,6 +41,20 @@ struct OutboxConfig {
   int trim_batch = 10'000;
 };
 
+struct HttpConfig {
+  std::string listen = "127.0.0.1:8080";  // as written
+  http::ListenAddress address{"127.0.0.1", 8080};
+  int max_connections = 1024;
+  std::uint64_t max_header_bytes = 8 * 1024;
+  std::uint64_t max_body_bytes = 64 * 1024;
+  std::chrono::milliseconds read_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{60'000};
+};
+
+struct ShutdownConfig {
+  std::chrono::milliseconds drain_timeout{10'000};
+};
+
 struct WatchSpec {
   std::string table;
   std::string channel;
@@ -55,9 +72,17 @@ struct Config {
   std::string log_level = "info";
   PostgresConfig postgres;
   OutboxConfig outbox;
+  HttpConfig http;
+  ShutdownConfig shutdown;
   std::vector<WatchSpec> watch;
   std::shared_ptr<const rules::RuleSet> rules;
+  // The value of every key that a reload cannot change, by YAML path ("postgres.dsn"), as read
+  // (defaults included), so a reload can name each such key that changed.
+  std::map<std::string, std::string> restart_only_values;
 };
+
+// The YAML paths of the restart-only keys whose values differ between `running` and `next`.
+std::vector<std::string> changed_restart_only_keys(const Config& running, const Config& next);
 
 struct LoadResult {
   std::shared_ptr<const Config> config;  // null when there were errors

@@ -62,18 +62,60 @@ void load_postgres(MapReader& root, PostgresConfig& pg) {
   if (pg.connect_timeout.count() < 1000) m->error("connect_timeout", "must be at least 1s");
 }
 
+// An absent optional section still yields its defaults, so that a reload that adds the
+// section with default values does not count as a change.
+template <typename Fn>
+void with_section(MapReader& root, std::string_view key, Fn&& fn) {
+  if (auto m = root.map(key)) {
+    fn(*m);
+    return;
+  }
+  if (root.has(key)) return;  // present but not a mapping: already reported
+  MapReader defaults(YAML::Node(YAML::NodeType::Map), std::string(key), std::string(key),
+                     root.ctx());
+  fn(defaults);
+}
+
 void load_outbox(MapReader& root, OutboxConfig& o) {
-  auto m = root.map("outbox");
-  if (!m) return;
-  o.poll_interval = m->duration("poll_interval");
-  o.batch_size = static_cast<int>(m->integer("batch_size", 1, 100'000));
-  o.retry_delay = m->duration("retry_delay");
-  o.trim_interval = m->duration("trim_interval");
-  o.max_age = m->duration("max_age");
-  o.trim_batch = static_cast<int>(m->integer("trim_batch", 1, 10'000'000));
-  if (o.poll_interval.count() <= 0) m->error("poll_interval", "must be positive");
-  if (o.retry_delay.count() <= 0) m->error("retry_delay", "must be positive");
-  if (o.trim_interval.count() <= 0) m->error("trim_interval", "must be positive");
+  with_section(root, "outbox", [&](MapReader& m) {
+    o.poll_interval = m.duration("poll_interval");
+    o.batch_size = static_cast<int>(m.integer("batch_size", 1, 100'000));
+    o.retry_delay = m.duration("retry_delay");
+    o.trim_interval = m.duration("trim_interval");
+    o.max_age = m.duration("max_age");
+    o.trim_batch = static_cast<int>(m.integer("trim_batch", 1, 10'000'000));
+    if (o.poll_interval.count() <= 0) m.error("poll_interval", "must be positive");
+    if (o.retry_delay.count() <= 0) m.error("retry_delay", "must be positive");
+    if (o.trim_interval.count() <= 0) m.error("trim_interval", "must be positive");
+  });
+}
+
+void load_http(MapReader& root, HttpConfig& http) {
+  with_section(root, "http", [&](MapReader& m) {
+    const std::size_t errors_before = m.ctx().diags.errors().size();
+    http.listen = m.string("listen");
+    std::string error;
+    if (auto address = pgfanout::http::parse_listen_address(http.listen, error)) {
+      http.address = *address;
+    } else {
+      m.error("listen", "invalid listen address \"" + http.listen + "\": " + error);
+    }
+    http.max_connections = static_cast<int>(m.integer("max_connections", 1, 1'000'000));
+    http.max_header_bytes = m.size("max_header_size");
+    http.max_body_bytes = m.size("max_body_size");
+    http.read_timeout = m.duration("read_timeout");
+    http.idle_timeout = m.duration("idle_timeout");
+    if (m.ctx().diags.errors().size() == errors_before) {
+      if (http.max_header_bytes < 1024) m.error("max_header_size", "must be at least 1KiB");
+      if (http.read_timeout.count() < 100) m.error("read_timeout", "must be at least 100ms");
+      if (http.idle_timeout.count() < 100) m.error("idle_timeout", "must be at least 100ms");
+    }
+  });
+}
+
+void load_shutdown(MapReader& root, ShutdownConfig& shutdown) {
+  with_section(root, "shutdown",
+               [&](MapReader& m) { shutdown.drain_timeout = m.duration("drain_timeout"); });
 }
 
 void load_watch(MapReader& root, std::vector<WatchSpec>& out) {
@@ -117,9 +159,9 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
     return result;
   }
 
-  LoadContext ctx{diags, env, base_dir};
-  MapReader root(doc, "", "", ctx);
   auto cfg = std::make_shared<Config>();
+  LoadContext ctx{diags, env, base_dir, &cfg->restart_only_values};
+  MapReader root(doc, "", "", ctx);
   cfg->file = name;
   cfg->version = static_cast<int>(root.integer("version", 1, 1));
   cfg->consumer = root.string("consumer");
@@ -133,6 +175,8 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
   }
   load_postgres(root, cfg->postgres);
   load_outbox(root, cfg->outbox);
+  load_http(root, cfg->http);
+  load_shutdown(root, cfg->shutdown);
   load_watch(root, cfg->watch);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : rules::ActionRegistry::builtin());
 
@@ -147,6 +191,21 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
   }
   result.config = std::move(cfg);
   return result;
+}
+
+std::vector<std::string> changed_restart_only_keys(const Config& running, const Config& next) {
+  std::vector<std::string> changed;
+  const auto& a = running.restart_only_values;
+  const auto& b = next.restart_only_values;
+  for (const auto& [path, value] : a) {
+    auto it = b.find(path);
+    if (it == b.end() || it->second != value) changed.push_back(path);
+  }
+  for (const auto& [path, value] : b) {
+    if (!a.contains(path)) changed.push_back(path);
+  }
+  std::sort(changed.begin(), changed.end());
+  return changed;
 }
 
 LoadResult load_config(const std::string& path, const EnvLookup& env,

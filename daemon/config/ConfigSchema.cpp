@@ -58,6 +58,31 @@ const KeySpec kKeys[] = {
    "A consumer not seen for this long no longer holds events back from deletion."},
   {"outbox.trim_batch", Int, "10000", kRestart, kPlain, kOptional,
    "Events deleted per trim statement."},
+  // ---- http
+  {"http", Map, "", kRestart, kPlain, kOptional,
+   "The HTTP server: `/healthz`, `/metrics` (and the WebSocket / SSE endpoints)."},
+  {"http.listen", String, "127.0.0.1:8080", kRestart, kPlain, kOptional,
+   "HOST:PORT to listen on: `127.0.0.1:8080`, `[::1]:8080`, `localhost:8080`; `0.0.0.0:PORT` or "
+   "`[::]:PORT` for every interface. Port 0 takes a free port (logged). Failing to bind is fatal "
+   "at start-up."},
+  {"http.max_connections", Int, "1024", kRestart, kPlain, kOptional,
+   "Open connections beyond this are closed as soon as they are accepted (counted in "
+   "`pgfanout_http_connections_rejected_total`)."},
+  {"http.max_header_size", Size, "8KiB", kRestart, kPlain, kOptional,
+   "Largest request line plus headers; a larger request gets 431 and the connection is closed."},
+  {"http.max_body_size", Size, "64KiB", kRestart, kPlain, kOptional,
+   "Largest request body; a larger one gets 413 and the connection is closed."},
+  {"http.read_timeout", Duration, "10s", kRestart, kPlain, kOptional,
+   "How long a new connection may take to send its first complete request, and a response to "
+   "be written."},
+  {"http.idle_timeout", Duration, "60s", kRestart, kPlain, kOptional,
+   "How long a kept-alive connection may wait for (and send) its next request."},
+
+  // ---- shutdown
+  {"shutdown", Map, "", kReload, kPlain, kOptional, "SIGTERM / SIGINT handling."},
+  {"shutdown.drain_timeout", Duration, "10s", kReload, kPlain, kOptional,
+   "After SIGTERM, how long queued and in-flight actions may take to finish before the daemon "
+   "exits anyway. Keep it below systemd's TimeoutStopSec."},
 
   // ---- watch
   {"watch", List, "", kReload, kPlain, kOptional,

@@ -286,18 +286,31 @@ std::optional<std::string> MapReader::secret_from_file(std::string_view key) {
   return value;
 }
 
+void MapReader::remember(std::string_view key, const std::string& value) {
+  if (ctx_->restart_only_values == nullptr) return;
+  const KeySpec* s = spec(key);
+  if (s == nullptr || s->reloadable) return;
+  (*ctx_->restart_only_values)[key_path(key)] = value;
+}
+
 std::string MapReader::string(std::string_view key) {
   const KeySpec* s = spec(key);
   if (s != nullptr && s->secret) {
-    if (auto v = secret_from_file(key)) return *v;
+    if (auto v = secret_from_file(key)) {
+      remember(key, *v);
+      return *v;
+    }
   }
   std::string path;
   auto n = value_or_default(key, path);
   if (!n.IsDefined()) {
     if (s != nullptr && s->required) error(key, "\"" + std::string(key) + "\" is required");
+    remember(key, {});
     return {};
   }
-  return scalar(n, path).value_or(std::string());
+  std::string value = scalar(n, path).value_or(std::string());
+  remember(key, value);
+  return value;
 }
 
 std::int64_t MapReader::integer(std::string_view key, std::int64_t min, std::int64_t max) {
@@ -306,6 +319,7 @@ std::int64_t MapReader::integer(std::string_view key, std::int64_t min, std::int
   if (!n.IsDefined()) return 0;
   auto text = scalar(n, path);
   if (!text) return 0;
+  remember(key, *text);
   std::int64_t v = 0;
   auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), v);
   if (ec != std::errc() || p != text->data() + text->size()) {
@@ -325,6 +339,7 @@ bool MapReader::boolean(std::string_view key) {
   if (!n.IsDefined()) return false;
   auto text = scalar(n, path);
   if (!text) return false;
+  remember(key, *text);
   if (*text == "true") return true;
   if (*text == "false") return false;
   error_at(n, path, "expected true or false, found \"" + *text + "\"");
@@ -337,6 +352,7 @@ std::chrono::milliseconds MapReader::duration(std::string_view key) {
   if (!n.IsDefined()) return {};
   auto text = scalar(n, path);
   if (!text) return {};
+  remember(key, *text);
   auto d = parse_duration(*text);
   if (!d) {
     error_at(n, path, "expected a duration such as 500ms, 5s, 2m or 1h, found \"" + *text + "\"");
@@ -351,6 +367,7 @@ std::uint64_t MapReader::size(std::string_view key) {
   if (!n.IsDefined()) return 0;
   auto text = scalar(n, path);
   if (!text) return 0;
+  remember(key, *text);
   auto s = parse_size(*text);
   if (!s) {
     error_at(n, path, "expected a size such as 8000, 64KiB or 1MiB, found \"" + *text + "\"");
@@ -365,16 +382,24 @@ std::vector<std::string> MapReader::string_list(std::string_view key) {
   std::vector<std::string> out;
   if (!n.IsDefined()) return out;
   if (n.IsScalar()) {
-    if (auto v = scalar(n, path)) out.push_back(std::move(*v));
+    if (auto v = scalar(n, path)) {
+      remember(key, *v + "\n");
+      out.push_back(std::move(*v));
+    }
     return out;
   }
   if (!n.IsSequence()) {
     error_at(n, path, std::string("expected a list of strings, found ") + node_kind(n));
     return out;
   }
+  std::string joined;
   for (std::size_t i = 0; i < n.size(); ++i) {
-    if (auto v = scalar(n[i], path + "[" + std::to_string(i) + "]")) out.push_back(std::move(*v));
+    if (auto v = scalar(n[i], path + "[" + std::to_string(i) + "]")) {
+      joined += *v + "\n";
+      out.push_back(std::move(*v));
+    }
   }
+  remember(key, joined);
   return out;
 }
 

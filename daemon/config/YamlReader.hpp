@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,6 +30,9 @@ struct LoadContext {
   Diagnostics& diags;
   EnvLookup env;
   std::string base_dir;  // relative *_file paths are resolved from here
+  // When set, every value read for a key the schema marks restart-only is recorded here by YAML
+  // path, so a reload can tell which of them changed.
+  std::map<std::string, std::string>* restart_only_values = nullptr;
 };
 
 class MapReader {
@@ -74,6 +78,7 @@ class MapReader {
   const KeySpec* spec(std::string_view key) const;
   YAML::Node value_or_default(std::string_view key, std::string& yaml_path) const;
   std::optional<std::string> secret_from_file(std::string_view key);
+  void remember(std::string_view key, const std::string& value);
 
   YAML::Node node_;
   std::string schema_path_;

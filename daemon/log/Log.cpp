@@ -40,6 +40,28 @@ class PriorityFlag : public spdlog::custom_flag_formatter {
   }
 };
 
+// The message on one line: journald would take each further line for an entry of its own, without
+// the priority. A line break and the indentation after it become one space.
+class OneLineMessage : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&,
+              spdlog::memory_buf_t& dest) override {
+    const char* p = msg.payload.data();
+    const char* end = p + msg.payload.size();
+    while (p != end) {
+      if (*p == '\n' || *p == '\r') {
+        while (p != end && (*p == '\n' || *p == '\r' || *p == '\t' || *p == ' ')) ++p;
+        if (p != end) dest.push_back(' ');
+        continue;
+      }
+      dest.push_back(*p++);
+    }
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<OneLineMessage>();
+  }
+};
+
 bool parse_level(std::string_view name, spdlog::level::level_enum& out) {
   static const std::pair<std::string_view, spdlog::level::level_enum> names[] = {
       {"trace", spdlog::level::trace},  {"debug", spdlog::level::debug},
@@ -77,7 +99,7 @@ bool setup_logging(std::string_view level, LogTarget target) {
   auto logger = std::make_shared<spdlog::logger>("pgfanout", sink);
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   if (target == LogTarget::Journal) {
-    formatter->add_flag<PriorityFlag>('*').set_pattern("%*%v");
+    formatter->add_flag<PriorityFlag>('*').add_flag<OneLineMessage>('&').set_pattern("%*%&");
   } else {
     formatter->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%-5l%$ %v");
   }

@@ -1,7 +1,8 @@
 // Logging set-up and per-event rate limiting.
 //
 // pgfanout logs through spdlog's default logger to stderr. Under systemd (JOURNAL_STREAM set) each
-// line carries a syslog priority prefix such as "<4>" and no timestamp (journald adds its own);
+// line carries a syslog priority prefix such as "<4>" and no timestamp (journald adds its own),
+// and a message with line breaks is written on one line (one journal entry);
 // on a terminal lines carry a timestamp. Secrets are never passed to the logger: callers redact
 // connection strings first (see pg/ConnInfo.hpp).
 //

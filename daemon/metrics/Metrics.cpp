@@ -1,5 +1,6 @@
 #include "metrics/Metrics.hpp"
 
+#include <charconv>
 #include <cmath>
 #include <stdexcept>
 
@@ -112,8 +113,9 @@ void append_labels(std::string& out, const Labels& labels, std::string_view extr
 std::string format_number(double v) {
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  // Shortest text that reads back as the same double: "0.1", not "0.10000000000000001".
+  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+  return ec == std::errc() ? std::string(buf, end) : std::to_string(v);
 }
 
 }  // namespace
@@ -143,7 +145,7 @@ std::string Metrics::render() const {
       out += name;
       append_labels(out, labels);
       out += ' ';
-      out += std::to_string(g->value());
+      out += format_number(g->value());
       out += '\n';
     }
     for (const auto& [labels, h] : fam.histograms) {

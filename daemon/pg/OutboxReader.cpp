@@ -48,8 +48,8 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
                          "Failed outbox fetches, acknowledgements and connections")),
         trimmed(m.counter("pgfanout_outbox_trimmed_total", "Consumed outbox events deleted")),
         inflight(m.gauge("pgfanout_outbox_inflight", "Durable events delivered, not yet acked")),
-        lag(m.gauge("pgfanout_outbox_lag_milliseconds",
-                    "Age of the newest durable event acknowledged when it was acknowledged")) {}
+        lag(m.gauge("pgfanout_outbox_lag_seconds",
+                    "Age of the newest durable event acknowledged, when it was acknowledged")) {}
 
   void start(std::vector<std::string> ch) {
     stopped = false;
@@ -237,7 +237,7 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
                    retry_later();
                    return;
                  }
-                 lag.set(newest_age_ms);
+                 lag.set(static_cast<double>(newest_age_ms) / 1000.0);
                  spdlog::debug("outbox: acknowledged up to event {}", batch[good_count - 1].id);
                  if (failed) {
                    spdlog::warn("outbox: an event's actions failed; retrying it in {} ms",

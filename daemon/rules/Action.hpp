@@ -96,6 +96,9 @@ class ActionExecutor {
   virtual ~ActionExecutor() = default;
   virtual void execute(const Action& action, const Event& event, const ActionContext& ctx) = 0;
   virtual void flush() {}
+  // Actions accepted by execute() whose outcome is not reported yet (queued or in flight).
+  // At shutdown the daemon waits (up to shutdown.drain_timeout) until every executor reports 0.
+  virtual std::size_t pending() const { return 0; }
 };
 
 // Parses the action item `item` (a mapping with the kind's key `kind` and its modifiers).

@@ -1,5 +1,7 @@
 #include "rules/Router.hpp"
 
+#include <algorithm>
+
 #include <spdlog/spdlog.h>
 
 #include "metrics/Metrics.hpp"
@@ -130,6 +132,17 @@ void Router::run(const Rule& rule, const std::vector<std::unique_ptr<Action>>& a
 
 void Router::flush() {
   for (auto& [_, ex] : executors_) ex->flush();
+}
+
+std::size_t Router::pending() const {
+  std::vector<const ActionExecutor*> seen;
+  std::size_t total = 0;
+  for (const auto& [_, ex] : executors_) {
+    if (std::find(seen.begin(), seen.end(), ex) != seen.end()) continue;
+    seen.push_back(ex);
+    total += ex->pending();
+  }
+  return total;
 }
 
 void Router::run_on_reconnect() {

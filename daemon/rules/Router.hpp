@@ -40,6 +40,8 @@ class Router {
   void route(const Notification& n, std::shared_ptr<EventCompletion> completion = nullptr);
   // Lets executors send what they coalesced; call after a batch of route() calls.
   void flush();
+  // The sum of the executors' pending() (each executor counted once).
+  std::size_t pending() const;
 
   void run_on_reconnect();
   void run_on_gap(std::string_view rule_name);

@@ -21,9 +21,11 @@ using test::DaemonProcess;
 using test::PgSession;
 
 std::string config_text(const std::string& dsn, const std::string& rules) {
+  // Port 0: tests run beside other daemons, so none of them may take the default 8080.
   return "postgres:\n  dsn: \"" + dsn +
          "\"\n  heartbeat_interval: 500ms\n  heartbeat_timeout: 3s\n" +
-         "  reconnect_min: 50ms\n  reconnect_max: 1s\nrules:\n" + rules;
+         "  reconnect_min: 50ms\n  reconnect_max: 1s\nhttp:\n  listen: 127.0.0.1:0\nrules:\n" +
+         rules;
 }
 
 const char* kRules = R"(  - name: profile

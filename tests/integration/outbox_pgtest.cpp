@@ -30,7 +30,8 @@ struct OutboxFixture : ::testing::Test {
         "pgfanout.yaml",
         "postgres:\n  dsn: \"" + db->dsn() +
             "\"\n  reconnect_min: 50ms\n  reconnect_max: 500ms\n"
-            "consumer: test-instance\noutbox:\n  poll_interval: 200ms\n  retry_delay: 100ms\n"
+            "http:\n  listen: 127.0.0.1:0\nconsumer: test-instance\noutbox:\n  poll_interval: "
+            "200ms\n  retry_delay: 100ms\n"
             "watch:\n  - table: public.items\n    channel: items_changed\n    durable: true\n"
             "rules:\n  - name: items\n    channel: items_changed\n    durable: true\n"
             "    actions:\n      - log: \"ev {id} outbox {new.id}\"\n");

@@ -1,6 +1,10 @@
 #include "support/TestSupport.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -132,7 +136,9 @@ DaemonProcess::DaemonProcess(std::vector<std::string> args,
       dup2(fileno(f), 1);
       dup2(fileno(f), 2);
     }
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    for (const auto& [k, v] : env) {
+      setenv(k.c_str(), v == kChildPid ? std::to_string(getpid()).c_str() : v.c_str(), 1);
+    }
     std::vector<char*> argv;
     std::string bin = PGFANOUT_BINARY;
     argv.push_back(bin.data());
@@ -184,6 +190,52 @@ bool DaemonProcess::output_contains(const std::string& text) const {
 bool DaemonProcess::wait_for_output(const std::string& text,
                                     std::chrono::milliseconds timeout) const {
   return wait_until([&] { return output_contains(text); }, timeout);
+}
+
+int DaemonProcess::http_port(std::chrono::milliseconds timeout) const {
+  const std::string marker = "HTTP listening on ";
+  if (!wait_for_output(marker, timeout)) return 0;
+  auto out = output();
+  auto at = out.find(marker) + marker.size();
+  auto end = out.find_first_of("\r\n", at);
+  auto address = out.substr(at, end - at);
+  return std::atoi(address.substr(address.rfind(':') + 1).c_str());
+}
+
+HttpReply http_request(int port, const std::string& method, const std::string& target,
+                       std::chrono::milliseconds timeout) {
+  HttpReply reply;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return reply;
+  timeval tv{static_cast<time_t>(timeout.count() / 1000),
+             static_cast<suseconds_t>((timeout.count() % 1000) * 1000)};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return reply;
+  }
+  std::string req =
+      method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
+    ::close(fd);
+    return reply;
+  }
+  std::string raw;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) raw.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  auto split = raw.find("\r\n\r\n");
+  if (raw.size() < 12 || split == std::string::npos) return reply;
+  reply.status = std::atoi(raw.substr(9, 3).c_str());
+  reply.headers = raw.substr(0, split);
+  reply.body = raw.substr(split + 4);
+  return reply;
 }
 
 std::pair<int, std::string> run_pgfanout(const std::vector<std::string>& args,

@@ -70,9 +70,25 @@ bool wait_until(const std::function<bool()>& done,
 // Writes `text` to a new file under a temporary directory and returns its path.
 std::string write_temp_file(const std::string& name, const std::string& text);
 
+// A blocking HTTP/1.1 request to 127.0.0.1:`port` (Connection: close). `status` is 0 when the
+// connection failed.
+struct HttpReply {
+  int status = 0;
+  std::string headers;  // the status line and headers, as received
+  std::string body;
+};
+HttpReply http_request(int port, const std::string& method, const std::string& target,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(5));
+inline HttpReply http_get(int port, const std::string& target) {
+  return http_request(port, "GET", target);
+}
+
 // The pgfanout binary as a child process, stdout and stderr captured in a file.
 class DaemonProcess {
  public:
+  // An `env` value equal to this is replaced by the child's own pid (for WATCHDOG_PID).
+  static constexpr const char* kChildPid = "<child pid>";
+
   DaemonProcess(std::vector<std::string> args, std::map<std::string, std::string> env = {});
   ~DaemonProcess();
   void signal(int sig);
@@ -83,6 +99,8 @@ class DaemonProcess {
   // Waits until the output contains `text`.
   bool wait_for_output(const std::string& text,
                        std::chrono::milliseconds timeout = std::chrono::seconds(15)) const;
+  // The port of "HTTP listening on HOST:PORT" in the output, waiting for it; 0 if it never came.
+  int http_port(std::chrono::milliseconds timeout = std::chrono::seconds(15)) const;
   pid_t pid() const { return pid_; }
 
  private:
