@@ -6,7 +6,7 @@ JOBS ?= 2
 WERROR ?= ON
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test unit-test demo install format check-format docs clean
+.PHONY: all deps build test fuzz unit-test demo install format check-format docs clean
 
 all: build
 
@@ -17,9 +17,14 @@ build: deps
 	@cmake -S . -B $(BUILD) -DPGFANOUT_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
-# Every test: unit, integration (real PostgreSQL 15 + Redis started by the harness), SQL (pgTAP).
-test: build check-format
+# Every test: a short libFuzzer run of each target, then unit, integration (real PostgreSQL 15 +
+# Redis started by the harness) and SQL (pgTAP) tests through ctest.
+test: build check-format fuzz
 	@tests/harness/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure --timeout 900
+
+# libFuzzer targets (clang, sanitizers) in build-fuzz/, each run FUZZ_SECONDS (default 5).
+fuzz: deps
+	@scripts/fuzz-smoke.sh
 
 unit-test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L unit
@@ -41,4 +46,4 @@ check-format:
 	@git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
 
 clean:
-	@rm -rf $(BUILD)
+	@rm -rf $(BUILD) build-fuzz

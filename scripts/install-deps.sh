@@ -8,7 +8,7 @@ packages=(
   libpq-dev libhiredis-dev libboost1.81-all-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev
   libgtest-dev libssl-dev libsystemd-dev
   postgresql-15 postgresql-15-pgtap postgresql-15-postgis-3 redis-server
-  curl procps clang-format
+  curl procps clang-format clang libclang-rt-14-dev
   # For the tests: systemd-analyze verify, and promtool check metrics (the prometheus package
   # also installs a Prometheus server unit; `systemctl disable --now prometheus` if unwanted).
   systemd prometheus

@@ -131,7 +131,8 @@ MapReader::MapReader(YAML::Node node, std::string schema_path, std::string yaml_
   const auto known = child_keys(schema_path_);
   std::set<std::string> seen;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
-    const YAML::Node& k = it->first;
+    // A copy: yaml-cpp's iterator hands out a temporary pair, so a reference would dangle.
+    const YAML::Node k = it->first;
     if (!k.IsScalar()) {
       error_at(k, yaml_path_, "a key must be a plain string");
       continue;
@@ -197,7 +198,8 @@ std::vector<std::string> MapReader::keys() const {
   std::vector<std::string> out;
   if (!valid_) return out;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
-    if (it->first.IsScalar()) out.push_back(it->first.Scalar());
+    const YAML::Node k = it->first;
+    if (k.IsScalar()) out.push_back(k.Scalar());
   }
   return out;
 }
