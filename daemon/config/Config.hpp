@@ -11,6 +11,7 @@
 
 #include "config/Diagnostics.hpp"
 #include "config/EnvExpand.hpp"
+#include "redis/RedisConfig.hpp"
 
 namespace pgfanout::rules {
 class RuleSet;
@@ -45,6 +46,7 @@ struct Config {
   std::string consumer;
   std::string log_level = "info";
   PostgresConfig postgres;
+  redis::RedisConfig redis;
   std::vector<WatchSpec> watch;
   std::shared_ptr<const rules::RuleSet> rules;
 };

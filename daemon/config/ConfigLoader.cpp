@@ -7,6 +7,7 @@
 #include "config/Config.hpp"
 #include "config/YamlReader.hpp"
 #include "log/Log.hpp"
+#include "redis/RedisConfig.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace pgfanout::config {
@@ -110,8 +111,10 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
     }
   }
   load_postgres(root, cfg->postgres);
+  redis::load_redis_config(root, cfg->redis);
   load_watch(root, cfg->watch);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : rules::ActionRegistry::builtin());
+  redis::check_redis_targets(*cfg->rules, cfg->redis, diags);
 
   result.warnings = diags.warnings();
   if (!diags.ok()) {
