@@ -12,6 +12,7 @@
 #include "metrics/Metrics.hpp"
 #include "pg/ConnInfo.hpp"
 #include "pg/NotifyListener.hpp"
+#include "redis/RedisEvictor.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
 
@@ -25,6 +26,8 @@ struct Daemon::Impl {
         config(std::move(cfg)),
         signals(io, SIGTERM, SIGINT, SIGHUP),
         router(metrics),
+        redis_evictor(io, metrics, config->redis,
+                      [this](const std::string& rule) { router.run_on_gap(rule); }),
         listener(io, metrics, config->postgres,
                  pg::NotifyListener::Callbacks{
                      [this](rules::Notification&& n) { router.route(n); },
@@ -33,6 +36,9 @@ struct Daemon::Impl {
                      [](const std::string&) {},
                      [this](const std::string& why) { on_fatal(why); }}) {
     router.add_executor("log", log_executor);
+    for (const char* kind : {"evict", "evict_pattern", "publish"}) {
+      router.add_executor(kind, redis_evictor);
+    }
   }
 
   int run() {
@@ -48,6 +54,7 @@ struct Daemon::Impl {
     spdlog::info("pgfanout {} starting: {} rule(s) on {} channel(s), PostgreSQL at {}",
                  PGFANOUT_VERSION, config->rules->rules().size(), channels.size(),
                  pg::describe(config->postgres.dsn));
+    redis_evictor.start();
     listener.start(std::move(channels));
     io.run();
     spdlog::info("pgfanout stopped");
@@ -93,8 +100,11 @@ struct Daemon::Impl {
     stopping = true;
     listener.stop();
     router.flush();
-    signals.cancel();
-    io.stop();
+    // In-flight and queued Redis work gets a short drain; what is left is not acknowledged.
+    redis_evictor.drain(std::chrono::seconds(2), [this] {
+      signals.cancel();
+      io.stop();
+    });
   }
 
   void reload() {
@@ -140,6 +150,10 @@ struct Daemon::Impl {
       spdlog::warn("reload: postgres settings changed; they take effect after a restart");
       b = a;
     }
+    if (!(next.redis == config->redis)) {
+      spdlog::warn("reload: redis settings changed; they take effect after a restart");
+      next.redis = config->redis;
+    }
     if (next.consumer != config->consumer) {
       spdlog::warn("reload: consumer changed; it takes effect after a restart");
       next.consumer = config->consumer;
@@ -153,6 +167,7 @@ struct Daemon::Impl {
   Metrics metrics;
   rules::Router router;
   rules::LogExecutor log_executor;
+  redis::RedisEvictor redis_evictor;
   pg::NotifyListener listener;
   bool stopping = false;
   int exit_code = 0;
