@@ -57,7 +57,11 @@ const RedisTarget* RedisConfig::default_target() const {
 
 void load_redis_config(config::MapReader& root, RedisConfig& out) {
   auto m = root.map("redis");
-  if (!m) return;
+  if (!m) {
+    out.configured = root.has("redis");  // present but not a mapping: reported already
+    return;
+  }
+  out.configured = true;
   out.queue_limit = static_cast<std::size_t>(m->integer("queue_limit", 1, 100'000'000));
   out.batch_keys = static_cast<std::size_t>(m->integer("batch_keys", 1, 100'000));
   out.scan_count = static_cast<std::size_t>(m->integer("scan_count", 1, 1'000'000));
@@ -79,9 +83,14 @@ void load_redis_config(config::MapReader& root, RedisConfig& out) {
   }
   // Every other key names a target. The schema's `redis.*` wildcard lets them through the
   // reader, so unknown keys are caught here: a target must be a mapping.
-  for (const auto& key : m->keys()) {
+  bool named = false;
+  YAML::Node section = root.node("redis");
+  for (auto it = section.begin(); it != section.end(); ++it) {
+    if (!it->first.IsScalar()) continue;
+    const std::string key = it->first.Scalar();
     if (is_setting(key)) continue;
-    YAML::Node n = m->node(key);
+    named = true;
+    YAML::Node n = it->second;
     if (!n.IsMap()) {
       std::string message = "unknown key \"" + key + "\"";
       std::string_view best;
@@ -98,7 +107,7 @@ void load_redis_config(config::MapReader& root, RedisConfig& out) {
       } else {
         message += "; a named Redis target is a mapping such as {url: redis://host:6379/0}";
       }
-      m->error(key, std::move(message));
+      m->error_at(it->first, m->key_path(key), std::move(message));
       continue;
     }
     if (key == "default" && out.find("default") != nullptr) {
@@ -108,7 +117,7 @@ void load_redis_config(config::MapReader& root, RedisConfig& out) {
     config::MapReader target(n, "redis.*", m->key_path(key), m->ctx());
     if (target.valid()) read_target(target, key, out.targets);
   }
-  if (out.targets.empty() && m->valid()) {
+  if (!named && !m->has("url") && !m->has("url_file")) {
     m->error_here("give a url (redis: {url: redis://127.0.0.1:6379/0}) or named targets");
   }
 }
@@ -119,6 +128,7 @@ void check_redis_targets(const rules::RuleSet& rules, const RedisConfig& redis,
     const auto* ra = dynamic_cast<const RedisAction*>(a);
     if (ra == nullptr) continue;
     const auto& where = ra->where();
+    if (redis.targets.empty() && redis.configured) continue;  // its errors are reported
     if (redis.targets.empty()) {
       diags.error(where.line, where.column, where.path,
                   "\"" + std::string(a->kind()) +

@@ -39,7 +39,8 @@ struct RedisTarget {
 };
 
 struct RedisConfig {
-  std::vector<RedisTarget> targets;  // empty: no `redis:` section
+  std::vector<RedisTarget> targets;  // empty: no `redis:` section, or none that is valid
+  bool configured = false;           // a `redis:` section is present
   std::size_t queue_limit = 100'000;
   std::size_t batch_keys = 512;
   std::size_t scan_count = 500;

@@ -10,6 +10,7 @@
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
 #include "rules/RuleSet.hpp"
+#include "support/TcpProxy.hpp"
 #include "support/TestSupport.hpp"
 
 namespace pgfanout::test {
@@ -296,6 +297,121 @@ TEST_F(RedisActions, WrongPasswordIsRefusedAndRetried) {
     return metrics.value("pgfanout_redis_disconnects_total", {{"target", "default"}}) >= 2;
   }));
   EXPECT_EQ(metrics.value("pgfanout_redis_connected", {{"target", "default"}}), 0);
+}
+
+TEST_F(RedisActions, RedisRestartedMidStreamLosesNoEviction) {
+  auto own = std::make_unique<OwnRedisServer>();
+  start("  - name: r\n    channel: c\n    actions:\n      - evict: \"" + p + "k:{id}\"\n",
+        "  reconnect_min: 20ms\n  reconnect_max: 100ms\n", own->url());
+  RedisTestClient before(own->port());
+  for (int i = 0; i < 100; ++i) before.set(p + "k:" + std::to_string(i));
+  for (int i = 0; i < 100; ++i) notify("c", "{\"id\": " + std::to_string(i) + "}");
+  ASSERT_TRUE(settle());
+  EXPECT_EQ(before.dbsize(), 0);
+
+  int port = own->port();
+  own->stop();
+  ASSERT_TRUE(run_until(io, [&] {
+    return metrics.value("pgfanout_redis_connected", {{"target", "default"}}) == 0;
+  }));
+  // Sent while Redis is down: they wait in the queue.
+  for (int i = 100; i < 200; ++i) notify("c", "{\"id\": " + std::to_string(i) + "}");
+  EXPECT_EQ(evictor->queued(), 100u);
+  // The restarted server gets the keys (a reader repopulated them) before the daemon is back.
+  own->start();
+  ASSERT_EQ(own->port(), port);
+  RedisTestClient after(port);
+  for (int i = 100; i < 200; ++i) after.set(p + "k:" + std::to_string(i));
+  ASSERT_TRUE(settle());
+  EXPECT_EQ(after.dbsize(), 0);
+  EXPECT_EQ(actions("r", "evict"), 200);
+  EXPECT_EQ(actions("r", "evict", "pgfanout_actions_failed_total"), 0);
+  EXPECT_TRUE(gaps.empty());
+}
+
+TEST_F(RedisActions, QueueOverflowRunsOnGapOnceRedisIsBack) {
+  auto own = std::make_unique<OwnRedisServer>();
+  start("  - name: r\n    channel: c\n    actions:\n      - evict: \"" + p + "k:{id}\"\n" +
+            "    on_gap:\n      - evict_pattern: \"" + p +
+            "*\"\n      - log: \"gap on {channel}\"\n",
+        "  queue_limit: 10\n  reconnect_min: 20ms\n  reconnect_max: 100ms\n", own->url());
+  ASSERT_TRUE(run_until(io, [&] {
+    return metrics.value("pgfanout_redis_connected", {{"target", "default"}}) == 1;
+  }));
+  own->stop();
+  ASSERT_TRUE(run_until(io, [&] {
+    return metrics.value("pgfanout_redis_connected", {{"target", "default"}}) == 0;
+  }));
+  std::optional<bool> settled;
+  auto completion = std::make_shared<rules::EventCompletion>([&](bool ok) { settled = ok; });
+  for (int i = 0; i < 20; ++i) {
+    router->route(rules::Notification{"c", "{\"id\": " + std::to_string(i) + "}"}, completion);
+  }
+  router->flush();
+  completion.reset();
+  EXPECT_EQ(evictor->queued(), 10u);
+  EXPECT_EQ(metrics.value("pgfanout_redis_dropped_total", {{"rule", "r"}, {"target", "default"}}),
+            10);
+  EXPECT_EQ(metrics.value("pgfanout_redis_queued", {{"target", "default"}}), 10);
+  EXPECT_TRUE(gaps.empty());  // not while Redis is away
+
+  own->start();
+  RedisTestClient after(own->port());
+  after.set(p + "marker");  // what the dropped evictions would have hit
+  after.set(p + "k:15");
+  after.set("other:untouched");
+  ASSERT_TRUE(run_until(io, [&] { return !gaps.empty() && evictor->idle(); }));
+  EXPECT_EQ(gaps, std::vector<std::string>{"r"});
+  EXPECT_FALSE(after.exists(p + "marker"));
+  EXPECT_FALSE(after.exists(p + "k:15"));
+  EXPECT_TRUE(after.exists("other:untouched"));
+  EXPECT_EQ(metrics.value("pgfanout_redis_gaps_total", {{"rule", "r"}}), 1);
+  // The event whose eviction was dropped is not acknowledged.
+  ASSERT_TRUE(settled.has_value());
+  EXPECT_FALSE(*settled);
+}
+
+TEST_F(RedisActions, ConnectionCutWithCommandsInFlightResendsThem) {
+  TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(harness_redis_port()));
+  start("  - name: r\n    channel: c\n    actions:\n      - evict: \"" + p + "k:{id}\"\n",
+        "  reconnect_min: 20ms\n  reconnect_max: 100ms\n",
+        "redis://127.0.0.1:" + std::to_string(proxy.port()) + "/0");
+  ASSERT_TRUE(run_until(io, [&] {
+    return metrics.value("pgfanout_redis_connected", {{"target", "default"}}) == 1;
+  }));
+  for (int i = 0; i < 2000; ++i) redis.set(p + "k:" + std::to_string(i));
+  for (int i = 0; i < 2000; ++i) {
+    router->route(rules::Notification{"c", "{\"id\": " + std::to_string(i) + "}"});
+  }
+  router->flush();  // the commands are with hiredis now; cut before their replies come
+  proxy.cut();
+  ASSERT_TRUE(run_until(io, [&] {
+    return metrics.value("pgfanout_redis_connected", {{"target", "default"}}) == 0;
+  }));
+  proxy.restore();
+  ASSERT_TRUE(settle());
+  EXPECT_EQ(redis.cmd({"EXISTS", p + "k:0", p + "k:1000", p + "k:1999"}), "0");
+  EXPECT_EQ(actions("r", "evict"), 2000);
+}
+
+TEST_F(RedisActions, FrozenConnectionTimesOutAndReconnects) {
+  TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(harness_redis_port()));
+  start("  - name: r\n    channel: c\n    actions:\n      - evict: \"" + p + "k:{id}\"\n",
+        "  command_timeout: 300ms\n  reconnect_min: 20ms\n  reconnect_max: 100ms\n",
+        "redis://127.0.0.1:" + std::to_string(proxy.port()) + "/0");
+  ASSERT_TRUE(run_until(io, [&] {
+    return metrics.value("pgfanout_redis_connected", {{"target", "default"}}) == 1;
+  }));
+  redis.set(p + "k:1");
+  proxy.freeze();
+  notify("c", R"({"id": 1})");
+  ASSERT_TRUE(run_until(io, [&] {
+    return metrics.value("pgfanout_redis_disconnects_total", {{"target", "default"}}) >= 1;
+  }));
+  proxy.restore();
+  ASSERT_TRUE(settle());
+  EXPECT_FALSE(redis.exists(p + "k:1"));
+  EXPECT_EQ(actions("r", "evict"), 1);
 }
 
 }  // namespace

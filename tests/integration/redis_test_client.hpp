@@ -111,6 +111,7 @@ class OwnRedisServer {
     return ntohs(a.sin_port);
   }
 
+  // Starts (again) on the same port.
   void start() {
     pid_ = fork();
     if (pid_ == 0) {

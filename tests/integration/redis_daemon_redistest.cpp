@@ -1,0 +1,121 @@
+// The pgfanout binary end to end: NOTIFY on the harness PostgreSQL, evictions in the harness
+// Redis.
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include "redis_test_client.hpp"
+#include "support/TestSupport.hpp"
+
+namespace pgfanout::test {
+namespace {
+
+class RedisDaemon : public ::testing::Test {
+ protected:
+  void start(const std::string& rules_yaml) {
+    channel = "redis_e2e_" + std::to_string(::getpid());
+    std::string text = "postgres: {dsn: \"" + test_dsn() + "\"}\nredis: {url: \"" +
+                       harness_env("PGFANOUT_TEST_REDIS_URL") + "\"}\nrules:\n" + rules_yaml;
+    auto pos = std::string::npos;
+    while ((pos = text.find("CHANNEL")) != std::string::npos) text.replace(pos, 7, channel);
+    config_path = write_temp_file("pgfanout.yaml", text);
+    daemon =
+        std::make_unique<DaemonProcess>(std::vector<std::string>{"run", "--config", config_path});
+    ASSERT_TRUE(daemon->wait_for_output("ready")) << daemon->output();
+    ASSERT_TRUE(daemon->wait_for_output("Redis target default")) << daemon->output();
+  }
+  void TearDown() override {
+    if (daemon) {
+      daemon->signal(SIGTERM);
+      EXPECT_EQ(daemon->wait(), 0) << daemon->output();
+    }
+  }
+
+  std::string p = "e2e:" + std::to_string(::getpid()) + ":";
+  std::string channel;
+  std::string config_path;
+  std::unique_ptr<DaemonProcess> daemon;
+  RedisTestClient redis{harness_redis_port()};
+  PgSession pg{test_dsn()};
+};
+
+TEST_F(RedisDaemon, NotifyEvictsOldAndNewKeys) {
+  start("  - name: users\n    channel: CHANNEL\n    actions:\n      - evict: [\"" + p +
+        "user:{id}\", \"" + p + "name:{username}\"]\n");
+  redis.set(p + "user:7");
+  redis.set(p + "name:ann");
+  redis.set(p + "name:anne");
+  redis.set(p + "name:bob");
+  pg.notify(channel, R"({"v":1,"op":"UPDATE","schema":"public","table":"users",)"
+                     R"("new":{"id":7,"username":"ann"},"old":{"id":7,"username":"anne"}})");
+  ASSERT_TRUE(wait_until([&] {
+    return !redis.exists(p + "user:7") && !redis.exists(p + "name:ann") &&
+           !redis.exists(p + "name:anne");
+  })) << daemon->output();
+  EXPECT_TRUE(redis.exists(p + "name:bob"));
+}
+
+TEST_F(RedisDaemon, BurstOf10000NotificationsInOneTransactionIsFullyEvicted) {
+  start("  - name: burst\n    channel: CHANNEL\n    actions:\n      - evict: \"" + p +
+        "k:{id}\"\n");
+  for (int i = 1; i <= 10000; i += 1000) {
+    std::vector<std::string> mset{"MSET"};
+    for (int j = i; j < i + 1000; ++j) {
+      mset.push_back(p + "k:" + std::to_string(j));
+      mset.push_back("v");
+    }
+    redis.cmd(mset);
+  }
+  ASSERT_EQ(redis.cmd({"EXISTS", p + "k:1", p + "k:10000"}), "2");
+  pg.exec("SELECT count(pg_notify('" + channel +
+          "', json_build_object('id', g)::text)) FROM generate_series(1, 10000) g");
+  ASSERT_TRUE(wait_until([&] {
+    std::vector<std::string> exists{"EXISTS"};
+    for (int j = 1; j <= 10000; j += 97) exists.push_back(p + "k:" + std::to_string(j));
+    exists.push_back(p + "k:10000");
+    return redis.cmd(exists) == "0";
+  })) << daemon->output();
+  EXPECT_EQ(redis.cmd({"SCAN", "0", "MATCH", p + "k:*", "COUNT", "100000"}), "2");
+  EXPECT_EQ(redis.cmd({"EVAL", "return #redis.call('KEYS', ARGV[1])", "0", p + "k:*"}), "0");
+}
+
+TEST_F(RedisDaemon, PublishReachesRedisSubscribers) {
+  start("  - name: pub\n    channel: CHANNEL\n    actions:\n      - publish: {channel: \"" + p +
+        "events\"}\n");
+  redisContext* sub = redisConnect("127.0.0.1", harness_redis_port());
+  ASSERT_TRUE(sub != nullptr && sub->err == 0);
+  freeReplyObject(redisCommand(sub, "SUBSCRIBE %s", (p + "events").c_str()));
+  pg.notify(channel, R"({"id": 1})");
+  void* msg = nullptr;
+  ASSERT_EQ(redisGetReply(sub, &msg), REDIS_OK);
+  auto* m = static_cast<redisReply*>(msg);
+  ASSERT_EQ(m->elements, 3u);
+  EXPECT_EQ(std::string(m->element[2]->str, m->element[2]->len), R"({"id": 1})");
+  freeReplyObject(m);
+  redisFree(sub);
+}
+
+TEST(RedisDaemonCheck, ConfigErrorsNameLineAndColumn) {
+  std::string path = write_temp_file("bad.yaml",
+                                     "postgres: {dsn: \"host=127.0.0.1\"}\n"
+                                     "redis:\n"
+                                     "  url: rediss://cache:6380/0\n"
+                                     "  queue_limt: 5\n"
+                                     "  cache: {url: redis://127.0.0.1/1}\n"
+                                     "rules:\n"
+                                     "  - name: r\n"
+                                     "    channel: c\n"
+                                     "    actions:\n"
+                                     "      - evict: \"user:{id}\"\n"
+                                     "        target: sessions\n");
+  auto [code, out] = run_pgfanout({"check", "--config", path});
+  EXPECT_EQ(code, 78) << out;
+  EXPECT_NE(out.find(path + ":3:8:"), std::string::npos) << out;
+  EXPECT_NE(out.find("TLS tunnel"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ":4:3:"), std::string::npos) << out;
+  EXPECT_NE(out.find("did you mean \"queue_limit\""), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ":11:17:"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace pgfanout::test
