@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "redis_test_client.hpp"
+#include "support/TcpProxy.hpp"
 #include "support/TestSupport.hpp"
 
 namespace pgfanout::test {
@@ -93,6 +94,46 @@ TEST_F(RedisDaemon, PublishReachesRedisSubscribers) {
   EXPECT_EQ(std::string(m->element[2]->str, m->element[2]->len), R"({"id": 1})");
   freeReplyObject(m);
   redisFree(sub);
+}
+
+TEST(RedisDaemonOutage, RedisRestartedWhileNotificationsFlowLosesNothing) {
+  OwnRedisServer own;
+  // The daemon reaches Redis through a proxy, so the test decides when it can reconnect.
+  TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(own.port()));
+  std::string p = "outage:" + std::to_string(::getpid()) + ":";
+  std::string channel = "redis_outage_" + std::to_string(::getpid());
+  std::string config = write_temp_file(
+      "pgfanout.yaml", "postgres: {dsn: \"" + test_dsn() +
+                           "\"}\nredis:\n  url: redis://127.0.0.1:" + std::to_string(proxy.port()) +
+                           "/0" +
+                           "\n  reconnect_min: 20ms\n  reconnect_max: 200ms\nrules:\n"
+                           "  - name: r\n    channel: " +
+                           channel + "\n    actions:\n      - evict: \"" + p + "k:{id}\"\n");
+  DaemonProcess daemon({"run", "--config", config});
+  ASSERT_TRUE(daemon.wait_for_output("Redis target default")) << daemon.output();
+  ASSERT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
+  PgSession pg(test_dsn());
+  for (int i = 0; i < 50; ++i) pg.notify(channel, "{\"id\": " + std::to_string(i) + "}");
+  proxy.cut();
+  own.stop();
+  // Sent while Redis is down: the daemon queues them.
+  for (int i = 50; i < 100; ++i) pg.notify(channel, "{\"id\": " + std::to_string(i) + "}");
+  ASSERT_TRUE(daemon.wait_for_output("reconnecting")) << daemon.output();
+  own.start();
+  // Repopulated by readers after the restart, before the daemon can reconnect: the queued
+  // evictions must still remove them.
+  RedisTestClient redis(own.port());
+  std::vector<std::string> mset{"MSET"};
+  for (int i = 50; i < 100; ++i) {
+    mset.push_back(p + "k:" + std::to_string(i));
+    mset.push_back("v");
+  }
+  redis.cmd(mset);
+  ASSERT_EQ(redis.dbsize(), 50);
+  proxy.restore();
+  ASSERT_TRUE(wait_until([&] { return redis.dbsize() == 0; })) << daemon.output();
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(), 0) << daemon.output();
 }
 
 TEST(RedisDaemonCheck, ConfigErrorsNameLineAndColumn) {
