@@ -136,6 +136,31 @@ TEST(RedisDaemonOutage, RedisRestartedWhileNotificationsFlowLosesNothing) {
   EXPECT_EQ(daemon.wait(), 0) << daemon.output();
 }
 
+TEST(RedisDaemonOutage, SigtermGivesStuckRedisWorkAShortDrainThenExits) {
+  TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(harness_redis_port()));
+  std::string channel = "redis_drain_" + std::to_string(::getpid());
+  std::string config = write_temp_file(
+      "pgfanout.yaml", "postgres: {dsn: \"" + test_dsn() +
+                           "\"}\nredis: {url: \"redis://127.0.0.1:" + std::to_string(proxy.port()) +
+                           "/0\"}\nrules:\n  - name: r\n    channel: " + channel +
+                           "\n    actions:\n      - evict: \"drain:{id}\"\n");
+  DaemonProcess daemon({"run", "--config", config});
+  ASSERT_TRUE(daemon.wait_for_output("Redis target default")) << daemon.output();
+  ASSERT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
+  proxy.freeze();  // Redis stops answering; the eviction stays in flight
+  PgSession pg(test_dsn());
+  pg.notify(channel, R"({"id": 1})");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  auto begin = std::chrono::steady_clock::now();
+  daemon.signal(SIGTERM);
+  EXPECT_EQ(daemon.wait(std::chrono::seconds(10)), 0) << daemon.output();
+  auto took = std::chrono::steady_clock::now() - begin;
+  EXPECT_GE(took, std::chrono::milliseconds(1500));
+  EXPECT_LT(took, std::chrono::seconds(5));
+  EXPECT_TRUE(daemon.output_contains("Redis drain timed out")) << daemon.output();
+  proxy.restore();
+}
+
 TEST(RedisDaemonCheck, ConfigErrorsNameLineAndColumn) {
   std::string path = write_temp_file("bad.yaml",
                                      "postgres: {dsn: \"host=127.0.0.1\"}\n"
