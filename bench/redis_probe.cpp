@@ -31,7 +31,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 PGconn* pg_connect(const char* dsn) {
   PGconn* c = PQconnectdb(dsn);
@@ -101,7 +103,8 @@ int listen_ceiling(const char* dsn, const std::string& channel, long n) {
   std::printf("commit_seconds=%.4f\n", seconds(committed - t0));
   std::printf("after_commit_seconds=%.4f\n", seconds(last - committed));
   std::printf("first_to_last_seconds=%.4f\n", seconds(last - first));
-  std::printf("rate_after_commit=%.0f\n", static_cast<double>(received) / seconds(last - committed));
+  std::printf("rate_after_commit=%.0f\n",
+              static_cast<double>(received) / seconds(last - committed));
   std::printf("rate_total=%.0f\n", static_cast<double>(received) / seconds(last - t0));
   std::printf("rate_first_to_last=%.0f\n", static_cast<double>(received) / seconds(last - first));
   PQfinish(listener);
@@ -208,13 +211,14 @@ int steady(const char* dsn, const std::string& channel, int port, int rate, int 
   }
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) {
-    return lat.empty() ? -1.0 : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+    return lat.empty() ? -1.0
+                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
   };
   std::printf("commits=%ld\nevicted=%zu\n", n, lat.size());
   std::printf("achieved_rate=%.0f\n", static_cast<double>(n) / seconds(sent - start));
   std::printf("gone_before_commit_returned=%ld\n", negative);
-  std::printf("p50_ms=%.3f\np90_ms=%.3f\np99_ms=%.3f\nmax_ms=%.3f\n", pct(0.5), pct(0.9),
-              pct(0.99), lat.empty() ? -1.0 : lat.back());
+  std::printf("p50_ms=%.3f\np90_ms=%.3f\np99_ms=%.3f\nmax_ms=%.3f\n", pct(0.5), pct(0.9), pct(0.99),
+              lat.empty() ? -1.0 : lat.back());
   PQfinish(sender);
   redisFree(setup);
   return static_cast<long>(lat.size()) == n ? 0 : 1;
@@ -267,7 +271,8 @@ int steady_listen(const char* dsn, const std::string& channel, int rate, int sec
   }
   std::sort(lat.begin(), lat.end());
   auto pct = [&](double p) {
-    return lat.empty() ? -1.0 : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+    return lat.empty() ? -1.0
+                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
   };
   std::printf("received=%zu\np50_ms=%.3f\np90_ms=%.3f\np99_ms=%.3f\nmax_ms=%.3f\n", lat.size(),
               pct(0.5), pct(0.9), pct(0.99), lat.empty() ? -1.0 : lat.back());
@@ -280,8 +285,10 @@ int steady_listen(const char* dsn, const std::string& channel, int rate, int sec
 
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "";
-  if (mode == "listen-ceiling" && argc == 5) return listen_ceiling(argv[2], argv[3], std::atol(argv[4]));
-  if (mode == "burst" && argc == 6) return burst(argv[2], argv[3], std::atol(argv[4]), std::atoi(argv[5]));
+  if (mode == "listen-ceiling" && argc == 5)
+    return listen_ceiling(argv[2], argv[3], std::atol(argv[4]));
+  if (mode == "burst" && argc == 6)
+    return burst(argv[2], argv[3], std::atol(argv[4]), std::atoi(argv[5]));
   if (mode == "steady-listen" && argc == 6) {
     return steady_listen(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
   }
