@@ -71,6 +71,7 @@ struct RedisEvictor::Target {
   Gauge* queued_gauge;
   Counter* keys_sent;
   Counter* keys_deleted;
+  Counter* keys_failed;
   Counter* publishes_sent;
 
   explicit Target(std::size_t limit) : keys(limit) {}
@@ -98,6 +99,8 @@ RedisEvictor::RedisEvictor(asio::io_context& io, Metrics& metrics, const RedisCo
     t->keys_deleted =
         &metrics.counter("pgfanout_redis_keys_deleted_total",
                          "Keys that existed and were deleted (UNLINK/DEL replies)", l);
+    t->keys_failed = &metrics.counter("pgfanout_redis_keys_failed_total",
+                                      "Keys whose UNLINK/DEL got an error reply (not retried)", l);
     t->publishes_sent =
         &metrics.counter("pgfanout_redis_publishes_total", "PUBLISH commands answered", l);
     Target* raw = t.get();
@@ -316,6 +319,7 @@ void RedisEvictor::send_batch(Target& target) {
                                    : "") +
                               " on Redis target " + t.name + ": " + message;
           t.keys.done(*batch);
+          t.keys_failed->inc(batch->items.size());
           for (auto& item : batch->items) part_done(t, item.ref, &error);
         } else {
           t.conn->note_success();

@@ -294,6 +294,7 @@ TEST_F(RedisActions, AclUserLogsInAndAnErrorReplyFailsTheAction) {
   EXPECT_EQ(
       metrics.value("pgfanout_redis_errors_total", {{"target", "default"}, {"error", "NOPERM"}}),
       1);
+  EXPECT_EQ(metrics.value("pgfanout_redis_keys_failed_total", {{"target", "default"}}), 1);
   EXPECT_TRUE(admin.exists(p + "user:1"));
 }
 
