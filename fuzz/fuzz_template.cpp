@@ -23,7 +23,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto parsed = ParsedPayload::parse("chan", payload);
   std::vector<Event> events;
   if (const auto* rows = parsed->rows()) {
-    for (const auto* row : *rows) events.emplace_back(parsed, row, std::chrono::steady_clock::now());
+    for (const auto* row : *rows)
+      events.emplace_back(parsed, row, std::chrono::steady_clock::now());
   }
   events.emplace_back(parsed, nullptr, std::chrono::steady_clock::now());
   for (const auto& e : events) {

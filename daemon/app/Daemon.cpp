@@ -20,6 +20,7 @@
 #include "pg/ConnInfo.hpp"
 #include "pg/NotifyListener.hpp"
 #include "pg/OutboxReader.hpp"
+#include "redis/RedisEvictor.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
 
@@ -41,6 +42,8 @@ struct Daemon::Impl {
         config(std::move(cfg)),
         signals(io, SIGTERM, SIGINT, SIGHUP),
         router(metrics),
+        redis_evictor(io, metrics, config->redis,
+                      [this](const std::string& rule) { router.run_on_gap(rule); }),
         listener(io, metrics, config->postgres,
                  pg::NotifyListener::Callbacks{
                      [this](rules::Notification&& n) { on_notification(std::move(n)); },
@@ -58,6 +61,9 @@ struct Daemon::Impl {
         process_metrics(metrics),
         drain(io, [this] { return router.pending(); }) {
     router.add_executor("log", log_executor);
+    for (const char* kind : {"evict", "evict_pattern", "publish"}) {
+      router.add_executor(kind, redis_evictor);
+    }
     register_health_checks();
     register_routes();
     register_placeholder_metrics();
@@ -82,6 +88,7 @@ struct Daemon::Impl {
     }
     wait_signal();
     notifier.start([this] { return status_line(); });
+    redis_evictor.start();
     listener.start(std::move(channels));
     outbox.start(config->rules->durable_channels());
     io.run();
@@ -100,6 +107,13 @@ struct Daemon::Impl {
       return http::HealthStatus{
           true, "listening on " + plural(listener.channels().size(), "channel", "channels")};
     });
+    if (redis_evictor.has_targets()) {
+      health.add("redis", [this] {
+        std::string detail;
+        bool ok = redis_evictor.healthy(detail);
+        return http::HealthStatus{ok, detail};
+      });
+    }
   }
 
   void register_routes() {
@@ -299,6 +313,8 @@ struct Daemon::Impl {
     next.consumer = config->consumer;
     next.postgres = config->postgres;
     next.http = config->http;
+    next.outbox = config->outbox;
+    next.redis = config->redis;
     next.restart_only_values = config->restart_only_values;
   }
 
@@ -311,6 +327,7 @@ struct Daemon::Impl {
       "pgfanout_actions_pending", "Actions queued or in flight in the executors (at scrape time)");
   rules::Router router;
   rules::LogExecutor log_executor;
+  redis::RedisEvictor redis_evictor;
   pg::NotifyListener listener;
   pg::OutboxReader outbox;
   Counter& doorbells = metrics.counter("pgfanout_outbox_doorbells_total",

@@ -14,6 +14,7 @@
 #include "config/Diagnostics.hpp"
 #include "config/EnvExpand.hpp"
 #include "http/ListenAddress.hpp"
+#include "redis/RedisConfig.hpp"
 
 namespace pgfanout::rules {
 class RuleSet;
@@ -74,6 +75,7 @@ struct Config {
   OutboxConfig outbox;
   HttpConfig http;
   ShutdownConfig shutdown;
+  redis::RedisConfig redis;
   std::vector<WatchSpec> watch;
   std::shared_ptr<const rules::RuleSet> rules;
   // The value of every key that a reload cannot change, by YAML path ("postgres.dsn"), as read

@@ -8,6 +8,7 @@
 #include "config/YamlReader.hpp"
 #include "log/Log.hpp"
 #include "pg/ConnInfo.hpp"
+#include "redis/RedisConfig.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace pgfanout::config {
@@ -177,8 +178,10 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
   load_outbox(root, cfg->outbox);
   load_http(root, cfg->http);
   load_shutdown(root, cfg->shutdown);
+  redis::load_redis_config(root, cfg->redis);
   load_watch(root, cfg->watch);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : rules::ActionRegistry::builtin());
+  redis::check_redis_targets(*cfg->rules, cfg->redis, diags);
 
   result.warnings = diags.warnings();
   if (!diags.ok()) {

@@ -83,6 +83,37 @@ const KeySpec kKeys[] = {
   {"shutdown.drain_timeout", Duration, "10s", kReload, kPlain, kOptional,
    "After SIGTERM, how long queued and in-flight actions may take to finish before the daemon "
    "exits anyway. Keep it below systemd's TimeoutStopSec."},
+  // ---- redis
+  {"redis", Map, "", kRestart, kPlain, kOptional,
+   "Redis for the evict, evict_pattern and publish actions: `{url: ...}` for one target, or "
+   "named targets `{cache: {url: ...}, sessions: {url: ...}}` that actions pick with `target:`."},
+  {"redis.url", String, "", kRestart, kSecret, kOptional,
+   "The default target: `redis://[[user]:password@]host[:port][/db]` or "
+   "`unix:///path/redis.sock?db=N`. `rediss://` (TLS) is not supported by this build: run a TLS "
+   "tunnel (stunnel, spiped, ssh -L) on loopback and point the url at it."},
+  {"redis.password", String, "", kRestart, kSecret, kOptional,
+   "Password of the default target (AUTH), overriding one in the url."},
+  {"redis.queue_limit", Int, "100000", kRestart, kPlain, kOptional,
+   "Keys, publishes and patterns a target may hold queued or in flight while Redis is down or "
+   "slow. Beyond it new work is dropped, the action fails and the rule's on_gap actions run once "
+   "Redis catches up."},
+  {"redis.batch_keys", Int, "512", kRestart, kPlain, kOptional,
+   "Most keys in one pipelined UNLINK/DEL command."},
+  {"redis.scan_count", Int, "500", kRestart, kPlain, kOptional,
+   "COUNT of each SCAN step of evict_pattern (one step in flight per target, round-robin)."},
+  {"redis.connect_timeout", Duration, "5s", kRestart, kPlain, kOptional,
+   "How long connecting and logging in may take."},
+  {"redis.command_timeout", Duration, "10s", kRestart, kPlain, kOptional,
+   "A connection with commands in flight and no reply for this long is closed and re-opened."},
+  {"redis.reconnect_min", Duration, "100ms", kRestart, kPlain, kOptional,
+   "First reconnect delay; doubles on each failure, with jitter."},
+  {"redis.reconnect_max", Duration, "30s", kRestart, kPlain, kOptional, "Longest reconnect delay."},
+  {"redis.*", Map, "", kRestart, kPlain, kOptional,
+   "A named target (any other key of `redis:`). A target named `default`, or the only one, "
+   "serves actions without `target:`."},
+  {"redis.*.url", String, "", kRestart, kSecret, kRequired, "The target's URL, as `redis.url`."},
+  {"redis.*.password", String, "", kRestart, kSecret, kOptional,
+   "The target's password, overriding one in the url."},
 
   // ---- watch
   {"watch", List, "", kReload, kPlain, kOptional,
@@ -124,6 +155,24 @@ const KeySpec kKeys[] = {
    "The line to log."},
   {"rules[].actions[].log.level", String, "info", kReload, kPlain, kOptional,
    "Level of the line: debug, info, warn or error."},
+  {"rules[].actions[].evict", TemplateList, "", kReload, kPlain, kOptional,
+   "Delete these Redis keys (UNLINK, pipelined and batched). On an UPDATE carrying `new` and "
+   "`old`, a template that depends on the side is rendered for both and both keys go."},
+  {"rules[].actions[].evict_pattern", TemplateList, "", kReload, kPlain, kOptional,
+   "Delete the keys matching these glob patterns (SCAN MATCH + UNLINK, a bounded step at a "
+   "time). Substituted values are glob-escaped."},
+  {"rules[].actions[].publish", Map, "", kReload, kPlain, kOptional, "Redis PUBLISH."},
+  {"rules[].actions[].publish.channel", Template, "", kReload, kPlain, kRequired,
+   "The Redis channel."},
+  {"rules[].actions[].publish.message", Template, "{payload}", kReload, kPlain, kOptional,
+   "The message."},
+  {"rules[].actions[].target", String, "", kReload, kPlain, kOptional,
+   "Redis actions: the named `redis:` target. Default: the target named `default`, or the only one."},
+  {"rules[].actions[].unlink", Bool, "true", kReload, kPlain, kOptional,
+   "evict: UNLINK (frees memory in the background); false: DEL."},
+  {"rules[].actions[].again_after", Duration, "", kReload, kPlain, kOptional,
+   "evict: delete the same keys again after this delay, for readers that cached the old row "
+   "just before the commit (see docs/cache-invalidation.md)."},
   {"rules[].on_reconnect", List, "", kReload, kPlain, kOptional,
    "Actions run after the listener (re)connects, when notifications may have been missed. "
    "Same action keys as `actions`; templates can use only {channel}."},

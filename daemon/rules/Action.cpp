@@ -2,6 +2,7 @@
 
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
+#include "redis/RedisActions.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/RuleSet.hpp"
 #include "rules/Template.hpp"
@@ -54,6 +55,7 @@ const ActionRegistry& ActionRegistry::builtin() {
   static const ActionRegistry registry = [] {
     ActionRegistry r;
     register_log_action(r);
+    redis::register_redis_actions(r);
     return r;
   }();
   return registry;

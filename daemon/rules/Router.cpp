@@ -19,10 +19,6 @@ struct Router::ChannelStats {
 Router::Router(Metrics& metrics) : metrics_(metrics) {}
 Router::~Router() = default;
 
-void Router::add_executor(std::string kind, ActionExecutor& executor) {
-  executors_[std::move(kind)] = &executor;
-}
-
 std::vector<std::string> Router::missing_executors(const RuleSet& rules) const {
   std::vector<std::string> missing;
   for (const Action* a : rules.all_actions()) {
@@ -130,18 +126,22 @@ void Router::run(const Rule& rule, const std::vector<std::unique_ptr<Action>>& a
   }
 }
 
+void Router::add_executor(std::string kind, ActionExecutor& executor) {
+  executors_[std::move(kind)] = &executor;
+  // One executor may serve several kinds (Redis: evict, evict_pattern, publish); flush and count
+  // it once.
+  if (std::find(distinct_.begin(), distinct_.end(), &executor) == distinct_.end()) {
+    distinct_.push_back(&executor);
+  }
+}
+
 void Router::flush() {
-  for (auto& [_, ex] : executors_) ex->flush();
+  for (auto* ex : distinct_) ex->flush();
 }
 
 std::size_t Router::pending() const {
-  std::vector<const ActionExecutor*> seen;
   std::size_t total = 0;
-  for (const auto& [_, ex] : executors_) {
-    if (std::find(seen.begin(), seen.end(), ex) != seen.end()) continue;
-    seen.push_back(ex);
-    total += ex->pending();
-  }
+  for (const auto* ex : distinct_) total += ex->pending();
   return total;
 }
 

@@ -55,6 +55,7 @@ class Router {
   Metrics& metrics_;
   std::shared_ptr<const RuleSet> rules_;
   std::unordered_map<std::string, ActionExecutor*> executors_;
+  std::vector<ActionExecutor*> distinct_;
   std::vector<ActionExecutor*> executor_by_action_;
   std::vector<ActionStats> stats_by_action_;
   std::unordered_map<std::string, std::unique_ptr<ChannelStats>> channels_;

@@ -41,8 +41,9 @@ int closed_port() {
 // key added to the schema fails SecretKeysAreAllCovered until it is added here.
 const std::map<std::string, std::string>& secret_settings() {
   static const std::map<std::string, std::string> settings = {
-      {"postgres.dsn", "hunter2-dsn"},
-      {"postgres.password", "hunter2-password"},
+      {"postgres.dsn", "hunter2-dsn"},      {"postgres.password", "hunter2-password"},
+      {"redis.url", "hunter2-redis-url"},   {"redis.password", "hunter2-redis-password"},
+      {"redis.*.url", "hunter2-cache-url"}, {"redis.*.password", "hunter2-cache-password"},
   };
   return settings;
 }
@@ -56,6 +57,19 @@ std::string config_with_secrets(int port, const std::string& suffix) {
          suffix +
          "\"\n"
          "  connect_timeout: 1s\n  reconnect_min: 20ms\n  reconnect_max: 100ms\n"
+         "redis:\n  url: \"redis://app:hunter2-redis-url" +
+         suffix + "@127.0.0.1:" + std::to_string(port) +
+         "/0\"\n"
+         "  password: \"hunter2-redis-password" +
+         suffix +
+         "\"\n"
+         "  reconnect_min: 20ms\n  reconnect_max: 100ms\n"
+         "  cache:\n    url: \"redis://:hunter2-cache-url" +
+         suffix + "@127.0.0.1:" + std::to_string(port) +
+         "/1\"\n"
+         "    password: \"hunter2-cache-password" +
+         suffix +
+         "\"\n"
          "http:\n  listen: 127.0.0.1:0\n"
          "rules:\n  - name: a\n    channel: c\n    actions: [{log: \"{payload}\"}]\n";
 }

@@ -1,0 +1,301 @@
+// Measuring helper for bench/redis_evict.sh (not part of the daemon). Modes:
+//
+//   redis_probe listen-ceiling DSN CHANNEL N
+//       The raw ceiling: a minimal libpq LISTEN consumer. Fires N distinct notifications in one
+//       transaction on a second connection and prints how fast they are all received.
+//   redis_probe burst DSN CHANNEL N REDIS_PORT
+//       Fires N notifications {"id": 1..N} in one transaction and waits until the Redis database
+//       is empty (DBSIZE polled every millisecond): the daemon evicting N pre-filled keys.
+//   redis_probe steady-listen DSN CHANNEL RATE SECONDS
+//       The latency ceiling: the same paced commits, received by a minimal libpq consumer.
+//   redis_probe steady DSN CHANNEL REDIS_PORT RATE SECONDS PREFIX
+//       RATE single-row commits per second (each one pg_notify with a new id), with a Redis
+//       keyspace-event subscriber timestamping each key's UNLINK/DEL: commit-to-key-gone latency.
+//
+// Every mode prints `key=value` lines for the script to parse.
+#include <hiredis/hiredis.h>
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds(Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+PGconn* pg_connect(const char* dsn) {
+  PGconn* c = PQconnectdb(dsn);
+  if (PQstatus(c) != CONNECTION_OK) {
+    std::fprintf(stderr, "cannot connect: %s", PQerrorMessage(c));
+    std::exit(1);
+  }
+  return c;
+}
+
+void pg_exec(PGconn* c, const std::string& sql) {
+  PGresult* r = PQexec(c, sql.c_str());
+  if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+    std::fprintf(stderr, "%s: %s", sql.c_str(), PQresultErrorMessage(r));
+    std::exit(1);
+  }
+  PQclear(r);
+}
+
+// One transaction, N distinct payloads (PostgreSQL folds identical ones within a transaction).
+std::string burst_sql(const std::string& channel, long n) {
+  return "SELECT count(pg_notify('" + channel +
+         "', json_build_object('id', g)::text)) FROM generate_series(1, " + std::to_string(n) +
+         ") g";
+}
+
+redisContext* redis_connect(int port) {
+  redisContext* c = redisConnect("127.0.0.1", port);
+  if (c == nullptr || c->err != 0) {
+    std::fprintf(stderr, "cannot connect to Redis on %d\n", port);
+    std::exit(1);
+  }
+  return c;
+}
+
+long long redis_int(redisContext* c, const char* cmd) {
+  auto* r = static_cast<redisReply*>(redisCommand(c, cmd));
+  long long v = r != nullptr && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+  if (r != nullptr) freeReplyObject(r);
+  return v;
+}
+
+int listen_ceiling(const char* dsn, const std::string& channel, long n) {
+  PGconn* listener = pg_connect(dsn);
+  PGconn* sender = pg_connect(dsn);
+  pg_exec(listener, "LISTEN \"" + channel + "\"");
+  auto t0 = Clock::now();
+  pg_exec(sender, burst_sql(channel, n));
+  auto committed = Clock::now();
+  long received = 0;
+  Clock::time_point first{}, last{};
+  int fd = PQsocket(listener);
+  while (received < n) {
+    fd_set set;
+    FD_ZERO(&set);
+    FD_SET(fd, &set);
+    timeval tv{10, 0};
+    if (select(fd + 1, &set, nullptr, nullptr, &tv) <= 0) break;
+    PQconsumeInput(listener);
+    while (PGnotify* note = PQnotifies(listener)) {
+      if (received++ == 0) first = Clock::now();
+      PQfreemem(note);
+    }
+    last = Clock::now();
+  }
+  std::printf("received=%ld\n", received);
+  std::printf("commit_seconds=%.4f\n", seconds(committed - t0));
+  std::printf("after_commit_seconds=%.4f\n", seconds(last - committed));
+  std::printf("first_to_last_seconds=%.4f\n", seconds(last - first));
+  std::printf("rate_after_commit=%.0f\n",
+              static_cast<double>(received) / seconds(last - committed));
+  std::printf("rate_total=%.0f\n", static_cast<double>(received) / seconds(last - t0));
+  std::printf("rate_first_to_last=%.0f\n", static_cast<double>(received) / seconds(last - first));
+  PQfinish(listener);
+  PQfinish(sender);
+  return received == n ? 0 : 1;
+}
+
+int burst(const char* dsn, const std::string& channel, long n, int port) {
+  PGconn* sender = pg_connect(dsn);
+  redisContext* redis = redis_connect(port);
+  long long before = redis_int(redis, "DBSIZE");
+  auto t0 = Clock::now();
+  pg_exec(sender, burst_sql(channel, n));
+  auto committed = Clock::now();
+  long long left = before;
+  auto deadline = committed + std::chrono::seconds(120);
+  Clock::time_point first_gone{};
+  while ((left = redis_int(redis, "DBSIZE")) > 0 && Clock::now() < deadline) {
+    if (left < before && first_gone == Clock::time_point{}) first_gone = Clock::now();
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  auto gone = Clock::now();
+  if (first_gone == Clock::time_point{}) first_gone = committed;
+  std::printf("keys_before=%lld\nkeys_left=%lld\n", before, left);
+  std::printf("commit_seconds=%.4f\n", seconds(committed - t0));
+  std::printf("after_commit_seconds=%.4f\n", seconds(gone - committed));
+  std::printf("total_seconds=%.4f\n", seconds(gone - t0));
+  std::printf("rate_after_commit=%.0f\n", static_cast<double>(n) / seconds(gone - committed));
+  std::printf("rate_total=%.0f\n", static_cast<double>(n) / seconds(gone - t0));
+  // From the first key seen gone to the last: the eviction rate once notifications flow
+  // (the keys of the first poll interval are counted in, so this slightly flatters).
+  std::printf("first_to_last_seconds=%.4f\n", seconds(gone - first_gone));
+  std::printf("rate_first_to_last=%.0f\n", static_cast<double>(n) / seconds(gone - first_gone));
+  PQfinish(sender);
+  redisFree(redis);
+  return left == 0 ? 0 : 1;
+}
+
+int steady(const char* dsn, const std::string& channel, int port, int rate, int secs,
+           const std::string& prefix) {
+  long n = static_cast<long>(rate) * secs;
+  redisContext* setup = redis_connect(port);
+  freeReplyObject(redisCommand(setup, "CONFIG SET notify-keyspace-events Eg"));
+  // Pre-fill the keys the commits will evict.
+  for (long i = 1; i <= n; ++i) redisAppendCommand(setup, "SET %s%ld v", prefix.c_str(), i);
+  for (long i = 1; i <= n; ++i) {
+    void* r = nullptr;
+    redisGetReply(setup, &r);
+    freeReplyObject(r);
+  }
+  std::vector<Clock::time_point> committed(n + 1), gone(n + 1);
+  std::atomic<long> seen{0};
+  std::atomic<bool> subscribed{false};
+  std::thread subscriber([&] {
+    redisContext* sub = redis_connect(port);
+    redisAppendCommand(sub, "SUBSCRIBE __keyevent@0__:unlink __keyevent@0__:del");
+    for (int i = 0; i < 2; ++i) {
+      void* r = nullptr;
+      redisGetReply(sub, &r);
+      freeReplyObject(r);
+    }
+    subscribed = true;
+    timeval tv{5, 0};
+    redisSetTimeout(sub, tv);
+    while (seen < n) {
+      void* r = nullptr;
+      if (redisGetReply(sub, &r) != REDIS_OK) break;
+      auto now = Clock::now();
+      auto* m = static_cast<redisReply*>(r);
+      if (m->type == REDIS_REPLY_ARRAY && m->elements == 3) {
+        std::string key(m->element[2]->str, m->element[2]->len);
+        if (key.starts_with(prefix)) {
+          long id = std::atol(key.c_str() + prefix.size());
+          if (id >= 1 && id <= n && gone[id] == Clock::time_point{}) {
+            gone[id] = now;
+            ++seen;
+          }
+        }
+      }
+      freeReplyObject(r);
+    }
+    redisFree(sub);
+  });
+  while (!subscribed) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  PGconn* sender = pg_connect(dsn);
+  auto start = Clock::now();
+  auto step = std::chrono::nanoseconds(1'000'000'000LL / rate);
+  std::string sql;
+  for (long i = 1; i <= n; ++i) {
+    std::this_thread::sleep_until(start + step * (i - 1));
+    sql = "SELECT pg_notify('" + channel + "', '{\"id\": " + std::to_string(i) + "}')";
+    pg_exec(sender, sql);  // autocommit: one single-row commit
+    committed[i] = Clock::now();
+  }
+  auto sent = Clock::now();
+  subscriber.join();
+  std::vector<double> lat;
+  long negative = 0;
+  for (long i = 1; i <= n; ++i) {
+    if (gone[i] == Clock::time_point{}) continue;
+    double ms = std::chrono::duration<double, std::milli>(gone[i] - committed[i]).count();
+    if (ms < 0) ++negative;
+    lat.push_back(std::max(ms, 0.0));
+  }
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    return lat.empty() ? -1.0
+                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+  };
+  std::printf("commits=%ld\nevicted=%zu\n", n, lat.size());
+  std::printf("achieved_rate=%.0f\n", static_cast<double>(n) / seconds(sent - start));
+  std::printf("gone_before_commit_returned=%ld\n", negative);
+  std::printf("p50_ms=%.3f\np90_ms=%.3f\np99_ms=%.3f\nmax_ms=%.3f\n", pct(0.5), pct(0.9), pct(0.99),
+              lat.empty() ? -1.0 : lat.back());
+  PQfinish(sender);
+  redisFree(setup);
+  return static_cast<long>(lat.size()) == n ? 0 : 1;
+}
+
+// The raw latency ceiling for `steady`: the same paced commits, received by a minimal libpq
+// LISTEN consumer instead of evicted by the daemon.
+int steady_listen(const char* dsn, const std::string& channel, int rate, int secs) {
+  long n = static_cast<long>(rate) * secs;
+  std::vector<Clock::time_point> committed(n + 1), received(n + 1);
+  std::atomic<long> seen{0};
+  PGconn* listener = pg_connect(dsn);
+  pg_exec(listener, "LISTEN \"" + channel + "\"");
+  std::thread consumer([&] {
+    int fd = PQsocket(listener);
+    while (seen < n) {
+      fd_set set;
+      FD_ZERO(&set);
+      FD_SET(fd, &set);
+      timeval tv{5, 0};
+      if (select(fd + 1, &set, nullptr, nullptr, &tv) <= 0) break;
+      PQconsumeInput(listener);
+      auto now = Clock::now();
+      while (PGnotify* note = PQnotifies(listener)) {
+        std::string payload = note->extra;
+        auto at = payload.find(':');
+        long id = at == std::string::npos ? 0 : std::atol(payload.c_str() + at + 1);
+        if (id >= 1 && id <= n && received[id] == Clock::time_point{}) {
+          received[id] = now;
+          ++seen;
+        }
+        PQfreemem(note);
+      }
+    }
+  });
+  PGconn* sender = pg_connect(dsn);
+  auto start = Clock::now();
+  auto step = std::chrono::nanoseconds(1'000'000'000LL / rate);
+  for (long i = 1; i <= n; ++i) {
+    std::this_thread::sleep_until(start + step * (i - 1));
+    pg_exec(sender, "SELECT pg_notify('" + channel + "', '{\"id\": " + std::to_string(i) + "}')");
+    committed[i] = Clock::now();
+  }
+  consumer.join();
+  std::vector<double> lat;
+  for (long i = 1; i <= n; ++i) {
+    if (received[i] == Clock::time_point{}) continue;
+    lat.push_back(std::max(
+        std::chrono::duration<double, std::milli>(received[i] - committed[i]).count(), 0.0));
+  }
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    return lat.empty() ? -1.0
+                       : lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))];
+  };
+  std::printf("received=%zu\np50_ms=%.3f\np90_ms=%.3f\np99_ms=%.3f\nmax_ms=%.3f\n", lat.size(),
+              pct(0.5), pct(0.9), pct(0.99), lat.empty() ? -1.0 : lat.back());
+  PQfinish(sender);
+  PQfinish(listener);
+  return static_cast<long>(lat.size()) == n ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "listen-ceiling" && argc == 5)
+    return listen_ceiling(argv[2], argv[3], std::atol(argv[4]));
+  if (mode == "burst" && argc == 6)
+    return burst(argv[2], argv[3], std::atol(argv[4]), std::atoi(argv[5]));
+  if (mode == "steady-listen" && argc == 6) {
+    return steady_listen(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
+  }
+  if (mode == "steady" && argc == 8) {
+    return steady(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]), std::atoi(argv[6]),
+                  argv[7]);
+  }
+  std::fprintf(stderr, "usage: see the comment at the top of bench/redis_probe.cpp\n");
+  return 2;
+}

@@ -1,0 +1,181 @@
+#include "redis/RedisActions.hpp"
+
+#include <algorithm>
+
+#include <boost/json/value.hpp>
+
+#include "config/YamlReader.hpp"
+
+namespace pgfanout::redis {
+
+namespace {
+
+using rules::Template;
+
+std::optional<Template> parse_template(config::MapReader& item, std::string_view key,
+                                       const std::string& text) {
+  std::string error;
+  auto tpl = Template::parse(text, error);
+  if (!tpl) item.error(key, "bad template \"" + text + "\": " + error);
+  return tpl;
+}
+
+// Reads `target:` and the item's position into `action`; refuses modifiers of other kinds.
+bool read_common(config::MapReader& item, std::string_view kind, RedisAction& action) {
+  action.target_ = item.string("target");
+  if (item.has("target") && action.target_.empty()) {
+    item.error("target", "a target name cannot be empty");
+  }
+  action.where_.line = item.line();
+  action.where_.column = item.column();
+  action.where_.path = item.yaml_path();
+  if (item.has("target")) {
+    auto n = item.node("target");
+    action.where_.target_line = n.Mark().line + 1;
+    action.where_.target_column = n.Mark().column + 1;
+  }
+  bool ok = true;
+  for (std::string_view only_evict : {"again_after", "unlink"}) {
+    if (kind != "evict" && item.has(only_evict)) {
+      item.error(only_evict, "\"" + std::string(only_evict) + "\" applies to evict only");
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+std::unique_ptr<rules::Action> parse_evict(config::MapReader& item, std::string_view kind) {
+  auto action = std::make_unique<EvictAction>();
+  bool ok = read_common(item, kind, *action);
+  auto texts = item.string_list(kind);
+  if (texts.empty()) {
+    item.error(kind, "evict needs at least one key template");
+    ok = false;
+  }
+  for (const auto& text : texts) {
+    auto tpl = parse_template(item, kind, text);
+    if (!tpl) {
+      ok = false;
+      continue;
+    }
+    if (text.empty()) {
+      item.error(kind, "an empty key cannot be evicted");
+      ok = false;
+    }
+    action->keys.push_back(std::move(*tpl));
+  }
+  action->unlink = !item.has("unlink") || item.boolean("unlink");
+  if (item.has("again_after")) {
+    action->again_after = item.duration("again_after");
+    if (action->again_after.count() <= 0 || action->again_after > std::chrono::minutes(10)) {
+      item.error("again_after", "must be between 1ms and 10m");
+      ok = false;
+    }
+  }
+  if (!ok) return nullptr;
+  return action;
+}
+
+std::unique_ptr<rules::Action> parse_evict_pattern(config::MapReader& item, std::string_view kind) {
+  auto action = std::make_unique<EvictPatternAction>();
+  bool ok = read_common(item, kind, *action);
+  auto texts = item.string_list(kind);
+  if (texts.empty()) {
+    item.error(kind, "evict_pattern needs a pattern such as \"user:{id}:*\"");
+    ok = false;
+  }
+  for (const auto& text : texts) {
+    auto tpl = parse_template(item, kind, text);
+    if (!tpl) {
+      ok = false;
+      continue;
+    }
+    if (text.empty() || text == "*") {
+      // SCAN MATCH * over the whole database is what FLUSHDB is for; refuse it as a typo.
+      item.error(kind, "a pattern must not be empty or a bare \"*\"");
+      ok = false;
+    }
+    action->patterns.push_back(std::move(*tpl));
+  }
+  if (!ok) return nullptr;
+  return action;
+}
+
+std::unique_ptr<rules::Action> parse_publish(config::MapReader& item, std::string_view kind) {
+  auto action = std::make_unique<PublishAction>();
+  bool ok = read_common(item, kind, *action);
+  auto m = item.map(kind);
+  if (!m) {
+    if (item.has(kind)) {
+      // map() reported a non-mapping already.
+    } else {
+      item.error(kind, "publish needs {channel: ..., message: ...}");
+    }
+    return nullptr;
+  }
+  std::string channel = m->string("channel");
+  std::string message = m->string("message");
+  if (!m->has("channel")) return nullptr;  // reported as required
+  auto c = parse_template(*m, "channel", channel);
+  auto msg = parse_template(*m, "message", message);
+  if (channel.empty()) {
+    m->error("channel", "a channel cannot be empty");
+    ok = false;
+  }
+  if (!c || !msg || !ok) return nullptr;
+  action->channel = std::move(*c);
+  action->message = std::move(*msg);
+  return action;
+}
+
+bool has_object(const rules::Event& event, const char* name) {
+  static const std::vector<std::string> kNew{"new"}, kOld{"old"};
+  const boost::json::value* v = event.find(name[0] == 'n' ? kNew : kOld);
+  return v != nullptr && v->is_object();
+}
+
+}  // namespace
+
+void render_evict_keys(const EvictAction& action, const rules::Event& event,
+                       const rules::ActionContext& ctx, std::vector<std::string>& keys) {
+  const bool has_new = has_object(event, "new");
+  const bool has_old = has_object(event, "old");
+  std::string key, missing;
+  auto render = [&](const Template& tpl, rules::Side side) -> bool {
+    key.clear();
+    missing.clear();
+    if (!tpl.render(event, key, side, Template::Escape::None, &missing)) {
+      // {new.x} on a DELETE or {old.x} on an INSERT: that key simply does not exist for this op.
+      if ((missing.starts_with("new.") && !has_new && has_old) ||
+          (missing.starts_with("old.") && !has_old && has_new)) {
+        return false;
+      }
+      ctx.skipped("template \"" + tpl.source() + "\": field {" + missing +
+                  "} is missing or null in the payload on channel " + event.channel());
+      return false;
+    }
+    if (key.empty()) {
+      ctx.skipped("template \"" + tpl.source() + "\" rendered an empty key on channel " +
+                  event.channel());
+      return false;
+    }
+    return true;
+  };
+  for (const auto& tpl : action.keys) {
+    if (!render(tpl, rules::Side::New)) continue;
+    std::string first = key;
+    keys.push_back(std::move(first));
+    if (tpl.depends_on_side() && has_new && has_old && render(tpl, rules::Side::Old) &&
+        key != keys.back()) {
+      keys.push_back(key);
+    }
+  }
+}
+
+void register_redis_actions(rules::ActionRegistry& registry) {
+  registry.add("evict", parse_evict);
+  registry.add("evict_pattern", parse_evict_pattern);
+  registry.add("publish", parse_publish);
+}
+
+}  // namespace pgfanout::redis

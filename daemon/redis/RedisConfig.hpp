@@ -1,0 +1,67 @@
+// RedisConfig: the `redis:` section — one or several named Redis targets and the shared limits.
+//
+//   redis: {url: redis://127.0.0.1:6379/0}              # one target, named "default"
+//   redis:                                               # several named targets
+//     queue_limit: 100000
+//     cache:    {url: redis://10.0.0.5:6379/0}
+//     sessions: {url: unix:///run/redis.sock?db=2, password_file: /etc/pgfanout/redis.pw}
+//
+// Top-level `url`/`password` define the target named "default"; every other key that is not a
+// shared setting names a target. An action without `target:` uses "default", or the only target
+// when there is just one. load_redis_config() reads the section against the schema and reports
+// problems with line and column; check_redis_targets() then checks that every Redis action of the
+// rules names a target that exists. Built at load time, immutable afterwards.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "redis/RedisUrl.hpp"
+
+namespace pgfanout::config {
+class MapReader;
+class Diagnostics;
+}  // namespace pgfanout::config
+
+namespace pgfanout::rules {
+class RuleSet;
+}
+
+namespace pgfanout::redis {
+
+struct RedisTarget {
+  std::string name;
+  RedisUrl url;  // the `password` key, when given, is already merged in
+
+  bool operator==(const RedisTarget&) const = default;
+};
+
+struct RedisConfig {
+  std::vector<RedisTarget> targets;  // empty: no `redis:` section, or none that is valid
+  bool configured = false;           // a `redis:` section is present
+  std::size_t queue_limit = 100'000;
+  std::size_t batch_keys = 512;
+  std::size_t scan_count = 500;
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds command_timeout{10'000};
+  std::chrono::milliseconds reconnect_min{100};
+  std::chrono::milliseconds reconnect_max{30'000};
+
+  // The target an action without `target:` uses; nullptr when there is none (or it is ambiguous).
+  const RedisTarget* default_target() const;
+  const RedisTarget* find(std::string_view name) const;
+
+  bool operator==(const RedisConfig&) const = default;
+};
+
+// Reads `redis:` from the top-level mapping `root` into `out` (left empty when absent).
+void load_redis_config(config::MapReader& root, RedisConfig& out);
+
+// Reports Redis actions (evict, evict_pattern, publish) whose target does not exist, or that are
+// used without any `redis:` section.
+void check_redis_targets(const rules::RuleSet& rules, const RedisConfig& redis,
+                         config::Diagnostics& diags);
+
+}  // namespace pgfanout::redis

@@ -1,0 +1,142 @@
+// A blocking hiredis client for the Redis integration tests: set-up and checks only.
+#pragma once
+
+#include <arpa/inet.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "support/TestSupport.hpp"
+
+namespace pgfanout::test {
+
+class RedisTestClient {
+ public:
+  explicit RedisTestClient(int port) : port_(port) { connect(); }
+  ~RedisTestClient() {
+    if (c_ != nullptr) redisFree(c_);
+  }
+  RedisTestClient(const RedisTestClient&) = delete;
+  RedisTestClient& operator=(const RedisTestClient&) = delete;
+
+  // Runs a command; returns the reply as text (integers as digits, nil as "(nil)", errors as
+  // "ERR ...", arrays as the number of elements).
+  std::string cmd(const std::vector<std::string>& args) {
+    if (c_ == nullptr && !connect()) return "(no connection)";
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(c_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    if (r == nullptr) {
+      redisFree(c_);
+      c_ = nullptr;
+      return "(no connection)";
+    }
+    std::string out;
+    switch (r->type) {
+      case REDIS_REPLY_INTEGER:
+        out = std::to_string(r->integer);
+        break;
+      case REDIS_REPLY_NIL:
+        out = "(nil)";
+        break;
+      case REDIS_REPLY_ARRAY:
+        out = std::to_string(r->elements);
+        break;
+      default:
+        out.assign(r->str, r->len);
+    }
+    freeReplyObject(r);
+    return out;
+  }
+  bool exists(const std::string& key) { return cmd({"EXISTS", key}) == "1"; }
+  void set(const std::string& key, const std::string& value = "v") { cmd({"SET", key, value}); }
+  long long dbsize() { return std::atoll(cmd({"DBSIZE"}).c_str()); }
+
+ private:
+  bool connect() {
+    timeval tv{1, 0};
+    c_ = redisConnectWithTimeout("127.0.0.1", port_, tv);
+    if (c_ == nullptr || c_->err != 0) {
+      if (c_ != nullptr) redisFree(c_);
+      c_ = nullptr;
+      return false;
+    }
+    return true;
+  }
+  int port_;
+  redisContext* c_ = nullptr;
+};
+
+inline int harness_redis_port() {
+  return std::atoi(harness_env("PGFANOUT_TEST_REDIS_PORT").c_str());
+}
+
+// A private redis-server on a free port that a test may stop and start again.
+class OwnRedisServer {
+ public:
+  OwnRedisServer() {
+    binary_ = harness_env("PGFANOUT_TEST_REDIS_SERVER");
+    port_ = free_port();
+    start();
+  }
+  ~OwnRedisServer() { stop(); }
+  int port() const { return port_; }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port_) + "/0"; }
+
+  static int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+  }
+
+  // Starts (again) on the same port.
+  void start() {
+    pid_ = fork();
+    if (pid_ == 0) {
+      std::string port = std::to_string(port_);
+      execl(binary_.c_str(), binary_.c_str(), "--port", port.c_str(), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--logfile", "/dev/null",
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    ASSERT_TRUE(wait_until([&] {
+      RedisTestClient c(port_);
+      return c.cmd({"PING"}) == "PONG";
+    }));
+  }
+  void stop() {
+    if (pid_ <= 0) return;
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+  }
+
+ private:
+  std::string binary_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+};
+
+}  // namespace pgfanout::test

@@ -1,0 +1,82 @@
+#include "redis/EvictionQueue.hpp"
+
+#include <gtest/gtest.h>
+
+namespace pgfanout::redis {
+namespace {
+
+using Queue = EvictionQueue<int>;
+
+TEST(RedisEvictionQueue, BatchesAreBoundedAndKeepOrder) {
+  Queue q(10'000);
+  for (int i = 0; i < 1300; ++i) q.push("k" + std::to_string(i), i, true);
+  auto a = q.take(512);
+  auto b = q.take(512);
+  auto c = q.take(512);
+  EXPECT_EQ(a.items.size(), 512u);
+  EXPECT_EQ(b.items.size(), 512u);
+  EXPECT_EQ(c.items.size(), 276u);
+  EXPECT_EQ(a.items.front().key, "k0");
+  EXPECT_EQ(b.items.front().key, "k512");
+  EXPECT_EQ(c.items.back().ref, 1299);
+  EXPECT_EQ(q.pending(), 0u);
+  EXPECT_EQ(q.size(), 1300u);  // in flight still counts against the limit
+  q.done(a);
+  q.done(b);
+  q.done(c);
+  EXPECT_EQ(q.size(), 0u);
+  EXPECT_TRUE(q.take(512).items.empty());
+}
+
+TEST(RedisEvictionQueue, UnlinkAndDelKeysNeverShareACommand) {
+  Queue q(100);
+  q.push("a", 1, true);
+  q.push("b", 2, false);
+  q.push("c", 3, true);
+  auto first = q.take(10);
+  EXPECT_TRUE(first.unlink);
+  ASSERT_EQ(first.items.size(), 2u);
+  EXPECT_EQ(first.items[1].key, "c");
+  auto second = q.take(10);
+  EXPECT_FALSE(second.unlink);
+  ASSERT_EQ(second.items.size(), 1u);
+  EXPECT_EQ(second.items[0].key, "b");
+}
+
+TEST(RedisEvictionQueue, LimitCountsQueuedAndInFlight) {
+  Queue q(3);
+  EXPECT_TRUE(q.has_room(3));
+  EXPECT_FALSE(q.has_room(4));
+  q.push("a", 1, true);
+  q.push("b", 2, true);
+  auto batch = q.take(10);
+  EXPECT_TRUE(q.has_room(1));
+  EXPECT_FALSE(q.has_room(2));
+  q.done(batch);
+  EXPECT_TRUE(q.has_room(3));
+}
+
+TEST(RedisEvictionQueue, RequeuedBatchIsSentFirstAndStillCounted) {
+  Queue q(100);
+  for (int i = 0; i < 6; ++i) q.push("k" + std::to_string(i), i, true);
+  auto lost = q.take(4);
+  q.push("k6", 6, true);
+  q.requeue(std::move(lost));
+  EXPECT_EQ(q.size(), 7u);
+  auto again = q.take(100);
+  ASSERT_EQ(again.items.size(), 7u);
+  for (int i = 0; i < 7; ++i) EXPECT_EQ(again.items[i].key, "k" + std::to_string(i));
+}
+
+TEST(RedisEvictionQueue, ClearHandsBackEveryReference) {
+  Queue q(100);
+  q.push("a", 1, true);
+  q.push("b", 2, false);
+  int sum = 0;
+  q.clear([&](int ref) { sum += ref; });
+  EXPECT_EQ(sum, 3);
+  EXPECT_EQ(q.size(), 0u);
+}
+
+}  // namespace
+}  // namespace pgfanout::redis
