@@ -5,6 +5,7 @@
 #include "rules/LogAction.hpp"
 #include "rules/RuleSet.hpp"
 #include "rules/Template.hpp"
+#include "webhook/WebhookAction.hpp"
 
 namespace pgfanout::rules {
 
@@ -54,6 +55,7 @@ const ActionRegistry& ActionRegistry::builtin() {
   static const ActionRegistry registry = [] {
     ActionRegistry r;
     register_log_action(r);
+    webhook::register_webhook_action(r);
     return r;
   }();
   return registry;
