@@ -43,6 +43,7 @@ const std::map<std::string, std::string>& secret_settings() {
   static const std::map<std::string, std::string> settings = {
       {"postgres.dsn", "hunter2-dsn"},
       {"postgres.password", "hunter2-password"},
+      {"rules[].actions[].webhook.secret", "hunter2webhook"},
   };
   return settings;
 }
@@ -57,7 +58,8 @@ std::string config_with_secrets(int port, const std::string& suffix) {
          "\"\n"
          "  connect_timeout: 1s\n  reconnect_min: 20ms\n  reconnect_max: 100ms\n"
          "http:\n  listen: 127.0.0.1:0\n"
-         "rules:\n  - name: a\n    channel: c\n    actions: [{log: \"{payload}\"}]\n";
+         "rules:\n  - name: a\n    channel: c\n    actions:\n      - log: \"{payload}\"\n"
+         "      - webhook: {url: \"http://127.0.0.1:1/\", secret: whsec_hunter2webhook00}\n";
 }
 
 TEST(DaemonLogs, SecretKeysAreAllCovered) {
