@@ -97,6 +97,7 @@ struct WebhookSink::Impl {
       }
       r.body = req.body();
       r.connection = conn;
+      r.received = std::chrono::system_clock::now();
       SinkReply reply;
       {
         std::unique_lock lock(mutex);

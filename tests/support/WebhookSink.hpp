@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -36,6 +37,7 @@ struct SinkRequest {
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
   int connection = 0;  // which accepted connection carried it, from 1
+  std::chrono::system_clock::time_point received;
   std::string header(const std::string& name) const {
     auto it = headers.find(name);
     return it == headers.end() ? std::string() : it->second;
