@@ -13,6 +13,7 @@
 #include "pg/Installer.hpp"
 #include "pg/SqlBundle.hpp"
 #include "rules/RuleSet.hpp"
+#include "webhook/DeliveriesCommand.hpp"
 
 namespace pgfanout::app {
 
@@ -31,6 +32,8 @@ Usage:
   pgfanout check   --reference                           print the configuration reference
   pgfanout sql                                           print the trigger-generator SQL
   pgfanout install [--config FILE]                       apply that SQL and the config's watch: entries
+  pgfanout deliveries list [--dead] [--config FILE]      undelivered durable webhooks / dead letters
+  pgfanout deliveries retry ID...|--dead [--config FILE] send dead letters again
   pgfanout --version | --help
 
 The default config file is /etc/pgfanout/pgfanout.yaml.
@@ -42,6 +45,8 @@ struct Args {
   std::string config = kDefaultConfig;
   std::string log_level;
   bool reference = false;
+  bool dead = false;
+  std::vector<std::string> operands;  // after the command (deliveries list|retry ID...)
   std::string error;
 };
 
@@ -73,8 +78,12 @@ Args parse_args(int argc, char** argv) {
       a.log_level = value("--log-level");
     } else if (arg == "--reference") {
       a.reference = true;
+    } else if (arg == "--dead" && a.command == "deliveries") {
+      a.dead = true;
     } else if (!arg.starts_with("-") && a.command.empty()) {
       a.command = std::string(arg);
+    } else if (!arg.starts_with("-") && a.command == "deliveries") {
+      a.operands.emplace_back(arg);
     } else {
       a.error = "unknown argument \"" + std::string(arg) + "\"";
     }
@@ -137,6 +146,15 @@ int run_cli(int argc, char** argv) {
     }
     std::printf("installed the trigger generators and %d watch(es)\n", result.watched);
     return 0;
+  }
+  if (args.command == "deliveries") {
+    auto loaded = load_and_report(args.config, true);
+    if (!loaded.config) return kExitConfig;
+    webhook::DeliveriesArgs d;
+    if (!args.operands.empty()) d.action = args.operands[0];
+    d.dead = args.dead;
+    d.ids.assign(args.operands.begin() + (args.operands.empty() ? 0 : 1), args.operands.end());
+    return webhook::run_deliveries_command(*loaded.config, d, stdout, stderr);
   }
   if (args.command == "run") {
     if (!args.log_level.empty() && !valid_log_level(args.log_level)) {

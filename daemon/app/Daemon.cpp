@@ -23,6 +23,9 @@
 #include "redis/RedisEvictor.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
+#include "webhook/DeliveryWorker.hpp"
+#include "webhook/WebhookExecutor.hpp"
+#include "webhook/WebhookSender.hpp"
 
 namespace pgfanout::app {
 
@@ -59,11 +62,14 @@ struct Daemon::Impl {
         http_server(io, http_router, metrics),
         notifier(io),
         process_metrics(metrics),
-        drain(io, [this] { return router.pending(); }) {
+        drain(io, [this] { return router.pending() + deliveries.pending(); }) {
     router.add_executor("log", log_executor);
     for (const char* kind : {"evict", "evict_pattern", "publish"}) {
       router.add_executor(kind, redis_evictor);
     }
+    router.add_executor("webhook", webhook_executor);
+    webhook_executor.set_dead_letter_sink(
+        [this](const webhook::DeadLetter& letter) { deliveries.record_dead_letter(letter); });
     register_health_checks();
     register_routes();
     register_placeholder_metrics();
@@ -77,6 +83,7 @@ struct Daemon::Impl {
       return 78;
     }
     router.set_rules(config->rules);
+    deliveries.set_rules(config->rules);
     auto channels = config->rules->channels();
     spdlog::info("pgfanout {} starting: {} rule(s) on {} channel(s), PostgreSQL at {}",
                  PGFANOUT_VERSION, config->rules->rules().size(), channels.size(),
@@ -129,15 +136,10 @@ struct Daemon::Impl {
     });
   }
 
-  // Series the operations guide names whose owners (the subscriber hub, the webhook sender) are
-  // not in this build yet: exported at zero so dashboards and alerts can be set up now.
+  // Series the operations guide names whose owner (the subscriber hub) is not in this build
+  // yet: exported at zero so dashboards and alerts can be set up now.
   void register_placeholder_metrics() {
     metrics.gauge("pgfanout_subscribers", "Connected WebSocket and SSE subscribers");
-    for (const char* status : {"2xx", "4xx", "5xx", "error"}) {
-      metrics.counter("pgfanout_webhook_attempts_total",
-                      "Webhook delivery attempts, by response status class (error: no response)",
-                      {{"status", status}});
-    }
   }
 
   std::string status_line() const {
@@ -162,6 +164,7 @@ struct Daemon::Impl {
     if (router.rules()->is_durable(n.channel)) {
       doorbells.inc();
       outbox.ring();
+      deliveries.ring();
       return;
     }
     router.route(n);
@@ -169,6 +172,7 @@ struct Daemon::Impl {
 
   void on_connected(bool first) {
     outbox.ring();  // catch up on durable events
+    deliveries.ring();
     if (first) {
       ever_connected = true;
       // LISTEN is established and HTTP is already up: the service is ready.
@@ -224,7 +228,9 @@ struct Daemon::Impl {
     listener.stop();
     outbox.stop();
     router.flush();
-    auto pending = router.pending();
+    webhook_executor.begin_shutdown();
+    deliveries.stop();
+    auto pending = router.pending() + deliveries.pending();
     notifier.stopping(pending == 0 ? "stopping"
                                    : "stopping: draining " + plural(pending, "action", "actions"));
     if (pending > 0) {
@@ -238,6 +244,7 @@ struct Daemon::Impl {
             "dropped",
             left);
       }
+      webhook_executor.abandon();
       http_server.close_connections();
       notifier.stop();
       signals.cancel();
@@ -280,6 +287,8 @@ struct Daemon::Impl {
     }
     keep_restart_only(*next);
     router.set_rules(next->rules);
+    webhook_sender.reset_disabled();
+    deliveries.set_rules(next->rules);
     listener.set_channels(next->rules->channels());
     outbox.set_channels(next->rules->durable_channels());
     if (options.log_level_override.empty()) set_log_level(next->log_level);
@@ -315,6 +324,7 @@ struct Daemon::Impl {
     next.http = config->http;
     next.outbox = config->outbox;
     next.redis = config->redis;
+    next.webhook = config->webhook;
     next.restart_only_values = config->restart_only_values;
   }
 
@@ -328,6 +338,10 @@ struct Daemon::Impl {
   rules::Router router;
   rules::LogExecutor log_executor;
   redis::RedisEvictor redis_evictor;
+  webhook::WebhookSender webhook_sender{io, metrics, config->webhook};
+  webhook::WebhookExecutor webhook_executor{io, webhook_sender, config->webhook.queue_limit};
+  webhook::DeliveryWorker deliveries{
+      io, metrics, config->postgres, config->webhook, config->consumer, webhook_sender};
   pg::NotifyListener listener;
   pg::OutboxReader outbox;
   Counter& doorbells = metrics.counter("pgfanout_outbox_doorbells_total",

@@ -56,6 +56,19 @@ struct ShutdownConfig {
   std::chrono::milliseconds drain_timeout{10'000};
 };
 
+struct WebhookConfig {
+  int queue_limit = 10'000;
+  int max_connections_per_endpoint = 8;
+  std::chrono::milliseconds connect_timeout{5'000};
+  std::chrono::milliseconds idle_timeout{30'000};
+  std::string group = "webhooks";
+  int claim_batch = 200;
+  int max_in_flight = 256;
+  std::chrono::milliseconds lease{60'000};
+  std::chrono::milliseconds poll_interval{1'000};
+  std::chrono::milliseconds keep_done{86'400'000};
+};
+
 struct WatchSpec {
   std::string table;
   std::string channel;
@@ -76,6 +89,7 @@ struct Config {
   HttpConfig http;
   ShutdownConfig shutdown;
   redis::RedisConfig redis;
+  WebhookConfig webhook;
   std::vector<WatchSpec> watch;
   std::shared_ptr<const rules::RuleSet> rules;
   // The value of every key that a reload cannot change, by YAML path ("postgres.dsn"), as read

@@ -119,6 +119,26 @@ void load_shutdown(MapReader& root, ShutdownConfig& shutdown) {
                [&](MapReader& m) { shutdown.drain_timeout = m.duration("drain_timeout"); });
 }
 
+void load_webhook(MapReader& root, WebhookConfig& w) {
+  with_section(root, "webhook", [&](MapReader& m) {
+    w.queue_limit = static_cast<int>(m.integer("queue_limit", 1, 10'000'000));
+    w.max_connections_per_endpoint =
+        static_cast<int>(m.integer("max_connections_per_endpoint", 1, 10'000));
+    w.connect_timeout = m.duration("connect_timeout");
+    w.idle_timeout = m.duration("idle_timeout");
+    w.group = m.string("group");
+    w.claim_batch = static_cast<int>(m.integer("claim_batch", 1, 100'000));
+    w.max_in_flight = static_cast<int>(m.integer("max_in_flight", 1, 100'000));
+    w.lease = m.duration("lease");
+    w.poll_interval = m.duration("poll_interval");
+    w.keep_done = m.duration("keep_done");
+    if (w.group.empty()) m.error("group", "must not be empty");
+    if (w.connect_timeout.count() < 100) m.error("connect_timeout", "must be at least 100ms");
+    if (w.lease.count() < 1000) m.error("lease", "must be at least 1s");
+    if (w.poll_interval.count() <= 0) m.error("poll_interval", "must be positive");
+  });
+}
+
 void load_watch(MapReader& root, std::vector<WatchSpec>& out) {
   root.each("watch", [&](MapReader& w, std::size_t) {
     WatchSpec s;
@@ -179,6 +199,7 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
   load_http(root, cfg->http);
   load_shutdown(root, cfg->shutdown);
   redis::load_redis_config(root, cfg->redis);
+  load_webhook(root, cfg->webhook);
   load_watch(root, cfg->watch);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : rules::ActionRegistry::builtin());
   redis::check_redis_targets(*cfg->rules, cfg->redis, diags);

@@ -115,6 +115,37 @@ const KeySpec kKeys[] = {
   {"redis.*.password", String, "", kRestart, kSecret, kOptional,
    "The target's password, overriding one in the url."},
 
+  // ---- webhook (the sender shared by every rule's webhook actions)
+  {"webhook", Map, "", kRestart, kPlain, kOptional,
+   "The webhook sender: queues, connections and durable delivery (see docs/webhooks.md)."},
+  {"webhook.queue_limit", Int, "10000", kRestart, kPlain, kOptional,
+   "Webhook deliveries of non-durable rules held in memory (queued, in flight or waiting for a "
+   "retry). A delivery beyond it is dropped and counted in "
+   "`pgfanout_webhook_dropped_total{reason=\"overflow\"}`; use `durable: true` when that matters."},
+  {"webhook.max_connections_per_endpoint", Int, "8", kRestart, kPlain, kOptional,
+   "Requests in flight to one endpoint (scheme, host, port) at a time; more wait their turn. "
+   "Idle connections are kept alive and reused."},
+  {"webhook.connect_timeout", Duration, "5s", kRestart, kPlain, kOptional,
+   "How long resolving, connecting and the TLS handshake may take."},
+  {"webhook.idle_timeout", Duration, "30s", kRestart, kPlain, kOptional,
+   "A kept-alive connection idle for longer is closed instead of reused."},
+  {"webhook.group", String, "webhooks", kRestart, kPlain, kOptional,
+   "Outbox consumer group whose position the instances share to record each durable event's "
+   "deliveries once (pgfanout.outbox_claim)."},
+  {"webhook.claim_batch", Int, "200", kRestart, kPlain, kOptional,
+   "Outbox events claimed, and due deliveries taken, per query."},
+  {"webhook.max_in_flight", Int, "256", kRestart, kPlain, kOptional,
+   "Durable deliveries this instance sends at a time."},
+  {"webhook.lease", Duration, "1m", kRestart, kPlain, kOptional,
+   "A durable delivery taken by an instance is its own for this long; if the instance dies "
+   "mid-delivery, another one (or the restarted one) sends it again after the lease. Must be "
+   "longer than the webhooks' timeout."},
+  {"webhook.poll_interval", Duration, "1s", kRestart, kPlain, kOptional,
+   "Look for due durable deliveries (retries, expired leases) at least this often."},
+  {"webhook.keep_done", Duration, "1d", kRestart, kPlain, kOptional,
+   "Delivered rows stay in pgfanout.deliveries this long (for `pgfanout deliveries list`), then "
+   "are deleted. Dead letters are kept until retried or deleted by hand."},
+
   // ---- watch
   {"watch", List, "", kReload, kPlain, kOptional,
    "Tables that `pgfanout install` puts notification triggers on (pgfanout.watch)."},
@@ -173,6 +204,41 @@ const KeySpec kKeys[] = {
   {"rules[].actions[].again_after", Duration, "", kReload, kPlain, kOptional,
    "evict: delete the same keys again after this delay, for readers that cached the old row "
    "just before the commit (see docs/cache-invalidation.md)."},
+  {"rules[].actions[].webhook", Any, "", kReload, kPlain, kOptional,
+   "Call a webhook: a URL, or the mapping below. Signed per Standard Webhooks when a secret is "
+   "given, retried with backoff; on a durable rule delivered once across instances (see "
+   "docs/webhooks.md)."},
+  {"rules[].actions[].webhook.url", Template, "", kReload, kPlain, kRequired,
+   "http:// or https:// URL. Placeholders only in the path and query, where values are "
+   "percent-encoded (`/` too); scheme, host and port are fixed by the config."},
+  {"rules[].actions[].webhook.method", String, "POST", kReload, kPlain, kOptional,
+   "POST, PUT or PATCH."},
+  {"rules[].actions[].webhook.headers", Map, "", kReload, kPlain, kOptional,
+   "Extra request headers `{Name: value}` (${ENV} expands; no templates). Content-Type "
+   "defaults to application/json."},
+  {"rules[].actions[].webhook.headers.*", String, "", kReload, kPlain, kOptional,
+   "A header value."},
+  {"rules[].actions[].webhook.body", Template, "{payload}", kReload, kPlain, kOptional,
+   "The request body."},
+  {"rules[].actions[].webhook.secret", String, "", kReload, kSecret, kOptional,
+   "Signing secret `whsec_<base64>`; several space-separated secrets sign with each (key "
+   "rotation). Without one, requests are unsigned (but still carry webhook-id and "
+   "webhook-timestamp)."},
+  {"rules[].actions[].webhook.timeout", Duration, "10s", kReload, kPlain, kOptional,
+   "Total time for one attempt, connecting included."},
+  {"rules[].actions[].webhook.ca_file", String, "", kReload, kPlain, kOptional,
+   "PEM file of the CA(s) that sign the endpoint's certificate, instead of the system store. "
+   "The host name is always verified."},
+  {"rules[].actions[].webhook.retry", Map, "", kReload, kPlain, kOptional, "Retries."},
+  {"rules[].actions[].webhook.retry.schedule", StringList, "[0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h]",
+   kReload, kPlain, kOptional,
+   "Delay before each attempt (the first entry is the first attempt): each retry waits a random "
+   "time up to its entry (full jitter). 429 and 503 with Retry-After wait what it says instead. "
+   "After the last attempt the delivery becomes a dead letter."},
+  {"rules[].actions[].webhook.retry.permanent", StringList, "[400, 401, 403, 404, 422]", kReload,
+   kPlain, kOptional,
+   "Statuses that are not retried: the delivery becomes a dead letter at once. 410 Gone always "
+   "disables the endpoint until the next reload."},
   {"rules[].on_reconnect", List, "", kReload, kPlain, kOptional,
    "Actions run after the listener (re)connects, when notifications may have been missed. "
    "Same action keys as `actions`; templates can use only {channel}."},

@@ -6,6 +6,7 @@
 #include "rules/LogAction.hpp"
 #include "rules/RuleSet.hpp"
 #include "rules/Template.hpp"
+#include "webhook/WebhookAction.hpp"
 
 namespace pgfanout::rules {
 
@@ -56,6 +57,7 @@ const ActionRegistry& ActionRegistry::builtin() {
     ActionRegistry r;
     register_log_action(r);
     redis::register_redis_actions(r);
+    webhook::register_webhook_action(r);
     return r;
   }();
   return registry;

@@ -86,12 +86,29 @@ void append_glob_escaped(std::string_view value, std::string& out) {
   }
 }
 
+void append_url_escaped(std::string_view value, std::string& out) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  for (char c : value) {
+    auto u = static_cast<unsigned char>(c);
+    if ((u >= 'A' && u <= 'Z') || (u >= 'a' && u <= 'z') || (u >= '0' && u <= '9') || u == '-' ||
+        u == '.' || u == '_' || u == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    }
+  }
+}
+
 bool Template::render(const Event& event, std::string& out, Side side, Escape escape,
                       std::string* missing) const {
   std::string scratch;
   auto append = [&](std::string_view v) {
     if (escape == Escape::Glob) {
       append_glob_escaped(v, out);
+    } else if (escape == Escape::Url) {
+      append_url_escaped(v, out);
     } else {
       out.append(v);
     }

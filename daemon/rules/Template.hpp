@@ -5,7 +5,9 @@
 // payload. `{{` and `}}` write literal braces (Redis Cluster hash tags). A field that is absent or
 // null makes render() return false and name the field: the caller skips the action for that event,
 // so a literal "{id}" key is never produced. With Escape::Glob, substituted values have the Redis
-// glob characters * ? [ ] \ escaped, so a payload value can never widen a key pattern.
+// glob characters * ? [ ] \ escaped, so a payload value can never widen a key pattern. With
+// Escape::Url, substituted values are percent-encoded (everything but RFC 3986 unreserved
+// characters, `/` included), so a payload value stays inside one URL path segment.
 // Immutable after parse; safe to share between threads.
 #pragma once
 
@@ -20,7 +22,7 @@ namespace pgfanout::rules {
 
 class Template {
  public:
-  enum class Escape { None, Glob };
+  enum class Escape { None, Glob, Url };
 
   // Parses `text`; on a syntax error returns nullopt and sets `error`.
   static std::optional<Template> parse(std::string_view text, std::string& error);
@@ -51,5 +53,7 @@ class Template {
 
 // Escapes the Redis glob metacharacters in `value` and appends it to `out`.
 void append_glob_escaped(std::string_view value, std::string& out);
+// Percent-encodes every byte of `value` except A-Z a-z 0-9 - . _ ~ and appends it to `out`.
+void append_url_escaped(std::string_view value, std::string& out);
 
 }  // namespace pgfanout::rules

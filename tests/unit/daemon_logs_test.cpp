@@ -41,9 +41,13 @@ int closed_port() {
 // key added to the schema fails SecretKeysAreAllCovered until it is added here.
 const std::map<std::string, std::string>& secret_settings() {
   static const std::map<std::string, std::string> settings = {
-      {"postgres.dsn", "hunter2-dsn"},      {"postgres.password", "hunter2-password"},
-      {"redis.url", "hunter2-redis-url"},   {"redis.password", "hunter2-redis-password"},
-      {"redis.*.url", "hunter2-cache-url"}, {"redis.*.password", "hunter2-cache-password"},
+      {"postgres.dsn", "hunter2-dsn"},
+      {"postgres.password", "hunter2-password"},
+      {"redis.url", "hunter2-redis-url"},
+      {"redis.password", "hunter2-redis-password"},
+      {"redis.*.url", "hunter2-cache-url"},
+      {"redis.*.password", "hunter2-cache-password"},
+      {"rules[].actions[].webhook.secret", "hunter2webhook"},
   };
   return settings;
 }
@@ -71,7 +75,8 @@ std::string config_with_secrets(int port, const std::string& suffix) {
          suffix +
          "\"\n"
          "http:\n  listen: 127.0.0.1:0\n"
-         "rules:\n  - name: a\n    channel: c\n    actions: [{log: \"{payload}\"}]\n";
+         "rules:\n  - name: a\n    channel: c\n    actions:\n      - log: \"{payload}\"\n"
+         "      - webhook: {url: \"http://127.0.0.1:1/\", secret: whsec_hunter2webhook00}\n";
 }
 
 TEST(DaemonLogs, SecretKeysAreAllCovered) {

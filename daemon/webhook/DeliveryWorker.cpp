@@ -1,0 +1,514 @@
+#include "webhook/DeliveryWorker.hpp"
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "log/Log.hpp"
+#include "metrics/Metrics.hpp"
+#include "pg/Backoff.hpp"
+#include "pg/ConnInfo.hpp"
+#include "pg/Installer.hpp"
+#include "pg/PgConnection.hpp"
+#include "rules/RuleSet.hpp"
+
+namespace pgfanout::webhook {
+
+namespace asio = boost::asio;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+std::string hash_hex(std::string_view s) {
+  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
+  for (char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ULL;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = kHex[h & 15];
+  return out;
+}
+
+template <typename T>
+std::string int_array(const std::vector<T>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(items[i]);
+  }
+  return out + "}";
+}
+
+std::string optional_int_array(const std::vector<int>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += items[i] == 0 ? std::string("NULL") : std::to_string(items[i]);
+  }
+  return out + "}";
+}
+
+std::string interval(std::chrono::milliseconds ms) {
+  return std::to_string(ms.count()) + " milliseconds";
+}
+
+}  // namespace
+
+std::vector<std::string> DeliveryWorker::claim_channels(const rules::RuleSet& rules) {
+  std::vector<std::string> out;
+  for (const auto& channel : rules.durable_channels()) {
+    bool has_webhook = false;
+    for (const rules::Rule* rule : rules.for_channel(channel)) {
+      for (const auto& a : rule->actions) has_webhook = has_webhook || a->kind() == "webhook";
+    }
+    if (has_webhook) out.push_back(channel);
+  }
+  return out;
+}
+
+struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl> {
+  struct Report {
+    std::int64_t id;
+    int attempt;
+    std::string state;
+    int status;
+    std::string error;
+    std::int64_t delay_ms;
+  };
+
+  Impl(asio::io_context& io_, Metrics& m, config::PostgresConfig p, config::WebhookConfig o,
+       std::string inst, WebhookSender& s)
+      : io(io_),
+        pg(std::move(p)),
+        opts(std::move(o)),
+        instance(std::move(inst)),
+        sender(s),
+        conn(io_, pg::PgConnection::Handlers{nullptr, nullptr,
+                                             [this](const std::string&, const std::string& msg) {
+                                               lost(msg);
+                                             }}),
+        reconnect_timer(io_),
+        poll_timer(io_),
+        backoff(pg.reconnect_min, pg.reconnect_max),
+        recorded(m.counter("pgfanout_webhook_recorded_total",
+                           "Durable webhook deliveries recorded in pgfanout.deliveries")),
+        errors(m.counter("pgfanout_webhook_store_errors_total",
+                         "Failed queries and connections of the durable delivery worker")) {}
+
+  void set_rules(std::shared_ptr<const rules::RuleSet> r) {
+    rules = std::move(r);
+    channels = claim_channels(*rules);
+    bool any = false;
+    for (const rules::Action* a : rules->all_actions()) any = any || a->kind() == "webhook";
+    active = any;
+    if (active && !stopped && !conn.connected() && !connecting) connect();
+    ring();
+  }
+
+  void connect() {
+    if (connecting || stopped) return;
+    connecting = true;
+    auto self = shared_from_this();
+    conn.connect(pg.dsn, pg.password, pg.connect_timeout, [this, self](const std::string& err) {
+      connecting = false;
+      if (stopped && pending_work() == 0) return;
+      if (!err.empty()) {
+        lost(err);
+        return;
+      }
+      backoff.reset();
+      ++generation;
+      busy = false;
+      schedule_poll();
+      ring();
+    });
+  }
+
+  void lost(const std::string& message) {
+    errors.inc();
+    busy = false;
+    ++generation;
+    conn.close();
+    if (stopped && pending_work() == 0) return;
+    spdlog::warn("webhook deliveries ({}): {}; reconnecting", pgfanout::pg::describe(pg.dsn),
+                 message);
+    auto self = shared_from_this();
+    reconnect_timer.expires_after(backoff.next());
+    reconnect_timer.async_wait([this, self](boost::system::error_code ec) {
+      if (!ec) connect();
+    });
+  }
+
+  void schedule_poll() {
+    auto self = shared_from_this();
+    poll_timer.expires_after(opts.poll_interval);
+    poll_timer.async_wait([this, self](boost::system::error_code ec) {
+      if (ec || stopped) return;
+      if (SteadyClock::now() >= next_trim) want_trim = true;
+      ring();
+      schedule_poll();
+    });
+  }
+
+  void ring() {
+    want_claim = true;
+    want_take = true;
+    cycle();
+  }
+
+  std::size_t pending_work() const { return in_flight + reports.size() + dead_letters.size(); }
+
+  // One step at a time on the connection: outcomes first (they free rows), then dead letters,
+  // claiming, taking, trimming.
+  void cycle() {
+    if (busy || !conn.connected()) return;
+    if (!reports.empty()) return write_reports();
+    if (!dead_letters.empty()) return write_dead_letter();
+    if (stopped) return;
+    if (want_claim && !channels.empty()) return claim();
+    if (want_take && in_flight < static_cast<std::size_t>(opts.max_in_flight)) return take();
+    if (want_trim) return trim();
+  }
+
+  template <typename Fn>
+  void run(std::string sql, pg::PgConnection::Params params, Fn fn) {
+    busy = true;
+    auto gen = generation;
+    auto self = shared_from_this();
+    conn.query(std::move(sql), std::move(params),
+               [this, self, gen, fn = std::move(fn)](pg::PgResult&& r) mutable {
+                 if (gen != generation) return;  // the connection was lost meanwhile
+                 busy = false;
+                 if (!r.ok && !conn.connected()) return;
+                 fn(std::move(r));
+                 cycle();
+               });
+  }
+
+  void missing_sql(const pg::PgResult& r, const char* what) {
+    errors.inc();
+    if (r.sqlstate == "42883" || r.sqlstate == "42P01" || r.sqlstate == "3F000") {
+      log.log(spdlog::level::err, "missing",
+              "webhook deliveries: pgfanout.deliveries is missing in the database; run `pgfanout "
+              "install` (durable webhooks wait until it exists)");
+    } else {
+      log.warn(what, std::string("webhook deliveries: ") + what + " failed: " + r.error);
+    }
+  }
+
+  void write_reports() {
+    std::vector<std::int64_t> ids;
+    std::vector<int> attempts, statuses;
+    std::vector<std::string> states, errs;
+    std::vector<std::int64_t> delays;
+    for (auto& r : reports) {
+      ids.push_back(r.id);
+      attempts.push_back(r.attempt);
+      states.push_back(r.state);
+      statuses.push_back(r.status);
+      errs.push_back(r.error);
+      delays.push_back(r.delay_ms);
+    }
+    auto count = reports.size();
+    run("SELECT pgfanout.delivery_report($1::bigint[], $2::int[], $3::text[], $4::int[], "
+        "$5::text[], $6::bigint[])",
+        {int_array(ids), int_array(attempts), pg::text_array(states), optional_int_array(statuses),
+         pg::text_array(errs), int_array(delays)},
+        [this, count](pg::PgResult&& r) {
+          if (!r.ok) {
+            // Not retried: the rows' leases run out and they are sent again (at-least-once).
+            missing_sql(r, "report");
+          }
+          reports.erase(reports.begin(), reports.begin() + static_cast<std::ptrdiff_t>(count));
+        });
+  }
+
+  void write_dead_letter() {
+    DeadLetter d = std::move(dead_letters.front());
+    dead_letters.erase(dead_letters.begin());
+    run("SELECT pgfanout.delivery_dead_letter($1, $2::int, $3, $4, $5, $6, $7::int, "
+        "NULLIF($8::int, 0), $9)",
+        {d.rule, std::to_string(d.action), d.webhook_id, d.url, d.target, d.body,
+         std::to_string(d.attempts), std::to_string(d.last_status), d.last_error},
+        [this](pg::PgResult&& r) {
+          if (!r.ok) missing_sql(r, "dead letter");
+        });
+  }
+
+  void claim() {
+    want_claim = false;
+    auto gen = generation;
+    auto self = shared_from_this();
+    busy = true;
+    conn.query("BEGIN", {}, [](pg::PgResult&&) {});
+    conn.query("SELECT id, channel, payload::text FROM pgfanout.outbox_claim($1, $2::text[], $3)",
+               {opts.group, pg::text_array(channels), std::to_string(opts.claim_batch)},
+               [this, self, gen](pg::PgResult&& r) {
+                 if (gen != generation) return;
+                 if (!r.ok) {
+                   if (conn.connected()) {
+                     missing_sql(r, "claim");
+                     finish_transaction("ROLLBACK", 0, false);
+                   }
+                   return;
+                 }
+                 record(std::move(r));
+               });
+  }
+
+  void record(pg::PgResult&& r) {
+    std::vector<std::int64_t> events;
+    std::vector<std::string> rule_names, ids, urls, targets, bodies;
+    std::vector<int> positions;
+    const bool full = static_cast<int>(r.rows.size()) >= opts.claim_batch;
+    for (const auto& row : r.rows) {
+      std::int64_t outbox_id = std::stoll(row[0].value_or("0"));
+      auto payload = rules::ParsedPayload::parse(row[1].value_or(""), row[2].value_or(""));
+      auto on_event = [&](const rules::Event& event, int row_index) {
+        for (const rules::Rule* rule : rules->for_channel(event.channel())) {
+          if (!rule->when.matches(event)) continue;
+          for (std::size_t pos = 0; pos < rule->actions.size(); ++pos) {
+            const rules::Action& a = *rule->actions[pos];
+            if (a.kind() != "webhook") continue;
+            const auto& hook = static_cast<const WebhookAction&>(a);
+            std::string target, body, missing;
+            if (!hook.render(event, target, body, missing)) {
+              log.warn("skipped:" + rule->name,
+                       "rule " + rule->name + ": webhook skipped for outbox event " +
+                           std::to_string(outbox_id) + ": field {" + missing + "} is missing");
+              continue;
+            }
+            std::string id = "msg_" + std::to_string(outbox_id) + "_" + hash_hex(rule->name) + "_" +
+                             std::to_string(pos);
+            if (row_index >= 0) id += "_" + std::to_string(row_index);
+            events.push_back(outbox_id);
+            rule_names.push_back(rule->name);
+            positions.push_back(static_cast<int>(pos));
+            ids.push_back(std::move(id));
+            urls.push_back(hook.settings().endpoint.origin());
+            targets.push_back(std::move(target));
+            bodies.push_back(std::move(body));
+          }
+        }
+      };
+      auto received = SteadyClock::now();
+      if (const auto* rows = payload->rows()) {
+        for (std::size_t i = 0; i < rows->size(); ++i) {
+          on_event(rules::Event(payload, (*rows)[i], received, outbox_id), static_cast<int>(i));
+        }
+      } else {
+        on_event(rules::Event(payload, nullptr, received, outbox_id), -1);
+      }
+    }
+    if (events.empty()) {
+      finish_transaction("COMMIT", 0, full);
+      return;
+    }
+    auto gen = generation;
+    auto self = shared_from_this();
+    auto n = events.size();
+    conn.query(
+        "SELECT pgfanout.delivery_record($1::bigint[], $2::text[], $3::int[], $4::text[], "
+        "$5::text[], $6::text[], $7::text[])",
+        {int_array(events), pg::text_array(rule_names), int_array(positions), pg::text_array(ids),
+         pg::text_array(urls), pg::text_array(targets), pg::text_array(bodies)},
+        [this, self, gen, n, full](pg::PgResult&& res) {
+          if (gen != generation) return;
+          if (!res.ok) {
+            if (conn.connected()) {
+              missing_sql(res, "record");
+              finish_transaction("ROLLBACK", 0, false);
+            }
+            return;
+          }
+          finish_transaction("COMMIT", n, full);
+        });
+  }
+
+  void finish_transaction(const char* sql, std::size_t recorded_rows, bool more) {
+    auto gen = generation;
+    auto self = shared_from_this();
+    bool commit = std::string_view(sql) == "COMMIT";
+    conn.query(sql, {}, [this, self, gen, recorded_rows, more, commit](pg::PgResult&& r) {
+      if (gen != generation) return;
+      busy = false;
+      if (!r.ok) {
+        if (conn.connected()) missing_sql(r, "commit");
+      } else if (commit) {
+        if (recorded_rows > 0) {
+          recorded.inc(recorded_rows);
+          want_take = true;
+        }
+        if (more) want_claim = true;
+      }
+      cycle();
+    });
+  }
+
+  void take() {
+    want_take = false;
+    auto free = static_cast<std::size_t>(opts.max_in_flight) - in_flight;
+    auto n = std::min<std::size_t>(free, static_cast<std::size_t>(opts.claim_batch));
+    run("SELECT id, rule, action, webhook_id, target, body, attempts, "
+        "(extract(epoch FROM now() - created_at) * 1000)::bigint "
+        "FROM pgfanout.delivery_take($1, $2::interval, $3)",
+        {instance, interval(opts.lease), std::to_string(n)}, [this, n](pg::PgResult&& r) {
+          if (!r.ok) {
+            missing_sql(r, "take");
+            return;
+          }
+          if (r.rows.size() >= n) want_take = true;
+          for (auto& row : r.rows) send(row);
+        });
+  }
+
+  void send(std::vector<std::optional<std::string>>& row) {
+    std::int64_t id = std::stoll(row[0].value_or("0"));
+    std::string rule_name = row[1].value_or("");
+    int position = std::stoi(row[2].value_or("0"));
+    std::string webhook_id = row[3].value_or("");
+    int attempt = std::stoi(row[6].value_or("1"));
+    auto age = std::chrono::milliseconds(std::stoll(row[7].value_or("0")));
+    const rules::Rule* rule = rules ? rules->find(rule_name) : nullptr;
+    const WebhookAction* hook = nullptr;
+    if (rule != nullptr && position >= 0 &&
+        static_cast<std::size_t>(position) < rule->actions.size() &&
+        rule->actions[static_cast<std::size_t>(position)]->kind() == "webhook") {
+      hook = static_cast<const WebhookAction*>(
+          rule->actions[static_cast<std::size_t>(position)].get());
+    }
+    auto endpoint = WebhookSender::endpoint_name(rule_name, position);
+    if (hook == nullptr) {
+      reports.push_back({id, attempt, "dead", 0,
+                         "rule " + endpoint + " is no longer a webhook in the config", 0});
+      return;
+    }
+    if (sender.disabled(endpoint)) {
+      reports.push_back({id, attempt, "dead", 0,
+                         "endpoint disabled by 410 Gone until the config is reloaded", 0});
+      return;
+    }
+    ++in_flight;
+    sender.durable_in_flight().set(static_cast<double>(in_flight));
+    auto started = SteadyClock::now();
+    auto self = shared_from_this();
+    std::string target = row[4].value_or("/");
+    std::string body = row[5].value_or("");
+    std::string url = hook->settings().endpoint.origin();
+    sender.attempt(
+        *hook, endpoint, webhook_id, attempt, target, body,
+        [this, self, id, attempt, age, started, rule_name, position, webhook_id, url, target,
+         body](Outcome&& o) {
+          --in_flight;
+          sender.durable_in_flight().set(static_cast<double>(in_flight));
+          std::string error = o.decision.reason;
+          if (!o.result.body_excerpt.empty() && o.decision.verdict != Verdict::Delivered) {
+            error += ": " + o.result.body_excerpt;
+          }
+          switch (o.decision.verdict) {
+            case Verdict::Delivered:
+              sender.count_delivered(age + (SteadyClock::now() - started));
+              reports.push_back({id, attempt, "done", o.result.status, "", 0});
+              break;
+            case Verdict::Retry: {
+              auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  o.decision.next_attempt - sender.clock().now());
+              reports.push_back({id, attempt, "pending", o.result.status, error,
+                                 std::max<std::int64_t>(0, delay.count())});
+              break;
+            }
+            case Verdict::Dead:
+            case Verdict::EndpointGone:
+              sender.count_dead(DeadLetter{rule_name, position, webhook_id, url, target, body,
+                                           attempt, o.result.status, error});
+              reports.push_back({id, attempt, "dead", o.result.status, error, 0});
+              break;
+          }
+          want_take = true;
+          cycle();
+        });
+  }
+
+  void trim() {
+    want_trim = false;
+    next_trim = SteadyClock::now() + std::chrono::minutes(1);
+    run("SELECT pgfanout.deliveries_trim($1::interval, 10000)", {interval(opts.keep_done)},
+        [this](pg::PgResult&& r) {
+          if (!r.ok) missing_sql(r, "trim");
+        });
+  }
+
+  void stop() {
+    stopped = true;
+    poll_timer.cancel();
+    if (pending_work() == 0) {
+      reconnect_timer.cancel();
+      conn.close();
+    }
+  }
+
+  asio::io_context& io;
+  config::PostgresConfig pg;
+  config::WebhookConfig opts;
+  std::string instance;
+  WebhookSender& sender;
+  pg::PgConnection conn;
+  asio::steady_timer reconnect_timer, poll_timer;
+  pgfanout::pg::Backoff backoff;
+  Counter& recorded;
+  Counter& errors;
+  RateLimitedLog log;
+
+  std::shared_ptr<const rules::RuleSet> rules;
+  std::vector<std::string> channels;
+  bool active = false;
+  bool stopped = false;
+  bool connecting = false;
+  bool busy = false;
+  bool want_claim = false, want_take = false, want_trim = false;
+  SteadyClock::time_point next_trim = SteadyClock::now() + std::chrono::seconds(10);
+  std::uint64_t generation = 0;
+  std::size_t in_flight = 0;
+  std::vector<Report> reports;
+  std::vector<DeadLetter> dead_letters;
+};
+
+DeliveryWorker::DeliveryWorker(asio::io_context& io, Metrics& metrics, config::PostgresConfig pg,
+                               config::WebhookConfig options, std::string instance,
+                               WebhookSender& sender)
+    : impl_(std::make_shared<Impl>(io, metrics, std::move(pg), std::move(options),
+                                   std::move(instance) + ":" + std::to_string(getpid()), sender)) {}
+
+DeliveryWorker::~DeliveryWorker() {
+  impl_->stopped = true;
+  impl_->poll_timer.cancel();
+  impl_->reconnect_timer.cancel();
+  impl_->conn.close();
+}
+
+void DeliveryWorker::set_rules(std::shared_ptr<const rules::RuleSet> rules) {
+  impl_->set_rules(std::move(rules));
+}
+void DeliveryWorker::ring() {
+  impl_->ring();
+}
+void DeliveryWorker::stop() {
+  impl_->stop();
+}
+std::size_t DeliveryWorker::pending() const {
+  return impl_->pending_work();
+}
+void DeliveryWorker::record_dead_letter(const DeadLetter& letter) {
+  if (!impl_->active) return;
+  impl_->dead_letters.push_back(letter);
+  impl_->cycle();
+}
+bool DeliveryWorker::connected() const {
+  return impl_->conn.connected();
+}
+
+}  // namespace pgfanout::webhook
