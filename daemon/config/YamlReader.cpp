@@ -191,7 +191,16 @@ bool MapReader::has(std::string_view key) const {
 
 YAML::Node MapReader::node(std::string_view key) const {
   if (!valid_) return YAML::Node(YAML::NodeType::Undefined);
+  if (std::find(read_.begin(), read_.end(), key) == read_.end()) read_.emplace_back(key);
   return node_[std::string(key)];
+}
+
+std::vector<std::string> MapReader::unread_keys() const {
+  std::vector<std::string> out;
+  for (const auto& k : keys()) {
+    if (std::find(read_.begin(), read_.end(), k) == read_.end()) out.push_back(k);
+  }
+  return out;
 }
 
 std::vector<std::string> MapReader::keys() const {

@@ -43,6 +43,8 @@ class MapReader {
   bool has(std::string_view key) const;
   YAML::Node node(std::string_view key) const;
   std::vector<std::string> keys() const;
+  // Keys present in the mapping that no getter (or node()) has read yet.
+  std::vector<std::string> unread_keys() const;
 
   std::string string(std::string_view key);
   std::int64_t integer(std::string_view key, std::int64_t min, std::int64_t max);
@@ -81,6 +83,7 @@ class MapReader {
   void remember(std::string_view key, const std::string& value);
 
   YAML::Node node_;
+  mutable std::vector<std::string> read_;  // keys asked for through node() and the getters
   std::string schema_path_;
   std::string yaml_path_;
   LoadContext* ctx_;

@@ -40,9 +40,16 @@ std::vector<std::unique_ptr<Action>> parse_actions(config::MapReader& rule, std:
                                    kinds[1] + "\")");
           return;
         }
-        if (auto action = (*registry.find(kinds[0]))(item, kinds[0])) {
-          out.push_back(std::move(action));
+        auto action = (*registry.find(kinds[0]))(item, kinds[0]);
+        // A modifier the action's parser did not read does not apply to it
+        // (`again_after:` on a log action): say so rather than ignore it.
+        bool stray = false;
+        for (const auto& extra : item.unread_keys()) {
+          if (config::find_key("rules[].actions[]." + extra) == nullptr) continue;  // reported
+          item.error(extra, "\"" + extra + "\" does not apply to a " + kinds[0] + " action");
+          stray = true;
         }
+        if (action && !stray) out.push_back(std::move(action));
       },
       "rules[].actions[]");
   return out;

@@ -114,6 +114,12 @@ const ErrorCase kErrorCases[] = {
      {"test.yaml:6:14: rules[0].actions[0].log: bad template: unterminated \"{\" at offset 0 "
       "(write {{ for a literal brace)",
       "test.yaml:7:9: rules[0].actions[1]: unknown key \"evcit\" (did you mean \"evict\"?)"}},
+    {"modifier_that_does_not_apply",
+     "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    actions:\n      - log: x\n"
+     "        again_after: 1s\n        target: cache\n",
+     {"test.yaml:7:22: rules[0].actions[0].again_after: \"again_after\" does not apply to a log "
+      "action",
+      "test.yaml:8:17: rules[0].actions[0].target: \"target\" does not apply to a log action"}},
     {"missing_env_var",
      "postgres: {dsn: \"${PG_DSN}\"}\nrules: [{name: a, channel: c, actions: [{log: x}]}]\n",
      {"test.yaml:1:17: postgres.dsn: environment variable PG_DSN is not set (use "
