@@ -21,8 +21,7 @@ TEST(Metrics, CountersGaugesHistogramsRender) {
   EXPECT_NE(text.find("# TYPE pgfanout_x_total counter\n"), std::string::npos);
   EXPECT_NE(text.find("pgfanout_x_total{rule=\"a\\\"b\\\\c\\nd\"} 3\n"), std::string::npos);
   EXPECT_NE(text.find("pgfanout_depth -2\n"), std::string::npos);
-  EXPECT_NE(text.find("pgfanout_lat_seconds_bucket{le=\"0.1\"} 1\n"),
-            std::string::npos);
+  EXPECT_NE(text.find("pgfanout_lat_seconds_bucket{le=\"0.1\"} 1\n"), std::string::npos);
   EXPECT_NE(text.find("pgfanout_lat_seconds_bucket{le=\"1\"} 2\n"), std::string::npos);
   EXPECT_NE(text.find("pgfanout_lat_seconds_bucket{le=\"+Inf\"} 3\n"), std::string::npos);
   EXPECT_NE(text.find("pgfanout_lat_seconds_count 3\n"), std::string::npos);
