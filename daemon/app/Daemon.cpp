@@ -15,6 +15,7 @@
 #include "http/HealthChecks.hpp"
 #include "http/HttpRouter.hpp"
 #include "http/HttpServer.hpp"
+#include "hub/Hub.hpp"
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
 #include "pg/ConnInfo.hpp"
@@ -53,11 +54,14 @@ struct Daemon::Impl {
               router.route(n, std::move(done));
             },
             [this] { router.flush(); }),
+        hub(io, metrics, *config, [this] { return router.rules(); }),
         http_server(io, http_router, metrics),
         notifier(io),
         process_metrics(metrics),
         drain(io, [this] { return router.pending(); }) {
     router.add_executor("log", log_executor);
+    router.add_executor("push", hub.push_executor());
+    hub.add_routes(http_router);
     register_health_checks();
     register_routes();
     register_placeholder_metrics();
@@ -80,6 +84,7 @@ struct Daemon::Impl {
       spdlog::critical("{}", error);
       return 1;
     }
+    hub.start();
     wait_signal();
     notifier.start([this] { return status_line(); });
     listener.start(std::move(channels));
@@ -115,10 +120,9 @@ struct Daemon::Impl {
     });
   }
 
-  // Series the operations guide names whose owners (the subscriber hub, the webhook sender) are
-  // not in this build yet: exported at zero so dashboards and alerts can be set up now.
+  // Series the operations guide names whose owner (the webhook sender) is not in this build
+  // yet: exported at zero so dashboards and alerts can be set up now.
   void register_placeholder_metrics() {
-    metrics.gauge("pgfanout_subscribers", "Connected WebSocket and SSE subscribers");
     for (const char* status : {"2xx", "4xx", "5xx", "error"}) {
       metrics.counter("pgfanout_webhook_attempts_total",
                       "Webhook delivery attempts, by response status class (error: no response)",
@@ -162,6 +166,7 @@ struct Daemon::Impl {
       notifier.ready(status_line());
     } else {
       spdlog::warn("listener reconnected: notifications sent while it was away are lost");
+      hub.resync_all();  // subscribers may have missed events
       notifier.status(status_line());
     }
     // PostgreSQL keeps no notifications for absent listeners: whatever was sent while nobody
@@ -225,6 +230,7 @@ struct Daemon::Impl {
             left);
       }
       http_server.close_connections();
+      hub.stop();
       notifier.stop();
       signals.cancel();
       io.stop();
@@ -299,6 +305,7 @@ struct Daemon::Impl {
     next.consumer = config->consumer;
     next.postgres = config->postgres;
     next.http = config->http;
+    next.hub = config->hub;
     next.restart_only_values = config->restart_only_values;
   }
 
@@ -316,6 +323,7 @@ struct Daemon::Impl {
   Counter& doorbells = metrics.counter("pgfanout_outbox_doorbells_total",
                                        "NOTIFYs on durable channels (they only wake the reader)");
   http::HttpRouter http_router;
+  hub::Hub hub;
   http::HealthChecks health;
   http::HttpServer http_server;
   SystemdNotifier notifier;

@@ -105,6 +105,8 @@ void load_http(MapReader& root, HttpConfig& http) {
     http.max_body_bytes = m.size("max_body_size");
     http.read_timeout = m.duration("read_timeout");
     http.idle_timeout = m.duration("idle_timeout");
+    http.allowed_origins = m.string_list("allowed_origins");
+    http.static_dir = m.string("static");
     if (m.ctx().diags.errors().size() == errors_before) {
       if (http.max_header_bytes < 1024) m.error("max_header_size", "must be at least 1KiB");
       if (http.read_timeout.count() < 100) m.error("read_timeout", "must be at least 100ms");
@@ -178,6 +180,7 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
   load_http(root, cfg->http);
   load_shutdown(root, cfg->shutdown);
   load_watch(root, cfg->watch);
+  hub::load_hub_config(root, cfg->hub);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : rules::ActionRegistry::builtin());
 
   result.warnings = diags.warnings();

@@ -1,5 +1,6 @@
 #include "rules/Action.hpp"
 
+#include "hub/PushAction.hpp"
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
 #include "rules/LogAction.hpp"
@@ -54,6 +55,7 @@ const ActionRegistry& ActionRegistry::builtin() {
   static const ActionRegistry registry = [] {
     ActionRegistry r;
     register_log_action(r);
+    hub::register_push_action(r);
     return r;
   }();
   return registry;

@@ -113,7 +113,7 @@ const ErrorCase kErrorCases[] = {
      "\"{id\"\n      - evcit: [x]\n",
      {"test.yaml:6:14: rules[0].actions[0].log: bad template: unterminated \"{\" at offset 0 "
       "(write {{ for a literal brace)",
-      "test.yaml:7:9: rules[0].actions[1]: unknown key \"evcit\"; expected one of: log"}},
+      "test.yaml:7:9: rules[0].actions[1]: unknown key \"evcit\"; expected one of: log, push"}},
     {"missing_env_var",
      "postgres: {dsn: \"${PG_DSN}\"}\nrules: [{name: a, channel: c, actions: [{log: x}]}]\n",
      {"test.yaml:1:17: postgres.dsn: environment variable PG_DSN is not set (use "
