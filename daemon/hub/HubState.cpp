@@ -437,37 +437,54 @@ void HubState::on_subscribe(
           });
 }
 
-void HubState::replay(std::vector<std::string> wanted, std::int64_t after,
-                      std::function<void(std::vector<ReplayedEvent>, bool)> done) {
+void HubState::replay(
+    std::vector<std::string> wanted, std::int64_t after,
+    std::function<void(std::vector<ReplayedEvent>, std::vector<std::string>)> done) {
   auto set = rules ? rules() : nullptr;
   std::vector<std::string> channels;
+  // A topic is resumable when some durable push could render it: a template with fields might,
+  // a literal one only when it is that topic.
+  std::unordered_set<std::string> resumable;
+  bool any_template = false;
   if (set) {
     for (const auto& channel : set->durable_channels()) {
+      bool pushes = false;
       for (const rules::Rule* rule : set->for_channel(channel)) {
-        bool pushes = false;
-        for (const auto& a : rule->actions) pushes = pushes || a->kind() == "push";
-        if (rule->durable && pushes) {
-          channels.push_back(channel);
-          break;
+        if (!rule->durable) continue;
+        for (const auto& a : rule->actions) {
+          if (a->kind() != "push") continue;
+          pushes = true;
+          const auto& push = static_cast<const PushAction&>(*a);
+          if (push.topic().has_fields()) {
+            any_template = true;
+          } else {
+            resumable.insert(push.topic().source());
+          }
         }
       }
+      if (pushes) channels.push_back(channel);
     }
   }
-  if (channels.empty()) return done({}, false);
+  std::vector<std::string> lost;
+  for (const auto& t : wanted) {
+    if (!any_template && !resumable.contains(t)) lost.push_back(t);
+  }
+  if (channels.empty() || lost.size() == wanted.size()) return done({}, std::move(lost));
   const int limit = config.resume_limit;
   sql.run(
       "SELECT id, channel, payload::text FROM pgfanout.outbox WHERE id > $1 AND channel = "
       "ANY($2::text[]) ORDER BY id LIMIT $3",
       {std::to_string(after), array_literal(channels), std::to_string(limit + 1)},
       std::chrono::seconds(10),
-      [set, wanted = std::move(wanted), limit, done = std::move(done)](pg::PgResult&& r) {
+      [set, wanted = std::move(wanted), lost = std::move(lost), limit,
+       done = std::move(done)](pg::PgResult&& r) mutable {
         if (!r.ok) {
           spdlog::warn("SSE resume: reading the outbox failed: {}", r.error);
-          return done({}, false);
+          return done({}, std::move(wanted));
         }
         std::unordered_set<std::string> wanted_set(wanted.begin(), wanted.end());
         std::vector<ReplayedEvent> out;
-        bool complete = static_cast<int>(r.rows.size()) <= limit;
+        if (static_cast<int>(r.rows.size()) > limit) lost = wanted;
         std::string topic, name, data, why;
         for (std::size_t i = 0; i < r.rows.size() && static_cast<int>(i) < limit; ++i) {
           if (!r.rows[i][0] || !r.rows[i][1] || !r.rows[i][2]) continue;
@@ -497,7 +514,7 @@ void HubState::replay(std::vector<std::string> wanted, std::int64_t after,
             }
           }
         }
-        done(std::move(out), complete);
+        done(std::move(out), std::move(lost));
       });
 }
 

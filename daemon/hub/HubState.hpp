@@ -97,10 +97,12 @@ class HubState {
                     std::function<void(std::vector<std::shared_ptr<const std::string>> frames,
                                        std::string error_frame)>
                         done);
-  // The durable events after outbox id `after` that push to one of `topics`. `complete` is false
-  // when there were more than hub.resume_limit or the topics are not pushed by durable rules.
-  void replay(std::vector<std::string> topics, std::int64_t after,
-              std::function<void(std::vector<ReplayedEvent> events, bool complete)> done);
+  // The durable events after outbox id `after` that push to one of `topics`. `lost` names the
+  // topics that cannot be resumed completely: no durable rule pushes to them, or more than
+  // hub.resume_limit events were missed.
+  void replay(
+      std::vector<std::string> topics, std::int64_t after,
+      std::function<void(std::vector<ReplayedEvent> events, std::vector<std::string> lost)> done);
 
  private:
   std::unordered_map<HubConnection*, bool> connections_;

@@ -84,14 +84,12 @@ void StreamSession::start_subscriptions() {
   if (last_event_id_ && format_ == Format::Sse) {
     ++pending_;
     hub_->replay(topics_, *last_event_id_,
-                 [self](std::vector<ReplayedEvent> events, bool complete) {
+                 [self](std::vector<ReplayedEvent> events, std::vector<std::string> lost) {
                    if (self->finished_) return;
                    for (auto& e : events) self->send_event(std::move(e.frame), e.id);
-                   if (!complete) {
-                     // Not everything missed could be replayed: the client must reload.
-                     for (const auto& t : self->topics_) {
-                       self->send_event(std::make_shared<const std::string>(resync_frame(t)), -1);
-                     }
+                   // What could not be replayed: the client must reload those topics.
+                   for (const auto& t : lost) {
+                     self->send_event(std::make_shared<const std::string>(resync_frame(t)), -1);
                    }
                    if (--self->pending_ == 0) self->release_held();
                  });
