@@ -43,6 +43,7 @@ const std::map<std::string, std::string>& secret_settings() {
   static const std::map<std::string, std::string> settings = {
       {"postgres.dsn", "hunter2-dsn"},
       {"postgres.password", "hunter2-password"},
+      {"auth.jwt.secret", "hunter2-jwt-secret-at-least-32-bytes"},
   };
   return settings;
 }
@@ -57,6 +58,9 @@ std::string config_with_secrets(int port, const std::string& suffix) {
          "\"\n"
          "  connect_timeout: 1s\n  reconnect_min: 20ms\n  reconnect_max: 100ms\n"
          "http:\n  listen: 127.0.0.1:0\n"
+         "auth:\n  jwt:\n    secret: \"hunter2-jwt-secret-at-least-32-bytes" +
+         suffix +
+         "\"\n"
          "rules:\n  - name: a\n    channel: c\n    actions: [{log: \"{payload}\"}]\n";
 }
 
@@ -87,6 +91,7 @@ TEST(DaemonLogs, SecretsNeverAppearEvenWhenConnectingFailsAndOnReload) {
   d.signal(SIGHUP);
   EXPECT_TRUE(d.wait_for_output("reload: postgres.password changed")) << d.output();
   EXPECT_TRUE(d.wait_for_output("reload: postgres.dsn changed")) << d.output();
+  EXPECT_TRUE(d.wait_for_output("reload: auth.jwt.secret changed")) << d.output();
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(), 0) << d.output();
   auto out = d.output();
