@@ -15,6 +15,7 @@
 #include "http/HealthChecks.hpp"
 #include "http/HttpRouter.hpp"
 #include "http/HttpServer.hpp"
+#include "hub/Hub.hpp"
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
 #include "pg/ConnInfo.hpp"
@@ -59,6 +60,7 @@ struct Daemon::Impl {
               router.route(n, std::move(done));
             },
             [this] { router.flush(); }),
+        hub(io, metrics, *config, [this] { return router.rules(); }),
         http_server(io, http_router, metrics),
         notifier(io),
         process_metrics(metrics),
@@ -70,9 +72,10 @@ struct Daemon::Impl {
     router.add_executor("webhook", webhook_executor);
     webhook_executor.set_dead_letter_sink(
         [this](const webhook::DeadLetter& letter) { deliveries.record_dead_letter(letter); });
+    router.add_executor("push", hub.push_executor());
+    hub.add_routes(http_router);
     register_health_checks();
     register_routes();
-    register_placeholder_metrics();
   }
 
   int run() {
@@ -93,6 +96,7 @@ struct Daemon::Impl {
       spdlog::critical("{}", error);
       return 1;
     }
+    hub.start();
     wait_signal();
     notifier.start([this] { return status_line(); });
     redis_evictor.start();
@@ -136,12 +140,6 @@ struct Daemon::Impl {
     });
   }
 
-  // Series the operations guide names whose owner (the subscriber hub) is not in this build
-  // yet: exported at zero so dashboards and alerts can be set up now.
-  void register_placeholder_metrics() {
-    metrics.gauge("pgfanout_subscribers", "Connected WebSocket and SSE subscribers");
-  }
-
   std::string status_line() const {
     std::string s;
     if (listener.connected()) {
@@ -180,6 +178,7 @@ struct Daemon::Impl {
       notifier.ready(status_line());
     } else {
       spdlog::warn("listener reconnected: notifications sent while it was away are lost");
+      hub.resync_all();  // subscribers may have missed events
       notifier.status(status_line());
     }
     // PostgreSQL keeps no notifications for absent listeners: whatever was sent while nobody
@@ -246,6 +245,7 @@ struct Daemon::Impl {
       }
       webhook_executor.abandon();
       http_server.close_connections();
+      hub.stop();
       notifier.stop();
       signals.cancel();
       io.stop();
@@ -325,6 +325,7 @@ struct Daemon::Impl {
     next.outbox = config->outbox;
     next.redis = config->redis;
     next.webhook = config->webhook;
+    next.hub = config->hub;
     next.restart_only_values = config->restart_only_values;
   }
 
@@ -347,6 +348,7 @@ struct Daemon::Impl {
   Counter& doorbells = metrics.counter("pgfanout_outbox_doorbells_total",
                                        "NOTIFYs on durable channels (they only wake the reader)");
   http::HttpRouter http_router;
+  hub::Hub hub;
   http::HealthChecks health;
   http::HttpServer http_server;
   SystemdNotifier notifier;

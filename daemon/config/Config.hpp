@@ -14,6 +14,7 @@
 #include "config/Diagnostics.hpp"
 #include "config/EnvExpand.hpp"
 #include "http/ListenAddress.hpp"
+#include "hub/HubConfig.hpp"
 #include "redis/RedisConfig.hpp"
 
 namespace pgfanout::rules {
@@ -50,6 +51,8 @@ struct HttpConfig {
   std::uint64_t max_body_bytes = 64 * 1024;
   std::chrono::milliseconds read_timeout{10'000};
   std::chrono::milliseconds idle_timeout{60'000};
+  std::vector<std::string> allowed_origins;  // empty: any Origin
+  std::string static_dir;                    // empty: no static files
 };
 
 struct ShutdownConfig {
@@ -90,6 +93,7 @@ struct Config {
   ShutdownConfig shutdown;
   redis::RedisConfig redis;
   WebhookConfig webhook;
+  hub::HubConfig hub;
   std::vector<WatchSpec> watch;
   std::shared_ptr<const rules::RuleSet> rules;
   // The value of every key that a reload cannot change, by YAML path ("postgres.dsn"), as read

@@ -106,6 +106,8 @@ void load_http(MapReader& root, HttpConfig& http) {
     http.max_body_bytes = m.size("max_body_size");
     http.read_timeout = m.duration("read_timeout");
     http.idle_timeout = m.duration("idle_timeout");
+    http.allowed_origins = m.string_list("allowed_origins");
+    http.static_dir = m.string("static");
     if (m.ctx().diags.errors().size() == errors_before) {
       if (http.max_header_bytes < 1024) m.error("max_header_size", "must be at least 1KiB");
       if (http.read_timeout.count() < 100) m.error("read_timeout", "must be at least 100ms");
@@ -201,6 +203,7 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
   redis::load_redis_config(root, cfg->redis);
   load_webhook(root, cfg->webhook);
   load_watch(root, cfg->watch);
+  hub::load_hub_config(root, cfg->hub);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : rules::ActionRegistry::builtin());
   redis::check_redis_targets(*cfg->rules, cfg->redis, diags);
 

@@ -78,6 +78,109 @@ const KeySpec kKeys[] = {
   {"http.idle_timeout", Duration, "60s", kRestart, kPlain, kOptional,
    "How long a kept-alive connection may wait for (and send) its next request."},
 
+  {"http.allowed_origins", StringList, "", kRestart, kPlain, kOptional,
+   "WebSocket and SSE requests whose `Origin` header is not in this list get 403 (exact match, "
+   "e.g. `https://chat.example.com`). Empty: any origin. Requests without `Origin` (not from a "
+   "browser) are always allowed."},
+  {"http.static", String, "", kRestart, kPlain, kOptional,
+   "A directory whose files are served under `/` (GET and HEAD; `index.html` for a directory). "
+   "Paths with `..`, hidden files and symlinks leading out of the directory are refused."},
+
+  // ---- auth
+  {"auth", Map, "", kRestart, kPlain, kOptional,
+   "How WebSocket / SSE clients prove who they are (see docs/protocol.md)."},
+  {"auth.jwt", Map, "", kRestart, kPlain, kOptional,
+   "JSON Web Tokens. A token comes from `Authorization: Bearer`, the `Sec-WebSocket-Protocol` "
+   "header (`bearer, TOKEN`), or an `auth` message."},
+  {"auth.jwt.algorithm", String, "HS256", kRestart, kPlain, kOptional,
+   "HS256, RS256 or ES256. Tokens signed with any other algorithm (`none` included) are refused."},
+  {"auth.jwt.secret", String, "", kRestart, kSecret, kOptional,
+   "HS256 secret, at least 32 bytes. Also signs the tokens that `auth.login` returns."},
+  {"auth.jwt.public_key_file", String, "", kRestart, kPlain, kOptional,
+   "RS256 / ES256: PEM file of the public key (`BEGIN PUBLIC KEY`)."},
+  {"auth.jwt.audience", String, "", kRestart, kPlain, kOptional,
+   "When set, a token's `aud` must be (or contain) this value."},
+  {"auth.jwt.issuer", String, "", kRestart, kPlain, kOptional,
+   "When set, a token's `iss` must equal this value."},
+  {"auth.jwt.leeway", Duration, "30s", kRestart, kPlain, kOptional,
+   "Clock skew allowed when checking `exp` and `nbf`."},
+  {"auth.allow_query_token", Bool, "false", kRestart, kPlain, kOptional,
+   "Also accept `?access_token=TOKEN` in the URL (it ends up in access logs; avoid)."},
+  {"auth.login", Map, "", kRestart, kPlain, kOptional,
+   "SQL login: a `login {username, password}` message runs this statement; one row mints an "
+   "HS256 token (needs `auth.jwt.algorithm: HS256` and `auth.jwt.secret`) whose claims are the "
+   "row's columns."},
+  {"auth.login.sql", String, "", kRestart, kPlain, kRequired,
+   "Statement with $1 = username and $2 = password, e.g. `SELECT user_id, username FROM "
+   "chat.login($1, $2)`. No row: `login_failed`."},
+  {"auth.login.subject", String, "user_id", kRestart, kPlain, kOptional,
+   "The column that becomes the token's `sub`."},
+  {"auth.login.ttl", Duration, "12h", kRestart, kPlain, kOptional, "Lifetime of a minted token."},
+  {"auth.login.attempts_per_minute", Int, "5", kRestart, kPlain, kOptional,
+   "Login attempts allowed per connection per minute; more get `rate_limited`."},
+
+  // ---- topics
+  {"topics", List, "", kRestart, kPlain, kOptional,
+   "Who may subscribe or publish to which topics. The first entry whose pattern matches decides; "
+   "a topic no entry matches is refused."},
+  {"topics[].pattern", String, "", kRestart, kPlain, kRequired,
+   "Segments separated by `:`; a segment is a literal, `{claim}` (equal to that claim of the "
+   "client's token, e.g. `user:{sub}`) or `*` (any one segment)."},
+  {"topics[].allow", StringList, "[subscribe]", kRestart, kPlain, kOptional,
+   "subscribe and/or publish."},
+  {"topics[].anonymous", Bool, "false", kRestart, kPlain, kOptional,
+   "Clients without a token may use these topics too."},
+  {"topics[].publish_channel", String, "pgfanout_publish", kRestart, kPlain, kOptional,
+   "Client `publish` runs `SELECT pg_notify(CHANNEL, {\"topic\", \"data\", \"sender\"})`; a rule "
+   "on this channel pushes it back, on every instance."},
+  {"topics[].on_subscribe", Map, "", kRestart, kPlain, kOptional,
+   "A statement whose rows are sent to a new subscriber as events before live ones."},
+  {"topics[].on_subscribe.sql", String, "", kRestart, kPlain, kRequired,
+   "E.g. `SELECT * FROM chat.unread($1)`."},
+  {"topics[].on_subscribe.params", StringList, "", kRestart, kPlain, kOptional,
+   "`$user` (the token's `sub`), `$claim.NAME`, `$topic`, or a bare claim name."},
+  {"topics[].on_subscribe.event", String, "message", kRestart, kPlain, kOptional,
+   "The `event` name of those rows."},
+
+  // ---- commands
+  {"commands", Map, "", kRestart, kPlain, kOptional,
+   "Named SQL statements a client may `call`; no other SQL can be run from a client."},
+  {"commands.*", Map, "", kRestart, kPlain, kOptional, "One command."},
+  {"commands.*.sql", String, "", kRestart, kPlain, kRequired,
+   "Statement with $1.. bound to `params` (never interpolated)."},
+  {"commands.*.params", StringList, "", kRestart, kPlain, kOptional,
+   "`$user` (the token's `sub`), `$claim.NAME`, or an argument name from the call's `args`."},
+  {"commands.*.timeout", Duration, "5s", kRestart, kPlain, kOptional,
+   "statement_timeout of one call."},
+  {"commands.*.anonymous", Bool, "false", kRestart, kPlain, kOptional,
+   "Clients without a token may call it (e.g. `register`)."},
+
+  // ---- hub
+  {"hub", Map, "", kRestart, kPlain, kOptional, "WebSocket and SSE subscribers."},
+  {"hub.max_connections", Int, "10000", kRestart, kPlain, kOptional,
+   "WebSocket, SSE and Hippie connections beyond this get 503."},
+  {"hub.max_message_size", Size, "64KiB", kRestart, kPlain, kOptional,
+   "Largest client message; a larger one closes the connection (1009)."},
+  {"hub.max_subscriptions", Int, "100", kRestart, kPlain, kOptional,
+   "Topics one connection may subscribe to."},
+  {"hub.send_queue_size", Size, "1MiB", kRestart, kPlain, kOptional,
+   "Bytes queued for one client; a client that falls further behind is closed (1013) and counted "
+   "in `pgfanout_subscribers_dropped_total{reason=\"slow\"}`."},
+  {"hub.idle_timeout", Duration, "60s", kRestart, kPlain, kOptional,
+   "A WebSocket is pinged after half of this without traffic, and closed when nothing came back "
+   "within it."},
+  {"hub.sse_heartbeat", Duration, "15s", kRestart, kPlain, kOptional,
+   "An idle SSE stream gets a comment line this often."},
+  {"hub.hippie_ping", Duration, "20s", kRestart, kPlain, kOptional,
+   "Hippie clients get `{\"type\":\"ping\"}` this often."},
+  {"hub.commands_per_second", Int, "20", kRestart, kPlain, kOptional,
+   "Commands and publishes per connection per second (bursts of twice that); more get "
+   "`rate_limited`."},
+  {"hub.pg_connections", Int, "2", kRestart, kPlain, kOptional,
+   "PostgreSQL connections for commands, logins, on_subscribe, publish and SSE resume."},
+  {"hub.resume_limit", Int, "1000", kRestart, kPlain, kOptional,
+   "Most outbox events replayed to one SSE client resuming with Last-Event-ID."},
+
   // ---- shutdown
   {"shutdown", Map, "", kReload, kPlain, kOptional, "SIGTERM / SIGINT handling."},
   {"shutdown.drain_timeout", Duration, "10s", kReload, kPlain, kOptional,
@@ -239,6 +342,15 @@ const KeySpec kKeys[] = {
    kPlain, kOptional,
    "Statuses that are not retried: the delivery becomes a dead letter at once. 410 Gone always "
    "disables the endpoint until the next reload."},
+  {"rules[].actions[].push", Map, "", kReload, kPlain, kOptional,
+   "Push the event to the WebSocket / SSE subscribers of a topic."},
+  {"rules[].actions[].push.topic", Template, "", kReload, kPlain, kRequired,
+   "The topic, e.g. `user:{to_user}`; a rendering that is not a valid topic skips the action."},
+  {"rules[].actions[].push.event", Template, "message", kReload, kPlain, kOptional,
+   "The `event` name clients see."},
+  {"rules[].actions[].push.data", Template, "", kReload, kPlain, kOptional,
+   "The `data`: a single `{path}` inserts that JSON value; other text becomes a JSON string. "
+   "Default: the payload's `new` object, else the payload JSON, else its text."},
   {"rules[].on_reconnect", List, "", kReload, kPlain, kOptional,
    "Actions run after the listener (re)connects, when notifications may have been missed. "
    "Same action keys as `actions`; templates can use only {channel}."},

@@ -34,6 +34,24 @@ void HttpRouter::add_upgrade(std::string path, UpgradeHandler handler) {
   upgrades_[std::move(path)] = std::move(handler);
 }
 
+void HttpRouter::set_fallback(HttpHandler handler) {
+  fallback_ = std::move(handler);
+}
+
+void HttpRouter::add_takeover(std::string path, UpgradeHandler handler) {
+  takeovers_[std::move(path)] = std::move(handler);
+}
+
+const UpgradeHandler* HttpRouter::takeover_for(std::string_view path) const {
+  if (auto it = takeovers_.find(path); it != takeovers_.end()) return &it->second;
+  for (const auto& [prefix, handler] : takeovers_) {
+    if (prefix.ends_with('/') && path.size() > prefix.size() && path.starts_with(prefix)) {
+      return &handler;
+    }
+  }
+  return nullptr;
+}
+
 HttpResponse HttpRouter::handle(const HttpRequest& request) const {
   auto find = [&](const std::string& method) -> const HttpHandler* {
     auto it = routes_.find(std::pair<std::string, std::string>(request.path, method));
@@ -53,7 +71,12 @@ HttpResponse HttpRouter::handle(const HttpRequest& request) const {
     allow += it->first.second;
     if (it->first.second == "GET") allow += ", HEAD";
   }
-  if (allow.empty()) return HttpResponse::text(404, "not found\n");
+  if (allow.empty()) {
+    if (fallback_ && (request.method == "GET" || request.method == "HEAD")) {
+      return fallback_(request);
+    }
+    return HttpResponse::text(404, "not found\n");
+  }
   auto r = HttpResponse::text(405, "method not allowed\n");
   r.headers.emplace_back("Allow", allow);
   return r;
@@ -68,6 +91,9 @@ std::string_view HttpRouter::route_label(std::string_view path) const {
   auto it = routes_.lower_bound(std::pair<std::string, std::string>(std::string(path), ""));
   if (it != routes_.end() && it->first.first == path) return it->first.first;
   if (auto u = upgrades_.find(path); u != upgrades_.end()) return u->first;
+  for (const auto& [prefix, handler] : takeovers_) {
+    if (path == prefix || (prefix.ends_with('/') && path.starts_with(prefix))) return prefix;
+  }
   return "other";
 }
 

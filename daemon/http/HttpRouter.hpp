@@ -30,9 +30,16 @@ class HttpRouter {
   // Connections asking for `path` with an `Upgrade:` header, or with `Accept: text/event-stream`,
   // are handed to `handler`.
   void add_upgrade(std::string path, UpgradeHandler handler);
+  // Every request for `path` is handed to `handler`, whatever its headers (long polls, streams
+  // that plain clients ask for). A path ending in '/' covers every path under it.
+  void add_takeover(std::string path, UpgradeHandler handler);
+
+  // Answers GET and HEAD requests that no route matches (static files) instead of a 404.
+  void set_fallback(HttpHandler handler);
 
   HttpResponse handle(const HttpRequest& request) const;
   const UpgradeHandler* upgrade_for(std::string_view path) const;
+  const UpgradeHandler* takeover_for(std::string_view path) const;
 
   // A bounded label for metrics: the registered path, or "other".
   std::string_view route_label(std::string_view path) const;
@@ -41,6 +48,8 @@ class HttpRouter {
   std::map<std::pair<std::string, std::string>, HttpHandler, std::less<>>
       routes_;  // (path, method)
   std::map<std::string, UpgradeHandler, std::less<>> upgrades_;
+  std::map<std::string, UpgradeHandler, std::less<>> takeovers_;
+  HttpHandler fallback_;
 };
 
 }  // namespace pgfanout::http

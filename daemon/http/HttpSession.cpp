@@ -115,11 +115,16 @@ void HttpSession::on_read(beast::error_code ec, std::size_t) {
 bool HttpSession::hand_over() {
   auto& req = parser_->get();
   std::string_view target = req.target();
-  const UpgradeHandler* handler = state_->router.upgrade_for(target.substr(0, target.find('?')));
-  if (handler == nullptr) return false;
-  bool upgrade = !req[bhttp::field::upgrade].empty();
-  bool event_stream = req[bhttp::field::accept].find("text/event-stream") != std::string_view::npos;
-  if (!upgrade && !event_stream) return false;
+  std::string_view path = target.substr(0, target.find('?'));
+  const UpgradeHandler* handler = state_->router.takeover_for(path);
+  if (handler == nullptr) {
+    handler = state_->router.upgrade_for(path);
+    if (handler == nullptr) return false;
+    bool upgrade = !req[bhttp::field::upgrade].empty();
+    bool event_stream =
+        req[bhttp::field::accept].find("text/event-stream") != std::string_view::npos;
+    if (!upgrade && !event_stream) return false;
+  }
   handed_over_ = true;
   stream_.expires_never();
   (*handler)(UpgradeRequest{std::move(stream_), parser_->release(), std::move(buffer_)});

@@ -210,7 +210,11 @@ struct PgConnection::Impl {
     if (st == PGRES_TUPLES_OK || st == PGRES_SINGLE_TUPLE) {
       int n = PQntuples(r), m = PQnfields(r);
       current.columns.clear();
-      for (int c = 0; c < m; ++c) current.columns.emplace_back(PQfname(r, c));
+      current.column_types.clear();
+      for (int c = 0; c < m; ++c) {
+        current.columns.emplace_back(PQfname(r, c));
+        current.column_types.push_back(PQftype(r, c));
+      }
       current.rows.reserve(current.rows.size() + static_cast<std::size_t>(n));
       for (int i = 0; i < n; ++i) {
         std::vector<std::optional<std::string>> row;
@@ -232,6 +236,8 @@ struct PgConnection::Impl {
       current.error = trim(PQresultErrorMessage(r));
       const char* state_code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
       if (state_code != nullptr) current.sqlstate = state_code;
+      const char* primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+      if (primary != nullptr) current.message = primary;
     }
   }
 

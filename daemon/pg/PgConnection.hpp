@@ -27,7 +27,9 @@ struct PgResult {
   bool ok = false;
   std::string error;     // when !ok
   std::string sqlstate;  // when the server sent one
+  std::string message;   // the server's primary message alone (no context, no detail)
   std::vector<std::string> columns;
+  std::vector<unsigned> column_types;  // the columns' type OIDs
   std::vector<std::vector<std::optional<std::string>>> rows;
   int affected = 0;  // PQcmdTuples of the last statement
 

@@ -1,5 +1,6 @@
 #include "rules/Action.hpp"
 
+#include "hub/PushAction.hpp"
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
 #include "redis/RedisActions.hpp"
@@ -58,6 +59,7 @@ const ActionRegistry& ActionRegistry::builtin() {
     register_log_action(r);
     redis::register_redis_actions(r);
     webhook::register_webhook_action(r);
+    hub::register_push_action(r);
     return r;
   }();
   return registry;

@@ -48,6 +48,7 @@ const std::map<std::string, std::string>& secret_settings() {
       {"redis.*.url", "hunter2-cache-url"},
       {"redis.*.password", "hunter2-cache-password"},
       {"rules[].actions[].webhook.secret", "hunter2webhook"},
+      {"auth.jwt.secret", "hunter2-jwt-secret-at-least-32-bytes"},
   };
   return settings;
 }
@@ -75,6 +76,9 @@ std::string config_with_secrets(int port, const std::string& suffix) {
          suffix +
          "\"\n"
          "http:\n  listen: 127.0.0.1:0\n"
+         "auth:\n  jwt:\n    secret: \"hunter2-jwt-secret-at-least-32-bytes" +
+         suffix +
+         "\"\n"
          "rules:\n  - name: a\n    channel: c\n    actions:\n      - log: \"{payload}\"\n"
          "      - webhook: {url: \"http://127.0.0.1:1/\", secret: whsec_hunter2webhook00}\n";
 }
@@ -106,6 +110,7 @@ TEST(DaemonLogs, SecretsNeverAppearEvenWhenConnectingFailsAndOnReload) {
   d.signal(SIGHUP);
   EXPECT_TRUE(d.wait_for_output("reload: postgres.password changed")) << d.output();
   EXPECT_TRUE(d.wait_for_output("reload: postgres.dsn changed")) << d.output();
+  EXPECT_TRUE(d.wait_for_output("reload: auth.jwt.secret changed")) << d.output();
   d.signal(SIGTERM);
   EXPECT_EQ(d.wait(), 0) << d.output();
   auto out = d.output();

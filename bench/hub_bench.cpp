@@ -1,0 +1,413 @@
+// hub_bench: load for the WebSocket hub, and a minimal Beast broadcast server as a baseline.
+//
+//   hub_bench server PORT
+//       A bare Beast WebSocket server: every client is subscribed; a client message "go M B"
+//       broadcasts M messages of B bytes to all (one shared buffer per message, unbounded
+//       queues, no JSON); "tick NS" broadcasts {"t":NS}. The least a hub can cost.
+//   hub_bench load PORT N (daemon DSN | baseline) BURST BYTES RATE SECONDS SERVER_PID
+//       Opens N WebSocket subscribers (topic "bench"), reports the server's RSS per idle
+//       connection, then a broadcast burst of BURST messages (delivered messages/s), then
+//       RATE messages/s for SECONDS (commit -> frame latency percentiles). With `daemon`, messages
+//       are NOTIFYs sent through libpq to DSN; with `baseline`, requests to the baseline server.
+//
+// One thread per process: the load process shares the machine with the server on purpose (the
+// same for both servers), so ratios are the meaningful figures.
+#include <libpq-fe.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/websocket.hpp>
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+long rss_kib(int pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// ---- baseline server
+
+struct BaselineServer;
+
+struct ServerSession : std::enable_shared_from_this<ServerSession> {
+  websocket::stream<beast::tcp_stream> ws;
+  beast::flat_buffer buffer;
+  std::vector<std::shared_ptr<const std::string>> queue;
+  BaselineServer& server;
+  bool writing = false;
+  ServerSession(tcp::socket s, BaselineServer& srv) : ws(std::move(s)), server(srv) {}
+  void run();
+  void read();
+  void send(std::shared_ptr<const std::string> m) {
+    queue.push_back(std::move(m));
+    if (!writing) write();
+  }
+  void write() {
+    writing = true;
+    ws.async_write(asio::buffer(*queue.front()),
+                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                     self->writing = false;
+                     if (ec) return;
+                     self->queue.erase(self->queue.begin());
+                     if (!self->queue.empty()) self->write();
+                   });
+  }
+};
+
+struct BaselineServer {
+  asio::io_context io{1};
+  tcp::acceptor acceptor{io};
+  std::vector<std::weak_ptr<ServerSession>> sessions;
+  void accept() {
+    acceptor.async_accept([this](beast::error_code ec, tcp::socket s) {
+      if (!ec) std::make_shared<ServerSession>(std::move(s), *this)->run();
+      accept();
+    });
+  }
+  void broadcast(const std::shared_ptr<const std::string>& m) {
+    for (auto& w : sessions) {
+      if (auto s = w.lock()) s->send(m);
+    }
+  }
+};
+
+void ServerSession::run() {
+  ws.async_accept([self = shared_from_this()](beast::error_code ec) {
+    if (ec) return;
+    self->ws.text(true);
+    self->server.sessions.push_back(self);
+    self->read();
+  });
+}
+
+void ServerSession::read() {
+  ws.async_read(buffer, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    if (ec) return;
+    std::string msg = beast::buffers_to_string(self->buffer.data());
+    self->buffer.consume(self->buffer.size());
+    if (msg.rfind("go ", 0) == 0) {
+      int m = 0, bytes = 0;
+      std::sscanf(msg.c_str(), "go %d %d", &m, &bytes);
+      for (int i = 0; i < m; ++i) {
+        self->server.broadcast(std::make_shared<const std::string>(
+            R"({"type":"event","topic":"bench","event":"tick","data":{"i":)" + std::to_string(i) +
+            R"(,"pad":")" + std::string(static_cast<std::size_t>(bytes), 'x') + "\"}}"));
+      }
+    } else if (msg.rfind("tick ", 0) == 0) {
+      self->server.broadcast(std::make_shared<const std::string>(
+          R"({"type":"event","topic":"bench","event":"tick","data":{"t":)" + msg.substr(5) + "}}"));
+    } else {
+      self->send(std::make_shared<const std::string>(R"({"type":"ack","ref":1})"));
+    }
+    self->read();
+  });
+}
+
+int run_server(unsigned short port) {
+  BaselineServer s;
+  tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
+  s.acceptor.open(ep.protocol());
+  s.acceptor.set_option(asio::socket_base::reuse_address(true));
+  s.acceptor.bind(ep);
+  s.acceptor.listen(4096);
+  s.accept();
+  std::cout << "baseline server on " << port << std::endl;
+  s.io.run();
+  return 0;
+}
+
+// ---- load
+
+struct Load;
+
+// After the handshake a client reads raw TCP and splits WebSocket frames itself (server frames
+// are unmasked), so that the load process, not the server, is rarely the bottleneck.
+struct Client : std::enable_shared_from_this<Client> {
+  websocket::stream<beast::tcp_stream> ws;
+  tcp::socket raw;
+  std::array<char, 16384> chunk{};
+  std::string pending;
+  Load& load;
+  Client(asio::io_context& io, Load& l) : ws(io), raw(io), load(l) {}
+  void start(const tcp::endpoint& ep);
+  void read();
+  void frame(std::string_view text);
+};
+
+struct Load {
+  asio::io_context io{1};
+  tcp::endpoint ep;
+  int want = 0;
+  int started = 0;
+  int ready = 0;
+  int failed = 0;
+  std::uint64_t events = 0;
+  bool sample = false;
+  std::vector<std::int64_t> latencies;
+  std::vector<std::shared_ptr<Client>> clients;
+  void launch() {
+    while (started < want && started - ready - failed < 200) {
+      auto c = std::make_shared<Client>(io, *this);
+      clients.push_back(c);
+      ++started;
+      c->start(ep);
+    }
+  }
+};
+
+void Client::start(const tcp::endpoint& ep) {
+  beast::get_lowest_layer(ws).async_connect(ep, [self = shared_from_this()](beast::error_code ec) {
+    if (ec) {
+      ++self->load.failed;
+      return self->load.launch();
+    }
+    self->ws.async_handshake("127.0.0.1", "/ws", [self](beast::error_code ec2) {
+      if (ec2) {
+        ++self->load.failed;
+        return self->load.launch();
+      }
+      self->raw = beast::get_lowest_layer(self->ws).release_socket();
+      // A masked text frame, as clients must send.
+      static const std::string sub = R"({"type":"subscribe","topic":"bench","ref":1})";
+      auto out = std::make_shared<std::string>();
+      out->push_back(static_cast<char>(0x81));
+      out->push_back(static_cast<char>(0x80 | sub.size()));
+      out->append(4, '\0');  // mask key 0: the payload goes as it is
+      out->append(sub);
+      asio::async_write(self->raw, asio::buffer(*out),
+                        [self, out](beast::error_code ec3, std::size_t) {
+                          if (ec3) {
+                            ++self->load.failed;
+                            return self->load.launch();
+                          }
+                          self->read();
+                        });
+    });
+  });
+}
+
+void Client::frame(std::string_view text) {
+  if (text.starts_with(R"({"type":"ack")")) {
+    ++load.ready;
+    load.launch();
+  } else if (text.starts_with(R"({"type":"event")")) {
+    ++load.events;
+    if (load.sample) {
+      auto t = text.find(R"("t":)");
+      if (t != std::string_view::npos) {
+        std::int64_t sent = 0;
+        std::from_chars(text.data() + t + 4, text.data() + text.size(), sent);
+        load.latencies.push_back(now_ns() - sent);
+      }
+    }
+  }
+}
+
+void Client::read() {
+  raw.async_read_some(asio::buffer(chunk), [self = shared_from_this()](beast::error_code ec,
+                                                                       std::size_t n) {
+    if (ec) return;
+    auto& p = self->pending;
+    p.append(self->chunk.data(), n);
+    std::size_t at = 0;
+    while (p.size() - at >= 2) {
+      auto b1 = static_cast<unsigned char>(p[at + 1]) & 0x7f;
+      std::size_t head = 2;
+      std::uint64_t len = b1;
+      if (b1 == 126) {
+        if (p.size() - at < 4) break;
+        len = (static_cast<unsigned char>(p[at + 2]) << 8) | static_cast<unsigned char>(p[at + 3]);
+        head = 4;
+      } else if (b1 == 127) {
+        if (p.size() - at < 10) break;
+        len = 0;
+        for (int k = 0; k < 8; ++k) len = (len << 8) | static_cast<unsigned char>(p[at + 2 + k]);
+        head = 10;
+      }
+      if (p.size() - at < head + len) break;
+      auto opcode = static_cast<unsigned char>(p[at]) & 0x0f;
+      if (opcode == 1) self->frame(std::string_view(p).substr(at + head, len));
+      at += head + len;
+    }
+    p.erase(0, at);
+    self->read();
+  });
+}
+
+// Sends `text` as one masked text frame (mask key 0), fire and forget.
+void send_masked(tcp::socket& socket, const std::string& text) {
+  auto out = std::make_shared<std::string>();
+  out->push_back(static_cast<char>(0x81));
+  if (text.size() < 126) {
+    out->push_back(static_cast<char>(0x80 | text.size()));
+  } else {
+    out->push_back(static_cast<char>(0x80 | 126));
+    out->push_back(static_cast<char>(text.size() >> 8));
+    out->push_back(static_cast<char>(text.size() & 0xff));
+  }
+  out->append(4, '\0');
+  out->append(text);
+  asio::async_write(socket, asio::buffer(*out), [out](beast::error_code, std::size_t) {});
+}
+
+bool run_until(Load& l, const std::function<bool()>& done, std::chrono::seconds limit) {
+  auto deadline = Clock::now() + limit;
+  while (!done() && Clock::now() < deadline) {
+    l.io.restart();
+    l.io.run_for(std::chrono::milliseconds(5));
+  }
+  return done();
+}
+
+int run_load(int argc, char** argv) {
+  if (argc < 11) {
+    std::cerr << "usage: hub_bench load PORT N (daemon DSN|baseline -) BURST BYTES RATE SECONDS "
+                 "SERVER_PID\n";
+    return 2;
+  }
+  Load l;
+  l.ep = tcp::endpoint(asio::ip::make_address("127.0.0.1"),
+                       static_cast<unsigned short>(std::stoi(argv[2])));
+  l.want = std::stoi(argv[3]);
+  bool daemon = std::string(argv[4]) == "daemon";
+  std::string dsn = argv[5];
+  int burst = std::stoi(argv[6]);
+  int bytes = std::stoi(argv[7]);
+  int rate = std::stoi(argv[8]);
+  int seconds = std::stoi(argv[9]);
+  int pid = std::stoi(argv[10]);
+
+  PGconn* pg = nullptr;
+  if (daemon) {
+    pg = PQconnectdb(dsn.c_str());
+    if (PQstatus(pg) != CONNECTION_OK) {
+      std::cerr << PQerrorMessage(pg);
+      return 1;
+    }
+  }
+  auto pg_exec = [&](const std::string& sql) {
+    PGresult* r = PQexec(pg, sql.c_str());
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      std::cerr << PQerrorMessage(pg);
+    }
+    PQclear(r);
+  };
+
+  long rss_before = rss_kib(pid);
+  auto t_connect = Clock::now();
+  l.launch();
+  run_until(
+      l, [&] { return l.ready + l.failed >= l.want; }, std::chrono::seconds(120));
+  double connect_s = std::chrono::duration<double>(Clock::now() - t_connect).count();
+  run_until(
+      l, [] { return false; }, std::chrono::seconds(2));  // settle
+  long rss_after = rss_kib(pid);
+  std::printf("connections      %d ready, %d failed, in %.1f s\n", l.ready, l.failed, connect_s);
+  std::printf("rss per idle conn %.2f KiB (server RSS %ld -> %ld KiB)\n",
+              static_cast<double>(rss_after - rss_before) / std::max(1, l.ready), rss_before,
+              rss_after);
+
+  // Broadcast burst: BURST messages to every subscriber.
+  std::uint64_t expected = static_cast<std::uint64_t>(burst) * static_cast<std::uint64_t>(l.ready);
+  l.events = 0;
+  auto t0 = Clock::now();
+  std::thread sender;
+  if (daemon) {
+    sender = std::thread([&] {
+      pg_exec("SELECT pg_notify('bench', json_build_object('i', i, 'pad', repeat('x', " +
+              std::to_string(bytes) + "))::text) FROM generate_series(1, " + std::to_string(burst) +
+              ") AS i");
+    });
+  } else {
+    auto go =
+        std::make_shared<std::string>("go " + std::to_string(burst) + " " + std::to_string(bytes));
+    send_masked(l.clients.front()->raw, *go);
+  }
+  bool all = run_until(
+      l, [&] { return l.events >= expected; }, std::chrono::seconds(120));
+  double burst_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (sender.joinable()) sender.join();
+  std::printf("burst            %d msgs x %d subscribers = %llu frames in %.3f s%s\n", burst,
+              l.ready, static_cast<unsigned long long>(l.events), burst_s,
+              all ? "" : " (INCOMPLETE)");
+  std::printf("delivered/s      %.0f\n", static_cast<double>(l.events) / burst_s);
+  run_until(
+      l, [] { return false; }, std::chrono::seconds(1));
+
+  // Steady load: RATE messages/s carrying their send time.
+  l.sample = true;
+  l.latencies.clear();
+  l.latencies.reserve(static_cast<std::size_t>(rate) * seconds * l.ready + 1024);
+  std::atomic<bool> stop{false};
+  std::thread ticker([&] {
+    auto next = Clock::now();
+    for (int i = 0; i < rate * seconds && !stop; ++i) {
+      std::this_thread::sleep_until(next);
+      next += std::chrono::nanoseconds(1'000'000'000 / rate);
+      std::string ns = std::to_string(now_ns());
+      if (daemon) {
+        pg_exec("SELECT pg_notify('bench', '{\"t\":" + ns + "}')");
+      } else {
+        auto m = std::make_shared<std::string>("tick " + ns);
+        asio::post(l.io, [&l, m] { send_masked(l.clients.front()->raw, *m); });
+      }
+    }
+  });
+  run_until(
+      l, [] { return false; }, std::chrono::seconds(seconds + 2));
+  stop = true;
+  ticker.join();
+  auto& lat = l.latencies;
+  std::sort(lat.begin(), lat.end());
+  auto pct = [&](double p) {
+    if (lat.empty()) return 0.0;
+    return static_cast<double>(
+               lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))]) /
+           1e6;
+  };
+  std::printf("steady           %d msgs/s x %d subscribers for %d s: %zu frames\n", rate, l.ready,
+              seconds, lat.size());
+  std::printf("latency ms       p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", pct(0.5), pct(0.9),
+              pct(0.99), pct(1.0));
+  if (pg != nullptr) PQfinish(pg);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc >= 3 && std::string(argv[1]) == "server") {
+    return run_server(static_cast<unsigned short>(std::stoi(argv[2])));
+  }
+  if (argc >= 2 && std::string(argv[1]) == "load") return run_load(argc, argv);
+  std::cerr << "usage: hub_bench server PORT | hub_bench load ...\n";
+  return 2;
+}

@@ -1,0 +1,406 @@
+#include "hub/Hub.hpp"
+
+#include <strings.h>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/write.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+
+#include "http/HttpRouter.hpp"
+#include "http/HttpUpgrade.hpp"
+#include "hub/HippiePoll.hpp"
+#include "hub/HubState.hpp"
+#include "hub/PushAction.hpp"
+#include "hub/QueryString.hpp"
+#include "hub/ServerFrames.hpp"
+#include "hub/StaticFiles.hpp"
+#include "hub/StreamSession.hpp"
+#include "hub/WebSocketSession.hpp"
+#include "metrics/Metrics.hpp"
+#include "rules/RuleSet.hpp"
+
+namespace pgfanout::hub {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+
+namespace {
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// Header and query lookups on the request a take-over handler got.
+class UpgradeRequestView {
+ public:
+  explicit UpgradeRequestView(const bhttp::request<bhttp::string_body>& r) : r_(r) {}
+  std::string_view header(std::string_view name) const {
+    auto it = r_.find(boost::beast::string_view(name.data(), name.size()));
+    return it == r_.end() ? std::string_view() : std::string_view(it->value());
+  }
+  std::vector<std::string> query_values(std::string_view name) const {
+    std::string_view target = r_.target();
+    auto q = target.find('?');
+    if (q == std::string_view::npos) return {};
+    return form_values(target.substr(q + 1), name);
+  }
+
+ private:
+  const bhttp::request<bhttp::string_body>& r_;
+};
+
+struct RequestAuth {
+  bool ok = true;
+  std::optional<auth::Claims> claims;
+  std::string subprotocol;
+  std::string error;
+};
+
+// The token of a request: `Authorization: Bearer`, `Sec-WebSocket-Protocol: bearer, TOKEN`, or
+// (only with auth.allow_query_token) `?access_token=`. A token that is present must be valid.
+RequestAuth request_auth(HubState& hub, const UpgradeRequestView& req) {
+  RequestAuth out;
+  std::string token;
+  std::string_view authorization = req.header("authorization");
+  if (authorization.size() > 7 && iequals(authorization.substr(0, 7), "bearer ")) {
+    token = std::string(trim(authorization.substr(7)));
+  }
+  std::string_view protocols = req.header("sec-websocket-protocol");
+  if (!protocols.empty()) {
+    std::vector<std::string_view> items;
+    std::size_t start = 0;
+    while (start <= protocols.size()) {
+      auto comma = protocols.find(',', start);
+      items.push_back(trim(protocols.substr(
+          start, comma == std::string_view::npos ? std::string_view::npos : comma - start)));
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (iequals(items[i], "bearer") && i + 1 < items.size()) {
+        if (token.empty()) token = std::string(items[i + 1]);
+        out.subprotocol = "bearer";
+        break;
+      }
+      if (items[i] == "pgfanout") out.subprotocol = "pgfanout";
+    }
+  }
+  if (token.empty() && hub.config.allow_query_token) {
+    for (const auto& v : req.query_values("access_token")) token = v;
+  }
+  if (token.empty()) return out;
+  auto r = hub.authenticate(token);
+  if (!r.ok) {
+    out.ok = false;
+    out.error = r.message;
+    return out;
+  }
+  out.claims = std::move(r.claims);
+  return out;
+}
+
+}  // namespace
+
+// ---- push
+
+class Hub::PushExecutor final : public rules::ActionExecutor {
+ public:
+  explicit PushExecutor(std::shared_ptr<HubState> state)
+      : state_(std::move(state)),
+        no_subscribers_(state_->metrics.counter("pgfanout_hub_pushes_total",
+                                                "Pushed events, by whether a subscriber was there",
+                                                {{"delivered", "no"}})),
+        delivered_(state_->metrics.counter("pgfanout_hub_pushes_total",
+                                           "Pushed events, by whether a subscriber was there",
+                                           {{"delivered", "yes"}})) {}
+
+  void execute(const rules::Action& action, const rules::Event& event,
+               const rules::ActionContext& ctx) override {
+    const auto& push = static_cast<const PushAction&>(action);
+    if (!rules::render_for_action(push.topic(), event, ctx, topic_, /*allow_empty=*/false)) {
+      return;
+    }
+    std::string why;
+    if (!auth::valid_topic(topic_, &why)) {
+      ctx.skipped("topic \"" + topic_ + "\" rendered from \"" + push.topic().source() +
+                  "\" is not valid: " + why);
+      return;
+    }
+    if (!state_->topics.has_subscribers(topic_)) {
+      // Nobody listens here: nothing to serialize.
+      no_subscribers_.inc();
+      ctx.succeeded();
+      return;
+    }
+    if (!push.render(event, name_, data_, why)) {
+      ctx.skipped(why);
+      return;
+    }
+    HubMessage m;
+    m.topic = topic_;
+    m.id = event.outbox_id();
+    m.frame = std::make_shared<const std::string>(event_frame(topic_, name_, data_, m.id));
+    m.data = std::make_shared<const std::string>(data_);
+    state_->delivered(state_->topics.publish(m));
+    delivered_.inc();
+    ctx.succeeded();
+  }
+
+ private:
+  std::shared_ptr<HubState> state_;
+  Counter& no_subscribers_;
+  Counter& delivered_;
+  std::string topic_, name_, data_;  // scratch, reused
+};
+
+// ---- routes
+
+namespace {
+
+void respond(beast::tcp_stream&& stream, unsigned status, std::string body,
+             std::string content_type = "application/json") {
+  struct Reply {
+    beast::tcp_stream stream;
+    std::string text;
+  };
+  std::string reason(bhttp::obsolete_reason(static_cast<bhttp::status>(status)));
+  auto r = std::make_shared<Reply>(Reply{std::move(stream), {}});
+  r->text = "HTTP/1.1 " + std::to_string(status) + " " + reason +
+            "\r\nServer: pgfanout/" PGFANOUT_VERSION "\r\nContent-Type: " + content_type +
+            "\r\nContent-Length: " + std::to_string(body.size()) +
+            "\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n" + body;
+  r->stream.expires_after(std::chrono::seconds(10));
+  asio::async_write(r->stream, asio::buffer(r->text), [r](beast::error_code, std::size_t) {
+    beast::error_code ignored;
+    r->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+    r->stream.close();
+  });
+}
+
+void respond_error(beast::tcp_stream&& stream, unsigned status, std::string_view code,
+                   std::string_view message) {
+  respond(std::move(stream), status, error_frame({}, code, message) + "\n");
+}
+
+// Common checks of every hub endpoint: the connection limit and the Origin allow-list.
+bool admit_request(HubState& hub, http::UpgradeRequest& u) {
+  if (hub.connection_count() >= static_cast<std::size_t>(hub.config.max_connections)) {
+    hub.rejected("limit");
+    respond_error(std::move(u.stream), 503, "unavailable", "too many connections");
+    return false;
+  }
+  if (!hub.origin_allowed(u.request[bhttp::field::origin])) {
+    hub.rejected("origin");
+    respond_error(std::move(u.stream), 403, "forbidden", "origin not allowed");
+    return false;
+  }
+  return true;
+}
+
+void open_websocket(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
+                    WebSocketSession::Mode mode, std::string hippie_topic) {
+  if (!beast::websocket::is_upgrade(u.request)) {
+    respond_error(std::move(u.stream), 426, "upgrade_required", "a WebSocket upgrade is required");
+    return;
+  }
+  if (!admit_request(*hub, u)) return;
+  UpgradeRequestView view(u.request);
+  auto a = request_auth(*hub, view);
+  if (!a.ok) {
+    respond_error(std::move(u.stream), 401, "unauthorized", a.error);
+    return;
+  }
+  if (mode == WebSocketSession::Mode::Hippie) {
+    auto d = hub->config.acl.check(hippie_topic, auth::TopicAccess::Subscribe,
+                                   a.claims ? &*a.claims : nullptr);
+    if (!d.allowed) {
+      respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code, d.message);
+      return;
+    }
+  }
+  auto session =
+      std::make_shared<WebSocketSession>(hub, std::move(u.stream), mode, std::move(hippie_topic));
+  session->run(std::move(u.request), std::move(a.claims), std::move(a.subprotocol));
+}
+
+void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
+                 StreamSession::Format format, std::vector<std::string> topics) {
+  if (u.request.method() != bhttp::verb::get) {
+    respond_error(std::move(u.stream), 405, "method_not_allowed", "use GET");
+    return;
+  }
+  if (!admit_request(*hub, u)) return;
+  UpgradeRequestView view(u.request);
+  auto a = request_auth(*hub, view);
+  if (!a.ok) {
+    respond_error(std::move(u.stream), 401, "unauthorized", a.error);
+    return;
+  }
+  if (topics.empty()) {
+    respond_error(std::move(u.stream), 400, "bad_request", "name at least one ?topic=");
+    return;
+  }
+  if (static_cast<int>(topics.size()) > hub->config.max_subscriptions) {
+    respond_error(std::move(u.stream), 400, "too_many_subscriptions", "too many topics");
+    return;
+  }
+  std::vector<std::size_t> entries;
+  for (const auto& t : topics) {
+    auto d =
+        hub->config.acl.check(t, auth::TopicAccess::Subscribe, a.claims ? &*a.claims : nullptr);
+    if (!d.allowed) {
+      respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code,
+                    t + ": " + d.message);
+      return;
+    }
+    entries.push_back(d.entry);
+  }
+  std::sort(topics.begin(), topics.end());
+  std::optional<std::int64_t> last_event_id;
+  std::string last = std::string(view.header("last-event-id"));
+  if (last.empty()) {
+    for (const auto& v : view.query_values("lastEventId")) last = v;
+  }
+  if (!last.empty()) {
+    try {
+      std::size_t used = 0;
+      long long id = std::stoll(last, &used);
+      if (used == last.size() && id >= 0) last_event_id = id;
+    } catch (const std::exception&) {
+    }
+  }
+  // Duplicates would subscribe twice.
+  std::vector<std::string> unique_topics;
+  std::vector<std::size_t> unique_entries;
+  for (std::size_t i = 0; i < topics.size(); ++i) {
+    if (i > 0 && topics[i] == topics[i - 1]) continue;
+    unique_topics.push_back(topics[i]);
+    auto d = hub->config.acl.check(topics[i], auth::TopicAccess::Subscribe,
+                                   a.claims ? &*a.claims : nullptr);
+    unique_entries.push_back(d.entry);
+  }
+  auto session = std::make_shared<StreamSession>(hub, std::move(u.stream), format);
+  session->run(std::move(unique_topics), std::move(unique_entries), std::move(a.claims),
+               last_event_id);
+}
+
+// The channel of `/_hippie/<kind>/<channel>`.
+std::string hippie_channel(std::string_view target, std::string_view prefix) {
+  std::string_view path = target.substr(0, target.find('?'));
+  return percent_decode(path.substr(prefix.size()));
+}
+
+}  // namespace
+
+Hub::Hub(asio::io_context& io, Metrics& metrics, const config::Config& config,
+         std::function<std::shared_ptr<const rules::RuleSet>()> rules)
+    : state_(std::make_shared<HubState>(io, metrics, config, std::move(rules))),
+      push_(std::make_unique<PushExecutor>(state_)) {
+  hippie_ = std::make_shared<HippiePoll>(state_);
+}
+
+Hub::~Hub() {
+  stop();
+  state_->detached = true;
+}
+
+void Hub::add_routes(http::HttpRouter& router) {
+  auto hub = state_;
+  router.add_upgrade("/ws", [hub](http::UpgradeRequest&& u) {
+    open_websocket(hub, std::move(u), WebSocketSession::Mode::Protocol, {});
+  });
+  router.add_takeover("/events", [hub](http::UpgradeRequest&& u) {
+    UpgradeRequestView view(u.request);
+    open_stream(hub, std::move(u), StreamSession::Format::Sse, view.query_values("topic"));
+  });
+  router.add_takeover("/_hippie/ws/", [hub](http::UpgradeRequest&& u) {
+    std::string channel = hippie_channel(u.request.target(), "/_hippie/ws/");
+    open_websocket(hub, std::move(u), WebSocketSession::Mode::Hippie, std::move(channel));
+  });
+  router.add_takeover("/_hippie/mxhr/", [hub](http::UpgradeRequest&& u) {
+    std::string channel = hippie_channel(u.request.target(), "/_hippie/mxhr/");
+    open_stream(hub, std::move(u), StreamSession::Format::Multipart, {std::move(channel)});
+  });
+  auto poll = std::static_pointer_cast<HippiePoll>(hippie_);
+  router.add_takeover("/_hippie/poll/", [hub, poll](http::UpgradeRequest&& u) {
+    std::string channel = hippie_channel(u.request.target(), "/_hippie/poll/");
+    if (!hub->origin_allowed(u.request[bhttp::field::origin])) {
+      hub->rejected("origin");
+      return respond_error(std::move(u.stream), 403, "forbidden", "origin not allowed");
+    }
+    UpgradeRequestView view(u.request);
+    auto a = request_auth(*hub, view);
+    if (!a.ok) return respond_error(std::move(u.stream), 401, "unauthorized", a.error);
+    std::string client_id;
+    for (const auto& v : view.query_values("client_id")) client_id = v;
+    poll->poll(std::move(u.stream), channel, client_id, std::move(a.claims));
+  });
+  router.add_takeover("/_hippie/pub/", [hub](http::UpgradeRequest&& u) {
+    std::string channel = hippie_channel(u.request.target(), "/_hippie/pub/");
+    if (u.request.method() != bhttp::verb::post) {
+      return respond_error(std::move(u.stream), 405, "method_not_allowed", "use POST");
+    }
+    if (!hub->origin_allowed(u.request[bhttp::field::origin])) {
+      hub->rejected("origin");
+      return respond_error(std::move(u.stream), 403, "forbidden", "origin not allowed");
+    }
+    UpgradeRequestView view(u.request);
+    auto a = request_auth(*hub, view);
+    if (!a.ok) return respond_error(std::move(u.stream), 401, "unauthorized", a.error);
+    const auth::Claims* claims = a.claims ? &*a.claims : nullptr;
+    auto d = hub->config.acl.check(channel, auth::TopicAccess::Publish, claims);
+    if (!d.allowed) {
+      return respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code,
+                           d.message);
+    }
+    std::string message;
+    for (const auto& v : form_values(u.request.body(), "message")) message = v;
+    auto parsed = parse_client_message(R"({"type":"publish","topic":"x","data":)" +
+                                       (message.empty() ? std::string("null") : message) + "}");
+    if (message.empty() || !parsed.message) {
+      return respond_error(std::move(u.stream), 400, "bad_message",
+                           "message=JSON is required in the form body");
+    }
+    auto stream = std::make_shared<beast::tcp_stream>(std::move(u.stream));
+    hub->publish(claims, channel, d.entry, parsed.message->data, {}, [stream](std::string frame) {
+      bool ok = frame.find(R"("type":"ack")") != std::string::npos;
+      respond(std::move(*stream), ok ? 200 : 503,
+              ok ? std::string(R"({"success":true})") + "\n" : frame + "\n");
+    });
+  });
+  if (!state_->http.static_dir.empty()) {
+    auto files = std::make_shared<StaticFiles>(state_->http.static_dir);
+    router.set_fallback([files](const http::HttpRequest& r) { return files->serve(r); });
+  }
+}
+
+void Hub::start() {
+  state_->sql.start();
+}
+
+void Hub::stop() {
+  state_->shutdown_all();
+  std::static_pointer_cast<HippiePoll>(hippie_)->stop();
+  state_->sql.stop();
+}
+
+void Hub::resync_all() {
+  state_->topics.resync_all();
+}
+
+rules::ActionExecutor& Hub::push_executor() {
+  return *push_;
+}
+
+std::size_t Hub::connection_count() const {
+  return state_->connection_count();
+}
+
+}  // namespace pgfanout::hub

@@ -1,0 +1,63 @@
+// Hub: the WebSocket / SSE subscriber hub — pgfanout's "message concentrator".
+//
+// It registers the hub's HTTP endpoints (`/ws`, `/events`, the Web::Hippie compatible
+// `/_hippie/...` ones and, with http.static, the static files) on the daemon's HttpRouter, owns
+// the topic table and the hub's PostgreSQL connections, and provides the executor of the `push`
+// action: each pushed event is rendered and serialized once and its buffer shared by every
+// subscriber of the topic. This header keeps Beast out of its includers. Event loop thread only.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "config/Config.hpp"
+#include "rules/Action.hpp"
+
+namespace boost::asio {
+class io_context;
+}
+
+namespace pgfanout {
+class Metrics;
+}
+
+namespace pgfanout::http {
+class HttpRouter;
+}
+
+namespace pgfanout::rules {
+class RuleSet;
+}
+
+namespace pgfanout::hub {
+
+class HubState;
+
+class Hub {
+ public:
+  // `rules` returns the running rule set (for SSE resumes from the outbox).
+  Hub(boost::asio::io_context& io, Metrics& metrics, const config::Config& config,
+      std::function<std::shared_ptr<const rules::RuleSet>()> rules);
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  void add_routes(http::HttpRouter& router);
+  // Connects the hub's PostgreSQL connections.
+  void start();
+  // Closes every subscriber connection and the SQL connections.
+  void stop();
+  // Tells every subscriber that events may have been lost (the listener reconnected).
+  void resync_all();
+
+  rules::ActionExecutor& push_executor();
+  std::size_t connection_count() const;
+
+ private:
+  class PushExecutor;
+  std::shared_ptr<HubState> state_;
+  std::unique_ptr<PushExecutor> push_;
+  std::shared_ptr<void> hippie_;  // the long-poll pipes (HippiePoll)
+};
+
+}  // namespace pgfanout::hub

@@ -1,0 +1,227 @@
+#include <fstream>
+#include <sstream>
+
+#include "config/YamlReader.hpp"
+#include "hub/HubConfig.hpp"
+
+namespace pgfanout::hub {
+
+namespace {
+
+// "$user", "$claim.x", "$topic" or a bare name (an argument for commands, a claim for
+// on_subscribe).
+bool parse_param(const std::string& text, bool bare_is_claim, ParamRef& out, std::string& error) {
+  out.source = text;
+  if (text == "$user" || text == "$sub") {
+    out.kind = ParamRef::Kind::Subject;
+    return true;
+  }
+  if (text == "$topic") {
+    out.kind = ParamRef::Kind::Topic;
+    return true;
+  }
+  if (text.starts_with("$claim.") && text.size() > 7) {
+    out.kind = ParamRef::Kind::Claim;
+    out.name = text.substr(7);
+    return true;
+  }
+  if (text.empty() || text[0] == '$') {
+    error = "unknown parameter \"" + text + "\" ($user, $claim.NAME, $topic or a name)";
+    return false;
+  }
+  out.kind = bare_is_claim ? ParamRef::Kind::Claim : ParamRef::Kind::Arg;
+  out.name = text;
+  return true;
+}
+
+std::vector<ParamRef> read_params(config::MapReader& m, bool bare_is_claim) {
+  std::vector<ParamRef> params;
+  for (const auto& p : m.string_list("params")) {
+    ParamRef ref;
+    std::string error;
+    if (!parse_param(p, bare_is_claim, ref, error)) {
+      m.error("params", error);
+      continue;
+    }
+    params.push_back(std::move(ref));
+  }
+  return params;
+}
+
+void check_placeholders(config::MapReader& m, const std::string& sql, std::size_t params) {
+  // A cheap sanity check: $N beyond the parameter count is a typo PostgreSQL would report on
+  // every call.
+  for (std::size_t i = 0; i + 1 < sql.size(); ++i) {
+    if (sql[i] != '$' || !std::isdigit(static_cast<unsigned char>(sql[i + 1]))) continue;
+    std::size_t n = 0;
+    std::size_t j = i + 1;
+    while (j < sql.size() && std::isdigit(static_cast<unsigned char>(sql[j]))) {
+      n = n * 10 + static_cast<std::size_t>(sql[j] - '0');
+      ++j;
+    }
+    if (n == 0 || n > params) {
+      m.error("sql", "$" + std::to_string(n) + " has no matching entry in params");
+      return;
+    }
+  }
+}
+
+std::string read_file(const std::string& path, const std::string& base_dir, bool& ok) {
+  std::string full = path;
+  if (!full.empty() && full[0] != '/' && !base_dir.empty()) full = base_dir + "/" + full;
+  std::ifstream in(full, std::ios::binary);
+  ok = static_cast<bool>(in);
+  std::stringstream s;
+  if (ok) s << in.rdbuf();
+  return s.str();
+}
+
+void load_auth(config::MapReader& root, HubConfig& hub) {
+  auto auth = root.map("auth");
+  if (!auth) return;
+  hub.allow_query_token = auth->boolean("allow_query_token");
+  if (auto jwt = auth->map("jwt")) {
+    hub.jwt_enabled = true;
+    std::string alg = jwt->string("algorithm");
+    if (auto a = auth::parse_jwt_algorithm(alg)) {
+      hub.jwt.algorithm = *a;
+    } else {
+      jwt->error("algorithm", "unsupported algorithm \"" + alg + "\" (HS256, RS256 or ES256)");
+    }
+    hub.jwt.secret = jwt->string("secret");
+    std::string key_file = jwt->string("public_key_file");
+    hub.jwt.audience = jwt->string("audience");
+    hub.jwt.issuer = jwt->string("issuer");
+    hub.jwt.leeway = std::chrono::duration_cast<std::chrono::seconds>(jwt->duration("leeway"));
+    if (hub.jwt.algorithm == auth::JwtAlgorithm::HS256) {
+      if (!key_file.empty()) jwt->error("public_key_file", "HS256 uses `secret`, not a key file");
+    } else if (key_file.empty()) {
+      jwt->error("public_key_file", "RS256 and ES256 need public_key_file");
+    } else {
+      bool ok = false;
+      hub.jwt.public_key_pem = read_file(key_file, jwt->ctx().base_dir, ok);
+      if (!ok) jwt->error("public_key_file", "cannot read " + key_file);
+    }
+    if (jwt->ctx().diags.ok()) {
+      std::string error;
+      if (!auth::JwtVerifier::create(hub.jwt, error)) {
+        jwt->error(hub.jwt.algorithm == auth::JwtAlgorithm::HS256 ? "secret" : "public_key_file",
+                   error);
+      }
+    }
+  }
+  if (auto login = auth->map("login")) {
+    LoginSpec spec;
+    spec.sql = login->string("sql");
+    spec.subject = login->string("subject");
+    spec.ttl = std::chrono::duration_cast<std::chrono::seconds>(login->duration("ttl"));
+    spec.attempts_per_minute = static_cast<int>(login->integer("attempts_per_minute", 1, 1000));
+    check_placeholders(*login, spec.sql, 2);
+    if (!hub.jwt_enabled || hub.jwt.algorithm != auth::JwtAlgorithm::HS256) {
+      login->error_here("auth.login needs auth.jwt with algorithm HS256 and a secret");
+    }
+    if (spec.ttl.count() < 60) login->error("ttl", "must be at least 1m");
+    hub.login = std::move(spec);
+  }
+}
+
+void load_topics(config::MapReader& root, HubConfig& hub) {
+  std::vector<auth::AclEntry> entries;
+  root.each("topics", [&](config::MapReader& t, std::size_t) {
+    auth::AclEntry e;
+    TopicEntry extra;
+    std::string pattern = t.string("pattern");
+    std::string error;
+    if (!auth::TopicPattern::parse(pattern, e.pattern, error)) t.error("pattern", error);
+    for (const auto& a : t.string_list("allow")) {
+      if (a == "subscribe") {
+        e.subscribe = true;
+      } else if (a == "publish") {
+        e.publish = true;
+      } else {
+        t.error("allow", "unknown permission \"" + a + "\" (subscribe or publish)");
+      }
+    }
+    e.anonymous = t.boolean("anonymous");
+    if (e.anonymous && e.pattern.has_claims()) {
+      t.error("anonymous", "a pattern with {claim} segments cannot be anonymous");
+    }
+    extra.publish_channel = t.string("publish_channel");
+    if (extra.publish_channel.empty() || extra.publish_channel.size() > 63) {
+      t.error("publish_channel", "must be 1 to 63 characters");
+    }
+    if (auto os = t.map("on_subscribe")) {
+      OnSubscribe on;
+      on.sql = os->string("sql");
+      on.params = read_params(*os, /*bare_is_claim=*/true);
+      on.event = os->string("event");
+      check_placeholders(*os, on.sql, on.params.size());
+      extra.on_subscribe = std::move(on);
+    }
+    entries.push_back(std::move(e));
+    hub.topics.push_back(std::move(extra));
+  });
+  hub.acl = auth::TopicAcl(std::move(entries));
+}
+
+void load_commands(config::MapReader& root, HubConfig& hub) {
+  auto commands = root.map("commands");
+  if (!commands) return;
+  for (const auto& name : commands->keys()) {
+    config::MapReader c(commands->node(name), "commands.*", commands->key_path(name),
+                        commands->ctx());
+    if (!c.valid()) continue;
+    CommandSpec spec;
+    spec.sql = c.string("sql");
+    spec.params = read_params(c, /*bare_is_claim=*/false);
+    spec.timeout = c.duration("timeout");
+    spec.anonymous = c.boolean("anonymous");
+    if (spec.timeout.count() < 1) c.error("timeout", "must be positive");
+    check_placeholders(c, spec.sql, spec.params.size());
+    if (spec.anonymous) {
+      for (const auto& p : spec.params) {
+        if (p.kind != ParamRef::Kind::Arg) {
+          c.error("params", "an anonymous command cannot use " + p.source);
+        }
+      }
+    }
+    hub.commands.emplace(name, std::move(spec));
+  }
+}
+
+void load_limits(config::MapReader& root, HubConfig& hub) {
+  auto read = [&](config::MapReader& m) {
+    hub.max_connections = static_cast<int>(m.integer("max_connections", 1, 1'000'000));
+    hub.max_message_bytes = m.size("max_message_size");
+    hub.max_subscriptions = static_cast<int>(m.integer("max_subscriptions", 1, 100'000));
+    hub.send_queue_bytes = m.size("send_queue_size");
+    hub.idle_timeout = m.duration("idle_timeout");
+    hub.sse_heartbeat = m.duration("sse_heartbeat");
+    hub.hippie_ping = m.duration("hippie_ping");
+    hub.commands_per_second = static_cast<double>(m.integer("commands_per_second", 1, 100'000));
+    hub.pg_connections = static_cast<int>(m.integer("pg_connections", 1, 64));
+    hub.resume_limit = static_cast<int>(m.integer("resume_limit", 1, 1'000'000));
+    if (hub.max_message_bytes < 256) m.error("max_message_size", "must be at least 256 bytes");
+    if (hub.send_queue_bytes < 4096) m.error("send_queue_size", "must be at least 4KiB");
+    if (hub.idle_timeout.count() < 1000) m.error("idle_timeout", "must be at least 1s");
+    if (hub.sse_heartbeat.count() < 100) m.error("sse_heartbeat", "must be at least 100ms");
+    if (hub.hippie_ping.count() < 100) m.error("hippie_ping", "must be at least 100ms");
+  };
+  if (auto m = root.map("hub")) {
+    read(*m);
+  } else if (!root.has("hub")) {
+    config::MapReader defaults(YAML::Node(YAML::NodeType::Map), "hub", "hub", root.ctx());
+    read(defaults);
+  }
+}
+
+}  // namespace
+
+void load_hub_config(config::MapReader& root, HubConfig& out) {
+  load_auth(root, out);
+  load_topics(root, out);
+  load_commands(root, out);
+  load_limits(root, out);
+}
+
+}  // namespace pgfanout::hub

@@ -1,0 +1,25 @@
+// ServerFrames: the JSON messages the hub sends to clients (docs/protocol.md), as text.
+//
+// `ref` and `data` / `result` arguments are JSON text already (the client's ref as it was parsed,
+// a payload or a row set); everything else is escaped here. Pure functions; any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace pgfanout::hub {
+
+std::string event_frame(std::string_view topic, std::string_view event, std::string_view data_json,
+                        std::optional<std::int64_t> id);
+// {"type":"ack","ref":..,"result":..}; `result_json` empty: no result.
+std::string ack_frame(std::string_view ref_json, std::string_view result_json = {});
+std::string error_frame(std::string_view ref_json, std::string_view code, std::string_view message);
+std::string resync_frame(std::string_view topic);
+std::string pong_frame(std::string_view ref_json);
+
+// A JSON string literal for `text` (quoted and escaped).
+std::string json_quote(std::string_view text);
+
+}  // namespace pgfanout::hub

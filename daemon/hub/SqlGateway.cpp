@@ -1,0 +1,135 @@
+#include "hub/SqlGateway.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "pg/Backoff.hpp"
+#include "pg/ConnInfo.hpp"
+
+namespace pgfanout::hub {
+
+namespace asio = boost::asio;
+
+namespace {
+constexpr std::size_t kMaxQueuedPerConnection = 1000;
+}
+
+struct SqlGateway::Impl : std::enable_shared_from_this<Impl> {
+  struct Slot {
+    std::unique_ptr<pg::PgConnection> conn;
+    std::unique_ptr<asio::steady_timer> retry;
+    pg::Backoff backoff;
+    std::chrono::milliseconds timeout{-1};  // statement_timeout the session has; -1: unknown
+    bool connecting = false;
+    bool up = false;
+  };
+
+  Impl(asio::io_context& i, config::PostgresConfig p, int n) : io(i), pg(std::move(p)) {
+    for (int k = 0; k < n; ++k) {
+      slots.push_back(
+          std::make_unique<Slot>(Slot{nullptr, std::make_unique<asio::steady_timer>(io),
+                                      pg::Backoff(pg.reconnect_min, pg.reconnect_max)}));
+    }
+  }
+
+  void connect(Slot& s) {
+    if (stopped || s.connecting) return;
+    s.connecting = true;
+    s.up = false;
+    s.timeout = std::chrono::milliseconds(-1);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    Slot* slot = &s;
+    s.conn = std::make_unique<pg::PgConnection>(
+        io, pg::PgConnection::Handlers{
+                nullptr, nullptr, [weak, slot](const std::string&, const std::string& message) {
+                  if (auto self = weak.lock()) self->lost(*slot, message);
+                }});
+    s.conn->connect(pg.dsn, pg.password, pg.connect_timeout,
+                    [weak, slot](const std::string& error) {
+                      auto self = weak.lock();
+                      if (!self) return;
+                      slot->connecting = false;
+                      if (self->stopped) return;
+                      if (!error.empty()) {
+                        self->lost(*slot, error);
+                        return;
+                      }
+                      slot->up = true;
+                      slot->backoff.reset();
+                    });
+  }
+
+  void lost(Slot& s, const std::string& message) {
+    s.up = false;
+    s.connecting = false;
+    if (stopped) return;
+    spdlog::warn("hub SQL connection ({}): {}; reconnecting", pg::describe(pg.dsn), message);
+    std::weak_ptr<Impl> weak = shared_from_this();
+    Slot* slot = &s;
+    s.retry->expires_after(s.backoff.next());
+    s.retry->async_wait([weak, slot](boost::system::error_code ec) {
+      auto self = weak.lock();
+      if (!ec && self) self->connect(*slot);
+    });
+  }
+
+  asio::io_context& io;
+  config::PostgresConfig pg;
+  std::vector<std::unique_ptr<Slot>> slots;
+  bool stopped = false;
+};
+
+SqlGateway::SqlGateway(asio::io_context& io, config::PostgresConfig pg, int connections)
+    : impl_(std::make_shared<Impl>(io, std::move(pg), connections)) {}
+
+SqlGateway::~SqlGateway() {
+  stop();
+}
+
+void SqlGateway::start() {
+  impl_->stopped = false;
+  for (auto& s : impl_->slots) impl_->connect(*s);
+}
+
+void SqlGateway::stop() {
+  impl_->stopped = true;
+  for (auto& s : impl_->slots) {
+    s->retry->cancel();
+    if (s->conn) s->conn->close();
+    s->up = false;
+  }
+}
+
+bool SqlGateway::available() const {
+  for (const auto& s : impl_->slots) {
+    if (s->up) return true;
+  }
+  return false;
+}
+
+void SqlGateway::run(std::string sql, pg::PgConnection::Params params,
+                     std::chrono::milliseconds timeout, pg::PgConnection::QueryDone done) {
+  Impl::Slot* best = nullptr;
+  for (auto& s : impl_->slots) {
+    if (!s->up) continue;
+    if (best == nullptr || s->conn->queued() < best->conn->queued()) best = s.get();
+  }
+  if (best == nullptr || best->conn->queued() >= kMaxQueuedPerConnection) {
+    pg::PgResult r;
+    r.error = best == nullptr ? "database unavailable" : "database busy";
+    r.sqlstate = "08006";
+    done(std::move(r));
+    return;
+  }
+  if (best->timeout != timeout) {
+    best->timeout = timeout;
+    best->conn->query("SET statement_timeout = " + std::to_string(timeout.count()), {},
+                      [slot = best](pg::PgResult&& r) {
+                        if (!r.ok) slot->timeout = std::chrono::milliseconds(-1);
+                      });
+  }
+  best->conn->query(std::move(sql), std::move(params), std::move(done));
+}
+
+}  // namespace pgfanout::hub

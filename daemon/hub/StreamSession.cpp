@@ -1,0 +1,243 @@
+#include "hub/StreamSession.hpp"
+
+#include <span>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+
+#include "hub/ServerFrames.hpp"
+
+namespace pgfanout::hub {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+namespace {
+
+const auto kSseHeartbeat = std::make_shared<const std::string>(": heartbeat\n\n");
+const auto kMultipartPing = std::make_shared<const std::string>(
+    "Content-Type: application/json\n\n{\"type\":\"ping\"}\n--|||\n");
+
+}  // namespace
+
+StreamSession::StreamSession(std::shared_ptr<HubState> hub, beast::tcp_stream&& stream,
+                             Format format)
+    : stream_(std::move(stream)), hub_(std::move(hub)), format_(format) {}
+
+StreamSession::~StreamSession() {
+  finish();
+}
+
+void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t> entries,
+                        std::optional<auth::Claims> claims,
+                        std::optional<std::int64_t> last_event_id) {
+  topics_ = std::move(topics);
+  entries_ = std::move(entries);
+  claims_ = std::move(claims);
+  last_event_id_ = last_event_id;
+  if (!hub_->admit(this)) {
+    stream_.close();
+    return;
+  }
+  admitted_ = true;
+  stream_.expires_never();
+  std::string head = "HTTP/1.1 200 OK\r\nServer: pgfanout/" PGFANOUT_VERSION "\r\n";
+  if (format_ == Format::Sse) {
+    head +=
+        "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        "X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n";
+  } else {
+    head +=
+        "Content-Type: multipart/mixed; boundary=\"|||\"\r\nCache-Control: no-cache\r\n"
+        "X-Accel-Buffering: no\r\nConnection: close\r\n\r\n--|||\n";
+    head +=
+        "Content-Type: "
+        "application/json\n\n{\"type\":\"hippie.pipe.set_client_id\",\"client_id\":\"" +
+        random_client_id() + "\"}\n--|||\n";
+  }
+  send({std::make_shared<const std::string>(std::move(head)), -1, true});
+  start_subscriptions();
+  watch_close();
+  timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
+  heartbeat();
+}
+
+void StreamSession::start_subscriptions() {
+  auto self = shared_from_this();
+  for (const auto& t : topics_) hub_->topics.subscribe(t, this);
+  for (std::size_t i = 0; i < topics_.size(); ++i) {
+    if (!hub_->config.topics[entries_[i]].on_subscribe) continue;
+    ++pending_;
+    hub_->on_subscribe(
+        claims_ ? &*claims_ : nullptr, topics_[i], entries_[i], {},
+        [self](std::vector<std::shared_ptr<const std::string>> frames, std::string error) {
+          if (self->finished_) return;
+          if (!error.empty()) {
+            self->send_event(std::make_shared<const std::string>(std::move(error)), -1);
+          }
+          for (auto& f : frames) self->send_event(std::move(f), -1);
+          if (--self->pending_ == 0) self->release_held();
+        });
+  }
+  if (last_event_id_ && format_ == Format::Sse) {
+    ++pending_;
+    hub_->replay(topics_, *last_event_id_,
+                 [self](std::vector<ReplayedEvent> events, std::vector<std::string> lost) {
+                   if (self->finished_) return;
+                   for (auto& e : events) self->send_event(std::move(e.frame), e.id);
+                   // What could not be replayed: the client must reload those topics.
+                   for (const auto& t : lost) {
+                     self->send_event(std::make_shared<const std::string>(resync_frame(t)), -1);
+                   }
+                   if (--self->pending_ == 0) self->release_held();
+                 });
+  }
+}
+
+void StreamSession::release_held() {
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto& [frame, id] : held) {
+    queued_bytes_ -= frame->size();
+    send_event(std::move(frame), id);
+  }
+}
+
+void StreamSession::deliver(const HubMessage& message) {
+  if (closing_) return;
+  const auto& body = format_ == Format::Sse ? message.frame : message.data;
+  std::int64_t id = message.id.value_or(-1);
+  if (pending_ > 0) {
+    if (queued_bytes_ + body->size() > hub_->config.send_queue_bytes) {
+      hub_->dropped("slow");
+      closing_ = true;
+      stream_.close();
+      return;
+    }
+    queued_bytes_ += body->size();
+    held_.emplace_back(body, id);
+    return;
+  }
+  send_event(body, id);
+}
+
+void StreamSession::resync(std::string_view topic) {
+  send_event(std::make_shared<const std::string>(resync_frame(topic)), -1);
+}
+
+void StreamSession::shutdown() {
+  asio::post(stream_.get_executor(), [self = shared_from_this()] {
+    self->closing_ = true;
+    beast::error_code ignored;
+    self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    self->stream_.close();
+  });
+}
+
+void StreamSession::send_event(std::shared_ptr<const std::string> body, std::int64_t id) {
+  send({std::move(body), id, false});
+}
+
+void StreamSession::send(Item item) {
+  if (closing_ || finished_) return;
+  if (queued_bytes_ + item.body->size() > hub_->config.send_queue_bytes) {
+    // Nothing more can go out in order: close (the client reconnects and resumes).
+    hub_->dropped("slow");
+    closing_ = true;
+    beast::error_code ignored;
+    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    stream_.close();
+    return;
+  }
+  queued_bytes_ += item.body->size();
+  queue_.push_back(std::move(item));
+  if (!writing_) do_write();
+}
+
+void StreamSession::do_write() {
+  writing_ = true;
+  active_ = true;
+  const Item& item = queue_[head_];
+  std::size_t n = 0;
+  if (item.raw) {
+    buffers_[n++] = asio::buffer(*item.body);
+  } else if (format_ == Format::Sse) {
+    scratch_.clear();
+    if (item.id >= 0) {
+      scratch_ += "id: ";
+      scratch_ += std::to_string(item.id);
+      scratch_ += '\n';
+    }
+    scratch_ += "data: ";
+    buffers_[n++] = asio::buffer(scratch_);
+    buffers_[n++] = asio::buffer(*item.body);
+    buffers_[n++] = asio::buffer("\n\n", 2);
+  } else {
+    static constexpr std::string_view kPartHead = "Content-Type: application/json\n\n";
+    static constexpr std::string_view kPartTail = "\n--|||\n";
+    buffers_[n++] = asio::buffer(kPartHead.data(), kPartHead.size());
+    buffers_[n++] = asio::buffer(*item.body);
+    buffers_[n++] = asio::buffer(kPartTail.data(), kPartTail.size());
+  }
+  asio::async_write(stream_, std::span<const asio::const_buffer>(buffers_.data(), n),
+                    beast::bind_front_handler(&StreamSession::on_write, shared_from_this()));
+}
+
+void StreamSession::on_write(beast::error_code ec, std::size_t) {
+  writing_ = false;
+  if (ec) {
+    closing_ = true;
+    stream_.close();
+    return;
+  }
+  queued_bytes_ -= queue_[head_].body->size();
+  queue_[head_].body.reset();
+  if (++head_ == queue_.size()) {
+    queue_.clear();
+    head_ = 0;
+    if (queue_.capacity() > 64) queue_.shrink_to_fit();
+    return;
+  }
+  do_write();
+}
+
+void StreamSession::watch_close() {
+  // The client sends nothing after its request; a read completes only when it goes away.
+  stream_.socket().async_read_some(asio::buffer(&read_byte_, 1),
+                                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                                     if (!ec) return self->watch_close();
+                                     self->closing_ = true;
+                                     self->stream_.close();
+                                     self->finish();
+                                   });
+}
+
+void StreamSession::heartbeat() {
+  auto interval = format_ == Format::Sse ? hub_->config.sse_heartbeat : hub_->config.hippie_ping;
+  timer_->expires_after(interval);
+  timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closing_ || self->finished_) return;
+    if (self->format_ == Format::Multipart) {
+      self->send({kMultipartPing, -1, true});
+    } else if (!self->active_) {
+      self->send({kSseHeartbeat, -1, true});
+    }
+    self->active_ = false;
+    self->heartbeat();
+  });
+}
+
+void StreamSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  closing_ = true;
+  if (timer_) timer_->cancel();
+  if (hub_->detached) return;
+  for (const auto& t : topics_) hub_->topics.unsubscribe(t, this);
+  held_.clear();
+  if (admitted_) hub_->release(this);
+}
+
+}  // namespace pgfanout::hub

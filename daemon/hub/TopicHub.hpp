@@ -1,0 +1,59 @@
+// TopicHub: which subscribers listen to which topic, and delivery of one message to all of them.
+//
+// A HubMessage is serialized once by the push action and shared (shared_ptr<const std::string>)
+// by every subscriber's send queue. Subscribers are raw pointers: a subscriber removes itself
+// (unsubscribe / unsubscribe_all) before it is destroyed. deliver() is called inside publish()'s
+// loop and must not subscribe or unsubscribe synchronously (a session that must close posts it).
+// Not thread-safe; the event loop's thread only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace pgfanout::hub {
+
+struct HubMessage {
+  std::string_view topic;
+  std::shared_ptr<const std::string> frame;  // the `event` frame (WebSocket, SSE)
+  std::shared_ptr<const std::string> data;   // the bare `data` JSON (Hippie clients)
+  std::optional<std::int64_t> id;            // outbox id of a durable event
+};
+
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+  virtual void deliver(const HubMessage& message) = 0;
+  virtual void resync(std::string_view topic) = 0;
+};
+
+class TopicHub {
+ public:
+  // False when `s` already listens to `topic`.
+  bool subscribe(std::string_view topic, Subscriber* s);
+  bool unsubscribe(std::string_view topic, Subscriber* s);
+  bool has_subscribers(std::string_view topic) const;
+  // Delivers to every subscriber of the message's topic; returns how many there were.
+  std::size_t publish(const HubMessage& message) const;
+  // Tells every subscriber of every topic that events may have been missed.
+  void resync_all() const;
+
+  std::size_t topic_count() const { return topics_.size(); }
+  std::size_t subscription_count() const { return subscriptions_; }
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::vector<Subscriber*>, Hash, std::equal_to<>> topics_;
+  std::size_t subscriptions_ = 0;
+};
+
+}  // namespace pgfanout::hub

@@ -1,0 +1,365 @@
+#include "hub/WebSocketSession.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/websocket.hpp>
+
+#include "hub/ServerFrames.hpp"
+
+namespace pgfanout::hub {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace websocket = boost::beast::websocket;
+namespace bhttp = boost::beast::http;
+
+namespace {
+const auto kHippiePing = std::make_shared<const std::string>(R"({"type":"ping"})");
+}
+
+WebSocketSession::WebSocketSession(std::shared_ptr<HubState> hub, beast::tcp_stream&& stream,
+                                   Mode mode, std::string hippie_topic)
+    : ws_(std::move(stream)),
+      hub_(std::move(hub)),
+      mode_(mode),
+      hippie_topic_(std::move(hippie_topic)),
+      commands_(hub_->config.commands_per_second, 2 * hub_->config.commands_per_second),
+      logins_(hub_->config.login ? hub_->config.login->attempts_per_minute / 60.0 : 1.0,
+              hub_->config.login ? hub_->config.login->attempts_per_minute : 1) {}
+
+WebSocketSession::~WebSocketSession() {
+  finish();
+}
+
+void WebSocketSession::run(bhttp::request<bhttp::string_body> request,
+                           std::optional<auth::Claims> claims, std::string subprotocol) {
+  claims_ = std::move(claims);
+  if (!hub_->admit(this)) {
+    // Beast answers the upgrade with an error when the stream is not accepted; simplest is to
+    // refuse with a plain close right after the handshake is impossible: close the socket.
+    beast::error_code ignored;
+    beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+    beast::get_lowest_layer(ws_).close();
+    return;
+  }
+  admitted_ = true;
+  beast::get_lowest_layer(ws_).expires_never();
+  websocket::stream_base::timeout timeouts{std::chrono::seconds(10), hub_->config.idle_timeout,
+                                           true};
+  ws_.set_option(timeouts);
+  ws_.read_message_max(hub_->config.max_message_bytes);
+  ws_.auto_fragment(false);
+  if (!subprotocol.empty()) {
+    ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
+      res.set(bhttp::field::sec_websocket_protocol, subprotocol);
+    }));
+  }
+  ws_.async_accept(request,
+                   beast::bind_front_handler(&WebSocketSession::on_accept, shared_from_this()));
+}
+
+void WebSocketSession::on_accept(beast::error_code ec) {
+  if (ec) {
+    spdlog::debug("WebSocket handshake failed: {}", ec.message());
+    return finish();
+  }
+  accepted_ = true;
+  ws_.text(true);
+  if (mode_ == Mode::Hippie) {
+    send(R"({"type":"hippie.pipe.set_client_id","client_id":")" + random_client_id() + "\"}");
+    hub_->topics.subscribe(hippie_topic_, this);
+    topics_.push_back(hippie_topic_);
+    start_ping();
+  }
+  do_read();
+}
+
+void WebSocketSession::do_read() {
+  ws_.async_read(buffer_,
+                 beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this()));
+}
+
+void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
+  if (ec) {
+    if (ec == websocket::error::message_too_big) {
+      hub_->dropped("too_big");
+    } else if (ec == beast::error::timeout) {
+      hub_->dropped("timeout");
+    }
+    return finish();
+  }
+  if (!closing_) {
+    const auto data = buffer_.cdata();
+    std::string_view text(static_cast<const char*>(data.data()), data.size());
+    if (mode_ == Mode::Hippie) {
+      handle_hippie(text);
+    } else {
+      handle(text);
+    }
+  }
+  // An idle connection keeps no read buffer.
+  buffer_.consume(buffer_.size());
+  buffer_.shrink_to_fit();
+  do_read();
+}
+
+void WebSocketSession::handle(std::string_view text) {
+  auto parsed = parse_client_message(text);
+  if (!parsed.message) return send(error_frame(parsed.ref, parsed.error_code, parsed.error));
+  const ClientMessage& m = *parsed.message;
+  auto self = shared_from_this();
+  switch (m.type) {
+    case ClientMessageType::Ping:
+      return send(pong_frame(m.ref));
+    case ClientMessageType::Subscribe:
+      return subscribe(m);
+    case ClientMessageType::Unsubscribe:
+      return unsubscribe(m);
+    case ClientMessageType::Auth: {
+      if (claims_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
+      auto r = hub_->authenticate(m.token);
+      if (!r.ok) return send(error_frame(m.ref, "unauthorized", r.message));
+      claims_ = std::move(r.claims);
+      return send(ack_frame(m.ref));
+    }
+    case ClientMessageType::Login: {
+      if (claims_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
+      if (!logins_.take()) {
+        return send(error_frame(m.ref, "rate_limited", "too many login attempts; wait a minute"));
+      }
+      return hub_->login(m, [self](std::string frame, std::optional<auth::Claims> claims) {
+        if (self->finished_) return;
+        if (claims && !self->claims_) self->claims_ = std::move(claims);
+        self->send(std::move(frame));
+      });
+    }
+    case ClientMessageType::Call: {
+      if (!commands_.take()) return send(error_frame(m.ref, "rate_limited", "too many commands"));
+      return hub_->call(claims(), m, [self](std::string frame) {
+        if (!self->finished_) self->send(std::move(frame));
+      });
+    }
+    case ClientMessageType::Publish: {
+      auto d = hub_->config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
+      if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
+      if (!commands_.take()) return send(error_frame(m.ref, "rate_limited", "too many messages"));
+      return hub_->publish(claims(), m.topic, d.entry, m.data, m.ref, [self](std::string frame) {
+        if (!self->finished_) self->send(std::move(frame));
+      });
+    }
+  }
+}
+
+void WebSocketSession::handle_hippie(std::string_view text) {
+  // A Hippie client publishes by sending a JSON object on its pipe.
+  ClientMessage m;
+  m.topic = hippie_topic_;
+  auto d = hub_->config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
+  if (!d.allowed) return send(error_frame({}, d.code, d.message));
+  auto parsed =
+      parse_client_message(R"({"type":"publish","topic":"x","data":)" + std::string(text) + "}");
+  if (!parsed.message) return send(error_frame({}, "bad_message", "not valid JSON"));
+  if (!commands_.take()) return send(error_frame({}, "rate_limited", "too many messages"));
+  auto self = shared_from_this();
+  hub_->publish(claims(), m.topic, d.entry, parsed.message->data, {}, [self](std::string frame) {
+    // Hippie clients get no acknowledgement; errors only.
+    if (!self->finished_ && frame.find(R"("type":"error")") != std::string::npos) {
+      self->send(std::move(frame));
+    }
+  });
+}
+
+bool WebSocketSession::subscribed(std::string_view topic) const {
+  for (const auto& t : topics_) {
+    if (t == topic) return true;
+  }
+  return false;
+}
+
+void WebSocketSession::subscribe(const ClientMessage& m) {
+  auto d = hub_->config.acl.check(m.topic, auth::TopicAccess::Subscribe, claims());
+  if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
+  if (subscribed(m.topic)) return send(ack_frame(m.ref));
+  if (static_cast<int>(topics_.size()) >= hub_->config.max_subscriptions) {
+    return send(error_frame(m.ref, "too_many_subscriptions",
+                            "at most " + std::to_string(hub_->config.max_subscriptions) +
+                                " subscriptions per connection"));
+  }
+  hub_->topics.subscribe(m.topic, this);
+  topics_.push_back(m.topic);
+  if (!hub_->config.topics[d.entry].on_subscribe) return send(ack_frame(m.ref));
+  // Live events are kept back until the rows are sent, so the client sees them in order.
+  held_.push_back({m.topic, {}});
+  auto self = shared_from_this();
+  hub_->on_subscribe(
+      claims(), m.topic, d.entry, m.ref,
+      [self, topic = m.topic, ref = m.ref](std::vector<std::shared_ptr<const std::string>> frames,
+                                           std::string error) {
+        if (self->finished_) return;
+        auto it = std::find_if(self->held_.begin(), self->held_.end(),
+                               [&](const Held& h) { return h.topic == topic; });
+        if (it == self->held_.end()) return;  // unsubscribed meanwhile
+        Held held = std::move(*it);
+        self->held_.erase(it);
+        for (const auto& f : held.frames) self->queued_bytes_ -= f->size();
+        self->send(error.empty() ? ack_frame(ref) : std::move(error));
+        for (auto& f : frames) self->send(std::move(f));
+        for (auto& f : held.frames) self->send(std::move(f));
+      });
+}
+
+void WebSocketSession::unsubscribe(const ClientMessage& m) {
+  auto it = std::find(topics_.begin(), topics_.end(), m.topic);
+  if (it == topics_.end()) return send(error_frame(m.ref, "not_subscribed", "not subscribed"));
+  hub_->topics.unsubscribe(m.topic, this);
+  topics_.erase(it);
+  auto h =
+      std::find_if(held_.begin(), held_.end(), [&](const Held& x) { return x.topic == m.topic; });
+  if (h != held_.end()) {
+    for (const auto& f : h->frames) queued_bytes_ -= f->size();
+    held_.erase(h);
+  }
+  send(ack_frame(m.ref));
+}
+
+void WebSocketSession::deliver(const HubMessage& message) {
+  if (closing_ || !accepted_) return;
+  const auto& frame = mode_ == Mode::Hippie ? message.data : message.frame;
+  if (!held_.empty()) {
+    for (auto& h : held_) {
+      if (h.topic != message.topic) continue;
+      if (queued_bytes_ + frame->size() > hub_->config.send_queue_bytes) {
+        hub_->dropped("slow");
+        return close(websocket::close_code::try_again_later, "too slow");
+      }
+      queued_bytes_ += frame->size();
+      h.frames.push_back(frame);
+      return;
+    }
+  }
+  send(frame);
+}
+
+void WebSocketSession::resync(std::string_view topic) {
+  if (mode_ == Mode::Protocol) send(resync_frame(topic));
+}
+
+void WebSocketSession::shutdown() {
+  auto self = shared_from_this();
+  asio::post(ws_.get_executor(), [self] {
+    if (!self->accepted_) {
+      beast::get_lowest_layer(self->ws_).close();
+      return;
+    }
+    self->close(websocket::close_code::going_away, "server shutting down");
+  });
+}
+
+void WebSocketSession::send(std::string frame) {
+  send(std::make_shared<const std::string>(std::move(frame)));
+}
+
+void WebSocketSession::send(std::shared_ptr<const std::string> frame) {
+  if (closing_ || finished_) return;
+  if (queued_bytes_ + frame->size() > hub_->config.send_queue_bytes) {
+    hub_->dropped("slow");
+    return close(websocket::close_code::try_again_later, "too slow");
+  }
+  queued_bytes_ += frame->size();
+  queue_.push_back(std::move(frame));
+  if (!writing_ && accepted_) do_write();
+}
+
+void WebSocketSession::do_write() {
+  writing_ = true;
+  ws_.async_write(asio::buffer(*queue_[head_]),
+                  beast::bind_front_handler(&WebSocketSession::on_write, shared_from_this()));
+}
+
+void WebSocketSession::on_write(beast::error_code ec, std::size_t) {
+  writing_ = false;
+  if (ec) {
+    queue_.clear();
+    head_ = 0;
+    queued_bytes_ = 0;
+    beast::get_lowest_layer(ws_).close();
+    return;
+  }
+  if (head_ < queue_.size()) {
+    queued_bytes_ -= queue_[head_]->size();
+    queue_[head_].reset();
+    ++head_;
+  }
+  if (head_ == queue_.size()) {
+    queue_.clear();
+    head_ = 0;
+    if (queue_.capacity() > 64) queue_.shrink_to_fit();
+  }
+  if (closing_) {
+    // A close that waited for the write in flight.
+    queue_.clear();
+    head_ = 0;
+    queued_bytes_ = 0;
+    ws_.async_close(websocket::close_code::try_again_later,
+                    [self = shared_from_this()](beast::error_code) {
+                      beast::get_lowest_layer(self->ws_).close();
+                    });
+    return;
+  }
+  if (head_ < queue_.size()) do_write();
+}
+
+void WebSocketSession::close(websocket::close_code code, std::string_view reason) {
+  if (closing_ || finished_) return;
+  closing_ = true;
+  for (auto& h : held_) h.frames.clear();
+  if (!writing_) {
+    queue_.clear();
+    head_ = 0;
+    queued_bytes_ = 0;
+    websocket::close_reason why(code, reason);
+    ws_.async_close(why, [self = shared_from_this()](beast::error_code) {
+      beast::get_lowest_layer(self->ws_).close();
+    });
+    return;
+  }
+  // A write is in flight (the client is not reading): drop what is queued behind it, and if it
+  // does not finish soon, close the socket under it.
+  queue_.resize(head_ + 1);
+  queued_bytes_ = queue_[head_]->size();
+  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
+  timer_->expires_after(std::chrono::seconds(2));
+  timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec) return;
+    beast::error_code ignored;
+    beast::get_lowest_layer(self->ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both,
+                                                         ignored);
+    beast::get_lowest_layer(self->ws_).close();
+  });
+}
+
+void WebSocketSession::start_ping() {
+  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
+  timer_->expires_after(hub_->config.hippie_ping);
+  timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || self->closing_ || self->finished_) return;
+    self->send(kHippiePing);
+    self->start_ping();
+  });
+}
+
+void WebSocketSession::finish() {
+  if (finished_) return;
+  finished_ = true;
+  closing_ = true;
+  if (timer_) timer_->cancel();
+  if (hub_->detached) return;
+  for (const auto& t : topics_) hub_->topics.unsubscribe(t, this);
+  topics_.clear();
+  held_.clear();
+  if (admitted_) hub_->release(this);
+}
+
+}  // namespace pgfanout::hub

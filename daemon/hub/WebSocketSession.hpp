@@ -1,0 +1,96 @@
+// WebSocketSession: one WebSocket client of the hub (`/ws`, or `/_hippie/ws/<channel>`).
+//
+// In the style of the Beast examples: run() accepts the upgrade, do_read()/on_read() take one
+// client message at a time, send() queues a frame and do_write()/on_write() write the queue one
+// frame after the other. The queue holds shared frames (one buffer per pushed event, shared by
+// all subscribers) and is bounded in bytes (hub.send_queue_size): a client that falls behind is
+// closed with 1013 and counted, and nobody else waits for it. Beast's idle timeout pings an idle
+// client and closes one that stops answering. The read buffer is released after each message,
+// so an idle connection holds little more than the socket and Beast's stream state.
+//
+// Protocol mode speaks docs/protocol.md; Hippie mode speaks Web::Hippie's pipe protocol for one
+// channel. Lives by shared_ptr; every handler runs on the event loop's thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/websocket/stream.hpp>
+
+#include "hub/HubState.hpp"
+
+namespace pgfanout::hub {
+
+class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
+                         public Subscriber,
+                         public HubConnection {
+ public:
+  enum class Mode { Protocol, Hippie };
+
+  WebSocketSession(std::shared_ptr<HubState> hub, boost::beast::tcp_stream&& stream, Mode mode,
+                   std::string hippie_topic = {});
+  ~WebSocketSession();
+
+  // Accepts the upgrade. `claims`: from a token already verified in the request's headers;
+  // `subprotocol`: the Sec-WebSocket-Protocol value to answer with ("" for none).
+  void run(boost::beast::http::request<boost::beast::http::string_body> request,
+           std::optional<auth::Claims> claims, std::string subprotocol);
+
+  void deliver(const HubMessage& message) override;
+  void resync(std::string_view topic) override;
+  void shutdown() override;
+
+ private:
+  void on_accept(boost::beast::error_code ec);
+  void do_read();
+  void on_read(boost::beast::error_code ec, std::size_t bytes);
+  void handle(std::string_view text);
+  void handle_hippie(std::string_view text);
+  void subscribe(const ClientMessage& m);
+  void unsubscribe(const ClientMessage& m);
+  bool subscribed(std::string_view topic) const;
+
+  void send(std::string frame);
+  void send(std::shared_ptr<const std::string> frame);
+  void do_write();
+  void on_write(boost::beast::error_code ec, std::size_t bytes);
+  void close(boost::beast::websocket::close_code code, std::string_view reason);
+  void start_ping();
+  void finish();
+
+  const auth::Claims* claims() const { return claims_ ? &*claims_ : nullptr; }
+
+  struct Held {
+    std::string topic;
+    std::vector<std::shared_ptr<const std::string>> frames;
+  };
+
+  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::flat_buffer buffer_;
+  std::shared_ptr<HubState> hub_;
+  Mode mode_;
+  std::string hippie_topic_;
+  std::optional<auth::Claims> claims_;
+  std::vector<std::shared_ptr<const std::string>> queue_;
+  std::size_t head_ = 0;  // queue_[head_] is being written
+  std::size_t queued_bytes_ = 0;
+  std::vector<std::string> topics_;
+  std::vector<Held> held_;  // live events kept back until on_subscribe rows are sent
+  RateLimit commands_;
+  RateLimit logins_;
+  std::unique_ptr<boost::asio::steady_timer> timer_;  // Hippie pings; the hard close of a slow one
+  bool accepted_ = false;
+  bool writing_ = false;
+  bool closing_ = false;
+  bool finished_ = false;
+  bool admitted_ = false;
+};
+
+}  // namespace pgfanout::hub

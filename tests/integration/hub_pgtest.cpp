@@ -1,0 +1,553 @@
+// The WebSocket / SSE hub end to end: the real daemon, the chat example's schema in a scratch
+// database, Beast WebSocket clients. Covers the protocol, tokens (expired, wrong signature, wrong
+// audience, alg none, another algorithm), topic ACLs under hostile spellings, SQL login,
+// on_subscribe, commands with hostile arguments, client publish through pg_notify, a slow
+// consumer that never reads, SSE resume with Last-Event-ID from the outbox, the Web::Hippie
+// endpoints, Origin checks and static files.
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "auth/Jwt.hpp"
+#include "support/TestSupport.hpp"
+#include "support/WsClient.hpp"
+
+namespace pgfanout {
+namespace {
+
+using namespace std::chrono_literals;
+using test::DaemonProcess;
+using test::PgSession;
+using test::WsClient;
+
+const std::string kSecret = "hub-test-secret-0123456789-abcdefghij";
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::int64_t now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string token(const std::string& sub, std::int64_t exp_in = 3600,
+                  const std::string& aud = "chat") {
+  return auth::jwt_sign(auth::JwtAlgorithm::HS256,
+                        R"({"sub":")" + sub + R"(","aud":")" + aud + R"(","exp":)" +
+                            std::to_string(now() + exp_in) + "}",
+                        kSecret);
+}
+
+WsClient::Headers bearer(const std::string& t) {
+  return {{"Authorization", "Bearer " + t}};
+}
+
+class Hub : public ::testing::Test {
+ public:
+  static void SetUpTestSuite() {
+    db = new test::ScratchDatabase("hub");
+    auto outside = std::filesystem::path(test::write_temp_file("outside.txt", "private"));
+    static_dir = (outside.parent_path() / "www").string();
+    std::filesystem::create_directories(static_dir);
+    std::ofstream(static_dir + "/index.html") << "<h1>chat</h1>";
+    std::ofstream(static_dir + "/.hidden") << "hidden";
+    std::filesystem::create_symlink(outside, static_dir + "/escape.txt");
+    config_path = test::write_temp_file("hub.yaml", config_text());
+    PgSession s(db->dsn());
+    s.exec(read_file(PGFANOUT_SOURCE_DIR "/examples/chat/schema.sql"));
+    s.exec("CREATE TABLE public.items (id int PRIMARY KEY, v text)");
+    auto [code, out] = test::run_pgfanout({"install", "--config", config_path});
+    ASSERT_EQ(code, 0) << out;
+    daemon = new DaemonProcess({"run", "--config", config_path});
+    ASSERT_TRUE(daemon->wait_for_output("ready")) << daemon->output();
+    port = daemon->http_port();
+    ann = s.value("SELECT user_id FROM chat.register('ann', 'secret-ann', 'ann@example.com')")
+              .value();
+    bob = s.value("SELECT user_id FROM chat.register('bob', 'secret-bob', 'bob@example.com')")
+              .value();
+    s.value("SELECT user_id FROM chat.register('cyd', 'secret-cyd', 'cyd@example.com')");
+    s.exec(
+        "SELECT chat.set_friends_only((SELECT id FROM chat.users WHERE username = 'cyd'), "
+        "true)");
+  }
+  static void TearDownTestSuite() {
+    delete daemon;
+    delete db;
+  }
+
+  static std::string config_text() {
+    return "postgres:\n  dsn: \"" + db->dsn() +
+           "\"\n  reconnect_min: 50ms\n  reconnect_max: 500ms\n"
+           "http:\n  listen: 127.0.0.1:0\n  allowed_origins: [\"https://chat.example\"]\n"
+           "  static: \"" +
+           static_dir +
+           "\"\n"
+           "outbox:\n  poll_interval: 200ms\n"
+           "auth:\n  jwt:\n    secret: \"" +
+           kSecret +
+           "\"\n    audience: chat\n"
+           "  login:\n    sql: \"SELECT user_id, username FROM chat.login($1, $2)\"\n"
+           "    subject: user_id\n    ttl: 1h\n    attempts_per_minute: 3\n"
+           "topics:\n"
+           "  - pattern: \"user:{sub}\"\n    allow: [subscribe]\n"
+           "    on_subscribe:\n      sql: \"SELECT id, from_username, body FROM chat.unread($1)\"\n"
+           "      params: [sub]\n"
+           "  - pattern: \"room:*\"\n    allow: [subscribe, publish]\n"
+           "  - pattern: \"lobby\"\n    allow: [subscribe, publish]\n    anonymous: true\n"
+           "  - pattern: \"public\"\n    allow: [subscribe]\n    anonymous: true\n"
+           "  - pattern: \"items\"\n    allow: [subscribe]\n    anonymous: true\n"
+           "commands:\n"
+           "  send:\n    sql: \"SELECT * FROM chat.send($1, $2, $3)\"\n"
+           "    params: [$user, to, body]\n    timeout: 2s\n"
+           "  echo:\n    sql: \"SELECT $1::text AS value, length($1) AS n\"\n    params: [value]\n"
+           "  add:\n    sql: \"SELECT $1::int + $2::int AS sum\"\n    params: [a, b]\n"
+           "  nap:\n    sql: \"SELECT pg_sleep($1::float8)\"\n    params: [seconds]\n"
+           "    timeout: 200ms\n"
+           "  whoami:\n    sql: \"SELECT $1::text AS sub\"\n    params: [$user]\n"
+           "  hello:\n    sql: \"SELECT 'hello'::text AS greeting\"\n    anonymous: true\n"
+           "hub:\n  send_queue_size: 256KiB\n  idle_timeout: 10s\n  sse_heartbeat: 300ms\n"
+           "  hippie_ping: 500ms\n  commands_per_second: 50\n"
+           "watch:\n"
+           "  - table: chat.messages\n    channel: chat_message\n"
+           "    columns: [id, from_user, from_username, to_user, body]\n    ops: [INSERT]\n"
+           "  - table: public.items\n    channel: items_changed\n    durable: true\n"
+           "rules:\n"
+           "  - name: inbox\n    channel: chat_message\n    actions:\n"
+           "      - push: {topic: \"user:{to_user}\", event: message}\n"
+           "  - name: client-publish\n    channel: pgfanout_publish\n    actions:\n"
+           "      - push: {topic: \"{topic}\", event: publish, data: \"{data}\"}\n"
+           "  - name: broadcast\n    channel: broadcast\n    actions:\n"
+           "      - push: {topic: \"public\", event: news}\n"
+           "  - name: items\n    channel: items_changed\n    durable: true\n    actions:\n"
+           "      - push: {topic: items, event: item}\n";
+  }
+
+  static std::string metrics() { return test::http_get(port, "/metrics").body; }
+
+  static test::ScratchDatabase* db;
+  static DaemonProcess* daemon;
+  static std::string config_path;
+  static std::string static_dir;
+  static int port;
+  static std::string ann, bob;
+};
+
+test::ScratchDatabase* Hub::db = nullptr;
+DaemonProcess* Hub::daemon = nullptr;
+std::string Hub::config_path;
+std::string Hub::static_dir;
+int Hub::port = 0;
+std::string Hub::ann;
+std::string Hub::bob;
+
+TEST_F(Hub, PingSubscribeAndPush) {
+  WsClient c(port);
+  ASSERT_TRUE(c.open()) << c.http_status();
+  auto pong = c.request(R"({"type":"ping"})");
+  ASSERT_TRUE(pong);
+  EXPECT_EQ(*pong, R"({"type":"pong","ref":1})");
+  c.send("not json");
+  auto err = c.receive();
+  ASSERT_TRUE(err);
+  EXPECT_NE(err->find(R"("code":"bad_message")"), std::string::npos) << *err;
+  auto e2 = c.request(R"({"type":"frobnicate"})");
+  ASSERT_TRUE(e2);
+  EXPECT_NE(e2->find("bad_message"), std::string::npos);
+
+  auto ack = c.request(R"({"type":"subscribe","topic":"public"})");
+  ASSERT_TRUE(ack);
+  EXPECT_EQ(*ack, R"({"type":"ack","ref":3})");
+  PgSession s(db->dsn());
+  s.notify("broadcast", R"({"headline":"hello"})");
+  auto ev = c.receive_containing("\"event\"");
+  ASSERT_TRUE(ev) << daemon->output();
+  EXPECT_EQ(*ev, R"({"type":"event","topic":"public","event":"news","data":{"headline":"hello"}})");
+  s.notify("broadcast", "plain text");
+  ev = c.receive_containing("\"event\"");
+  ASSERT_TRUE(ev);
+  EXPECT_NE(ev->find(R"("data":"plain text")"), std::string::npos) << *ev;
+
+  EXPECT_EQ(*c.request(R"({"type":"unsubscribe","topic":"public"})"), R"({"type":"ack","ref":4})");
+  s.notify("broadcast", R"({"headline":"gone"})");
+  EXPECT_FALSE(c.receive(500ms));
+  EXPECT_NE(metrics().find("pgfanout_subscribers "), std::string::npos);
+}
+
+TEST_F(Hub, TokensAreChecked) {
+  auto refused = [](const WsClient::Headers& h) {
+    WsClient c(port, "/ws", h);
+    EXPECT_FALSE(c.open());
+    return c.http_status();
+  };
+  EXPECT_EQ(refused(bearer(token(ann, -120))), 401);             // expired beyond the leeway
+  EXPECT_EQ(refused(bearer(token(ann, 3600, "billing"))), 401);  // wrong audience
+  EXPECT_EQ(refused(bearer(auth::jwt_sign(auth::JwtAlgorithm::HS256,
+                                          R"({"sub":")" + ann + R"(","aud":"chat"})",
+                                          "a-different-secret-of-32-bytes-or-more"))),
+            401);  // wrong signature
+  EXPECT_EQ(refused(bearer(auth::base64url_encode(R"({"alg":"none"})") + "." +
+                           auth::base64url_encode(R"({"sub":"1","aud":"chat"})") + ".")),
+            401);  // alg none
+  EXPECT_EQ(refused(bearer(auth::jwt_sign(auth::JwtAlgorithm::HS256,
+                                          R"({"sub":")" + ann + R"(","aud":"chat"})", kSecret,
+                                          R"({"alg":"HS384"})"))),
+            401);  // another algorithm
+
+  // A valid token in Sec-WebSocket-Protocol: the chosen subprotocol is echoed.
+  WsClient ok(port, "/ws", {{"Sec-WebSocket-Protocol", "bearer, " + token(ann)}});
+  ASSERT_TRUE(ok.open());
+  EXPECT_EQ(ok.subprotocol(), "bearer");
+  auto who = ok.request(R"({"type":"call","command":"whoami"})");
+  ASSERT_TRUE(who);
+  EXPECT_NE(who->find(R"("result":[{"sub":")" + ann + "\"}]"), std::string::npos) << *who;
+
+  // A token as the first message.
+  WsClient late(port);
+  auto bad = late.request(R"({"type":"auth","token":")" + token(ann, -120) + "\"}");
+  ASSERT_TRUE(bad);
+  EXPECT_NE(bad->find(R"("code":"unauthorized")"), std::string::npos) << *bad;
+  EXPECT_NE(late.request(R"({"type":"auth","token":")" + token(ann) + "\"}")->find("ack"),
+            std::string::npos);
+  EXPECT_NE(late.request(R"({"type":"auth","token":")" + token(bob) + "\"}")
+                ->find("already_authenticated"),
+            std::string::npos);
+  // Not from the query string by default.
+  EXPECT_FALSE(WsClient(port, "/ws?access_token=" + token(ann))
+                   .request(R"({"type":"call","command":"whoami"})")
+                   ->find("ack") != std::string::npos);
+}
+
+TEST_F(Hub, OtherUsersTopicsAreRefusedByAnySpelling) {
+  WsClient c(port, "/ws", bearer(token(ann)));
+  ASSERT_TRUE(c.open());
+  struct Case {
+    std::string topic;
+    const char* code;
+  };
+  std::vector<Case> cases = {
+      {"user:" + bob, "forbidden"},
+      {"USER:" + bob, "forbidden"},
+      {"user:0" + bob, "forbidden"},
+      {"user:" + bob + ":x", "forbidden"},
+      {"user:" + ann + ":x", "forbidden"},
+      {"user:" + bob + ":", "invalid_topic"},
+      {"user:%3" + bob, "invalid_topic"},
+      {"user%3A" + bob, "invalid_topic"},
+      {"user:*", "invalid_topic"},
+      {"user:\\uff18", "invalid_topic"},  // JSON escape of a fullwidth digit
+      {"user\\uff1a" + bob, "invalid_topic"},
+      {"user:" + bob + " ", "invalid_topic"},
+      {"secret", "forbidden"},
+  };
+  for (const auto& k : cases) {
+    auto r = c.request(R"({"type":"subscribe","topic":")" + k.topic + "\"}");
+    ASSERT_TRUE(r) << k.topic;
+    EXPECT_NE(r->find(std::string(R"("code":")") + k.code + "\""), std::string::npos)
+        << k.topic << " -> " << *r;
+  }
+  // Anonymous clients cannot subscribe to user topics or to authenticated rooms.
+  WsClient anon(port);
+  EXPECT_NE(anon.request(R"({"type":"subscribe","topic":"user:)" + ann + "\"}")->find("forbidden"),
+            std::string::npos);
+  EXPECT_NE(anon.request(R"({"type":"subscribe","topic":"room:a"})")->find("unauthorized"),
+            std::string::npos);
+  // SSE: same rules, percent-decoding happens once and the result must still be canonical.
+  EXPECT_EQ(test::http_get(port, "/events?topic=user%3A" + bob).status, 403);
+  EXPECT_EQ(test::http_get(port, "/events?topic=user%253A" + bob).status, 403);
+}
+
+TEST_F(Hub, LoginOnSubscribeAndLivePush) {
+  PgSession s(db->dsn());
+  // Bob writes to Ann while she is away.
+  s.exec("SELECT chat.send(" + bob + ", 'ann', 'while you were away')");
+
+  WsClient c(port);
+  auto fail = c.request(R"({"type":"login","username":"ann","password":"wrong-password"})");
+  ASSERT_TRUE(fail);
+  EXPECT_NE(fail->find(R"("code":"login_failed")"), std::string::npos) << *fail;
+  auto ok = c.request(R"({"type":"login","username":"ann","password":"secret-ann"})");
+  ASSERT_TRUE(ok);
+  EXPECT_NE(ok->find(R"("token":")"), std::string::npos) << *ok;
+  EXPECT_NE(ok->find(R"("username":"ann")"), std::string::npos) << *ok;
+
+  auto ack = c.request(R"({"type":"subscribe","topic":"user:)" + ann + "\"}");
+  ASSERT_TRUE(ack);
+  EXPECT_NE(ack->find("\"ack\""), std::string::npos) << *ack;
+  auto backlog = c.receive_containing("while you were away");
+  ASSERT_TRUE(backlog) << daemon->output();
+  EXPECT_NE(backlog->find(R"("from_username":"bob")"), std::string::npos) << *backlog;
+
+  // Bob sends through a command; the watch trigger's NOTIFY comes back as a push.
+  WsClient b(port, "/ws", bearer(token(bob)));
+  auto sent = b.request(R"({"type":"call","command":"send","args":{"to":"ann","body":"live!"}})");
+  ASSERT_TRUE(sent);
+  EXPECT_NE(sent->find(R"("message_id":)"), std::string::npos) << *sent;
+  auto live = c.receive_containing("live!");
+  ASSERT_TRUE(live) << daemon->output();
+  EXPECT_NE(live->find(R"("event":"message")"), std::string::npos) << *live;
+  EXPECT_NE(live->find(R"("to_user":)" + ann), std::string::npos) << *live;
+
+  // A user-facing error from the database reaches the page.
+  auto refused = b.request(R"({"type":"call","command":"send","args":{"to":"cyd","body":"hi"}})");
+  ASSERT_TRUE(refused);
+  EXPECT_NE(refused->find(R"("code":"command_failed")"), std::string::npos) << *refused;
+  EXPECT_NE(refused->find("refused: cyd accepts messages only from friends"), std::string::npos)
+      << *refused;
+
+  // Logins are rate-limited per connection (3 per minute here).
+  WsClient d(port);
+  int limited = 0;
+  for (int i = 0; i < 5; ++i) {
+    auto r = d.request(R"({"type":"login","username":"ann","password":"nope-nope"})");
+    if (r && r->find("rate_limited") != std::string::npos) ++limited;
+  }
+  EXPECT_GE(limited, 2);
+}
+
+TEST_F(Hub, CommandsTakeHostileArgumentsAsData) {
+  WsClient c(port, "/ws", bearer(token(ann)));
+  ASSERT_TRUE(c.open());
+  auto call = [&](const std::string& args, const char* command = "echo") {
+    return c
+        .request(std::string(R"({"type":"call","command":")") + command + R"(","args":)" + args +
+                 "}")
+        .value_or("(no reply)");
+  };
+  std::string injection = R"('; DROP TABLE chat.users; --)";
+  auto r = call(R"({"value":"'; DROP TABLE chat.users; --"})");
+  EXPECT_NE(r.find(R"("value":")" + injection + "\""), std::string::npos) << r;
+  PgSession s(db->dsn());
+  EXPECT_EQ(s.value("SELECT count(*) FROM chat.users WHERE username = 'ann'"), "1");
+  r = call(R"({"value":"$1 $2 \\\" \\\\ ' \" ; SELECT 1"})");
+  EXPECT_NE(r.find("\"ack\""), std::string::npos) << r;
+
+  EXPECT_NE(call(R"({"a":1,"b":"x"})", "add").find("invalid input syntax for type integer"),
+            std::string::npos);
+  EXPECT_NE(call(R"({"a":1,"b":2})", "add").find(R"("sum":3)"), std::string::npos);
+  EXPECT_NE(call(R"({"a":{"x":1},"b":2})", "add").find("command_failed"), std::string::npos);
+  EXPECT_NE(call(R"({"a":1})", "add").find(R"(missing argument \"b\")"), std::string::npos);
+  EXPECT_NE(call(R"({"a":1,"b":2,"c":3})", "add").find("bad_args"), std::string::npos);
+  EXPECT_NE(call(R"({"value":"a\u0000b"})").find("NUL"), std::string::npos);
+  EXPECT_NE(call(R"({"value":null})").find(R"("value":null)"), std::string::npos);
+  std::string big(60'000, 'x');
+  EXPECT_NE(call(R"({"value":")" + big + "\"}").find(R"("n":60000)"), std::string::npos);
+  EXPECT_NE(call(R"({"seconds":5})", "nap").find(R"("code":"timeout")"), std::string::npos);
+  EXPECT_NE(call(R"({})", "nope").find("unknown_command"), std::string::npos);
+  // The next call on that connection still runs with its own timeout.
+  EXPECT_NE(call(R"({"a":2,"b":2})", "add").find(R"("sum":4)"), std::string::npos);
+
+  WsClient anon(port);
+  EXPECT_NE(anon.request(R"({"type":"call","command":"echo","args":{"value":"x"}})")
+                ->find("unauthorized"),
+            std::string::npos);
+  EXPECT_NE(anon.request(R"({"type":"call","command":"hello"})")->find("hello"), std::string::npos);
+
+  // A message over hub.max_message_size closes the connection (1009).
+  WsClient huge(port, "/ws", bearer(token(ann)));
+  huge.send(R"({"type":"call","command":"echo","args":{"value":")" + std::string(70'000, 'y') +
+            "\"}}");
+  EXPECT_FALSE(huge.receive(3s));
+  EXPECT_TRUE(huge.closed());
+  EXPECT_EQ(huge.close_code(), 1009);
+}
+
+TEST_F(Hub, CommandRateLimit) {
+  WsClient c(port, "/ws", bearer(token(ann)));
+  for (int i = 0; i < 150; ++i) {
+    c.send(R"({"type":"call","command":"whoami","ref":)" + std::to_string(1000 + i) + "}");
+  }
+  int limited = 0, acked = 0;
+  for (int i = 0; i < 150; ++i) {
+    auto m = c.receive();
+    if (!m) break;
+    if (m->find("rate_limited") != std::string::npos) ++limited;
+    if (m->find("\"ack\"") != std::string::npos) ++acked;
+  }
+  EXPECT_GT(limited, 0);
+  EXPECT_GE(acked, 100);  // the burst (2 x 50/s) goes through
+}
+
+TEST_F(Hub, PublishGoesThroughPostgres) {
+  WsClient a(port, "/ws", bearer(token(ann)));
+  WsClient b(port, "/ws", bearer(token(bob)));
+  ASSERT_NE(a.request(R"({"type":"subscribe","topic":"room:general"})")->find("ack"),
+            std::string::npos);
+  ASSERT_NE(b.request(R"({"type":"subscribe","topic":"room:general"})")->find("ack"),
+            std::string::npos);
+  auto ack = a.request(R"({"type":"publish","topic":"room:general","data":{"text":"hi all"}})");
+  ASSERT_TRUE(ack);
+  EXPECT_NE(ack->find("\"ack\""), std::string::npos) << *ack;
+  auto got = b.receive_containing("hi all");
+  ASSERT_TRUE(got) << daemon->output();
+  EXPECT_EQ(
+      *got,
+      R"({"type":"event","topic":"room:general","event":"publish","data":{"text":"hi all"}})");
+  // The publisher's own copy may have come before its ack.
+  bool own = false;
+  for (const auto& m : a.skipped) own = own || m.find("hi all") != std::string::npos;
+  EXPECT_TRUE(own || a.receive_containing("hi all"));
+  // Publishing where only subscribing is allowed, and data too big for NOTIFY.
+  EXPECT_NE(a.request(R"({"type":"publish","topic":"public","data":1})")->find("forbidden"),
+            std::string::npos);
+  EXPECT_NE(
+      a.request(R"({"type":"publish","topic":"room:x","data":")" + std::string(9000, 'z') + "\"}")
+          ->find("payload_too_large"),
+      std::string::npos);
+}
+
+TEST_F(Hub, SlowConsumerIsClosedWithoutSlowingOthers) {
+  WsClient slow(port, "/ws", {}, 4096);
+  ASSERT_NE(slow.request(R"({"type":"subscribe","topic":"public"})")->find("ack"),
+            std::string::npos);
+  WsClient fast(port);
+  ASSERT_NE(fast.request(R"({"type":"subscribe","topic":"public"})")->find("ack"),
+            std::string::npos);
+  // Enough to fill the slow client's socket buffers and its queue many times over. The writer
+  // stays at most 50 messages (100 KB) ahead of the reading client, so only the slow one can
+  // fall behind by more than its 256 KiB queue.
+  const int n = 5000;
+  std::string body(2000, 'p');
+  std::atomic<int> received{0};
+  std::thread writer([&] {
+    PgSession w(db->dsn());
+    for (int i = 0; i < n; ++i) {
+      auto deadline = std::chrono::steady_clock::now() + 10s;
+      while (i - received.load() > 50 && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(1ms);
+      }
+      w.notify("broadcast", R"({"i":)" + std::to_string(i) + R"(,"pad":")" + body + "\"}");
+    }
+  });
+  while (received < n) {
+    auto m = fast.receive(5s);
+    if (!m) break;
+    if (m->find("\"pad\"") != std::string::npos) ++received;
+  }
+  writer.join();
+  EXPECT_EQ(received.load(), n);
+  // 10 MB is far past the slow client's buffers and 256 KiB queue: it was closed.
+  int got = 0;
+  while (slow.receive(3s)) ++got;
+  EXPECT_TRUE(slow.closed());
+  EXPECT_LT(got, n);
+  EXPECT_TRUE(test::wait_until([] {
+    return metrics().find(R"(pgfanout_subscribers_dropped_total{reason="slow"} 0)") ==
+           std::string::npos;
+  }));
+}
+
+TEST_F(Hub, SseDeliversAndResumesFromTheOutbox) {
+  test::HttpStream sse(port,
+                       "GET /events?topic=items HTTP/1.1\r\nHost: x\r\n"
+                       "Accept: text/event-stream\r\n\r\n");
+  ASSERT_TRUE(sse.wait_for("retry: 2000\n\n"));
+  EXPECT_EQ(sse.status(), 200);
+  EXPECT_NE(sse.text().find("Content-Type: text/event-stream"), std::string::npos);
+  PgSession s(db->dsn());
+  s.exec("INSERT INTO public.items VALUES (1, 'one')");
+  ASSERT_TRUE(sse.wait_for(R"("v":"one")")) << sse.text() << daemon->output();
+  std::smatch m;
+  std::string text = sse.text();
+  ASSERT_TRUE(std::regex_search(text, m, std::regex(R"(id: (\d+)\ndata: \{"type":"event")")))
+      << text;
+  std::string first_id = m[1];
+  // Idle: heartbeats.
+  EXPECT_TRUE(sse.wait_for(": heartbeat\n\n", 3s));
+
+  s.exec("INSERT INTO public.items VALUES (2, 'two')");
+  s.exec("INSERT INTO public.items VALUES (3, 'three')");
+  // Let the live stream pass them (the reader acknowledges them), then resume after the first.
+  ASSERT_TRUE(sse.wait_for(R"("v":"three")"));
+  test::HttpStream resumed(port, "GET /events?topic=items HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " +
+                                     first_id + "\r\n\r\n");
+  ASSERT_TRUE(resumed.wait_for(R"("v":"three")")) << resumed.text();
+  EXPECT_NE(resumed.text().find(R"("v":"two")"), std::string::npos);
+  EXPECT_EQ(resumed.text().find(R"("v":"one")"), std::string::npos);
+  // A topic no durable rule pushes cannot be resumed: the client is told to resync.
+  test::HttpStream gap(port,
+                       "GET /events?topic=public HTTP/1.1\r\nHost: x\r\n"
+                       "Last-Event-ID: 5\r\n\r\n");
+  EXPECT_TRUE(gap.wait_for(R"({"type":"resync","topic":"public"})"));
+}
+
+TEST_F(Hub, HippieEndpoints) {
+  WsClient ws(port, "/_hippie/ws/public");
+  ASSERT_TRUE(ws.open()) << ws.http_status();
+  auto hello = ws.receive();
+  ASSERT_TRUE(hello);
+  EXPECT_NE(hello->find(R"("type":"hippie.pipe.set_client_id","client_id":")"), std::string::npos);
+  test::HttpStream mxhr(port, "GET /_hippie/mxhr/public HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(mxhr.wait_for("hippie.pipe.set_client_id"));
+  EXPECT_NE(mxhr.text().find(R"(multipart/mixed; boundary="|||")"), std::string::npos);
+
+  auto first = test::http_get(port, "/_hippie/poll/public");
+  ASSERT_EQ(first.status, 200);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(first.body, m, std::regex(R"re("client_id":"([0-9a-f]+)")re")))
+      << first.body;
+  std::string client_id = m[1];
+
+  PgSession s(db->dsn());
+  s.notify("broadcast", R"({"headline":"hippie"})");
+  auto msg = ws.receive_containing("hippie\"");
+  ASSERT_TRUE(msg);
+  EXPECT_EQ(*msg, R"({"headline":"hippie"})");
+  EXPECT_TRUE(mxhr.wait_for(R"({"headline":"hippie"})"));
+  auto polled = test::http_get(port, "/_hippie/poll/public?client_id=" + client_id);
+  EXPECT_EQ(polled.body, R"([{"headline":"hippie"}])");
+  // Nothing new: the poll waits, then answers with a ping.
+  auto idle = test::http_get(port, "/_hippie/poll/public?client_id=" + client_id);
+  EXPECT_EQ(idle.body, R"([{"type":"ping"}])");
+  EXPECT_TRUE(ws.receive_containing(R"({"type":"ping"})", 3s));
+
+  // Publish: through PostgreSQL, to the Hippie subscribers of "lobby".
+  WsClient lobby(port, "/_hippie/ws/lobby");
+  ASSERT_TRUE(lobby.receive());
+  const std::string form = "message=%7B%22say%22%3A%22yo%22%7D";
+  test::HttpStream pub(port,
+                       "POST /_hippie/pub/lobby HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                       "application/x-www-form-urlencoded\r\nContent-Length: " +
+                           std::to_string(form.size()) + "\r\n\r\n" + form);
+  EXPECT_TRUE(pub.wait_for(R"({"success":true})")) << pub.text();
+  auto said = lobby.receive_containing("say");
+  ASSERT_TRUE(said);
+  EXPECT_EQ(*said, R"({"say":"yo"})");
+  // The same ACLs: an authenticated-only room, a subscribe-only topic.
+  EXPECT_EQ(test::http_get(port, "/_hippie/poll/room:a").status, 401);
+  EXPECT_EQ(WsClient(port, "/_hippie/ws/user:" + ann).http_status(), 403);
+  test::HttpStream pub2(port,
+                        "POST /_hippie/pub/public HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n"
+                        "message=1");
+  EXPECT_TRUE(pub2.wait_for("403"));
+}
+
+TEST_F(Hub, OriginsAndStaticFiles) {
+  WsClient evil(port, "/ws", {{"Origin", "https://evil.example"}});
+  EXPECT_FALSE(evil.open());
+  EXPECT_EQ(evil.http_status(), 403);
+  WsClient good(port, "/ws", {{"Origin", "https://chat.example"}});
+  EXPECT_TRUE(good.open());
+
+  auto page = test::http_get(port, "/");
+  EXPECT_EQ(page.status, 200);
+  EXPECT_EQ(page.body, "<h1>chat</h1>");
+  EXPECT_NE(page.headers.find("text/html"), std::string::npos);
+  EXPECT_EQ(test::http_get(port, "/index.html").status, 200);
+  for (const char* bad : {"/../hub.yaml", "/%2e%2e/hub.yaml", "/escape.txt", "/.hidden",
+                          "/..%2fhub.yaml", "/nope.html"}) {
+    EXPECT_EQ(test::http_get(port, bad).status, 404) << bad;
+  }
+  EXPECT_EQ(test::http_get(port, "/healthz").status, 200);
+}
+
+}  // namespace
+}  // namespace pgfanout
