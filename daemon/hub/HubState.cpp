@@ -471,9 +471,19 @@ void HubState::replay(
   }
   if (channels.empty() || lost.size() == wanted.size()) return done({}, std::move(lost));
   const int limit = config.resume_limit;
+  // Resume in the order the outbox reader delivered live events: the safe (txid, id) order after
+  // the event the client last saw, never by id alone (ids are not commit order). The first row
+  // says whether that event is still in the outbox; when it was trimmed the gap cannot be
+  // replayed and the topics get `resync`.
   sql.run(
-      "SELECT id, channel, payload::text FROM pgfanout.outbox WHERE id > $1 AND channel = "
-      "ANY($2::text[]) ORDER BY id LIMIT $3",
+      "WITH last AS (SELECT txid, id FROM pgfanout.outbox WHERE id = $1), "
+      "page AS (SELECT o.txid, o.id, o.channel, o.payload::text AS payload "
+      "FROM pgfanout.outbox o, last WHERE (o.txid, o.id) > (last.txid, last.id) "
+      "AND o.txid < pg_snapshot_xmin(pg_current_snapshot()) AND o.channel = ANY($2::text[]) "
+      "ORDER BY o.txid, o.id LIMIT $3) "
+      "SELECT NULL::bigint, NULL::text, (SELECT count(*) FROM last)::text, 0 AS k, "
+      "NULL::xid8 AS t, 0::bigint AS i "
+      "UNION ALL SELECT id, channel, payload, 1, txid, id FROM page ORDER BY 4, 5, 6",
       {std::to_string(after), array_literal(channels), std::to_string(limit + 1)},
       std::chrono::seconds(10),
       [set, wanted = std::move(wanted), lost = std::move(lost), limit,
@@ -484,9 +494,10 @@ void HubState::replay(
         }
         std::unordered_set<std::string> wanted_set(wanted.begin(), wanted.end());
         std::vector<ReplayedEvent> out;
-        if (static_cast<int>(r.rows.size()) > limit) lost = wanted;
+        if (r.rows.empty() || r.rows[0][2] != "1") return done({}, std::move(wanted));
+        if (static_cast<int>(r.rows.size()) - 1 > limit) lost = wanted;
         std::string topic, name, data, why;
-        for (std::size_t i = 0; i < r.rows.size() && static_cast<int>(i) < limit; ++i) {
+        for (std::size_t i = 1; i < r.rows.size() && static_cast<int>(i) <= limit; ++i) {
           if (!r.rows[i][0] || !r.rows[i][1] || !r.rows[i][2]) continue;
           std::int64_t id = std::stoll(*r.rows[i][0]);
           const std::string& channel = *r.rows[i][1];

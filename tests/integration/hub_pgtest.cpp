@@ -472,6 +472,30 @@ TEST_F(Hub, SseDeliversAndResumesFromTheOutbox) {
   ASSERT_TRUE(resumed.wait_for(R"("v":"three")")) << resumed.text();
   EXPECT_NE(resumed.text().find(R"("v":"two")"), std::string::npos);
   EXPECT_EQ(resumed.text().find(R"("v":"one")"), std::string::npos);
+  // Regression: ids are not commit order. A takes its transaction id first; B then inserts and
+  // commits, taking the smaller outbox id; then A inserts and commits. Live delivery follows (txid, id): A's event first, then B's. Resuming after A's
+  // event must replay B's even though B's id is smaller.
+  PgSession a(db->dsn()), b(db->dsn());
+  a.exec("BEGIN");
+  a.exec("SELECT pg_current_xact_id()");
+  b.exec("INSERT INTO public.items VALUES (4, 'four-b')");
+  a.exec("INSERT INTO public.items VALUES (5, 'five-a')");
+  a.exec("COMMIT");
+  ASSERT_TRUE(sse.wait_for(R"("v":"four-b")")) << sse.text();
+  text = sse.text();
+  ASSERT_LT(text.find(R"("v":"five-a")"), text.find(R"("v":"four-b")"))
+      << "live order is (txid, id)";
+  ASSERT_TRUE(
+      std::regex_search(text, m, std::regex(R"(id: (\d+)\ndata: \{"type":"event"[^\n]*"five-a")")))
+      << text;
+  test::HttpStream after_a(port, "GET /events?topic=items HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " +
+                                     std::string(m[1]) + "\r\n\r\n");
+  EXPECT_TRUE(after_a.wait_for(R"("v":"four-b")")) << after_a.text();
+  // Resuming after an event the outbox no longer holds cannot replay the gap: resync.
+  test::HttpStream trimmed(port,
+                           "GET /events?topic=items HTTP/1.1\r\nHost: x\r\nLast-Event-ID: "
+                           "999999\r\n\r\n");
+  EXPECT_TRUE(trimmed.wait_for(R"({"type":"resync","topic":"items"})")) << trimmed.text();
   // A topic no durable rule pushes cannot be resumed: the client is told to resync.
   test::HttpStream gap(port,
                        "GET /events?topic=public HTTP/1.1\r\nHost: x\r\n"
