@@ -11,6 +11,7 @@
 
 #include "hub/PushAction.hpp"
 #include "hub/ServerFrames.hpp"
+#include "pg/ConnInfo.hpp"
 
 namespace pgfanout::hub {
 
@@ -87,21 +88,6 @@ const std::string* claim(const auth::Claims* claims, std::string_view name) {
   if (claims == nullptr) return nullptr;
   auto it = claims->find(name);
   return it == claims->end() ? nullptr : &it->second;
-}
-
-std::string array_literal(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
 }
 
 }  // namespace
@@ -484,7 +470,7 @@ void HubState::replay(
       "SELECT NULL::bigint, NULL::text, (SELECT count(*) FROM last)::text, 0 AS k, "
       "NULL::xid8 AS t, 0::bigint AS i "
       "UNION ALL SELECT id, channel, payload, 1, txid, id FROM page ORDER BY 4, 5, 6",
-      {std::to_string(after), array_literal(channels), std::to_string(limit + 1)},
+      {std::to_string(after), pg::text_array(channels), std::to_string(limit + 1)},
       std::chrono::seconds(10),
       [set, wanted = std::move(wanted), lost = std::move(lost), limit,
        done = std::move(done)](pg::PgResult&& r) mutable {

@@ -33,4 +33,7 @@ bool valid_dsn(const std::string& dsn, std::string& error);
 // Quotes an identifier for SQL (double quotes, doubled inner quotes).
 std::string quote_ident(const std::string& name);
 
+// A text[] literal for a bound parameter: {"a","b \"c\""}.
+std::string text_array(const std::vector<std::string>& items);
+
 }  // namespace pgfanout::pg

@@ -22,21 +22,6 @@ std::string error_of(PGconn* c, PGresult* r) {
 
 }  // namespace
 
-std::string text_array(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += '"';
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    out += '"';
-  }
-  out += '}';
-  return out;
-}
-
 InstallResult install(const config::Config& cfg) {
   InstallResult result;
   ConnParams params(cfg.postgres.dsn, cfg.postgres.password, cfg.postgres.connect_timeout);

@@ -16,7 +16,4 @@ struct InstallResult {
 
 [[nodiscard]] InstallResult install(const config::Config& cfg);
 
-// Text array literal for a bound parameter: {"a","b \"c\""}.
-std::string text_array(const std::vector<std::string>& items);
-
 }  // namespace pgfanout::pg

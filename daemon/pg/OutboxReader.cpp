@@ -8,7 +8,6 @@
 #include "metrics/Metrics.hpp"
 #include "pg/Backoff.hpp"
 #include "pg/ConnInfo.hpp"
-#include "pg/Installer.hpp"
 #include "pg/PgConnection.hpp"
 
 namespace pgfanout::pg {

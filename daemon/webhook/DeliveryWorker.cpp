@@ -10,7 +10,6 @@
 #include "metrics/Metrics.hpp"
 #include "pg/Backoff.hpp"
 #include "pg/ConnInfo.hpp"
-#include "pg/Installer.hpp"
 #include "pg/PgConnection.hpp"
 #include "rules/RuleSet.hpp"
 

@@ -473,8 +473,9 @@ TEST_F(Hub, SseDeliversAndResumesFromTheOutbox) {
   EXPECT_NE(resumed.text().find(R"("v":"two")"), std::string::npos);
   EXPECT_EQ(resumed.text().find(R"("v":"one")"), std::string::npos);
   // Regression: ids are not commit order. A takes its transaction id first; B then inserts and
-  // commits, taking the smaller outbox id; then A inserts and commits. Live delivery follows (txid, id): A's event first, then B's. Resuming after A's
-  // event must replay B's even though B's id is smaller.
+  // commits, taking the smaller outbox id; then A inserts and commits. Live delivery follows (txid,
+  // id): A's event first, then B's. Resuming after A's event must replay B's even though B's id is
+  // smaller.
   PgSession a(db->dsn()), b(db->dsn());
   a.exec("BEGIN");
   a.exec("SELECT pg_current_xact_id()");
