@@ -3,8 +3,9 @@
 # playwright-core, run with node's built-in test runner.
 #
 # Needs the servers of tests/harness/with-servers.sh (PGFANOUT_TEST_DSN, PGFANOUT_TEST_REDIS_*);
-# creates its own database there, applies examples/chat/schema.sql, installs rules/chat.yaml and
-# runs the daemon on a free port for the duration of the tests.
+# creates its own database there, applies the chat and location examples' SQL, installs
+# rules/chat.yaml and rules/location.yaml and runs a daemon for each on a free port for the
+# duration of the tests (their logs end up in artifacts/).
 #
 #   tests/harness/with-servers.sh tests/browser/run.sh [build/pgfanout]
 set -euo pipefail
@@ -22,10 +23,10 @@ if [ ! -d node_modules/playwright-core ]; then npm ci --no-audit --no-fund --log
 mkdir -p artifacts
 
 work=$(mktemp -d)
-daemon_pid=""
+pids=()
 cleanup() {
-  if [ -n "$daemon_pid" ]; then kill -TERM "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null; fi
-  cp "$work/daemon.log" artifacts/daemon.log 2>/dev/null || true
+  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; done
+  cp "$work"/*.log artifacts/ 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -34,18 +35,32 @@ db=pgfanout_browser_$$
 psql "$PGFANOUT_TEST_DSN" -qc "CREATE DATABASE $db" >/dev/null
 export PGFANOUT_DSN="$PGFANOUT_TEST_DSN dbname=$db"
 export PGFANOUT_REDIS="$PGFANOUT_TEST_REDIS_URL"
-export PGFANOUT_STATIC="$root/examples/chat/web"
 export PGFANOUT_JWT_SECRET=$(head -c 32 /dev/urandom | base64)
-port=$((20000 + RANDOM % 30000))
-while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((20000 + RANDOM % 30000)); done
-export PGFANOUT_HTTP="127.0.0.1:$port"
+free_port() {
+  local p=$((20000 + RANDOM % 30000))
+  while (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; do p=$((20000 + RANDOM % 30000)); done
+  echo "$p"
+}
+# start NAME CONFIG STATIC_DIR: runs a daemon on a free port; sets $url to its address
+start() {
+  local port
+  port=$(free_port)
+  PGFANOUT_HTTP="127.0.0.1:$port" PGFANOUT_STATIC="$3" "$bin" run --config "$2" >"$work/$1.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 1 100); do grep -q "ready" "$work/$1.log" && break; sleep 0.1; done
+  grep -q "ready" "$work/$1.log" || { cat "$work/$1.log" >&2; return 1; }
+  url="http://127.0.0.1:$port/"
+}
 
+# The chat (rules/chat.yaml) and the location feed (rules/location.yaml) share one database.
 psql "$PGFANOUT_DSN" -v ON_ERROR_STOP=1 -q -f "$root/examples/chat/schema.sql"
+psql "$PGFANOUT_DSN" -v ON_ERROR_STOP=1 -q -f "$root/examples/location/schema.sql" \
+  -f "$root/examples/location/seed_trigger.sql" -f "$root/examples/location/people.sql"
 "$bin" install --config "$root/rules/chat.yaml" >/dev/null
-"$bin" run --config "$root/rules/chat.yaml" >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 1 100); do grep -q "ready" "$work/daemon.log" && break; sleep 0.1; done
-grep -q "ready" "$work/daemon.log" || { cat "$work/daemon.log"; exit 1; }
-
-export CHAT_URL="http://127.0.0.1:$port/" CHROMIUM="$chromium"
+"$bin" install --config "$root/rules/location.yaml" >/dev/null
+start chat-daemon "$root/rules/chat.yaml" "$root/examples/chat/web"
+CHAT_URL=$url
+start location-daemon "$root/rules/location.yaml" "$root/examples/location/web"
+LOCATION_URL=$url
+export CHAT_URL LOCATION_URL CHROMIUM="$chromium"
 node --test --test-concurrency=1 "$here"/*.test.mjs

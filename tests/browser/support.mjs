@@ -10,7 +10,8 @@ export const artifacts = path.join(here, 'artifacts');
 mkdirSync(artifacts, { recursive: true });
 
 export const CHAT_URL = process.env.CHAT_URL;
-if (!CHAT_URL) throw new Error('CHAT_URL is not set: run tests/browser/run.sh');
+export const LOCATION_URL = process.env.LOCATION_URL;
+if (!CHAT_URL || !LOCATION_URL) throw new Error('CHAT_URL / LOCATION_URL are not set: run tests/browser/run.sh');
 
 // A fresh browser per test file: launch() gives it a new, empty profile directory (a temporary
 // one that Playwright removes on close), and every context is isolated like a private window.
