@@ -13,7 +13,8 @@ packages=(
   # also installs a Prometheus server unit; `systemctl disable --now prometheus` if unwanted).
   systemd prometheus
 )
-if [ "${PGFANOUT_WITH_BROWSER:-0}" = 1 ]; then
+# The browser tests (tests/browser): PGFANOUT_WITH_BROWSER=0 leaves them out.
+if [ "${PGFANOUT_WITH_BROWSER:-1}" = 1 ]; then
   packages+=(chromium nodejs npm)
 fi
 

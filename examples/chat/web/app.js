@@ -1,0 +1,343 @@
+// The chat page: talks to pgfanout's hub over one WebSocket (docs/protocol.md).
+// Logged out, the connection is anonymous (only `register` and `login` work); after `login` it
+// subscribes to user:<id>, whose backlog (unread messages) comes first, then live messages.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  ws: null,
+  open: false,
+  nextRef: 1,
+  pending: new Map(), // ref -> {resolve, reject}
+  token: sessionStorage.getItem('chat.token'),
+  user: JSON.parse(sessionStorage.getItem('chat.user') || 'null'), // {id, username}
+  seen: new Set(), // message ids shown (a backlog row may also arrive live)
+  highestShown: 0, // highest received message id shown and not yet acknowledged
+  backoff: 500,
+  reconnectTimer: null,
+};
+
+// ---------------------------------------------------------------------------------------------
+// Connection
+
+function wsUrl() {
+  return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
+}
+
+function setConn(s, text) {
+  const el = $('conn');
+  el.dataset.state = s;
+  el.textContent = text;
+}
+
+function connect() {
+  clearTimeout(state.reconnectTimer);
+  setConn('connecting', 'connecting…');
+  const ws = new WebSocket(wsUrl());
+  state.ws = ws;
+  ws.onopen = async () => {
+    state.open = true;
+    state.backoff = 500;
+    setConn('open', 'connected');
+    if (state.token && state.user) {
+      try {
+        await request({ type: 'auth', token: state.token });
+        await enterChat();
+      } catch (e) {
+        if (e.code === 'unauthorized') {
+          // The token expired or the secret changed: log in again.
+          forget();
+          showError('Your session has expired; please log in again.');
+          reconnectNow();
+        } else if (!e.connectionLost) {
+          showError(e.message);
+        }
+      }
+    } else {
+      showAuth();
+    }
+  };
+  ws.onmessage = (ev) => {
+    let msg;
+    try { msg = JSON.parse(ev.data); } catch { return; }
+    handle(msg);
+  };
+  ws.onclose = () => {
+    if (state.ws !== ws) return; // replaced on purpose (log out)
+    state.open = false;
+    for (const p of state.pending.values()) {
+      const err = new Error('connection lost');
+      err.connectionLost = true;
+      p.reject(err);
+    }
+    state.pending.clear();
+    const delay = Math.round(state.backoff * (0.5 + Math.random() / 2));
+    state.backoff = Math.min(state.backoff * 2, 15000);
+    setConn('lost', `connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s`);
+    state.reconnectTimer = setTimeout(connect, delay);
+  };
+}
+
+// Drop the current connection (e.g. on log out) and open a fresh, anonymous one.
+function reconnectNow() {
+  const old = state.ws;
+  state.ws = null;
+  state.open = false;
+  if (old) old.close();
+  for (const p of state.pending.values()) p.reject(Object.assign(new Error('closed'), { connectionLost: true }));
+  state.pending.clear();
+  connect();
+}
+
+function request(msg) {
+  return new Promise((resolve, reject) => {
+    if (!state.open) {
+      reject(Object.assign(new Error('not connected — reconnecting'), { connectionLost: true }));
+      return;
+    }
+    const ref = state.nextRef++;
+    state.pending.set(ref, { resolve, reject });
+    state.ws.send(JSON.stringify({ ...msg, ref }));
+  });
+}
+
+const call = (command, args = {}) => request({ type: 'call', command, args });
+
+function handle(msg) {
+  if (msg.type === 'ack' || msg.type === 'error' || msg.type === 'pong') {
+    const p = state.pending.get(msg.ref);
+    if (!p) return;
+    state.pending.delete(msg.ref);
+    if (msg.type === 'error') {
+      const err = new Error(msg.message || msg.code);
+      err.code = msg.code;
+      p.reject(err);
+    } else {
+      p.resolve(msg.result);
+    }
+  } else if (msg.type === 'event' && msg.event === 'message') {
+    receive(msg.data);
+  } else if (msg.type === 'resync') {
+    // Events may have been missed: subscribe again to get the unread backlog.
+    resubscribe().catch((e) => showError(e.message));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+function describe(e) {
+  switch (e.code) {
+    case 'login_failed': return 'Wrong username or password.';
+    case 'rate_limited': return 'Too many attempts; please wait a moment.';
+    case 'unavailable': return 'The database is not reachable right now; try again shortly.';
+    case 'timeout': return 'The server took too long; try again.';
+    case 'unauthorized': return 'Please log in first.';
+    default: return e.message;
+  }
+}
+
+function showError(text) {
+  const el = $('error');
+  el.textContent = text;
+  el.hidden = !text;
+}
+
+function guard(fn) {
+  return async (ev) => {
+    if (ev) ev.preventDefault();
+    showError('');
+    try {
+      await fn(ev);
+    } catch (e) {
+      showError(describe(e));
+    }
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+function showAuth() {
+  $('auth-view').hidden = false;
+  $('chat-view').hidden = true;
+  $('who').hidden = true;
+  $('logout').hidden = true;
+}
+
+async function enterChat() {
+  $('auth-view').hidden = true;
+  $('chat-view').hidden = false;
+  $('who').hidden = false;
+  $('who').textContent = state.user.username;
+  $('logout').hidden = false;
+  await request({ type: 'subscribe', topic: `user:${state.user.id}` });
+  await Promise.all([loadProfile(), loadContacts()]);
+  acknowledge();
+}
+
+async function resubscribe() {
+  const topic = `user:${state.user.id}`;
+  await request({ type: 'unsubscribe', topic }).catch(() => {});
+  await request({ type: 'subscribe', topic });
+}
+
+function forget() {
+  state.token = null;
+  state.user = null;
+  state.seen.clear();
+  state.highestShown = 0;
+  sessionStorage.removeItem('chat.token');
+  sessionStorage.removeItem('chat.user');
+  $('messages').replaceChildren();
+  $('contacts').replaceChildren();
+}
+
+async function loadProfile() {
+  const rows = await call('profile');
+  if (!rows.length) return;
+  const p = rows[0];
+  $('friends-only').checked = p.friends_only;
+  $('friends').value = (p.friends || []).join(', ');
+  $('unread').textContent = String(p.unread);
+}
+
+async function loadContacts() {
+  const rows = await call('contacts');
+  const list = $('contacts');
+  list.replaceChildren(...rows.map((c) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'contact';
+    b.dataset.username = c.username;
+    b.textContent = c.username + (c.is_friend ? ' ★' : '') + (c.friends_only ? ' (friends only)' : '');
+    b.addEventListener('click', () => { $('to').value = c.username; $('body').focus(); });
+    li.append(b);
+    return li;
+  }));
+  if (!rows.length) {
+    const li = document.createElement('li');
+    li.className = 'hint';
+    li.textContent = 'Nobody yet.';
+    list.append(li);
+  }
+}
+
+async function refreshUnread() {
+  const rows = await call('unread_count');
+  $('unread').textContent = String(rows[0].unread);
+}
+
+function addMessage({ id, dir, peer, body, at }) {
+  const li = document.createElement('li');
+  li.className = `message ${dir}`;
+  if (id) li.dataset.id = String(id);
+  const head = document.createElement('div');
+  head.className = 'meta';
+  head.textContent = (dir === 'in' ? `from ${peer}` : `to ${peer}`) +
+    (at ? ` · ${new Date(at.replace(' ', 'T').replace(/\+00$/, 'Z')).toLocaleTimeString()}` : '');
+  const text = document.createElement('div');
+  text.className = 'body';
+  text.textContent = body;
+  li.append(head, text);
+  const list = $('messages');
+  list.append(li);
+  list.scrollTop = list.scrollHeight;
+}
+
+// A message to me, from the backlog or live. Shown once (by id), then acknowledged.
+function receive(m) {
+  if (!m || m.id == null || state.seen.has(m.id)) return;
+  state.seen.add(m.id);
+  addMessage({ id: m.id, dir: 'in', peer: m.from_username, body: m.body, at: m.sent_at });
+  state.highestShown = Math.max(state.highestShown, m.id);
+  $('unread').textContent = String(Number($('unread').textContent) + 1);
+  scheduleAck();
+}
+
+let ackTimer = null;
+function scheduleAck() {
+  clearTimeout(ackTimer);
+  ackTimer = setTimeout(acknowledge, 150);
+}
+
+// Messages count as read once they were shown on a visible page.
+async function acknowledge() {
+  if (document.visibilityState !== 'visible' || !state.user || !state.highestShown) return;
+  const upTo = state.highestShown;
+  try {
+    await call('mark_read', { up_to: upTo });
+    if (state.highestShown === upTo) state.highestShown = 0;
+    await refreshUnread();
+  } catch (e) {
+    if (!e.connectionLost) showError(describe(e));
+  }
+}
+document.addEventListener('visibilitychange', acknowledge);
+
+// ---------------------------------------------------------------------------------------------
+// Actions
+
+const formValues = (form) => Object.fromEntries(new FormData(form).entries());
+
+$('login-form').addEventListener('submit', guard(async (ev) => {
+  const { username, password } = formValues(ev.target);
+  const r = await request({ type: 'login', username, password });
+  state.token = r.token;
+  state.user = { id: String(r.claims.sub), username: r.claims.username };
+  sessionStorage.setItem('chat.token', state.token);
+  sessionStorage.setItem('chat.user', JSON.stringify(state.user));
+  ev.target.reset();
+  await enterChat();
+}));
+
+$('register-form').addEventListener('submit', guard(async (ev) => {
+  const { username, password, email } = formValues(ev.target);
+  await call('register', { username, password, email });
+  const r = await request({ type: 'login', username, password });
+  state.token = r.token;
+  state.user = { id: String(r.claims.sub), username: r.claims.username };
+  sessionStorage.setItem('chat.token', state.token);
+  sessionStorage.setItem('chat.user', JSON.stringify(state.user));
+  ev.target.reset();
+  await enterChat();
+}));
+
+$('logout').addEventListener('click', () => {
+  forget();
+  showError('');
+  showAuth();
+  reconnectNow(); // a logged-in connection stays logged in: start an anonymous one
+});
+
+$('friends-form').addEventListener('submit', guard(async () => {
+  const friends = $('friends').value.split(/[\s,]+/).filter(Boolean);
+  const rows = await call('set_friends', { friends });
+  $('friends').value = rows.map((r) => r.friend).join(', ');
+  await loadContacts();
+}));
+
+$('friends-only').addEventListener('change', guard(async () => {
+  const box = $('friends-only');
+  try {
+    const rows = await call('set_friends_only', { enabled: box.checked });
+    box.checked = rows[0].friends_only;
+  } catch (e) {
+    box.checked = !box.checked;
+    throw e;
+  }
+}));
+
+$('refresh-contacts').addEventListener('click', guard(loadContacts));
+
+$('send-form').addEventListener('submit', guard(async () => {
+  const to = $('to').value.trim();
+  const body = $('body').value;
+  const rows = await call('send', { to, body });
+  addMessage({ id: null, dir: 'out', peer: to, body, at: rows[0] && rows[0].sent_at });
+  $('body').value = '';
+}));
+
+connect();
