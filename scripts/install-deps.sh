@@ -13,9 +13,13 @@ packages=(
   # also installs a Prometheus server unit; `systemctl disable --now prometheus` if unwanted).
   systemd prometheus
 )
-# The browser tests (tests/browser): PGFANOUT_WITH_BROWSER=0 leaves them out.
+# The browser tests (tests/browser): PGFANOUT_WITH_BROWSER=0 leaves them out. Node.js and npm
+# are taken from Debian only when the machine has none: an image that ships its own Node.js
+# (with npm inside) conflicts with Debian's npm package.
 if [ "${PGFANOUT_WITH_BROWSER:-1}" = 1 ]; then
-  packages+=(chromium nodejs npm)
+  packages+=(chromium)
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()
