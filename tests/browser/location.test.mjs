@@ -25,6 +25,8 @@ test('the map shows one marker per person with a location', async () => {
   assert.ok(n > 0);
   await waitFor(async () => (await page.locator('.marker').count()) === n);
   assert.ok((await page.locator('#graticule line').count()) > 0, 'a graticule is drawn');
+  await page.waitForFunction(() => document.querySelectorAll('#land path').length > 0);
+  assert.ok((await page.locator('#land path').count()) > 0, 'coastlines are drawn from land.geojson');
 });
 
 test('an UPDATE of a person\'s row moves that marker', async () => {

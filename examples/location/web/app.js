@@ -2,7 +2,9 @@
 // topic `people`; the subscription first sends everybody's position (event `person`), then each
 // move: `moved` from the seed's trigger ({id, loc: GeoJSON}), or INSERT / UPDATE / DELETE from the
 // generated trigger (the row, with `loc` as hex EWKB). The map is an equirectangular projection of
-// the area around the people with a graticule: drawn here, no tiles, nothing fetched.
+// the area around the people with coastlines from land.geojson (Natural Earth land clipped to the
+// sample people's area, shipped with the page: see ../tools/make-land.mjs) and a graticule.
+// No tiles, nothing fetched from elsewhere.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -12,6 +14,30 @@ const H = 500;
 
 const people = new Map(); // id -> {name, lon, lat, el}
 let view = null; // {lon0, lon1, lat0, lat1}
+let land = null; // MultiPolygon coordinates from land.geojson, once loaded
+
+fetch('land.geojson')
+  .then((r) => (r.ok ? r.json() : null))
+  .then((fc) => {
+    land = fc && fc.features && fc.features[0] ? fc.features[0].geometry.coordinates : null;
+    if (view) drawLand();
+  })
+  .catch(() => {}); // the map still works without coastlines
+
+function drawLand() {
+  const g = $('land');
+  g.replaceChildren();
+  if (!land) return;
+  for (const polygon of land) {
+    const d = polygon
+      .map((ring) => ring.map(([lon, lat], i) => `${i ? 'L' : 'M'}${px(lon).toFixed(1)},${py(lat).toFixed(1)}`).join('') + 'Z')
+      .join('');
+    const path = document.createElementNS(SVG, 'path');
+    path.setAttribute('d', d);
+    path.setAttribute('fill-rule', 'evenodd');
+    g.append(path);
+  }
+}
 
 // --- Geometry ---------------------------------------------------------------------------------
 
@@ -46,6 +72,7 @@ function fitView() {
   if (spanLon * k / spanLat < W / H) spanLon = (spanLat * W) / H / k;
   else spanLat = (spanLon * k * H) / W;
   view = { lon0: cx - spanLon / 2, lon1: cx + spanLon / 2, lat0: cy - spanLat / 2, lat1: cy + spanLat / 2 };
+  drawLand();
   drawGraticule();
   for (const p of people.values()) place(p);
 }
