@@ -1,7 +1,7 @@
 // The location page (examples/location/web) against the daemon running rules/location.yaml.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { LOCATION_URL, launch, shot, sql, waitFor } from './support.mjs';
+import { LOCATION_URL, launch, redis, shot, sql, waitFor } from './support.mjs';
 
 let browser;
 let page;
@@ -37,6 +37,8 @@ test('an UPDATE of a person\'s row moves that marker', async () => {
   const [lon, lat] = sql(`SELECT ST_X(loc::geometry) || ' ' || ST_Y(loc::geometry) FROM person WHERE id = ${id}`)
     .split(' ').map(Number);
   const to = [lon + 0.01, lat - 0.005];
+  // An application's cached copy of the person, evicted by the move.
+  redis('SET', `person:${id}`, '{"stale":true}');
   sql(`UPDATE person SET loc = ST_SetSRID(ST_MakePoint(${to[0]}, ${to[1]}), 4326)::geography WHERE id = ${id}`);
   await waitFor(async () => Math.abs(Number(await marker(id).getAttribute('data-lon')) - to[0]) < 1e-9, { timeout: 2000 });
   assert.ok(Math.abs(Number(await marker(id).getAttribute('data-lat')) - to[1]) < 1e-9);
@@ -44,5 +46,6 @@ test('an UPDATE of a person\'s row moves that marker', async () => {
   // Both triggers announced it: the seed's (person_updated) and the generated one (person_changed).
   await page.locator('#log li', { hasText: `person_updated  #${id}` }).waitFor();
   await page.locator('#log li', { hasText: `person_changed UPDATE #${id}` }).waitFor();
+  await waitFor(() => redis('EXISTS', `person:${id}`) === '0');
   await shot(page, 'location-after');
 });
