@@ -20,8 +20,18 @@ using namespace std::chrono_literals;
 constexpr int kRows = 20;
 
 // The daemon reaches the own Redis through `proxy`; the readers go to it directly.
+// The fault sets the marker key (fault_marker) once Redis holds data that should survive it.
+std::string fault_marker(const std::string& name) {
+  return "fredis:" + name + ":user:marker";
+}
+
+void set_marker(OwnRedisServer& own, const std::string& name) {
+  RedisTestClient(own.port()).set(fault_marker(name));
+}
+
 void run_redis_fault(const std::string& name,
-                     const std::function<void(OwnRedisServer&, TcpProxy&)>& fault) {
+                     const std::function<void(OwnRedisServer&, TcpProxy&)>& fault,
+                     int queue_limit = 100000) {
   ScratchDatabase db("fredis");
   OwnRedisServer own;
   TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(own.port()));
@@ -36,6 +46,9 @@ void run_redis_fault(const std::string& name,
           "\"}\nhttp: {listen: 127.0.0.1:0}\nredis:\n  url: redis://127.0.0.1:" +
           std::to_string(proxy.port()) +
           "/0\n  reconnect_min: 20ms\n  reconnect_max: 200ms\n  command_timeout: 3s\n"
+          "  queue_limit: " +
+          std::to_string(queue_limit) +
+          "\n"
           "watch:\n  - table: public.users\n    channel: users_changed\n"
           "rules:\n  - name: users\n    channel: users_changed\n    actions:\n"
           "      - evict: [\"" +
@@ -54,10 +67,10 @@ void run_redis_fault(const std::string& name,
   CacheLoad load(db.dsn(), own.port(), prefix, kRows);
   load.start(/*readers=*/3, /*writers=*/2);
   std::this_thread::sleep_for(long_tests() ? 10s : 1500ms);
+  set_marker(own, name);  // on_gap deletes it; a fault that empties Redis sets it again
   fault(own, proxy);
   auto fault_over = std::chrono::steady_clock::now();
   RedisTestClient redis(own.port());
-  redis.set(prefix + "user:marker");  // on_gap, if it runs after this, deletes it
   EXPECT_TRUE(wait_until(
       [&] { return daemon_metric(port, "pgfanout_redis_connected{target=\"default\"}") == 1; },
       30s))
@@ -70,7 +83,14 @@ void run_redis_fault(const std::string& name,
   f.scenario = "redis_" + name;
   f.written = load.written();
   const std::string series = "pgfanout_actions_total{rule=\"users\",kind=\"evict\"}";
-  wait_until([&] { return daemon_metric(port, series) >= f.written; }, 20s);
+  // Every write's eviction completed or failed (dropped from a full queue).
+  const std::string failed = "pgfanout_actions_failed_total{rule=\"users\",kind=\"evict\"}";
+  wait_until(
+      [&] {
+        return daemon_metric(port, series) + std::max(0.0, daemon_metric(port, failed)) >=
+               static_cast<double>(f.written);
+      },
+      20s);
   std::this_thread::sleep_for(1s);
   EXPECT_TRUE(wait_until(
       [&] { return daemon_metric(port, "pgfanout_redis_queued{target=\"default\"}") == 0; }));
@@ -81,9 +101,11 @@ void run_redis_fault(const std::string& name,
       std::chrono::duration_cast<std::chrono::milliseconds>(recovered - fault_over).count();
   double gaps = daemon_metric(port, "pgfanout_redis_gaps_total{rule=\"users\"}");
   f.extra["gaps"] = static_cast<long long>(gaps < 0 ? 0 : gaps);
-  f.extra["on_gap_flushed"] = redis.exists(prefix + "user:marker") ? 0 : 1;
+  f.extra["failed"] = static_cast<long long>(std::max(0.0, daemon_metric(port, failed)));
+  f.extra["on_gap_flushed"] = redis.exists(fault_marker(name)) ? 0 : 1;
   f.report();
-  EXPECT_TRUE(f.lost == 0 || f.extra["gaps"] > 0) << daemon.output();
+  EXPECT_TRUE(f.lost == 0 || (f.extra["gaps"] > 0 && f.extra["on_gap_flushed"] == 1))
+      << daemon.output();
   EXPECT_EQ(f.stale, 0);
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(), 0) << daemon.output();
@@ -95,6 +117,7 @@ TEST(FaultRedis, StoppedForAWhileAndRestarted) {
     own.stop();
     std::this_thread::sleep_for(long_tests() ? 10s : 3s);
     own.start();
+    set_marker(own, "stopped");
     proxy.restore();
   });
 }
@@ -117,9 +140,27 @@ TEST(FaultRedis, KilledWithEvictionsQueued) {
     own.stop();
     proxy.cut();
     own.start();  // empty, and readers fill it again before the daemon reconnects
+    set_marker(own, "killed_with_queue");
     std::this_thread::sleep_for(500ms);
     proxy.restore();
   });
+}
+
+// A queue too small for the outage: evictions are dropped, and on_gap must flush.
+TEST(FaultRedis, KilledWithAFullQueueRunsOnGap) {
+  run_redis_fault(
+      "queue_overflow",
+      [](OwnRedisServer& own, TcpProxy& proxy) {
+        proxy.freeze();
+        std::this_thread::sleep_for(500ms);
+        own.stop();
+        proxy.cut();
+        std::this_thread::sleep_for(long_tests() ? 10s : 2s);
+        own.start();
+        set_marker(own, "queue_overflow");
+        proxy.restore();
+      },
+      /*queue_limit=*/64);
 }
 
 }  // namespace
