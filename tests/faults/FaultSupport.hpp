@@ -41,14 +41,15 @@ inline double daemon_metric(int port, const std::string& series) {
   return r.status == 200 ? metric_value(r.body, series) : -1;
 }
 
-// What a scenario reports: recorded as test properties and printed as one line.
+// What a scenario reports: recorded as test properties and printed as one line. A figure a
+// scenario does not measure stays -1.
 struct Figures {
   std::string scenario;
   long long written = 0;
   long long acted = 0;
   long long lost = 0;
-  long long duplicates = 0;
-  long long stale = 0;
+  long long duplicates = -1;  // -1: not measured by this scenario
+  long long stale = -1;
   long long recover_ms = -1;
   std::map<std::string, long long> extra;
 

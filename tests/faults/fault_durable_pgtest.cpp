@@ -96,6 +96,7 @@ TEST(FaultDurable, SigkillMidStreamLosesNoDurableEvent) {
                      .count();
   auto after = acted_ids(second->output());
   f.acted = merge();
+  f.duplicates = 0;
   f.lost = f.written - f.acted;
   for (auto& [id, n] : after) f.duplicates += (before.contains(id) ? 1 : 0) + (n - 1);
   for (auto& [id, n] : before) f.duplicates += n - 1;
