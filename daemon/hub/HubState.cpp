@@ -177,6 +177,14 @@ void HubState::dropped(std::string_view reason) {
       .inc();
 }
 
+void HubState::count_client_error(std::string_view code) {
+  metrics
+      .counter("pgfanout_hub_client_errors_total",
+               "Client messages refused before they reached a handler, by error code",
+               {{"code", std::string(code)}})
+      .inc();
+}
+
 void HubState::rejected(std::string_view reason) {
   metrics
       .counter("pgfanout_hub_connections_rejected_total",

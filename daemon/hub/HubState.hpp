@@ -78,6 +78,8 @@ class HubState {
   // Whether `origin` (may be empty) passes http.allowed_origins.
   bool origin_allowed(std::string_view origin) const;
   void dropped(std::string_view reason);
+  // A client message that did not parse (bad_message, too_large...): answered with an error.
+  void count_client_error(std::string_view code);
   void rejected(std::string_view reason);
   void delivered(std::size_t n) { delivered_.inc(n); }
 

@@ -87,6 +87,11 @@ void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
       hub_->dropped("too_big");
     } else if (ec == beast::error::timeout) {
       hub_->dropped("timeout");
+    } else if (ec != websocket::error::closed &&
+               ec.category() == beast::error_code(websocket::error::bad_frame_payload).category()) {
+      // A protocol violation by the client (invalid UTF-8 in a text frame, a bad opcode...):
+      // Beast has already closed with 1002 / 1007.
+      hub_->dropped("protocol_error");
     }
     return finish();
   }
@@ -107,7 +112,10 @@ void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
 
 void WebSocketSession::handle(std::string_view text) {
   auto parsed = parse_client_message(text);
-  if (!parsed.message) return send(error_frame(parsed.ref, parsed.error_code, parsed.error));
+  if (!parsed.message) {
+    hub_->count_client_error(parsed.error_code);
+    return send(error_frame(parsed.ref, parsed.error_code, parsed.error));
+  }
   const ClientMessage& m = *parsed.message;
   auto self = shared_from_this();
   switch (m.type) {

@@ -64,8 +64,7 @@ struct EdgeCase {
   // Sends the bad input; returns what the daemon answered (status line, close code, error).
   std::function<std::string(int port)> send;
   std::string expect;  // must occur in the answer
-  // The metric that must grow; "" where the daemon has none (invalid UTF-8 and malformed client
-  // messages on a WebSocket, unknown commands are answered but not counted).
+  // The metric that must grow ("" for YAML cases, which `pgfanout check` answers).
   std::string family;
   std::string filter;
 };
@@ -120,10 +119,10 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
        [&](int p) {
          return ws_then(p, [](WsClient& c) { c.send("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"); });
        },
-       "close 1007", "", ""},
+       "close 1007", "pgfanout_subscribers_dropped_total", "reason=\"protocol_error\""},
       {"ws_not_json",
        [&](int p) { return ws_then(p, [](WsClient& c) { c.send("\x01\x02 not json"); }); },
-       "bad_message", "", ""},
+       "bad_message", "pgfanout_hub_client_errors_total", "code=\"bad_message\""},
       {"jwt_garbage",
        [](int p) {
          WsClient c(p, "/ws", {{"Authorization", "Bearer not.a.token"}});
@@ -158,7 +157,7 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
          auto r = c.request(R"({"type":"call","command":"../../etc","args":{}})");
          return r.value_or("no answer");
        },
-       "\"type\":\"error\"", "", ""},
+       "\"type\":\"error\"", "pgfanout_hub_commands_total", "command=\"(unknown)\""},
   };
 
   Figures f;
