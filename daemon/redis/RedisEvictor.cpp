@@ -152,7 +152,8 @@ bool RedisEvictor::idle() const {
   return queued() == 0 && again_.empty();
 }
 
-bool RedisEvictor::admit(Target& t, std::size_t n, const rules::ActionContext& ctx) {
+bool RedisEvictor::admit(Target& t, std::size_t n, const rules::ActionContext& ctx,
+                         bool second_round) {
   if (t.keys.has_room(t.total() - t.keys.size() + n)) {
     t.full_logged = false;
     return true;
@@ -173,7 +174,12 @@ bool RedisEvictor::admit(Target& t, std::size_t n, const rules::ActionContext& c
                {{"rule", rule}, {"target", t.name}})
       .inc();
   t.gap_rules.insert(rule);
-  ctx.failed("Redis target " + t.name + ": queue full; dropped (on_gap will run)");
+  const std::string why = "Redis target " + t.name + ": queue full; dropped (on_gap will run)";
+  if (second_round) {
+    ctx.failed_after_success(why);  // the first eviction already counted the action
+  } else {
+    ctx.failed(why);
+  }
   return false;
 }
 
@@ -489,6 +495,8 @@ void RedisEvictor::finish(Target& t, Job* job) {
   if (!job->error.empty()) {
     if (stopping_) {
       if (job->ctx.completion) job->ctx.completion->fail();
+    } else if (job->second_round) {
+      job->ctx.failed_after_success(job->error);  // counted once, when the first round succeeded
     } else {
       job->ctx.failed(job->error);
     }
@@ -524,7 +532,7 @@ void RedisEvictor::on_again_timer() {
   while (!again_.empty() && again_.begin()->first <= now) {
     auto [t, job] = again_.begin()->second;
     again_.erase(again_.begin());
-    if (!admit(*t, job->again_keys.size(), job->ctx)) {
+    if (!admit(*t, job->again_keys.size(), job->ctx, /*second_round=*/true)) {
       delete job;
       continue;
     }

@@ -77,7 +77,7 @@ class RedisEvictor final : public rules::ActionExecutor {
   struct PublishItem;
 
   Target* resolve(const std::string& name);
-  bool admit(Target& t, std::size_t n, const rules::ActionContext& ctx);
+  bool admit(Target& t, std::size_t n, const rules::ActionContext& ctx, bool second_round = false);
   void pump(Target& t);
   void send_batch(Target& t);
   void send_publish(Target& t);

@@ -33,6 +33,14 @@ void ActionContext::failed(std::string_view why) const {
   }
 }
 
+void ActionContext::failed_after_success(std::string_view why) const {
+  if (completion) completion->fail();
+  if (log != nullptr) {
+    log->log(spdlog::level::err, "failed:" + rule_name(),
+             "rule " + rule_name() + ": follow-up of an action failed: " + std::string(why));
+  }
+}
+
 void ActionContext::skipped(std::string_view why) const {
   if (stats.skipped != nullptr) stats.skipped->inc();
   if (log != nullptr) {

@@ -86,6 +86,9 @@ struct ActionContext {
   // The action failed: counts it, fails the completion (the outbox event is retried), logs
   // (rate-limited per rule).
   void failed(std::string_view why) const;
+  // Follow-up work of an action already counted as succeeded failed (the second eviction of
+  // `again_after`): fails the completion and logs, without counting the action a second time.
+  void failed_after_success(std::string_view why) const;
   // The action does not apply to this event (a template field is missing, a key is empty):
   // counts it and logs (rate-limited per rule). Not a failure: the event is still acknowledged.
   void skipped(std::string_view why) const;
