@@ -1,6 +1,7 @@
 #include "redis/RedisActions.hpp"
 
 #include <algorithm>
+#include <functional>
 
 #include <boost/json/value.hpp>
 
@@ -44,12 +45,15 @@ bool read_common(config::MapReader& item, std::string_view kind, RedisAction& ac
   return ok;
 }
 
-std::unique_ptr<rules::Action> parse_evict(config::MapReader& item, std::string_view kind) {
-  auto action = std::make_unique<EvictAction>();
-  bool ok = read_common(item, kind, *action);
+// Parses the list of key templates at `kind` into `out`. `refuse` names why a text is not
+// allowed (or returns nullptr). Returns false when anything was reported.
+bool parse_templates(config::MapReader& item, std::string_view kind, const char* none,
+                     const std::function<const char*(const std::string&)>& refuse,
+                     std::vector<rules::Template>& out) {
+  bool ok = true;
   auto texts = item.string_list(kind);
   if (texts.empty()) {
-    item.error(kind, "evict needs at least one key template");
+    item.error(kind, none);
     ok = false;
   }
   for (const auto& text : texts) {
@@ -58,12 +62,25 @@ std::unique_ptr<rules::Action> parse_evict(config::MapReader& item, std::string_
       ok = false;
       continue;
     }
-    if (text.empty()) {
-      item.error(kind, "an empty key cannot be evicted");
+    if (const char* why = refuse(text)) {
+      item.error(kind, why);
       ok = false;
     }
-    action->keys.push_back(std::move(*tpl));
+    out.push_back(std::move(*tpl));
   }
+  return ok;
+}
+
+std::unique_ptr<rules::Action> parse_evict(config::MapReader& item, std::string_view kind) {
+  auto action = std::make_unique<EvictAction>();
+  bool ok = read_common(item, kind, *action);
+  ok = parse_templates(
+           item, kind, "evict needs at least one key template",
+           [](const std::string& text) -> const char* {
+             return text.empty() ? "an empty key cannot be evicted" : nullptr;
+           },
+           action->keys) &&
+       ok;
   action->unlink = !item.has("unlink") || item.boolean("unlink");
   if (item.has("again_after")) {
     action->again_after = item.duration("again_after");
@@ -79,24 +96,15 @@ std::unique_ptr<rules::Action> parse_evict(config::MapReader& item, std::string_
 std::unique_ptr<rules::Action> parse_evict_pattern(config::MapReader& item, std::string_view kind) {
   auto action = std::make_unique<EvictPatternAction>();
   bool ok = read_common(item, kind, *action);
-  auto texts = item.string_list(kind);
-  if (texts.empty()) {
-    item.error(kind, "evict_pattern needs a pattern such as \"user:{id}:*\"");
-    ok = false;
-  }
-  for (const auto& text : texts) {
-    auto tpl = parse_template(item, kind, text);
-    if (!tpl) {
-      ok = false;
-      continue;
-    }
-    if (text.empty() || text == "*") {
-      // SCAN MATCH * over the whole database is what FLUSHDB is for; refuse it as a typo.
-      item.error(kind, "a pattern must not be empty or a bare \"*\"");
-      ok = false;
-    }
-    action->patterns.push_back(std::move(*tpl));
-  }
+  // SCAN MATCH * over the whole database is what FLUSHDB is for; refuse it as a typo.
+  ok = parse_templates(
+           item, kind, "evict_pattern needs a pattern such as \"user:{id}:*\"",
+           [](const std::string& text) -> const char* {
+             return text.empty() || text == "*" ? "a pattern must not be empty or a bare \"*\""
+                                                : nullptr;
+           },
+           action->patterns) &&
+       ok;
   if (!ok) return nullptr;
   return action;
 }
