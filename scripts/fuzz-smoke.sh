@@ -3,9 +3,12 @@
 # seconds over a copy of its checked-in corpus (fuzz/corpus/<name without fuzz_>). Any crash,
 # leak, sanitizer report or timeout fails. FUZZ_SECONDS sets the time per target (default 5);
 # a crashing input is left in build-fuzz/crashes/ to be turned into a regression test.
+# FUZZ_SEED (default 1) makes the short run repeatable, so `make test` gives the same answer every
+# time; FUZZ_SEED=0 lets libFuzzer pick a new seed (for longer, exploratory runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-5}
+seed=${FUZZ_SEED:-1}
 build=${FUZZ_BUILD:-build-fuzz}
 jobs=${JOBS:-2}
 
@@ -22,7 +25,7 @@ for t in $targets; do
   corpus_src="fuzz/corpus/${t#fuzz_}"
   work=$(mktemp -d)
   [ -d "$corpus_src" ] && cp -r "$corpus_src/." "$work/"
-  if "$build/fuzz/$t" "$work" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  if "$build/fuzz/$t" "$work" -seed="$seed" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
       -artifact_prefix="$build/crashes/$t-" -print_final_stats=1 >"$build/$t.log" 2>&1; then
     echo "fuzz: $t ok ($(grep -o 'stat::number_of_executed_units: *[0-9]*' "$build/$t.log" | awk '{print $2}') runs)"
     passed=$((passed + 1))

@@ -1,5 +1,7 @@
 #include "auth/Jwt.hpp"
 
+#include <cstdint>
+
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
 #include <openssl/ecdsa.h>
@@ -98,10 +100,20 @@ std::string es256_der_to_raw(const std::string& der) {
   return out;
 }
 
+// A NumericDate claim as seconds. A value outside int64 (or NaN) is not a date: nullopt, so the
+// token is refused rather than the conversion being undefined.
 std::optional<std::int64_t> numeric_date(const json::value& v) {
   if (v.is_int64()) return v.as_int64();
-  if (v.is_uint64()) return static_cast<std::int64_t>(v.as_uint64());
-  if (v.is_double()) return static_cast<std::int64_t>(v.as_double());
+  if (v.is_uint64()) {
+    if (v.as_uint64() > static_cast<std::uint64_t>(INT64_MAX)) return std::nullopt;
+    return static_cast<std::int64_t>(v.as_uint64());
+  }
+  if (v.is_double()) {
+    double d = v.as_double();
+    // 2^63 is exactly representable; anything at or beyond it (or NaN) does not fit.
+    if (!(d > -9223372036854775808.0 && d < 9223372036854775808.0)) return std::nullopt;
+    return static_cast<std::int64_t>(d);
+  }
   return std::nullopt;
 }
 

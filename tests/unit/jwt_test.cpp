@@ -104,6 +104,12 @@ TEST(Jwt, Vectors) {
       {"expired within leeway", HS256, sign(HS256, claims(",\"exp\":" + std::to_string(kNow - 10))),
        ""},
       {"exp not a number", HS256, sign(HS256, claims(R"(,"exp":"soon")")), "malformed"},
+      // Found by fuzz_jwt: a NumericDate beyond int64 was converted with undefined behaviour.
+      {"exp beyond int64 (double)", HS256, sign(HS256, claims(R"(,"exp":1800000000555555555501)")),
+       "malformed"},
+      {"exp beyond int64 (uint64)", HS256, sign(HS256, claims(R"(,"exp":18446744073709551615)")),
+       "malformed"},
+      {"nbf beyond int64", HS256, sign(HS256, claims(R"(,"nbf":-1e300)")), "malformed"},
       {"nbf in the future", HS256, sign(HS256, claims(",\"nbf\":" + std::to_string(kNow + 120))),
        "not_yet_valid"},
       {"nbf within leeway", HS256, sign(HS256, claims(",\"nbf\":" + std::to_string(kNow + 20))),
