@@ -189,19 +189,42 @@ void respond_error(beast::tcp_stream&& stream, unsigned status, std::string_view
   respond(std::move(stream), status, error_frame({}, code, message) + "\n");
 }
 
-// Common checks of every hub endpoint: the connection limit and the Origin allow-list.
+// The Origin allow-list; refuses with 403.
+bool origin_ok(HubState& hub, http::UpgradeRequest& u) {
+  if (hub.origin_allowed(u.request[bhttp::field::origin])) return true;
+  hub.rejected("origin");
+  respond_error(std::move(u.stream), 403, "forbidden", "origin not allowed");
+  return false;
+}
+
+// Checks of every long-lived hub connection: the connection limit and the Origin allow-list.
 bool admit_request(HubState& hub, http::UpgradeRequest& u) {
   if (hub.connection_count() >= static_cast<std::size_t>(hub.config.max_connections)) {
     hub.rejected("limit");
     respond_error(std::move(u.stream), 503, "unavailable", "too many connections");
     return false;
   }
-  if (!hub.origin_allowed(u.request[bhttp::field::origin])) {
-    hub.rejected("origin");
-    respond_error(std::move(u.stream), 403, "forbidden", "origin not allowed");
-    return false;
-  }
-  return true;
+  return origin_ok(hub, u);
+}
+
+// The request's token (see request_auth); refuses with 401 when one is present but invalid.
+std::optional<RequestAuth> authenticate(HubState& hub, http::UpgradeRequest& u) {
+  UpgradeRequestView view(u.request);
+  auto a = request_auth(hub, view);
+  if (a.ok) return a;
+  respond_error(std::move(u.stream), 401, "unauthorized", a.error);
+  return std::nullopt;
+}
+
+// The topic ACL for `topic`: the index of the `topics:` entry that allows it, or nullopt after
+// refusing with 401 (no token where one is needed) or 403.
+std::optional<std::size_t> acl_allows(HubState& hub, http::UpgradeRequest& u,
+                                      const std::string& topic, auth::TopicAccess access,
+                                      const RequestAuth& a) {
+  auto d = hub.config.acl.check(topic, access, a.claims ? &*a.claims : nullptr);
+  if (d.allowed) return d.entry;
+  respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code, d.message);
+  return std::nullopt;
 }
 
 void open_websocket(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
@@ -211,23 +234,15 @@ void open_websocket(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&&
     return;
   }
   if (!admit_request(*hub, u)) return;
-  UpgradeRequestView view(u.request);
-  auto a = request_auth(*hub, view);
-  if (!a.ok) {
-    respond_error(std::move(u.stream), 401, "unauthorized", a.error);
+  auto a = authenticate(*hub, u);
+  if (!a) return;
+  if (mode == WebSocketSession::Mode::Hippie &&
+      !acl_allows(*hub, u, hippie_topic, auth::TopicAccess::Subscribe, *a)) {
     return;
-  }
-  if (mode == WebSocketSession::Mode::Hippie) {
-    auto d = hub->config.acl.check(hippie_topic, auth::TopicAccess::Subscribe,
-                                   a.claims ? &*a.claims : nullptr);
-    if (!d.allowed) {
-      respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code, d.message);
-      return;
-    }
   }
   auto session =
       std::make_shared<WebSocketSession>(hub, std::move(u.stream), mode, std::move(hippie_topic));
-  session->run(std::move(u.request), std::move(a.claims), std::move(a.subprotocol));
+  session->run(std::move(u.request), std::move(a->claims), std::move(a->subprotocol));
 }
 
 void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
@@ -237,12 +252,8 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
     return;
   }
   if (!admit_request(*hub, u)) return;
-  UpgradeRequestView view(u.request);
-  auto a = request_auth(*hub, view);
-  if (!a.ok) {
-    respond_error(std::move(u.stream), 401, "unauthorized", a.error);
-    return;
-  }
+  auto a = authenticate(*hub, u);
+  if (!a) return;
   if (topics.empty()) {
     respond_error(std::move(u.stream), 400, "bad_request", "name at least one ?topic=");
     return;
@@ -254,7 +265,7 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   std::vector<std::size_t> entries;
   for (const auto& t : topics) {
     auto d =
-        hub->config.acl.check(t, auth::TopicAccess::Subscribe, a.claims ? &*a.claims : nullptr);
+        hub->config.acl.check(t, auth::TopicAccess::Subscribe, a->claims ? &*a->claims : nullptr);
     if (!d.allowed) {
       respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code,
                     t + ": " + d.message);
@@ -264,6 +275,7 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   }
   std::sort(topics.begin(), topics.end());
   std::optional<std::int64_t> last_event_id;
+  UpgradeRequestView view(u.request);
   std::string last = std::string(view.header("last-event-id"));
   if (last.empty()) {
     for (const auto& v : view.query_values("lastEventId")) last = v;
@@ -283,11 +295,11 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
     if (i > 0 && topics[i] == topics[i - 1]) continue;
     unique_topics.push_back(topics[i]);
     auto d = hub->config.acl.check(topics[i], auth::TopicAccess::Subscribe,
-                                   a.claims ? &*a.claims : nullptr);
+                                   a->claims ? &*a->claims : nullptr);
     unique_entries.push_back(d.entry);
   }
   auto session = std::make_shared<StreamSession>(hub, std::move(u.stream), format);
-  session->run(std::move(unique_topics), std::move(unique_entries), std::move(a.claims),
+  session->run(std::move(unique_topics), std::move(unique_entries), std::move(a->claims),
                last_event_id);
 }
 
@@ -331,35 +343,24 @@ void Hub::add_routes(http::HttpRouter& router) {
   auto poll = std::static_pointer_cast<HippiePoll>(hippie_);
   router.add_takeover("/_hippie/poll/", [hub, poll](http::UpgradeRequest&& u) {
     std::string channel = hippie_channel(u.request.target(), "/_hippie/poll/");
-    if (!hub->origin_allowed(u.request[bhttp::field::origin])) {
-      hub->rejected("origin");
-      return respond_error(std::move(u.stream), 403, "forbidden", "origin not allowed");
-    }
-    UpgradeRequestView view(u.request);
-    auto a = request_auth(*hub, view);
-    if (!a.ok) return respond_error(std::move(u.stream), 401, "unauthorized", a.error);
+    if (!origin_ok(*hub, u)) return;
+    auto a = authenticate(*hub, u);
+    if (!a) return;
     std::string client_id;
-    for (const auto& v : view.query_values("client_id")) client_id = v;
-    poll->poll(std::move(u.stream), channel, client_id, std::move(a.claims));
+    for (const auto& v : UpgradeRequestView(u.request).query_values("client_id")) client_id = v;
+    poll->poll(std::move(u.stream), channel, client_id, std::move(a->claims));
   });
   router.add_takeover("/_hippie/pub/", [hub](http::UpgradeRequest&& u) {
     std::string channel = hippie_channel(u.request.target(), "/_hippie/pub/");
     if (u.request.method() != bhttp::verb::post) {
       return respond_error(std::move(u.stream), 405, "method_not_allowed", "use POST");
     }
-    if (!hub->origin_allowed(u.request[bhttp::field::origin])) {
-      hub->rejected("origin");
-      return respond_error(std::move(u.stream), 403, "forbidden", "origin not allowed");
-    }
-    UpgradeRequestView view(u.request);
-    auto a = request_auth(*hub, view);
-    if (!a.ok) return respond_error(std::move(u.stream), 401, "unauthorized", a.error);
-    const auth::Claims* claims = a.claims ? &*a.claims : nullptr;
-    auto d = hub->config.acl.check(channel, auth::TopicAccess::Publish, claims);
-    if (!d.allowed) {
-      return respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code,
-                           d.message);
-    }
+    if (!origin_ok(*hub, u)) return;
+    auto a = authenticate(*hub, u);
+    if (!a) return;
+    auto entry = acl_allows(*hub, u, channel, auth::TopicAccess::Publish, *a);
+    if (!entry) return;
+    const auth::Claims* claims = a->claims ? &*a->claims : nullptr;
     std::string message;
     for (const auto& v : form_values(u.request.body(), "message")) message = v;
     auto parsed = parse_client_message(R"({"type":"publish","topic":"x","data":)" +
@@ -369,7 +370,7 @@ void Hub::add_routes(http::HttpRouter& router) {
                            "message=JSON is required in the form body");
     }
     auto stream = std::make_shared<beast::tcp_stream>(std::move(u.stream));
-    hub->publish(claims, channel, d.entry, parsed.message->data, {}, [stream](std::string frame) {
+    hub->publish(claims, channel, *entry, parsed.message->data, {}, [stream](std::string frame) {
       bool ok = frame.find(R"("type":"ack")") != std::string::npos;
       respond(std::move(*stream), ok ? 200 : 503,
               ok ? std::string(R"({"success":true})") + "\n" : frame + "\n");
