@@ -41,6 +41,24 @@ inline double daemon_metric(int port, const std::string& series) {
   return r.status == 200 ? metric_value(r.body, series) : -1;
 }
 
+// Installs the config's watches, runs the daemon on it and waits until it is ready and connected
+// to its Redis target. `port` is its HTTP port; 0 (with test failures) when it did not come up.
+struct RunningDaemon {
+  std::unique_ptr<DaemonProcess> process;
+  int port = 0;
+};
+inline RunningDaemon install_and_run(const std::string& config) {
+  RunningDaemon d;
+  auto [code, out] = run_pgfanout({"install", "--config", config});
+  EXPECT_EQ(code, 0) << out;
+  if (code != 0) return d;
+  d.process = std::make_unique<DaemonProcess>(std::vector<std::string>{"run", "--config", config});
+  EXPECT_TRUE(d.process->wait_for_output("ready")) << d.process->output();
+  EXPECT_TRUE(d.process->wait_for_output("Redis target default")) << d.process->output();
+  d.port = d.process->http_port();
+  return d;
+}
+
 // What a scenario reports: recorded as test properties and printed as one line. A figure a
 // scenario does not measure stays -1.
 struct Figures {

@@ -32,13 +32,11 @@ Figures run_cache_load(const std::string& name, const std::string& again_after) 
           "      - evict: [\"" +
           prefix + "user:{id}\"]\n" +
           (again_after.empty() ? "" : "        again_after: " + again_after + "\n"));
-  auto [code, out] = run_pgfanout({"install", "--config", config});
-  EXPECT_EQ(code, 0) << out;
-  DaemonProcess daemon({"run", "--config", config});
-  EXPECT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
-  EXPECT_TRUE(daemon.wait_for_output("Redis target default")) << daemon.output();
-  int port = daemon.http_port();
-  EXPECT_GT(port, 0);
+  auto running = install_and_run(config);
+  EXPECT_GT(running.port, 0);
+  if (running.port == 0) return {};  // the failures are reported
+  DaemonProcess& daemon = *running.process;
+  const int port = running.port;
 
   CacheLoad load(db.dsn(), harness_redis_port(), prefix, kRows);
   load.start(/*readers=*/4, /*writers=*/2);

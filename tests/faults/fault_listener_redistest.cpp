@@ -48,13 +48,10 @@ void run_listener_fault(const std::string& name, const std::function<void(TcpPro
           "user:{id}\"]\n        again_after: 200ms\n    on_reconnect:\n"
           "      - evict_pattern: \"" +
           prefix + "user:*\"\n");
-  auto [code, out] = run_pgfanout({"install", "--config", config});
-  ASSERT_EQ(code, 0) << out;
-  DaemonProcess daemon({"run", "--config", config});
-  ASSERT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
-  ASSERT_TRUE(daemon.wait_for_output("Redis target default")) << daemon.output();
-  int port = daemon.http_port();
-  ASSERT_GT(port, 0);
+  auto running = install_and_run(config);
+  ASSERT_GT(running.port, 0);
+  DaemonProcess& daemon = *running.process;
+  const int port = running.port;
   RedisTestClient redis(harness_redis_port());
   std::this_thread::sleep_for(300ms);  // an on_reconnect of the first connection is done
   redis.set(prefix + "user:marker");

@@ -56,13 +56,10 @@ void run_redis_fault(const std::string& name,
           "user:{id}\"]\n        again_after: 200ms\n    on_gap:\n"
           "      - evict_pattern: \"" +
           prefix + "user:*\"\n");
-  auto [code, out] = run_pgfanout({"install", "--config", config});
-  ASSERT_EQ(code, 0) << out;
-  DaemonProcess daemon({"run", "--config", config});
-  ASSERT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
-  ASSERT_TRUE(daemon.wait_for_output("Redis target default")) << daemon.output();
-  int port = daemon.http_port();
-  ASSERT_GT(port, 0);
+  auto running = install_and_run(config);
+  ASSERT_GT(running.port, 0);
+  DaemonProcess& daemon = *running.process;
+  const int port = running.port;
 
   CacheLoad load(db.dsn(), own.port(), prefix, kRows);
   load.start(/*readers=*/3, /*writers=*/2);
