@@ -60,7 +60,7 @@ export async function register(page, username, password) {
   await f.locator('[name=password]').fill(password);
   await f.locator('[name=email]').fill(`${username}@example.org`);
   await f.locator('button[type=submit]').click();
-  await page.locator('#chat-view').waitFor({ state: 'visible' });
+  await page.locator('#chat-view[data-ready="1"]').waitFor({ state: 'visible' });
 }
 
 export async function login(page, username, password) {

@@ -172,8 +172,10 @@ async function enterChat() {
   $('who').hidden = false;
   $('who').textContent = state.user.username;
   $('logout').hidden = false;
+  $('chat-view').dataset.ready = '';
   await request({ type: 'subscribe', topic: `user:${state.user.id}` });
   await Promise.all([loadProfile(), loadContacts()]);
+  $('chat-view').dataset.ready = '1'; // profile and contacts are on the page
   acknowledge();
 }
 
@@ -192,6 +194,8 @@ function forget() {
   sessionStorage.removeItem('chat.user');
   $('messages').replaceChildren();
   $('contacts').replaceChildren();
+  $('friends').value = '';
+  delete $('friends').dataset.edited;
 }
 
 async function loadProfile() {
@@ -199,7 +203,8 @@ async function loadProfile() {
   if (!rows.length) return;
   const p = rows[0];
   $('friends-only').checked = p.friends_only;
-  $('friends').value = (p.friends || []).join(', ');
+  // A list the user is editing is not overwritten by a profile that arrives meanwhile.
+  if (!$('friends').dataset.edited) $('friends').value = (p.friends || []).join(', ');
   $('unread').textContent = String(p.unread);
 }
 
@@ -312,10 +317,15 @@ $('logout').addEventListener('click', () => {
   reconnectNow(); // a logged-in connection stays logged in: start an anonymous one
 });
 
+$('friends').addEventListener('input', () => {
+  $('friends').dataset.edited = '1';
+});
+
 $('friends-form').addEventListener('submit', guard(async () => {
   const friends = $('friends').value.split(/[\s,]+/).filter(Boolean);
   const rows = await call('set_friends', { friends });
   $('friends').value = rows.map((r) => r.friend).join(', ');
+  delete $('friends').dataset.edited;
   await loadContacts();
 }));
 
