@@ -3,12 +3,15 @@
 //   hub_bench server PORT
 //       A bare Beast WebSocket server: every client is subscribed; a client message "go M B"
 //       broadcasts M messages of B bytes to all (one shared buffer per message, unbounded
-//       queues, no JSON); "tick NS" broadcasts {"t":NS}. The least a hub can cost.
-//   hub_bench load PORT N (daemon DSN | baseline) BURST BYTES RATE SECONDS SERVER_PID
-//       Opens N WebSocket subscribers (topic "bench"), reports the server's RSS per idle
-//       connection, then a broadcast burst of BURST messages (delivered messages/s), then
-//       RATE messages/s for SECONDS (commit -> frame latency percentiles). With `daemon`, messages
-//       are NOTIFYs sent through libpq to DSN; with `baseline`, requests to the baseline server.
+//       queues, no JSON); "tick NS" broadcasts {"t":NS}; "to I NS" sends {"t":NS} to the client
+//       that subscribed to "u:I". The least a hub can cost.
+//   hub_bench load PORT N (daemon DSN | baseline) BURST BYTES RATE SECONDS SERVER_PID [TO_RATE]
+//       Opens N WebSocket subscribers (topics "bench" and "u:<i>"), reports the server's RSS per
+//       idle connection, then a broadcast burst of BURST messages (delivered messages/s), then
+//       RATE broadcasts/s for SECONDS (commit -> frame latency percentiles), then TO_RATE
+//       messages/s (default 1000) for SECONDS, each to one client in turn (the chat case: one
+//       user's inbox among N connections). With `daemon`, messages are NOTIFYs sent through
+//       libpq to DSN; with `baseline`, requests to the baseline server.
 //
 // One thread per process: the load process shares the machine with the server on purpose (the
 // same for both servers), so ratios are the meaningful figures.
@@ -86,6 +89,7 @@ struct BaselineServer {
   asio::io_context io{1};
   tcp::acceptor acceptor{io};
   std::vector<std::weak_ptr<ServerSession>> sessions;
+  std::vector<std::weak_ptr<ServerSession>> by_user;  // "u:I" subscriber at index I
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket s) {
       if (!ec) std::make_shared<ServerSession>(std::move(s), *this)->run();
@@ -121,11 +125,30 @@ void ServerSession::read() {
             R"({"type":"event","topic":"bench","event":"tick","data":{"i":)" + std::to_string(i) +
             R"(,"pad":")" + std::string(static_cast<std::size_t>(bytes), 'x') + "\"}}"));
       }
+    } else if (msg.rfind("to ", 0) == 0) {
+      auto space = msg.find(' ', 3);
+      std::size_t user = std::stoul(msg.substr(3, space - 3));
+      auto& users = self->server.by_user;
+      if (auto s = user < users.size() ? users[user].lock() : nullptr) {
+        s->send(std::make_shared<const std::string>(
+            R"({"type":"event","topic":"u:)" + std::to_string(user) +
+            R"(","event":"tick","data":{"t":)" + msg.substr(space + 1) + "}}"));
+      }
     } else if (msg.rfind("tick ", 0) == 0) {
       self->server.broadcast(std::make_shared<const std::string>(
           R"({"type":"event","topic":"bench","event":"tick","data":{"t":)" + msg.substr(5) + "}}"));
     } else {
-      self->send(std::make_shared<const std::string>(R"({"type":"ack","ref":1})"));
+      // A subscribe: remember who is "u:I", and acknowledge with the message's ref.
+      auto u = msg.find(R"("topic":"u:)");
+      if (u != std::string::npos) {
+        std::size_t user = std::stoul(msg.substr(u + 11));
+        auto& users = self->server.by_user;
+        if (users.size() <= user) users.resize(user + 1);
+        users[user] = self;
+      }
+      auto r = msg.find(R"("ref":)");
+      std::string ref = r == std::string::npos ? "0" : msg.substr(r + 6, msg.find('}', r) - r - 6);
+      self->send(std::make_shared<const std::string>(R"({"type":"ack","ref":)" + ref + "}"));
     }
     self->read();
   });
@@ -156,7 +179,8 @@ struct Client : std::enable_shared_from_this<Client> {
   std::array<char, 16384> chunk{};
   std::string pending;
   Load& load;
-  Client(asio::io_context& io, Load& l) : ws(io), raw(io), load(l) {}
+  int index;
+  Client(asio::io_context& io, Load& l, int i) : ws(io), raw(io), load(l), index(i) {}
   void start(const tcp::endpoint& ep);
   void read();
   void frame(std::string_view text);
@@ -175,7 +199,7 @@ struct Load {
   std::vector<std::shared_ptr<Client>> clients;
   void launch() {
     while (started < want && started - ready - failed < 200) {
-      auto c = std::make_shared<Client>(io, *this);
+      auto c = std::make_shared<Client>(io, *this, started);
       clients.push_back(c);
       ++started;
       c->start(ep);
@@ -195,13 +219,16 @@ void Client::start(const tcp::endpoint& ep) {
         return self->load.launch();
       }
       self->raw = beast::get_lowest_layer(self->ws).release_socket();
-      // A masked text frame, as clients must send.
-      static const std::string sub = R"({"type":"subscribe","topic":"bench","ref":1})";
+      // Masked text frames, as clients must send.
       auto out = std::make_shared<std::string>();
-      out->push_back(static_cast<char>(0x81));
-      out->push_back(static_cast<char>(0x80 | sub.size()));
-      out->append(4, '\0');  // mask key 0: the payload goes as it is
-      out->append(sub);
+      for (const std::string& sub :
+           {std::string(R"({"type":"subscribe","topic":"bench","ref":1})"),
+            R"({"type":"subscribe","topic":"u:)" + std::to_string(self->index) + R"(","ref":2})"}) {
+        out->push_back(static_cast<char>(0x81));
+        out->push_back(static_cast<char>(0x80 | sub.size()));
+        out->append(4, '\0');  // mask key 0: the payload goes as it is
+        out->append(sub);
+      }
       asio::async_write(self->raw, asio::buffer(*out),
                         [self, out](beast::error_code ec3, std::size_t) {
                           if (ec3) {
@@ -215,7 +242,7 @@ void Client::start(const tcp::endpoint& ep) {
 }
 
 void Client::frame(std::string_view text) {
-  if (text.starts_with(R"({"type":"ack")")) {
+  if (text.starts_with(R"({"type":"ack","ref":2)")) {
     ++load.ready;
     load.launch();
   } else if (text.starts_with(R"({"type":"event")")) {
@@ -290,7 +317,7 @@ bool run_until(Load& l, const std::function<bool()>& done, std::chrono::seconds 
 int run_load(int argc, char** argv) {
   if (argc < 11) {
     std::cerr << "usage: hub_bench load PORT N (daemon DSN|baseline -) BURST BYTES RATE SECONDS "
-                 "SERVER_PID\n";
+                 "SERVER_PID [TO_RATE]\n";
     return 2;
   }
   Load l;
@@ -304,6 +331,7 @@ int run_load(int argc, char** argv) {
   int rate = std::stoi(argv[8]);
   int seconds = std::stoi(argv[9]);
   int pid = std::stoi(argv[10]);
+  int to_rate = argc > 11 ? std::stoi(argv[11]) : 1000;
 
   PGconn* pg = nullptr;
   if (daemon) {
@@ -362,41 +390,70 @@ int run_load(int argc, char** argv) {
   run_until(
       l, [] { return false; }, std::chrono::seconds(1));
 
-  // Steady load: RATE messages/s carrying their send time.
-  l.sample = true;
-  l.latencies.clear();
-  l.latencies.reserve(static_cast<std::size_t>(rate) * seconds * l.ready + 1024);
-  std::atomic<bool> stop{false};
-  std::thread ticker([&] {
-    auto next = Clock::now();
-    for (int i = 0; i < rate * seconds && !stop; ++i) {
-      std::this_thread::sleep_until(next);
-      next += std::chrono::nanoseconds(1'000'000'000 / rate);
-      std::string ns = std::to_string(now_ns());
-      if (daemon) {
-        pg_exec("SELECT pg_notify('bench', '{\"t\":" + ns + "}')");
-      } else {
-        auto m = std::make_shared<std::string>("tick " + ns);
-        asio::post(l.io, [&l, m] { send_masked(l.clients.front()->raw, *m); });
+  // Steady load: `per_second` messages/s carrying their send time, for SECONDS; message(i, ns)
+  // sends one. Returns the sorted commit -> frame latencies.
+  auto steady = [&](int per_second, const std::function<void(int, const std::string&)>& message) {
+    l.sample = true;
+    l.latencies.clear();
+    l.latencies.reserve(static_cast<std::size_t>(per_second) * seconds * l.ready + 1024);
+    std::atomic<bool> stop{false};
+    std::thread ticker([&] {
+      auto next = Clock::now();
+      for (int i = 0; i < per_second * seconds && !stop; ++i) {
+        std::this_thread::sleep_until(next);
+        next += std::chrono::nanoseconds(1'000'000'000 / per_second);
+        message(i, std::to_string(now_ns()));
       }
+    });
+    run_until(
+        l, [] { return false; }, std::chrono::seconds(seconds + 2));
+    stop = true;
+    ticker.join();
+    l.sample = false;
+    std::sort(l.latencies.begin(), l.latencies.end());
+    return std::move(l.latencies);
+  };
+  auto print = [](const char* label, const std::vector<std::int64_t>& lat) {
+    auto pct = [&](double p) {
+      if (lat.empty()) return 0.0;
+      return static_cast<double>(
+                 lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))]) /
+             1e6;
+    };
+    std::printf("%-16s p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", label, pct(0.5), pct(0.9),
+                pct(0.99), pct(1.0));
+  };
+  auto baseline_send = [&](std::string text) {
+    auto m = std::make_shared<std::string>(std::move(text));
+    asio::post(l.io, [&l, m] { send_masked(l.clients.front()->raw, *m); });
+  };
+
+  // Broadcasts: every message to every subscriber.
+  auto lat = steady(rate, [&](int, const std::string& ns) {
+    if (daemon) {
+      pg_exec("SELECT pg_notify('bench', '{\"t\":" + ns + "}')");
+    } else {
+      baseline_send("tick " + ns);
     }
   });
-  run_until(
-      l, [] { return false; }, std::chrono::seconds(seconds + 2));
-  stop = true;
-  ticker.join();
-  auto& lat = l.latencies;
-  std::sort(lat.begin(), lat.end());
-  auto pct = [&](double p) {
-    if (lat.empty()) return 0.0;
-    return static_cast<double>(
-               lat[std::min(lat.size() - 1, static_cast<std::size_t>(p * lat.size()))]) /
-           1e6;
-  };
   std::printf("steady           %d msgs/s x %d subscribers for %d s: %zu frames\n", rate, l.ready,
               seconds, lat.size());
-  std::printf("latency ms       p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", pct(0.5), pct(0.9),
-              pct(0.99), pct(1.0));
+  print("latency ms", lat);
+
+  // One subscriber each: a user's inbox among N connections, in turn.
+  run_until(
+      l, [] { return false; }, std::chrono::seconds(1));
+  lat = steady(to_rate, [&](int i, const std::string& ns) {
+    std::string user = std::to_string(i % std::max(1, l.ready));
+    if (daemon) {
+      pg_exec("SELECT pg_notify('bench_to', '{\"to\":" + user + ",\"t\":" + ns + "}')");
+    } else {
+      baseline_send("to " + user + " " + ns);
+    }
+  });
+  std::printf("to one           %d msgs/s, each to 1 of %d subscribers, for %d s: %zu frames\n",
+              to_rate, l.ready, seconds, lat.size());
+  print("to-one latency ms", lat);
   if (pg != nullptr) PQfinish(pg);
   return 0;
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The hub under load: N WebSocket subscribers of one topic on the same machine as the server.
 # Measures RSS per idle connection, delivered messages/s for a broadcast burst, and commit ->
-# frame latency at a steady rate, for the pgfanout daemon (NOTIFY -> push) and for a minimal
-# Beast broadcast server (the baseline, measured in the same run), and prints the ratios.
+# frame latency at a steady rate of broadcasts and of messages to one subscriber each, for the
+# pgfanout daemon (NOTIFY -> push) and for a minimal Beast broadcast server (the baseline,
+# measured in the same run), and prints the ratios.
 #
-#   bench/hub_bench.sh [connections] [burst] [bytes] [rate] [seconds]
-#   bench/hub_bench.sh 10000 20 100 2 10          # the defaults
+#   bench/hub_bench.sh [connections] [burst] [bytes] [rate] [seconds] [to_rate]
+#   bench/hub_bench.sh 10000 20 100 2 10 1000     # the defaults
 #
 # Builds with -DPGFANOUT_BENCH=ON into build/ and starts a throwaway PostgreSQL via tests/harness.
 set -euo pipefail
@@ -18,6 +19,7 @@ burst=${2:-20}
 bytes=${3:-100}
 rate=${4:-2}
 seconds=${5:-10}
+to_rate=${6:-1000}
 build=${BUILD:-$root/build}
 
 cmake -S "$root" -B "$build" -DPGFANOUT_BENCH=ON >/dev/null
@@ -49,6 +51,9 @@ topics:
   - pattern: bench
     allow: [subscribe]
     anonymous: true
+  - pattern: "u:*"
+    allow: [subscribe]
+    anonymous: true
 hub:
   max_connections: 100000
   send_queue_size: 4MiB
@@ -57,6 +62,10 @@ rules:
     channel: bench
     actions:
       - push: {topic: bench, event: tick}
+  - name: bench_to
+    channel: bench_to
+    actions:
+      - push: {topic: "u:{to}", event: tick}
 YAML
 "$build/pgfanout" run --config "$tmp/pgfanout.yaml" --log-level info > "$tmp/daemon.log" 2>&1 &
 daemon_pid=$!
@@ -65,7 +74,7 @@ port=$(sed -n 's/.*HTTP listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/daemon.l
 
 echo "== pgfanout (NOTIFY -> push -> WebSocket), $conns subscribers"
 "$build/bench/hub_bench" load "$port" "$conns" daemon "$dsn" "$burst" "$bytes" "$rate" "$seconds" \
-  "$daemon_pid" | tee "$tmp/daemon.txt"
+  "$daemon_pid" "$to_rate" | tee "$tmp/daemon.txt"
 kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=
 
 bport=$((20000 + RANDOM % 20000))
@@ -74,13 +83,15 @@ server_pid=$!
 sleep 0.5
 echo "== baseline (bare Beast broadcast server), $conns subscribers"
 "$build/bench/hub_bench" load "$bport" "$conns" baseline - "$burst" "$bytes" "$rate" "$seconds" \
-  "$server_pid" | tee "$tmp/baseline.txt"
+  "$server_pid" "$to_rate" | tee "$tmp/baseline.txt"
 
 field() { grep "^$1" "$2" | sed "s|^$1 *||" | awk -v n="$3" '{print $n}'; }
 d_rate=$(field delivered/s "$tmp/daemon.txt" 1); b_rate=$(field delivered/s "$tmp/baseline.txt" 1)
 d_rss=$(field "rss per idle conn" "$tmp/daemon.txt" 1); b_rss=$(field "rss per idle conn" "$tmp/baseline.txt" 1)
 d_p99=$(field "latency ms" "$tmp/daemon.txt" 6); b_p99=$(field "latency ms" "$tmp/baseline.txt" 6)
+d_to=$(field "to-one latency ms" "$tmp/daemon.txt" 6); b_to=$(field "to-one latency ms" "$tmp/baseline.txt" 6)
 echo "== ratios (pgfanout / baseline)"
 awk -v a="$d_rate" -v b="$b_rate" 'BEGIN{printf "delivered/s        %.0f / %.0f = %.2f\n", a, b, a/b}'
 awk -v a="$d_rss" -v b="$b_rss" 'BEGIN{printf "KiB per idle conn  %.2f / %.2f = %.2f\n", a, b, (b>0?a/b:0)}'
 awk -v a="$d_p99" -v b="$b_p99" 'BEGIN{printf "p99 latency ms     %.2f / %.2f = %.2f\n", a, b, (b>0?a/b:0)}'
+awk -v a="$d_to" -v b="$b_to" 'BEGIN{printf "p99 to-one ms      %.2f / %.2f = %.2f\n", a, b, (b>0?a/b:0)}'

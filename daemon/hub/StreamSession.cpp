@@ -1,13 +1,11 @@
 #include "hub/StreamSession.hpp"
 
-#include <span>
-
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 
 #include "hub/ServerFrames.hpp"
+#include "hub/Wire.hpp"
 
 namespace pgfanout::hub {
 
@@ -38,11 +36,12 @@ void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t
   claims_ = std::move(claims);
   last_event_id_ = last_event_id;
   if (!hub_->admit(this)) {
-    stream_.close();
+    stream_.next_layer().close();
     return;
   }
   admitted_ = true;
-  stream_.expires_never();
+  stream_.set_owner(weak_from_this());
+  stream_.next_layer().expires_never();
   std::string head = "HTTP/1.1 200 OK\r\nServer: pgfanout/" PGFANOUT_VERSION "\r\n";
   if (format_ == Format::Sse) {
     head +=
@@ -57,7 +56,7 @@ void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t
         "application/json\n\n{\"type\":\"hippie.pipe.set_client_id\",\"client_id\":\"" +
         random_client_id() + "\"}\n--|||\n";
   }
-  send({std::make_shared<const std::string>(std::move(head)), -1, true});
+  send(std::make_shared<const std::string>(std::move(head)));
   start_subscriptions();
   watch_close();
   timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
@@ -74,10 +73,8 @@ void StreamSession::start_subscriptions() {
         claims_ ? &*claims_ : nullptr, topics_[i], entries_[i], {},
         [self](std::vector<std::shared_ptr<const std::string>> frames, std::string error) {
           if (self->finished_) return;
-          if (!error.empty()) {
-            self->send_event(std::make_shared<const std::string>(std::move(error)), -1);
-          }
-          for (auto& f : frames) self->send_event(std::move(f), -1);
+          if (!error.empty()) self->send_event(error, -1);
+          for (const auto& f : frames) self->send_event(*f, -1);
           if (--self->pending_ == 0) self->release_held();
         });
   }
@@ -86,11 +83,9 @@ void StreamSession::start_subscriptions() {
     hub_->replay(topics_, *last_event_id_,
                  [self](std::vector<ReplayedEvent> events, std::vector<std::string> lost) {
                    if (self->finished_) return;
-                   for (auto& e : events) self->send_event(std::move(e.frame), e.id);
+                   for (const auto& e : events) self->send_event(*e.frame, e.id);
                    // What could not be replayed: the client must reload those topics.
-                   for (const auto& t : lost) {
-                     self->send_event(std::make_shared<const std::string>(resync_frame(t)), -1);
-                   }
+                   for (const auto& t : lost) self->send_event(resync_frame(t), -1);
                    if (--self->pending_ == 0) self->release_held();
                  });
   }
@@ -99,119 +94,66 @@ void StreamSession::start_subscriptions() {
 void StreamSession::release_held() {
   auto held = std::move(held_);
   held_.clear();
-  for (auto& [frame, id] : held) {
-    queued_bytes_ -= frame->size();
-    send_event(std::move(frame), id);
-  }
+  held_bytes_ = 0;
+  for (auto& bytes : held) send(std::move(bytes));
 }
 
 void StreamSession::deliver(const HubMessage& message) {
   if (closing_) return;
-  const auto& body = format_ == Format::Sse ? message.frame : message.data;
-  std::int64_t id = message.id.value_or(-1);
+  const auto& bytes = wire_bytes(message, format_ == Format::Sse ? Wire::Sse : Wire::Multipart);
   if (pending_ > 0) {
-    if (queued_bytes_ + body->size() > hub_->config.send_queue_bytes) {
-      hub_->dropped("slow");
-      closing_ = true;
-      stream_.close();
-      return;
-    }
-    queued_bytes_ += body->size();
-    held_.emplace_back(body, id);
+    if (over_limit(bytes->size())) return;
+    held_bytes_ += bytes->size();
+    held_.push_back(bytes);
     return;
   }
-  send_event(body, id);
+  send(bytes);
 }
 
 void StreamSession::resync(std::string_view topic) {
-  send_event(std::make_shared<const std::string>(resync_frame(topic)), -1);
+  send_event(resync_frame(topic), -1);
 }
 
 void StreamSession::shutdown() {
-  asio::post(stream_.get_executor(), [self = shared_from_this()] {
-    self->closing_ = true;
-    beast::error_code ignored;
-    self->stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    self->stream_.close();
-  });
+  asio::post(stream_.get_executor(), [self = shared_from_this()] { self->drop(); });
 }
 
-void StreamSession::send_event(std::shared_ptr<const std::string> body, std::int64_t id) {
-  send({std::move(body), id, false});
+void StreamSession::drop() {
+  closing_ = true;
+  beast::error_code ignored;
+  stream_.next_layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  stream_.next_layer().close();
 }
 
-void StreamSession::send(Item item) {
+void StreamSession::send_event(std::string_view body, std::int64_t id) {
+  send(std::make_shared<const std::string>(format_ == Format::Sse ? sse_event(body, id)
+                                                                  : multipart_part(body)));
+}
+
+bool StreamSession::over_limit(std::size_t more) {
+  if (stream_.queued_bytes() + held_bytes_ + more <= hub_->config.send_queue_bytes) return false;
+  // Nothing more can go out in order: close (the client reconnects and resumes).
+  hub_->dropped("slow");
+  drop();
+  return true;
+}
+
+void StreamSession::send(std::shared_ptr<const std::string> bytes) {
   if (closing_ || finished_) return;
-  if (queued_bytes_ + item.body->size() > hub_->config.send_queue_bytes) {
-    // Nothing more can go out in order: close (the client reconnects and resumes).
-    hub_->dropped("slow");
-    closing_ = true;
-    beast::error_code ignored;
-    stream_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    stream_.close();
-    return;
-  }
-  queued_bytes_ += item.body->size();
-  queue_.push_back(std::move(item));
-  if (!writing_) do_write();
-}
-
-void StreamSession::do_write() {
-  writing_ = true;
+  if (over_limit(bytes->size())) return;
   active_ = true;
-  const Item& item = queue_[head_];
-  std::size_t n = 0;
-  if (item.raw) {
-    buffers_[n++] = asio::buffer(*item.body);
-  } else if (format_ == Format::Sse) {
-    scratch_.clear();
-    if (item.id >= 0) {
-      scratch_ += "id: ";
-      scratch_ += std::to_string(item.id);
-      scratch_ += '\n';
-    }
-    scratch_ += "data: ";
-    buffers_[n++] = asio::buffer(scratch_);
-    buffers_[n++] = asio::buffer(*item.body);
-    buffers_[n++] = asio::buffer("\n\n", 2);
-  } else {
-    static constexpr std::string_view kPartHead = "Content-Type: application/json\n\n";
-    static constexpr std::string_view kPartTail = "\n--|||\n";
-    buffers_[n++] = asio::buffer(kPartHead.data(), kPartHead.size());
-    buffers_[n++] = asio::buffer(*item.body);
-    buffers_[n++] = asio::buffer(kPartTail.data(), kPartTail.size());
-  }
-  asio::async_write(stream_, std::span<const asio::const_buffer>(buffers_.data(), n),
-                    beast::bind_front_handler(&StreamSession::on_write, shared_from_this()));
-}
-
-void StreamSession::on_write(beast::error_code ec, std::size_t) {
-  writing_ = false;
-  if (ec) {
-    closing_ = true;
-    stream_.close();
-    return;
-  }
-  queued_bytes_ -= queue_[head_].body->size();
-  queue_[head_].body.reset();
-  if (++head_ == queue_.size()) {
-    queue_.clear();
-    head_ = 0;
-    if (queue_.capacity() > 64) queue_.shrink_to_fit();
-    return;
-  }
-  do_write();
+  stream_.write(std::move(bytes));
 }
 
 void StreamSession::watch_close() {
   // The client sends nothing after its request; a read completes only when it goes away.
-  stream_.socket().async_read_some(asio::buffer(&read_byte_, 1),
-                                   [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                                     if (!ec) return self->watch_close();
-                                     self->closing_ = true;
-                                     self->stream_.close();
-                                     self->finish();
-                                   });
+  stream_.next_layer().socket().async_read_some(
+      asio::buffer(&read_byte_, 1), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+        if (!ec) return self->watch_close();
+        self->closing_ = true;
+        self->stream_.next_layer().close();
+        self->finish();
+      });
 }
 
 void StreamSession::heartbeat() {
@@ -220,9 +162,9 @@ void StreamSession::heartbeat() {
   timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->closing_ || self->finished_) return;
     if (self->format_ == Format::Multipart) {
-      self->send({kMultipartPing, -1, true});
+      self->send(kMultipartPing);
     } else if (!self->active_) {
-      self->send({kSseHeartbeat, -1, true});
+      self->send(kSseHeartbeat);
     }
     self->active_ = false;
     self->heartbeat();

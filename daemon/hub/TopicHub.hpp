@@ -7,6 +7,7 @@
 // Not thread-safe; the event loop's thread only.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,8 @@ struct HubMessage {
   std::shared_ptr<const std::string> frame;  // the `event` frame (WebSocket, SSE)
   std::shared_ptr<const std::string> data;   // the bare `data` JSON (Hippie clients)
   std::optional<std::int64_t> id;            // outbox id of a durable event
+  // The message as each kind of subscriber writes it, encoded by the first one (Wire.hpp).
+  mutable std::array<std::shared_ptr<const std::string>, 4> wire{};
 };
 
 class Subscriber {

@@ -7,6 +7,7 @@
 #include <boost/beast/websocket.hpp>
 
 #include "hub/ServerFrames.hpp"
+#include "hub/Wire.hpp"
 
 namespace pgfanout::hub {
 
@@ -16,7 +17,8 @@ namespace websocket = boost::beast::websocket;
 namespace bhttp = boost::beast::http;
 
 namespace {
-const auto kHippiePing = std::make_shared<const std::string>(R"({"type":"ping"})");
+const auto kHippiePing =
+    std::make_shared<const std::string>(websocket_text_frame(R"({"type":"ping"})"));
 }
 
 WebSocketSession::WebSocketSession(std::shared_ptr<HubState> hub, beast::tcp_stream&& stream,
@@ -45,12 +47,12 @@ void WebSocketSession::run(bhttp::request<bhttp::string_body> request,
     return;
   }
   admitted_ = true;
+  ws_.next_layer().set_owner(weak_from_this());
   beast::get_lowest_layer(ws_).expires_never();
   websocket::stream_base::timeout timeouts{std::chrono::seconds(10), hub_->config.idle_timeout,
                                            true};
   ws_.set_option(timeouts);
   ws_.read_message_max(hub_->config.max_message_bytes);
-  ws_.auto_fragment(false);
   if (!subprotocol.empty()) {
     ws_.set_option(websocket::stream_base::decorator([subprotocol](websocket::response_type& res) {
       res.set(bhttp::field::sec_websocket_protocol, subprotocol);
@@ -66,7 +68,6 @@ void WebSocketSession::on_accept(beast::error_code ec) {
     return finish();
   }
   accepted_ = true;
-  ws_.text(true);
   if (mode_ == Mode::Hippie) {
     send(R"({"type":"hippie.pipe.set_client_id","client_id":")" + random_client_id() + "\"}");
     hub_->topics.subscribe(hippie_topic_, this);
@@ -140,13 +141,13 @@ void WebSocketSession::handle(std::string_view text) {
       return hub_->login(m, [self](std::string frame, std::optional<auth::Claims> claims) {
         if (self->finished_) return;
         if (claims && !self->claims_) self->claims_ = std::move(claims);
-        self->send(std::move(frame));
+        self->send(frame);
       });
     }
     case ClientMessageType::Call: {
       if (!commands_.take()) return send(error_frame(m.ref, "rate_limited", "too many commands"));
       return hub_->call(claims(), m, [self](std::string frame) {
-        if (!self->finished_) self->send(std::move(frame));
+        if (!self->finished_) self->send(frame);
       });
     }
     case ClientMessageType::Publish: {
@@ -154,7 +155,7 @@ void WebSocketSession::handle(std::string_view text) {
       if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
       if (!commands_.take()) return send(error_frame(m.ref, "rate_limited", "too many messages"));
       return hub_->publish(claims(), m.topic, d.entry, m.data, m.ref, [self](std::string frame) {
-        if (!self->finished_) self->send(std::move(frame));
+        if (!self->finished_) self->send(frame);
       });
     }
   }
@@ -174,7 +175,7 @@ void WebSocketSession::handle_hippie(std::string_view text) {
   hub_->publish(claims(), m.topic, d.entry, parsed.message->data, {}, [self](std::string frame) {
     // Hippie clients get no acknowledgement; errors only.
     if (!self->finished_ && frame.find(R"("type":"error")") != std::string::npos) {
-      self->send(std::move(frame));
+      self->send(frame);
     }
   });
 }
@@ -211,10 +212,10 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
         if (it == self->held_.end()) return;  // unsubscribed meanwhile
         Held held = std::move(*it);
         self->held_.erase(it);
-        for (const auto& f : held.frames) self->queued_bytes_ -= f->size();
+        for (const auto& f : held.frames) self->held_bytes_ -= f->size();
         self->send(error.empty() ? ack_frame(ref) : std::move(error));
-        for (auto& f : frames) self->send(std::move(f));
-        for (auto& f : held.frames) self->send(std::move(f));
+        for (const auto& f : frames) self->send(*f);
+        for (auto& f : held.frames) self->send_frame(std::move(f));
       });
 }
 
@@ -226,7 +227,7 @@ void WebSocketSession::unsubscribe(const ClientMessage& m) {
   auto h =
       std::find_if(held_.begin(), held_.end(), [&](const Held& x) { return x.topic == m.topic; });
   if (h != held_.end()) {
-    for (const auto& f : h->frames) queued_bytes_ -= f->size();
+    for (const auto& f : h->frames) held_bytes_ -= f->size();
     held_.erase(h);
   }
   send(ack_frame(m.ref));
@@ -234,20 +235,16 @@ void WebSocketSession::unsubscribe(const ClientMessage& m) {
 
 void WebSocketSession::deliver(const HubMessage& message) {
   if (closing_ || !accepted_) return;
-  const auto& frame = mode_ == Mode::Hippie ? message.data : message.frame;
-  if (!held_.empty()) {
-    for (auto& h : held_) {
-      if (h.topic != message.topic) continue;
-      if (queued_bytes_ + frame->size() > hub_->config.send_queue_bytes) {
-        hub_->dropped("slow");
-        return close(websocket::close_code::try_again_later, "too slow");
-      }
-      queued_bytes_ += frame->size();
-      h.frames.push_back(frame);
-      return;
-    }
+  const auto& frame =
+      wire_bytes(message, mode_ == Mode::Hippie ? Wire::WebSocketData : Wire::WebSocketEvent);
+  for (auto& h : held_) {
+    if (h.topic != message.topic) continue;
+    if (over_limit(frame->size())) return;
+    held_bytes_ += frame->size();
+    h.frames.push_back(frame);
+    return;
   }
-  send(frame);
+  send_frame(frame);
 }
 
 void WebSocketSession::resync(std::string_view topic) {
@@ -265,78 +262,38 @@ void WebSocketSession::shutdown() {
   });
 }
 
-void WebSocketSession::send(std::string frame) {
-  send(std::make_shared<const std::string>(std::move(frame)));
+void WebSocketSession::send(std::string_view json) {
+  if (closing_ || finished_ || !accepted_) return;
+  send_frame(std::make_shared<const std::string>(websocket_text_frame(json)));
 }
 
-void WebSocketSession::send(std::shared_ptr<const std::string> frame) {
-  if (closing_ || finished_) return;
-  if (queued_bytes_ + frame->size() > hub_->config.send_queue_bytes) {
-    hub_->dropped("slow");
-    return close(websocket::close_code::try_again_later, "too slow");
+bool WebSocketSession::over_limit(std::size_t more) {
+  if (ws_.next_layer().queued_bytes() + held_bytes_ + more <= hub_->config.send_queue_bytes) {
+    return false;
   }
-  queued_bytes_ += frame->size();
-  queue_.push_back(std::move(frame));
-  if (!writing_ && accepted_) do_write();
+  hub_->dropped("slow");
+  close(websocket::close_code::try_again_later, "too slow");
+  return true;
 }
 
-void WebSocketSession::do_write() {
-  writing_ = true;
-  ws_.async_write(asio::buffer(*queue_[head_]),
-                  beast::bind_front_handler(&WebSocketSession::on_write, shared_from_this()));
-}
-
-void WebSocketSession::on_write(beast::error_code ec, std::size_t) {
-  writing_ = false;
-  if (ec) {
-    queue_.clear();
-    head_ = 0;
-    queued_bytes_ = 0;
-    beast::get_lowest_layer(ws_).close();
-    return;
-  }
-  if (head_ < queue_.size()) {
-    queued_bytes_ -= queue_[head_]->size();
-    queue_[head_].reset();
-    ++head_;
-  }
-  if (head_ == queue_.size()) {
-    queue_.clear();
-    head_ = 0;
-    if (queue_.capacity() > 64) queue_.shrink_to_fit();
-  }
-  if (closing_) {
-    // A close that waited for the write in flight.
-    queue_.clear();
-    head_ = 0;
-    queued_bytes_ = 0;
-    ws_.async_close(websocket::close_code::try_again_later,
-                    [self = shared_from_this()](beast::error_code) {
-                      beast::get_lowest_layer(self->ws_).close();
-                    });
-    return;
-  }
-  if (head_ < queue_.size()) do_write();
+void WebSocketSession::send_frame(std::shared_ptr<const std::string> frame) {
+  if (closing_ || finished_ || !accepted_) return;
+  if (over_limit(frame->size())) return;
+  ws_.next_layer().write(std::move(frame));
 }
 
 void WebSocketSession::close(websocket::close_code code, std::string_view reason) {
   if (closing_ || finished_) return;
   closing_ = true;
-  for (auto& h : held_) h.frames.clear();
-  if (!writing_) {
-    queue_.clear();
-    head_ = 0;
-    queued_bytes_ = 0;
-    websocket::close_reason why(code, reason);
-    ws_.async_close(why, [self = shared_from_this()](beast::error_code) {
-      beast::get_lowest_layer(self->ws_).close();
-    });
-    return;
-  }
-  // A write is in flight (the client is not reading): drop what is queued behind it, and if it
-  // does not finish soon, close the socket under it.
-  queue_.resize(head_ + 1);
-  queued_bytes_ = queue_[head_]->size();
+  held_.clear();
+  held_bytes_ = 0;
+  // What the client has not taken yet is dropped; the close frame goes behind a write in flight.
+  ws_.next_layer().drop_unsent();
+  websocket::close_reason why(code, reason);
+  ws_.async_close(why, [self = shared_from_this()](beast::error_code) {
+    beast::get_lowest_layer(self->ws_).close();
+  });
+  // A client that does not read at all never lets that write finish: close the socket under it.
   if (!timer_) timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
   timer_->expires_after(std::chrono::seconds(2));
   timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
@@ -353,7 +310,7 @@ void WebSocketSession::start_ping() {
   timer_->expires_after(hub_->config.hippie_ping);
   timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
     if (ec || self->closing_ || self->finished_) return;
-    self->send(kHippiePing);
+    self->send_frame(kHippiePing);
     self->start_ping();
   });
 }

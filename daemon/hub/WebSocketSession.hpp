@@ -1,9 +1,10 @@
 // WebSocketSession: one WebSocket client of the hub (`/ws`, or `/_hippie/ws/<channel>`).
 //
 // In the style of the Beast examples: run() accepts the upgrade, do_read()/on_read() take one
-// client message at a time, send() queues a frame and do_write()/on_write() write the queue one
-// frame after the other. The queue holds shared frames (one buffer per pushed event, shared by
-// all subscribers) and is bounded in bytes (hub.send_queue_size): a client that falls behind is
+// client message at a time. Beast reads and does the handshake, pongs and close; what the hub
+// sends leaves through the QueuedStream under Beast: frames are encoded once per event (shared by
+// all subscribers, see Wire.hpp) and whatever queued up for this client goes out in one gather
+// write. The queue is bounded in bytes (hub.send_queue_size): a client that falls behind is
 // closed with 1013 and counted, and nobody else waits for it. Beast's idle timeout pings an idle
 // client and closes one that stops answering. The read buffer is released after each message,
 // so an idle connection holds little more than the socket and Beast's stream state.
@@ -25,6 +26,7 @@
 #include <boost/beast/websocket/stream.hpp>
 
 #include "hub/HubState.hpp"
+#include "hub/QueuedStream.hpp"
 
 namespace pgfanout::hub {
 
@@ -57,10 +59,11 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   void unsubscribe(const ClientMessage& m);
   bool subscribed(std::string_view topic) const;
 
-  void send(std::string frame);
-  void send(std::shared_ptr<const std::string> frame);
-  void do_write();
-  void on_write(boost::beast::error_code ec, std::size_t bytes);
+  // `json`: a message of docs/protocol.md (or Hippie's), encoded here.
+  void send(std::string_view json);
+  // `frame`: an encoded WebSocket frame.
+  void send_frame(std::shared_ptr<const std::string> frame);
+  bool over_limit(std::size_t more);
   void close(boost::beast::websocket::close_code code, std::string_view reason);
   void start_ping();
   void finish();
@@ -69,25 +72,22 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
 
   struct Held {
     std::string topic;
-    std::vector<std::shared_ptr<const std::string>> frames;
+    std::vector<std::shared_ptr<const std::string>> frames;  // encoded
   };
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  boost::beast::websocket::stream<QueuedStream> ws_;
   boost::beast::flat_buffer buffer_;
   std::shared_ptr<HubState> hub_;
   Mode mode_;
   std::string hippie_topic_;
   std::optional<auth::Claims> claims_;
-  std::vector<std::shared_ptr<const std::string>> queue_;
-  std::size_t head_ = 0;  // queue_[head_] is being written
-  std::size_t queued_bytes_ = 0;
+  std::size_t held_bytes_ = 0;
   std::vector<std::string> topics_;
   std::vector<Held> held_;  // live events kept back until on_subscribe rows are sent
   RateLimit commands_;
   RateLimit logins_;
   std::unique_ptr<boost::asio::steady_timer> timer_;  // Hippie pings; the hard close of a slow one
   bool accepted_ = false;
-  bool writing_ = false;
   bool closing_ = false;
   bool finished_ = false;
   bool admitted_ = false;
