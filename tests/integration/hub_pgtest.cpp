@@ -112,6 +112,13 @@ class Hub : public ::testing::Test {
            "  add:\n    sql: \"SELECT $1::int + $2::int AS sum\"\n    params: [a, b]\n"
            "  nap:\n    sql: \"SELECT pg_sleep($1::float8)\"\n    params: [seconds]\n"
            "    timeout: 200ms\n"
+           "  doze:\n    sql: \"SELECT pg_sleep($1::float8)::text AS slept\"\n"
+           "    params: [seconds]\n    timeout: 3s\n"
+           "  settings:\n    sql: \"SELECT current_setting('statement_timeout') AS timeout, "
+           "transaction_timestamp() < statement_timestamp() AS in_transaction\"\n"
+           "    timeout: 4s\n"
+           "  default_settings:\n    sql: \"SELECT current_setting('statement_timeout') AS "
+           "timeout\"\n"
            "  whoami:\n    sql: \"SELECT $1::text AS sub\"\n    params: [$user]\n"
            "  hello:\n    sql: \"SELECT 'hello'::text AS greeting\"\n    anonymous: true\n"
            "hub:\n  send_queue_size: 256KiB\n  idle_timeout: 10s\n  sse_heartbeat: 300ms\n"
@@ -358,6 +365,39 @@ TEST_F(Hub, CommandsTakeHostileArgumentsAsData) {
   EXPECT_FALSE(huge.receive(3s));
   EXPECT_TRUE(huge.closed());
   EXPECT_EQ(huge.close_code(), 1009);
+}
+
+TEST_F(Hub, EachCommandRunsWithItsOwnTimeout) {
+  WsClient c(port, "/ws", bearer(token(ann)));
+  ASSERT_TRUE(c.open());
+  auto call = [&](const char* command, const std::string& args = "{}") {
+    return c
+        .request(std::string(R"({"type":"call","command":")") + command + R"(","args":)" + args +
+                 "}")
+        .value_or("(no reply)");
+  };
+  // Calls one after another go to the same pooled connection (the least busy, the first when
+  // all are idle). nap's 200ms stops its sleep; doze, with 3s, sleeps longer than that right after
+  // on that connection.
+  for (int i = 0; i < 2; ++i) {
+    auto r = call("nap", R"({"seconds":5})");
+    EXPECT_NE(r.find(R"("code":"timeout")"), std::string::npos) << r;
+    r = call("doze", R"({"seconds":0.5})");
+    EXPECT_NE(r.find(R"("result":[{"slept":""}])"), std::string::npos) << r;
+  }
+  // Each statement sees its own timeout, set in a transaction begun before it (so it ends with the
+  // transaction): after nap and doze, settings sees 4s and a command without timeout the default.
+  auto r = call("settings");
+  EXPECT_NE(r.find(R"("result":[{"timeout":"4s","in_transaction":true}])"), std::string::npos) << r;
+  r = call("default_settings");
+  EXPECT_NE(r.find(R"("result":[{"timeout":"5s"}])"), std::string::npos) << r;
+  r = call("nap", R"({"seconds":5})");
+  EXPECT_NE(r.find(R"("code":"timeout")"), std::string::npos) << r;
+  r = call("default_settings");
+  EXPECT_NE(r.find(R"("result":[{"timeout":"5s"}])"), std::string::npos) << r;
+  // A failed statement leaves no transaction open behind it.
+  EXPECT_NE(call("add", R"({"a":1,"b":"x"})").find("command_failed"), std::string::npos);
+  EXPECT_NE(call("add", R"({"a":2,"b":3})").find(R"("sum":5)"), std::string::npos);
 }
 
 TEST_F(Hub, CommandRateLimit) {
