@@ -802,5 +802,55 @@ INSTANTIATE_TEST_SUITE_P(Algorithms, HubKeys,
                            return std::string(auth::jwt_algorithm_name(info.param));
                          });
 
+// hub.idle_timeout: Beast pings a quiet client halfway through it and closes a connection that
+// has sent nothing back by the end of it.
+TEST(HubIdle, SilentClientsAreDroppedAnsweringOnesStay) {
+  test::ScratchDatabase db("hubidle");
+  auto config = test::write_temp_file(
+      "hub.yaml", "postgres: {dsn: \"" + db.dsn() +
+                      "\"}\nhttp: {listen: 127.0.0.1:0}\nhub: {idle_timeout: 2s}\n"
+                      "topics:\n  - pattern: \"lobby\"\n    allow: [subscribe]\n"
+                      "    anonymous: true\n"
+                      "rules:\n  - name: noop\n    channel: noop\n    actions:\n"
+                      "      - log: \"noop\"\n");
+  DaemonProcess daemon({"run", "--config", config});
+  ASSERT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
+  int port = daemon.http_port();
+  const std::string series = R"(pgfanout_subscribers_dropped_total{reason="timeout"})";
+  EXPECT_EQ(sample(test::http_get(port, "/metrics").body, series), 0);
+
+  // A Beast client answers pings while it reads; one that subscribed and then only listens.
+  WsClient answering(port);
+  ASSERT_NE(answering.request(R"({"type":"subscribe","topic":"lobby"})")->find("\"ack\""),
+            std::string::npos);
+  // A raw client: the handshake, then it reads what comes but never answers anything.
+  test::HttpStream silent(port,
+                          "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+  ASSERT_TRUE(silent.wait_for("\r\n\r\n"));
+  ASSERT_EQ(silent.status(), 101) << silent.text();
+  auto opened = std::chrono::steady_clock::now();
+  // Meanwhile the answering client waits for messages (none come), answering the pings.
+  std::thread listening([&] { EXPECT_FALSE(answering.receive(5s)); });
+  bool dropped = silent.wait_closed(8s);
+  auto lasted = std::chrono::steady_clock::now() - opened;
+  listening.join();
+  ASSERT_TRUE(dropped) << silent.text();
+  EXPECT_GE(lasted, 1500ms);  // not refused outright: dropped once idle
+  // It was pinged (an unmasked ping frame, opcode 0x9) before being dropped.
+  std::string frames = silent.text().substr(silent.text().find("\r\n\r\n") + 4);
+  EXPECT_NE(frames.find('\x89'), std::string::npos);
+  EXPECT_TRUE(
+      test::wait_until([&] { return sample(test::http_get(port, "/metrics").body, series) == 1; }));
+
+  // The answering client was idle as long, and longer: it is still there and served.
+  EXPECT_FALSE(answering.closed());
+  auto pong = answering.request(R"({"type":"ping"})");
+  ASSERT_TRUE(pong);
+  EXPECT_NE(pong->find("pong"), std::string::npos);
+  EXPECT_EQ(sample(test::http_get(port, "/metrics").body, series), 1);
+}
+
 }  // namespace
 }  // namespace pgfanout
