@@ -107,9 +107,9 @@ const KeySpec kKeys[] = {
   {"auth.allow_query_token", Bool, "false", kRestart, kPlain, kOptional,
    "Also accept `?access_token=TOKEN` in the URL (it ends up in access logs; avoid)."},
   {"auth.login", Map, "", kRestart, kPlain, kOptional,
-   "SQL login: a `login {username, password}` message runs this statement; one row mints an "
-   "HS256 token (needs `auth.jwt.algorithm: HS256` and `auth.jwt.secret`) whose claims are the "
-   "row's columns."},
+   "SQL login: a `login {username, password}` message runs this statement; one row mints a token "
+   "whose claims are the row's columns, signed with `auth.jwt.algorithm` (needs `auth.jwt`): "
+   "with `auth.jwt.secret` for HS256, with `auth.login.private_key_file` for RS256 / ES256."},
   {"auth.login.sql", String, "", kRestart, kPlain, kRequired,
    "Statement with $1 = username and $2 = password, e.g. `SELECT user_id, username FROM "
    "chat.login($1, $2)`. No row: `login_failed`."},
@@ -118,6 +118,9 @@ const KeySpec kKeys[] = {
   {"auth.login.ttl", Duration, "12h", kRestart, kPlain, kOptional, "Lifetime of a minted token."},
   {"auth.login.attempts_per_minute", Int, "5", kRestart, kPlain, kOptional,
    "Login attempts allowed per connection per minute; more get `rate_limited`."},
+  {"auth.login.private_key_file", String, "", kRestart, kPlain, kOptional,
+   "RS256 / ES256: PEM file of the private key that signs minted tokens (`BEGIN PRIVATE KEY`), "
+   "the pair of `auth.jwt.public_key_file`. Required for those algorithms; not used with HS256."},
 
   // ---- topics
   {"topics", List, "", kRestart, kPlain, kOptional,

@@ -52,6 +52,8 @@ struct LoginSpec {
   std::string subject = "user_id";
   std::chrono::seconds ttl{12 * 3600};
   int attempts_per_minute = 5;
+  // RS256 / ES256: the PEM private key that signs minted tokens (HS256 uses auth.jwt.secret).
+  std::string private_key_pem;
 };
 
 struct HubConfig {

@@ -76,6 +76,30 @@ std::string read_file(const std::string& path, const std::string& base_dir, bool
   return s.str();
 }
 
+// The login key must sign tokens that auth.jwt accepts: the right type for the algorithm, and
+// the private half of public_key_file.
+void check_login_key(config::MapReader& login, const auth::JwtOptions& jwt,
+                     const std::string& private_key_pem) {
+  std::string alg(auth::jwt_algorithm_name(jwt.algorithm));
+  std::string token =
+      auth::jwt_sign(jwt.algorithm, R"({"sub":"pgfanout-key-check"})", private_key_pem);
+  if (token.empty()) {
+    login.error("private_key_file",
+                "not a PEM private key usable for " + alg +
+                    (jwt.algorithm == auth::JwtAlgorithm::RS256 ? " (RSA, at least 2048 bits)"
+                                                                : " (EC on curve P-256)"));
+    return;
+  }
+  auth::JwtOptions check = jwt;
+  check.audience.clear();
+  check.issuer.clear();
+  std::string error;
+  auto verifier = auth::JwtVerifier::create(check, error);
+  if (verifier && !verifier->verify(token).ok) {
+    login.error("private_key_file", "does not match auth.jwt.public_key_file");
+  }
+}
+
 void load_auth(config::MapReader& root, HubConfig& hub) {
   auto auth = root.map("auth");
   if (!auth) return;
@@ -117,8 +141,24 @@ void load_auth(config::MapReader& root, HubConfig& hub) {
     spec.ttl = std::chrono::duration_cast<std::chrono::seconds>(login->duration("ttl"));
     spec.attempts_per_minute = static_cast<int>(login->integer("attempts_per_minute", 1, 1000));
     check_placeholders(*login, spec.sql, 2);
-    if (!hub.jwt_enabled || hub.jwt.algorithm != auth::JwtAlgorithm::HS256) {
-      login->error_here("auth.login needs auth.jwt with algorithm HS256 and a secret");
+    std::string key_file = login->string("private_key_file");
+    if (!hub.jwt_enabled) {
+      login->error_here("auth.login needs auth.jwt (its tokens are checked like any other)");
+    } else if (hub.jwt.algorithm == auth::JwtAlgorithm::HS256) {
+      if (!key_file.empty()) {
+        login->error("private_key_file", "HS256 tokens are signed with auth.jwt.secret");
+      }
+    } else if (key_file.empty()) {
+      login->error("private_key_file",
+                   "RS256 and ES256 logins need the private key of auth.jwt.public_key_file");
+    } else {
+      bool ok = false;
+      spec.private_key_pem = read_file(key_file, login->ctx().base_dir, ok);
+      if (!ok) {
+        login->error("private_key_file", "cannot read " + key_file);
+      } else if (login->ctx().diags.ok()) {
+        check_login_key(*login, hub.jwt, spec.private_key_pem);
+      }
     }
     if (spec.ttl.count() < 60) login->error("ttl", "must be at least 1m");
     hub.login = std::move(spec);

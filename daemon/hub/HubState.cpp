@@ -345,8 +345,9 @@ void HubState::login(const ClientMessage& m,
         token_claims["exp"] = now + login.ttl.count();
         if (!config.jwt.issuer.empty()) token_claims["iss"] = config.jwt.issuer;
         if (!config.jwt.audience.empty()) token_claims["aud"] = config.jwt.audience;
-        std::string token = auth::jwt_sign(auth::JwtAlgorithm::HS256, json::serialize(token_claims),
-                                           config.jwt.secret);
+        const bool hs256 = config.jwt.algorithm == auth::JwtAlgorithm::HS256;
+        std::string token = auth::jwt_sign(config.jwt.algorithm, json::serialize(token_claims),
+                                           hs256 ? config.jwt.secret : login.private_key_pem);
         auto checked = verifier->verify(token);
         if (!checked.ok) {
           count("error");

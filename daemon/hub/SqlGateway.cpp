@@ -12,15 +12,22 @@ namespace pgfanout::hub {
 namespace asio = boost::asio;
 
 namespace {
-constexpr std::size_t kMaxQueuedPerConnection = 1000;
-}
+// Each run() queues three statements (BEGIN + SET LOCAL, the statement, COMMIT): 1000 runs.
+constexpr std::size_t kMaxQueuedPerConnection = 3 * 1000;
+
+// What one run() has gathered so far: the first failure, else the statement's result.
+struct Pending {
+  pg::PgResult result;
+  bool settled = false;  // result holds the statement's outcome or an earlier failure
+  pg::PgConnection::QueryDone done;
+};
+}  // namespace
 
 struct SqlGateway::Impl : std::enable_shared_from_this<Impl> {
   struct Slot {
     std::unique_ptr<pg::PgConnection> conn;
     std::unique_ptr<asio::steady_timer> retry;
     pg::Backoff backoff;
-    std::chrono::milliseconds timeout{-1};  // statement_timeout the session has; -1: unknown
     bool connecting = false;
     bool up = false;
   };
@@ -37,7 +44,6 @@ struct SqlGateway::Impl : std::enable_shared_from_this<Impl> {
     if (stopped || s.connecting) return;
     s.connecting = true;
     s.up = false;
-    s.timeout = std::chrono::milliseconds(-1);
     std::weak_ptr<Impl> weak = shared_from_this();
     Slot* slot = &s;
     s.conn = std::make_unique<pg::PgConnection>(
@@ -122,14 +128,31 @@ void SqlGateway::run(std::string sql, pg::PgConnection::Params params,
     done(std::move(r));
     return;
   }
-  if (best->timeout != timeout) {
-    best->timeout = timeout;
-    best->conn->query("SET statement_timeout = " + std::to_string(timeout.count()), {},
-                      [slot = best](pg::PgResult&& r) {
-                        if (!r.ok) slot->timeout = std::chrono::milliseconds(-1);
-                      });
-  }
-  best->conn->query(std::move(sql), std::move(params), std::move(done));
+  // One transaction per statement, its timeout set with SET LOCAL: the setting ends with the
+  // transaction, so a pooled connection never carries one statement's timeout into the next. The
+  // three are queued together, so nothing else runs on this connection in between. After a
+  // failure COMMIT rolls back (PostgreSQL answers COMMIT in an aborted transaction with ROLLBACK),
+  // and the result is handed over only once the transaction has ended.
+  auto pending = std::make_shared<Pending>();
+  pending->done = std::move(done);
+  best->conn->query("BEGIN; SET LOCAL statement_timeout = " + std::to_string(timeout.count()), {},
+                    [pending](pg::PgResult&& r) {
+                      if (r.ok) return;
+                      pending->result = std::move(r);
+                      pending->settled = true;
+                    });
+  best->conn->query(std::move(sql), std::move(params), [pending](pg::PgResult&& r) {
+    if (pending->settled) return;  // the setup failed: keep its error, not "transaction aborted"
+    pending->result = std::move(r);
+    pending->settled = true;
+  });
+  best->conn->query("COMMIT", {}, [pending](pg::PgResult&& r) {
+    // A statement that worked but whose transaction did not commit (a deferred constraint, the
+    // connection lost) failed.
+    if (!r.ok && pending->result.ok) pending->result = std::move(r);
+    auto finish = std::move(pending->done);
+    finish(std::move(pending->result));
+  });
 }
 
 }  // namespace pgfanout::hub

@@ -2,8 +2,10 @@
 // queries, client publishes (pg_notify) and SSE resumes from the outbox.
 //
 // A few PgConnections (hub.pg_connections), each reconnecting with backoff on its own. run()
-// sends a statement with bound text parameters to the least busy connected one, first setting
-// statement_timeout when it differs from what that connection has. When none is connected the
+// sends a statement with bound text parameters to the least busy connected one, in a transaction
+// of its own whose statement_timeout is set with SET LOCAL (so no timeout outlives its statement;
+// a failed statement is rolled back), and hands over the result once that transaction has ended
+// (a failure to commit is the statement's failure). When none is connected the
 // call fails at once (the client gets an error; nothing waits without bound). The connections are
 // separate from the listener's, so a slow command never delays LISTEN. Event loop thread only.
 #pragma once

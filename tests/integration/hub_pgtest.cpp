@@ -10,6 +10,9 @@
 #include <regex>
 #include <thread>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include <gtest/gtest.h>
 
 #include "auth/Jwt.hpp"
@@ -39,16 +42,50 @@ std::int64_t now() {
       .count();
 }
 
-std::string token(const std::string& sub, std::int64_t exp_in = 3600,
-                  const std::string& aud = "chat") {
-  return auth::jwt_sign(auth::JwtAlgorithm::HS256,
+// A token for `sub` signed with `key`: the HS256 secret, or a PEM private key for RS256 / ES256.
+std::string signed_token(auth::JwtAlgorithm alg, const std::string& key, const std::string& sub,
+                         std::int64_t exp_in = 3600, const std::string& aud = "chat") {
+  return auth::jwt_sign(alg,
                         R"({"sub":")" + sub + R"(","aud":")" + aud + R"(","exp":)" +
                             std::to_string(now() + exp_in) + "}",
-                        kSecret);
+                        key);
+}
+
+std::string token(const std::string& sub, std::int64_t exp_in = 3600,
+                  const std::string& aud = "chat") {
+  return signed_token(auth::JwtAlgorithm::HS256, kSecret, sub, exp_in, aud);
+}
+
+// An unsigned token (`alg: none`).
+std::string unsigned_token(const std::string& sub) {
+  return auth::base64url_encode(R"({"alg":"none"})") + "." +
+         auth::base64url_encode(R"({"sub":")" + sub + R"(","aud":"chat"})") + ".";
 }
 
 WsClient::Headers bearer(const std::string& t) {
   return {{"Authorization", "Bearer " + t}};
+}
+
+// The HTTP status of a WebSocket upgrade refused for its headers (0 when it was accepted).
+int refused_upgrade(int port, const WsClient::Headers& h) {
+  WsClient c(port, "/ws", h);
+  EXPECT_FALSE(c.open());
+  return c.open() ? 0 : c.http_status();
+}
+
+// The status of GET /events?topic=TOPIC with `Authorization: Bearer TOKEN`.
+int events_status(int port, const std::string& topic, const std::string& t) {
+  test::HttpStream sse(port, "GET /events?topic=" + topic +
+                                 " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + t + "\r\n\r\n");
+  EXPECT_TRUE(sse.wait_for("\r\n\r\n")) << sse.text();
+  return sse.status();
+}
+
+// One sample of a /metrics text, e.g. `pgfanout_hub_auth_total{result="expired"}`; 0 if absent.
+double sample(const std::string& metrics_text, const std::string& series) {
+  auto at = metrics_text.find("\n" + series + " ");
+  if (at == std::string::npos) return 0;
+  return std::stod(metrics_text.substr(at + series.size() + 2));
 }
 
 class Hub : public ::testing::Test {
@@ -112,6 +149,13 @@ class Hub : public ::testing::Test {
            "  add:\n    sql: \"SELECT $1::int + $2::int AS sum\"\n    params: [a, b]\n"
            "  nap:\n    sql: \"SELECT pg_sleep($1::float8)\"\n    params: [seconds]\n"
            "    timeout: 200ms\n"
+           "  doze:\n    sql: \"SELECT pg_sleep($1::float8)::text AS slept\"\n"
+           "    params: [seconds]\n    timeout: 3s\n"
+           "  settings:\n    sql: \"SELECT current_setting('statement_timeout') AS timeout, "
+           "transaction_timestamp() < statement_timestamp() AS in_transaction\"\n"
+           "    timeout: 4s\n"
+           "  default_settings:\n    sql: \"SELECT current_setting('statement_timeout') AS "
+           "timeout\"\n"
            "  whoami:\n    sql: \"SELECT $1::text AS sub\"\n    params: [$user]\n"
            "  hello:\n    sql: \"SELECT 'hello'::text AS greeting\"\n    anonymous: true\n"
            "hub:\n  send_queue_size: 256KiB\n  idle_timeout: 10s\n  sse_heartbeat: 300ms\n"
@@ -183,20 +227,14 @@ TEST_F(Hub, PingSubscribeAndPush) {
 }
 
 TEST_F(Hub, TokensAreChecked) {
-  auto refused = [](const WsClient::Headers& h) {
-    WsClient c(port, "/ws", h);
-    EXPECT_FALSE(c.open());
-    return c.http_status();
-  };
+  auto refused = [](const WsClient::Headers& h) { return refused_upgrade(port, h); };
   EXPECT_EQ(refused(bearer(token(ann, -120))), 401);             // expired beyond the leeway
   EXPECT_EQ(refused(bearer(token(ann, 3600, "billing"))), 401);  // wrong audience
   EXPECT_EQ(refused(bearer(auth::jwt_sign(auth::JwtAlgorithm::HS256,
                                           R"({"sub":")" + ann + R"(","aud":"chat"})",
                                           "a-different-secret-of-32-bytes-or-more"))),
-            401);  // wrong signature
-  EXPECT_EQ(refused(bearer(auth::base64url_encode(R"({"alg":"none"})") + "." +
-                           auth::base64url_encode(R"({"sub":"1","aud":"chat"})") + ".")),
-            401);  // alg none
+            401);                                        // wrong signature
+  EXPECT_EQ(refused(bearer(unsigned_token("1"))), 401);  // alg none
   EXPECT_EQ(refused(bearer(auth::jwt_sign(auth::JwtAlgorithm::HS256,
                                           R"({"sub":")" + ann + R"(","aud":"chat"})", kSecret,
                                           R"({"alg":"HS384"})"))),
@@ -358,6 +396,39 @@ TEST_F(Hub, CommandsTakeHostileArgumentsAsData) {
   EXPECT_FALSE(huge.receive(3s));
   EXPECT_TRUE(huge.closed());
   EXPECT_EQ(huge.close_code(), 1009);
+}
+
+TEST_F(Hub, EachCommandRunsWithItsOwnTimeout) {
+  WsClient c(port, "/ws", bearer(token(ann)));
+  ASSERT_TRUE(c.open());
+  auto call = [&](const char* command, const std::string& args = "{}") {
+    return c
+        .request(std::string(R"({"type":"call","command":")") + command + R"(","args":)" + args +
+                 "}")
+        .value_or("(no reply)");
+  };
+  // Calls one after another go to the same pooled connection (the least busy, the first when
+  // all are idle). nap's 200ms stops its sleep; doze, with 3s, sleeps longer than that right after
+  // on that connection.
+  for (int i = 0; i < 2; ++i) {
+    auto r = call("nap", R"({"seconds":5})");
+    EXPECT_NE(r.find(R"("code":"timeout")"), std::string::npos) << r;
+    r = call("doze", R"({"seconds":0.5})");
+    EXPECT_NE(r.find(R"("result":[{"slept":""}])"), std::string::npos) << r;
+  }
+  // Each statement sees its own timeout, set in a transaction begun before it (so it ends with the
+  // transaction): after nap and doze, settings sees 4s and a command without timeout the default.
+  auto r = call("settings");
+  EXPECT_NE(r.find(R"("result":[{"timeout":"4s","in_transaction":true}])"), std::string::npos) << r;
+  r = call("default_settings");
+  EXPECT_NE(r.find(R"("result":[{"timeout":"5s"}])"), std::string::npos) << r;
+  r = call("nap", R"({"seconds":5})");
+  EXPECT_NE(r.find(R"("code":"timeout")"), std::string::npos) << r;
+  r = call("default_settings");
+  EXPECT_NE(r.find(R"("result":[{"timeout":"5s"}])"), std::string::npos) << r;
+  // A failed statement leaves no transaction open behind it.
+  EXPECT_NE(call("add", R"({"a":1,"b":"x"})").find("command_failed"), std::string::npos);
+  EXPECT_NE(call("add", R"({"a":2,"b":3})").find(R"("sum":5)"), std::string::npos);
 }
 
 TEST_F(Hub, CommandRateLimit) {
@@ -572,6 +643,213 @@ TEST_F(Hub, OriginsAndStaticFiles) {
     EXPECT_EQ(test::http_get(port, bad).status, 404) << bad;
   }
   EXPECT_EQ(test::http_get(port, "/healthz").status, 200);
+}
+
+// RS256 and ES256 over the wire, and logins that mint such tokens: a daemon per algorithm with
+// a key pair made here, on a database with the chat example's users.
+struct KeyPair {
+  std::string private_pem;
+  std::string public_pem;
+};
+
+KeyPair make_keys(auth::JwtAlgorithm alg) {
+  EVP_PKEY* key = alg == auth::JwtAlgorithm::RS256 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+  KeyPair k;
+  auto pem = [](auto write) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    write(bio);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    std::string text(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+    return text;
+  };
+  k.private_pem =
+      pem([&](BIO* b) { PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr); });
+  k.public_pem = pem([&](BIO* b) { PEM_write_bio_PUBKEY(b, key); });
+  EVP_PKEY_free(key);
+  return k;
+}
+
+class HubKeys : public ::testing::TestWithParam<auth::JwtAlgorithm> {
+ public:
+  static void SetUpTestSuite() {
+    db = new test::ScratchDatabase("hubkeys");
+    PgSession s(db->dsn());
+    s.exec(read_file(PGFANOUT_SOURCE_DIR "/examples/chat/schema.sql"));
+    ann = s.value("SELECT user_id FROM chat.register('ann', 'secret-ann', 'ann@example.com')")
+              .value();
+  }
+  static void TearDownTestSuite() { delete db; }
+
+  void SetUp() override {
+    keys = make_keys(GetParam());
+    auto public_file = test::write_temp_file("public.pem", keys.public_pem);
+    auto private_file = test::write_temp_file("private.pem", keys.private_pem);
+    auto config = test::write_temp_file(
+        "hub.yaml",
+        "postgres:\n  dsn: \"" + db->dsn() +
+            "\"\n"
+            "http: {listen: 127.0.0.1:0}\n"
+            "auth:\n  jwt:\n    algorithm: " +
+            std::string(auth::jwt_algorithm_name(GetParam())) + "\n    public_key_file: \"" +
+            public_file +
+            "\"\n    audience: chat\n"
+            "  login:\n    sql: \"SELECT user_id, username FROM chat.login($1, $2)\"\n"
+            "    private_key_file: \"" +
+            private_file +
+            "\"\n"
+            "topics:\n  - pattern: \"user:{sub}\"\n    allow: [subscribe]\n"
+            "commands:\n  whoami:\n    sql: \"SELECT $1::text AS sub\"\n    params: [$user]\n"
+            "rules:\n  - name: noop\n    channel: noop\n    actions:\n      - log: \"noop\"\n");
+    daemon = std::make_unique<DaemonProcess>(std::vector<std::string>{"run", "--config", config});
+    ASSERT_TRUE(daemon->wait_for_output("ready")) << daemon->output();
+    port = daemon->http_port();
+  }
+
+  std::string valid(const std::string& sub) {
+    return signed_token(GetParam(), keys.private_pem, sub);
+  }
+  std::string whoami(WsClient& c) {
+    return c.request(R"({"type":"call","command":"whoami"})").value_or("(no reply)");
+  }
+
+  static test::ScratchDatabase* db;
+  static std::string ann;
+  KeyPair keys;
+  std::unique_ptr<DaemonProcess> daemon;
+  int port = 0;
+};
+
+test::ScratchDatabase* HubKeys::db = nullptr;
+std::string HubKeys::ann;
+
+TEST_P(HubKeys, ValidTokensGetInOthersAreRefused) {
+  // A valid token: in Authorization on /ws and /events, and as the first message.
+  WsClient ws(port, "/ws", bearer(valid(ann)));
+  ASSERT_TRUE(ws.open()) << ws.http_status() << daemon->output();
+  EXPECT_NE(whoami(ws).find(R"("result":[{"sub":")" + ann + "\"}]"), std::string::npos);
+  EXPECT_EQ(events_status(port, "user:" + ann, valid(ann)), 200);
+  WsClient late(port);
+  EXPECT_NE(late.request(R"({"type":"auth","token":")" + valid(ann) + "\"}")->find("\"ack\""),
+            std::string::npos);
+  EXPECT_NE(whoami(late).find(ann), std::string::npos);
+
+  struct Bad {
+    const char* what;
+    std::string token;
+    const char* reason;  // pgfanout_hub_auth_total's result
+  };
+  std::vector<Bad> bad = {
+      {"another key", signed_token(GetParam(), make_keys(GetParam()).private_pem, ann),
+       "signature"},
+      {"HS256 with the public key as secret",
+       signed_token(auth::JwtAlgorithm::HS256, keys.public_pem, ann), "algorithm"},
+      {"alg none", unsigned_token(ann), "algorithm"},
+      {"expired", signed_token(GetParam(), keys.private_pem, ann, -120), "expired"},
+      {"wrong audience", signed_token(GetParam(), keys.private_pem, ann, 3600, "billing"),
+       "audience"},
+  };
+  for (const auto& b : bad) {
+    SCOPED_TRACE(b.what);
+    ASSERT_FALSE(b.token.empty());
+    std::string series = std::string(R"(pgfanout_hub_auth_total{result=")") + b.reason + "\"}";
+    double before = sample(test::http_get(port, "/metrics").body, series);
+    EXPECT_EQ(refused_upgrade(port, bearer(b.token)), 401);
+    EXPECT_EQ(events_status(port, "user:" + ann, b.token), 401);
+    WsClient c(port);
+    auto r = c.request(R"({"type":"auth","token":")" + b.token + "\"}");
+    ASSERT_TRUE(r);
+    EXPECT_NE(r->find(R"("code":"unauthorized")"), std::string::npos) << *r;
+    EXPECT_NE(whoami(c).find("unauthorized"), std::string::npos);  // still anonymous
+    EXPECT_EQ(sample(test::http_get(port, "/metrics").body, series), before + 3);
+  }
+}
+
+TEST_P(HubKeys, LoginMintsTokensWithTheConfiguredAlgorithm) {
+  WsClient c(port);
+  auto fail = c.request(R"({"type":"login","username":"ann","password":"wrong-password"})");
+  ASSERT_TRUE(fail);
+  EXPECT_NE(fail->find(R"("code":"login_failed")"), std::string::npos) << *fail;
+  auto ok = c.request(R"({"type":"login","username":"ann","password":"secret-ann"})");
+  ASSERT_TRUE(ok);
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(*ok, m, std::regex(R"re("token":"([^"]+)")re"))) << *ok;
+  std::string minted = m[1];
+  // Signed with the configured algorithm and the login key: the daemon's own verifier (the public
+  // key only) accepts it on a new connection.
+  auto header = auth::base64url_decode(minted.substr(0, minted.find('.')));
+  ASSERT_TRUE(header);
+  EXPECT_NE(header->find(std::string(R"("alg":")") +
+                         std::string(auth::jwt_algorithm_name(GetParam())) + "\""),
+            std::string::npos)
+      << *header;
+  EXPECT_NE(whoami(c).find(R"("sub":")" + ann + "\""), std::string::npos);
+  EXPECT_NE(c.request(R"({"type":"subscribe","topic":"user:)" + ann + "\"}")->find("\"ack\""),
+            std::string::npos);
+  WsClient again(port, "/ws", bearer(minted));
+  ASSERT_TRUE(again.open()) << again.http_status();
+  EXPECT_NE(whoami(again).find(R"("sub":")" + ann + "\""), std::string::npos);
+  EXPECT_EQ(events_status(port, "user:" + ann, minted), 200);
+  EXPECT_EQ(
+      sample(test::http_get(port, "/metrics").body, R"(pgfanout_hub_logins_total{result="ok"})"),
+      1);
+}
+
+INSTANTIATE_TEST_SUITE_P(Algorithms, HubKeys,
+                         ::testing::Values(auth::JwtAlgorithm::RS256, auth::JwtAlgorithm::ES256),
+                         [](const auto& info) {
+                           return std::string(auth::jwt_algorithm_name(info.param));
+                         });
+
+// hub.idle_timeout: Beast pings a quiet client halfway through it and closes a connection that
+// has sent nothing back by the end of it.
+TEST(HubIdle, SilentClientsAreDroppedAnsweringOnesStay) {
+  test::ScratchDatabase db("hubidle");
+  auto config = test::write_temp_file(
+      "hub.yaml", "postgres: {dsn: \"" + db.dsn() +
+                      "\"}\nhttp: {listen: 127.0.0.1:0}\nhub: {idle_timeout: 2s}\n"
+                      "topics:\n  - pattern: \"lobby\"\n    allow: [subscribe]\n"
+                      "    anonymous: true\n"
+                      "rules:\n  - name: noop\n    channel: noop\n    actions:\n"
+                      "      - log: \"noop\"\n");
+  DaemonProcess daemon({"run", "--config", config});
+  ASSERT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
+  int port = daemon.http_port();
+  const std::string series = R"(pgfanout_subscribers_dropped_total{reason="timeout"})";
+  EXPECT_EQ(sample(test::http_get(port, "/metrics").body, series), 0);
+
+  // A Beast client answers pings while it reads; one that subscribed and then only listens.
+  WsClient answering(port);
+  ASSERT_NE(answering.request(R"({"type":"subscribe","topic":"lobby"})")->find("\"ack\""),
+            std::string::npos);
+  // A raw client: the handshake, then it reads what comes but never answers anything.
+  test::HttpStream silent(port,
+                          "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                          "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+  ASSERT_TRUE(silent.wait_for("\r\n\r\n"));
+  ASSERT_EQ(silent.status(), 101) << silent.text();
+  auto opened = std::chrono::steady_clock::now();
+  // Meanwhile the answering client waits for messages (none come), answering the pings.
+  std::thread listening([&] { EXPECT_FALSE(answering.receive(5s)); });
+  bool dropped = silent.wait_closed(8s);
+  auto lasted = std::chrono::steady_clock::now() - opened;
+  listening.join();
+  ASSERT_TRUE(dropped) << silent.text();
+  EXPECT_GE(lasted, 1500ms);  // not refused outright: dropped once idle
+  // It was pinged (an unmasked ping frame, opcode 0x9) before being dropped.
+  std::string frames = silent.text().substr(silent.text().find("\r\n\r\n") + 4);
+  EXPECT_NE(frames.find('\x89'), std::string::npos);
+  EXPECT_TRUE(
+      test::wait_until([&] { return sample(test::http_get(port, "/metrics").body, series) == 1; }));
+
+  // The answering client was idle as long, and longer: it is still there and served.
+  EXPECT_FALSE(answering.closed());
+  auto pong = answering.request(R"({"type":"ping"})");
+  ASSERT_TRUE(pong);
+  EXPECT_NE(pong->find("pong"), std::string::npos);
+  EXPECT_EQ(sample(test::http_get(port, "/metrics").body, series), 1);
 }
 
 }  // namespace

@@ -3,6 +3,9 @@
 #include <fstream>
 #include <map>
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
 #include <gtest/gtest.h>
 
 #include "config/Config.hpp"
@@ -195,6 +198,64 @@ TEST(ConfigLoader, SecretFileMissingAndBothGiven) {
       "actions: [{log: x}]}]\n");
   EXPECT_EQ(messages(r), std::vector<std::string>{"test.yaml:3:18: postgres.password_file: cannot "
                                                   "read secret file \"/nonexistent/pw\""});
+}
+
+// Writes the private or the public half of `key` to a PEM file; returns its path.
+std::string pem_file(EVP_PKEY* key, bool private_half) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (private_half) {
+    PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  } else {
+    PEM_write_bio_PUBKEY(bio, key);
+  }
+  char* data = nullptr;
+  long n = BIO_get_mem_data(bio, &data);
+  std::string text(data, static_cast<std::size_t>(n));
+  BIO_free(bio);
+  return test::write_temp_file(private_half ? "private.pem" : "public.pem", text);
+}
+
+TEST(ConfigLoader, LoginSigningKeyMatchesTheJwtAlgorithmAndKey) {
+  EVP_PKEY* ec = EVP_EC_gen("P-256");
+  EVP_PKEY* other_ec = EVP_EC_gen("P-256");
+  EVP_PKEY* rsa = EVP_RSA_gen(2048);
+  const std::string ec_public = pem_file(ec, false), ec_private = pem_file(ec, true),
+                    other_private = pem_file(other_ec, true), rsa_private = pem_file(rsa, true);
+  EVP_PKEY_free(ec);
+  EVP_PKEY_free(other_ec);
+  EVP_PKEY_free(rsa);
+  auto with = [](const std::string& jwt, const std::string& login_key) {
+    return load(
+        "postgres: {dsn: host=x}\nrules: [{name: a, channel: c, actions: [{log: x}]}]\n"
+        "auth:\n  jwt: {" +
+        jwt + "}\n  login:\n    sql: \"SELECT 1 AS user_id WHERE $1 = $2\"\n" +
+        (login_key.empty() ? "" : "    private_key_file: " + login_key + "\n"));
+  };
+  auto error_of = [](const LoadResult& r) {
+    return r.errors.size() == 1 ? r.errors[0].to_string() : ::testing::PrintToString(messages(r));
+  };
+  const std::string es256 = "algorithm: ES256, public_key_file: " + ec_public;
+  auto ok = with(es256, ec_private);
+  ASSERT_TRUE(ok.config) << ::testing::PrintToString(messages(ok));
+  EXPECT_NE(ok.config->hub.login->private_key_pem.find("PRIVATE KEY"), std::string::npos);
+
+  EXPECT_NE(error_of(with(es256, ""))
+                .find("auth.login.private_key_file: RS256 and ES256 logins "
+                      "need the private key of auth.jwt.public_key_file"),
+            std::string::npos);
+  EXPECT_NE(error_of(with(es256, other_private))
+                .find("auth.login.private_key_file: does not match auth.jwt.public_key_file"),
+            std::string::npos);
+  EXPECT_NE(error_of(with(es256, rsa_private))
+                .find("not a PEM private key usable for ES256 (EC on curve P-256)"),
+            std::string::npos);
+  EXPECT_NE(error_of(with(es256, "/nonexistent/key.pem")).find("cannot read /nonexistent/key.pem"),
+            std::string::npos);
+  EXPECT_NE(error_of(with("secret: 0123456789abcdef0123456789abcdef-secret", ec_private))
+                .find("HS256 tokens are signed with auth.jwt.secret"),
+            std::string::npos);
+  auto hs256 = with("secret: 0123456789abcdef0123456789abcdef-secret", "");
+  EXPECT_TRUE(hs256.config) << ::testing::PrintToString(messages(hs256));
 }
 
 TEST(ConfigLoader, NonSecretKeysDoNotTakeFiles) {
