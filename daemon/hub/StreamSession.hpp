@@ -33,9 +33,11 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   StreamSession(std::shared_ptr<HubState> hub, boost::beast::tcp_stream&& stream, Format format);
   ~StreamSession();
 
-  // `entries[i]` is the topics: entry that allowed `topics[i]`.
+  // `entries[i]` is the topics: entry that allowed `topics[i]`. `resume_unknown`: the client
+  // asked to resume from an id that is not one (it gets `resync` for every topic).
   void run(std::vector<std::string> topics, std::vector<std::size_t> entries,
-           std::optional<auth::Claims> claims, std::optional<std::int64_t> last_event_id);
+           std::optional<auth::Claims> claims, std::optional<std::int64_t> last_event_id,
+           bool resume_unknown = false);
 
   void deliver(const HubMessage& message) override;
   void resync(std::string_view topic) override;
@@ -65,6 +67,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   std::vector<std::size_t> entries_;
   std::optional<auth::Claims> claims_;
   std::optional<std::int64_t> last_event_id_;
+  bool resume_unknown_ = false;
   std::vector<Item> queue_;
   std::size_t head_ = 0;
   std::size_t queued_bytes_ = 0;
