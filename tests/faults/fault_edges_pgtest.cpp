@@ -362,6 +362,11 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
          return "upgrade " + std::to_string(c.http_status()) + " " + c.http_body();
        },
        "\"type\":\"error\"", "pgfanout_hub_connections_rejected_total", ""},
+      {"hippie_poll_bad_channel_encoding",
+       [&](int p) {
+         return get(p, "/_hippie/poll/%ff%00?client_id=%00%ff" + std::string(500, 'z'));
+       },
+       "invalid_topic", "pgfanout_hub_connections_rejected_total", "reason=\"invalid_topic\""},
       {"hippie_pub_not_json",
        [&](int p) { return post(p, "/_hippie/pub/hpub", "message=%7Bnot+json"); }, "bad_message",
        "pgfanout_hub_client_errors_total", "code=\"bad_message\""},
