@@ -42,17 +42,15 @@ std::string explain_yaml_error(const std::string& text, const YAML::Exception& e
 // A YAML alias is a reference, so a few kilobytes of anchors and aliases ("billion laughs") can
 // describe a document of billions of nodes, which the config reader would walk (and turn into
 // rules) in minutes and gigabytes. Counts the nodes of the document as the reader sees it,
-// aliases expanded, and stops at the limit: the walk is bounded, and so is a self-referencing
+// aliases expanded, and stops at `limit`: the walk is bounded, and so is a self-referencing
 // alias. Returns the node at which the limit was passed, or an undefined node.
-constexpr std::size_t kMaxExpandedNodes = 250000;
-
-YAML::Node expansion_limit_passed(const YAML::Node& doc) {
+YAML::Node expansion_limit_passed(const YAML::Node& doc, std::size_t limit) {
   std::vector<YAML::Node> todo{doc};
   std::size_t seen = 0;
   while (!todo.empty()) {
     YAML::Node n = todo.back();
     todo.pop_back();
-    if (++seen > kMaxExpandedNodes) return n;
+    if (++seen > limit) return n;
     if (n.IsSequence()) {
       for (const auto& child : n) todo.push_back(child);
     } else if (n.IsMap()) {
@@ -61,10 +59,14 @@ YAML::Node expansion_limit_passed(const YAML::Node& doc) {
         todo.push_back(kv.second);
       }
     }
-    if (todo.size() > kMaxExpandedNodes) return n;
+    if (todo.size() > limit) return n;
   }
   return YAML::Node(YAML::NodeType::Undefined);
 }
+
+// A node takes about a byte of the text at the least, so a document without aliases stays under
+// its size in bytes; aliases may add this many nodes beyond that.
+constexpr std::size_t kAliasNodeAllowance = 250000;
 
 void load_postgres(MapReader& root, PostgresConfig& pg) {
   auto m = root.map("postgres");
@@ -203,9 +205,10 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
     result.errors = diags.errors();
     return result;
   }
-  if (auto at = expansion_limit_passed(doc); at.IsDefined()) {
+  const std::size_t node_limit = kAliasNodeAllowance + text.size();
+  if (auto at = expansion_limit_passed(doc, node_limit); at.IsDefined()) {
     diags.error(std::max(at.Mark().line, 0) + 1, std::max(at.Mark().column, 0) + 1, "",
-                "the document expands to more than " + std::to_string(kMaxExpandedNodes) +
+                "the document expands to more than " + std::to_string(node_limit) +
                     " nodes through YAML aliases (an alias bomb?); refusing it");
     result.errors = diags.errors();
     return result;
