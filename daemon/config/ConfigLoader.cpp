@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "config/Config.hpp"
 #include "config/YamlReader.hpp"
@@ -37,6 +38,35 @@ std::string explain_yaml_error(const std::string& text, const YAML::Exception& e
   }
   return "YAML syntax error: " + msg;
 }
+
+// A YAML alias is a reference, so a few kilobytes of anchors and aliases ("billion laughs") can
+// describe a document of billions of nodes, which the config reader would walk (and turn into
+// rules) in minutes and gigabytes. Counts the nodes of the document as the reader sees it,
+// aliases expanded, and stops at `limit`: the walk is bounded, and so is a self-referencing
+// alias. Returns the node at which the limit was passed, or an undefined node.
+YAML::Node expansion_limit_passed(const YAML::Node& doc, std::size_t limit) {
+  std::vector<YAML::Node> todo{doc};
+  std::size_t seen = 0;
+  while (!todo.empty()) {
+    YAML::Node n = todo.back();
+    todo.pop_back();
+    if (++seen > limit) return n;
+    if (n.IsSequence()) {
+      for (const auto& child : n) todo.push_back(child);
+    } else if (n.IsMap()) {
+      for (const auto& kv : n) {
+        todo.push_back(kv.first);
+        todo.push_back(kv.second);
+      }
+    }
+    if (todo.size() > limit) return n;
+  }
+  return YAML::Node(YAML::NodeType::Undefined);
+}
+
+// A node takes about a byte of the text at the least, so a document without aliases stays under
+// its size in bytes; aliases may add this many nodes beyond that.
+constexpr std::size_t kAliasNodeAllowance = 250000;
 
 void load_postgres(MapReader& root, PostgresConfig& pg) {
   auto m = root.map("postgres");
@@ -172,6 +202,14 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
     doc = YAML::Load(text);
   } catch (const YAML::Exception& e) {
     diags.error(e.mark.line + 1, e.mark.column + 1, "", explain_yaml_error(text, e));
+    result.errors = diags.errors();
+    return result;
+  }
+  const std::size_t node_limit = kAliasNodeAllowance + text.size();
+  if (auto at = expansion_limit_passed(doc, node_limit); at.IsDefined()) {
+    diags.error(std::max(at.Mark().line, 0) + 1, std::max(at.Mark().column, 0) + 1, "",
+                "the document expands to more than " + std::to_string(node_limit) +
+                    " nodes through YAML aliases (an alias bomb?); refusing it");
     result.errors = diags.errors();
     return result;
   }

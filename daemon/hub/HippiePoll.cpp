@@ -150,6 +150,7 @@ void HippiePoll::poll(beast::tcp_stream&& stream, const std::string& channel,
   const auth::Claims* c = claims ? &*claims : nullptr;
   auto d = hub_->config.acl.check(channel, auth::TopicAccess::Subscribe, c);
   if (!d.allowed) {
+    hub_->rejected(d.code);
     return answer(std::move(stream), d.code == "unauthorized" ? 401 : 403,
                   error_frame({}, d.code, d.message));
   }

@@ -189,6 +189,13 @@ void respond_error(beast::tcp_stream&& stream, unsigned status, std::string_view
   respond(std::move(stream), status, error_frame({}, code, message) + "\n");
 }
 
+// A refused hub request, counted in pgfanout_hub_connections_rejected_total by its error code.
+void refuse(HubState& hub, beast::tcp_stream&& stream, unsigned status, std::string_view code,
+            std::string_view message) {
+  hub.rejected(code);
+  respond_error(std::move(stream), status, code, message);
+}
+
 // The Origin allow-list; refuses with 403.
 bool origin_ok(HubState& hub, http::UpgradeRequest& u) {
   if (hub.origin_allowed(u.request[bhttp::field::origin])) return true;
@@ -223,14 +230,14 @@ std::optional<std::size_t> acl_allows(HubState& hub, http::UpgradeRequest& u,
                                       const RequestAuth& a) {
   auto d = hub.config.acl.check(topic, access, a.claims ? &*a.claims : nullptr);
   if (d.allowed) return d.entry;
-  respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code, d.message);
+  refuse(hub, std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code, d.message);
   return std::nullopt;
 }
 
 void open_websocket(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
                     WebSocketSession::Mode mode, std::string hippie_topic) {
   if (!beast::websocket::is_upgrade(u.request)) {
-    respond_error(std::move(u.stream), 426, "upgrade_required", "a WebSocket upgrade is required");
+    refuse(*hub, std::move(u.stream), 426, "upgrade_required", "a WebSocket upgrade is required");
     return;
   }
   if (!admit_request(*hub, u)) return;
@@ -248,18 +255,18 @@ void open_websocket(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&&
 void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
                  StreamSession::Format format, std::vector<std::string> topics) {
   if (u.request.method() != bhttp::verb::get) {
-    respond_error(std::move(u.stream), 405, "method_not_allowed", "use GET");
+    refuse(*hub, std::move(u.stream), 405, "method_not_allowed", "use GET");
     return;
   }
   if (!admit_request(*hub, u)) return;
   auto a = authenticate(*hub, u);
   if (!a) return;
   if (topics.empty()) {
-    respond_error(std::move(u.stream), 400, "bad_request", "name at least one ?topic=");
+    refuse(*hub, std::move(u.stream), 400, "bad_request", "name at least one ?topic=");
     return;
   }
   if (static_cast<int>(topics.size()) > hub->config.max_subscriptions) {
-    respond_error(std::move(u.stream), 400, "too_many_subscriptions", "too many topics");
+    refuse(*hub, std::move(u.stream), 400, "too_many_subscriptions", "too many topics");
     return;
   }
   std::vector<std::size_t> entries;
@@ -267,8 +274,8 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
     auto d =
         hub->config.acl.check(t, auth::TopicAccess::Subscribe, a->claims ? &*a->claims : nullptr);
     if (!d.allowed) {
-      respond_error(std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code,
-                    t + ": " + d.message);
+      refuse(*hub, std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code,
+             t + ": " + d.message);
       return;
     }
     entries.push_back(d.entry);
@@ -280,12 +287,19 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   if (last.empty()) {
     for (const auto& v : view.query_values("lastEventId")) last = v;
   }
+  // An id that is not one the hub sent cannot be resumed from: the client gets `resync` for
+  // every topic rather than a stream that silently skips what it missed.
+  bool resume_unknown = false;
   if (!last.empty()) {
     try {
       std::size_t used = 0;
       long long id = std::stoll(last, &used);
       if (used == last.size() && id >= 0) last_event_id = id;
     } catch (const std::exception&) {
+    }
+    if (!last_event_id) {
+      resume_unknown = true;
+      hub->count_client_error("bad_last_event_id");
     }
   }
   // Duplicates would subscribe twice.
@@ -300,7 +314,7 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   }
   auto session = std::make_shared<StreamSession>(hub, std::move(u.stream), format);
   session->run(std::move(unique_topics), std::move(unique_entries), std::move(a->claims),
-               last_event_id);
+               last_event_id, resume_unknown);
 }
 
 // The channel of `/_hippie/<kind>/<channel>`.
@@ -353,7 +367,7 @@ void Hub::add_routes(http::HttpRouter& router) {
   router.add_takeover("/_hippie/pub/", [hub](http::UpgradeRequest&& u) {
     std::string channel = hippie_channel(u.request.target(), "/_hippie/pub/");
     if (u.request.method() != bhttp::verb::post) {
-      return respond_error(std::move(u.stream), 405, "method_not_allowed", "use POST");
+      return refuse(*hub, std::move(u.stream), 405, "method_not_allowed", "use POST");
     }
     if (!origin_ok(*hub, u)) return;
     auto a = authenticate(*hub, u);
@@ -366,6 +380,7 @@ void Hub::add_routes(http::HttpRouter& router) {
     auto parsed = parse_client_message(R"({"type":"publish","topic":"x","data":)" +
                                        (message.empty() ? std::string("null") : message) + "}");
     if (message.empty() || !parsed.message) {
+      hub->count_client_error("bad_message");
       return respond_error(std::move(u.stream), 400, "bad_message",
                            "message=JSON is required in the form body");
     }

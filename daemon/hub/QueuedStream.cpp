@@ -60,10 +60,9 @@ void QueuedStream::flush() {
   for (std::size_t i = head_; i < head_ + in_flight_; ++i) {
     iov_.push_back(asio::buffer(*queue_[i].bytes));
   }
-  asio::async_write(next_.socket(), std::span<const asio::const_buffer>(iov_),
-                    [this, keep = owner_.lock()](boost::system::error_code ec, std::size_t) {
-                      on_flushed(ec);
-                    });
+  asio::async_write(
+      next_.socket(), std::span<const asio::const_buffer>(iov_),
+      [this, keep = owner_.lock()](boost::system::error_code ec, std::size_t) { on_flushed(ec); });
 }
 
 void QueuedStream::on_flushed(boost::system::error_code ec) {

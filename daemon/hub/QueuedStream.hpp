@@ -100,8 +100,7 @@ void teardown(boost::beast::role_type role, QueuedStream& stream, boost::system:
 
 template <class TeardownHandler>
 void async_teardown(boost::beast::role_type role, QueuedStream& stream, TeardownHandler&& handler) {
-  boost::beast::async_teardown(role, stream.next_layer(),
-                               std::forward<TeardownHandler>(handler));
+  boost::beast::async_teardown(role, stream.next_layer(), std::forward<TeardownHandler>(handler));
 }
 
 }  // namespace pgfanout::hub

@@ -30,11 +30,12 @@ StreamSession::~StreamSession() {
 
 void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t> entries,
                         std::optional<auth::Claims> claims,
-                        std::optional<std::int64_t> last_event_id) {
+                        std::optional<std::int64_t> last_event_id, bool resume_unknown) {
   topics_ = std::move(topics);
   entries_ = std::move(entries);
   claims_ = std::move(claims);
   last_event_id_ = last_event_id;
+  resume_unknown_ = resume_unknown;
   if (!hub_->admit(this)) {
     stream_.next_layer().close();
     return;
@@ -66,6 +67,11 @@ void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t
 void StreamSession::start_subscriptions() {
   auto self = shared_from_this();
   for (const auto& t : topics_) hub_->topics.subscribe(t, this);
+  if (resume_unknown_ && format_ == Format::Sse) {
+    for (const auto& t : topics_) {
+      send_event(resync_frame(t), -1);
+    }
+  }
   for (std::size_t i = 0; i < topics_.size(); ++i) {
     if (!hub_->config.topics[entries_[i]].on_subscribe) continue;
     ++pending_;

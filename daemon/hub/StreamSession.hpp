@@ -33,9 +33,11 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   StreamSession(std::shared_ptr<HubState> hub, boost::beast::tcp_stream&& stream, Format format);
   ~StreamSession();
 
-  // `entries[i]` is the topics: entry that allowed `topics[i]`.
+  // `entries[i]` is the topics: entry that allowed `topics[i]`. `resume_unknown`: the client
+  // asked to resume from an id that is not one (it gets `resync` for every topic).
   void run(std::vector<std::string> topics, std::vector<std::size_t> entries,
-           std::optional<auth::Claims> claims, std::optional<std::int64_t> last_event_id);
+           std::optional<auth::Claims> claims, std::optional<std::int64_t> last_event_id,
+           bool resume_unknown = false);
 
   void deliver(const HubMessage& message) override;
   void resync(std::string_view topic) override;
@@ -62,6 +64,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   std::optional<auth::Claims> claims_;
   std::optional<std::int64_t> last_event_id_;
   std::size_t held_bytes_ = 0;
+  bool resume_unknown_ = false;
   int pending_ = 0;  // on_subscribe / replay queries still running; live events are held
   std::vector<std::shared_ptr<const std::string>> held_;  // encoded
   std::unique_ptr<boost::asio::steady_timer> timer_;

@@ -55,7 +55,8 @@ const std::shared_ptr<const std::string>& wire_bytes(const HubMessage& message, 
       slot = std::make_shared<const std::string>(websocket_text_frame(*message.data));
       break;
     case Wire::Sse:
-      slot = std::make_shared<const std::string>(sse_event(*message.frame, message.id.value_or(-1)));
+      slot =
+          std::make_shared<const std::string>(sse_event(*message.frame, message.id.value_or(-1)));
       break;
     case Wire::Multipart:
       slot = std::make_shared<const std::string>(multipart_part(*message.data));

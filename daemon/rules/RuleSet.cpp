@@ -143,6 +143,8 @@ std::shared_ptr<RuleSet> RuleSet::parse(config::MapReader& root, const ActionReg
         r.error("channel", "a channel cannot be empty");
       } else if (rule->channel.size() > 63) {
         r.error("channel", "channel names are at most 63 bytes (PostgreSQL's NAMEDATALEN)");
+      } else if (rule->channel.find('\0') != std::string::npos) {
+        r.error("channel", "a channel cannot contain a NUL byte (PostgreSQL names cannot)");
       } else if (rule->channel.starts_with("pgfanout.")) {
         r.error("channel", "channels starting with \"pgfanout.\" are reserved");
       }

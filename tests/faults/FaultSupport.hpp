@@ -30,6 +30,21 @@ inline bool long_tests() {
   return v != nullptr && std::string(v) == "1";
 }
 
+// The seed of the randomized loads: PGFANOUT_SEED when set (a decimal number), else 1, so that
+// `make test` is repeatable and a failure seen with another seed can be run again with it. It
+// fixes what each load thread picks (rows, fill delays), not how the threads interleave.
+inline unsigned test_seed() {
+  const char* v = std::getenv("PGFANOUT_SEED");
+  if (v == nullptr || *v == '\0') return 1;
+  char* end = nullptr;
+  unsigned long n = std::strtoul(v, &end, 10);
+  if (*end != '\0') {
+    ADD_FAILURE() << "PGFANOUT_SEED=" << v << " is not a decimal number";
+    return 1;
+  }
+  return static_cast<unsigned>(n);
+}
+
 // The value of one series in a Prometheus text exposition, or -1 when it is absent.
 inline double metric_value(const std::string& text, const std::string& series) {
   auto at = text.find("\n" + series + " ");
@@ -150,13 +165,19 @@ class CacheLoad {
 
   // Readers: GET, on a miss SELECT and (after up to `fill_delay_us`, the time a real cache fill
   // takes to serialize) SET. Writers: UPDATE a random row.
+  // Each thread's random sequence derives from test_seed(), which is printed (seed 1 gives the
+  // sequences of the fixed seeds used before it could be chosen).
   void start(int readers, int writers, int fill_delay_us = 2000) {
     running_ = true;
+    seed_ = test_seed();
+    std::printf("cache load seed %u (PGFANOUT_SEED=%u repeats it)\n", seed_, seed_);
+    std::fflush(stdout);
+    ::testing::Test::RecordProperty("seed", std::to_string(seed_));
     for (int r = 0; r < readers; ++r) {
       threads_.emplace_back([this, r, fill_delay_us] {
         LoadConn pg(dsn_);
         RedisTestClient redis(redis_port_);
-        std::mt19937 rng(static_cast<unsigned>(r * 7919 + 1));
+        std::mt19937 rng((seed_ - 1) * 2654435761u + static_cast<unsigned>(r * 7919 + 1));
         std::uniform_int_distribution<int> pick(1, rows_), delay(0, fill_delay_us);
         while (running_) {
           std::string k = key(pick(rng));
@@ -176,7 +197,7 @@ class CacheLoad {
     for (int w = 0; w < writers; ++w) {
       threads_.emplace_back([this, w] {
         LoadConn pg(dsn_);
-        std::mt19937 rng(static_cast<unsigned>(w * 104729 + 3));
+        std::mt19937 rng((seed_ - 1) * 2654435761u + static_cast<unsigned>(w * 104729 + 3));
         std::uniform_int_distribution<int> pick(1, rows_);
         while (running_) {
           auto n = pg.run("UPDATE public.users SET v = v + 1 WHERE id = $1",
@@ -211,6 +232,7 @@ class CacheLoad {
     return n;
   }
   long long fills() const { return fills_; }
+  unsigned seed() const { return seed_; }
   long long hits() const { return hits_; }
 
  private:
@@ -218,6 +240,7 @@ class CacheLoad {
   int redis_port_;
   std::string prefix_;
   int rows_;
+  unsigned seed_ = 1;
   std::atomic<bool> running_{false};
   std::atomic<long long> fills_{0}, hits_{0};
   std::vector<std::thread> threads_;

@@ -2,7 +2,8 @@
 // `user:{id}` from the database on a miss, writers update rows, the daemon evicts. Once the load
 // stops and the daemon is idle, no cached value may differ from the database. Run without and
 // with `again_after`: the first may leave stale keys (the race docs/cache-invalidation.md
-// describes; reported, not failed), the second must leave none.
+// describes; reported, not failed), the second must leave none. The load is random with the seed
+// PGFANOUT_SEED (1 when unset); the seed is printed and reported as the figure `seed`.
 #include <signal.h>
 #include <unistd.h>
 
@@ -62,6 +63,7 @@ Figures run_cache_load(const std::string& name, const std::string& again_after) 
   f.stale = load.stale();
   f.extra["cache_fills"] = load.fills();
   f.extra["cache_hits"] = load.hits();
+  f.extra["seed"] = load.seed();
   f.report();
   daemon.signal(SIGTERM);
   EXPECT_EQ(daemon.wait(), 0) << daemon.output();

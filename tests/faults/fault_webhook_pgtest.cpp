@@ -110,9 +110,7 @@ void run_endpoint_fault(const std::string& name, Endpoint::Mode fault_mode) {
     s.exec("CREATE TABLE public.items (id int PRIMARY KEY, v text)");
   }
   Endpoint ep;
-  // A resetting endpoint costs the sink a thread per connection, thousands a second: its long
-  // form keeps the short duration.
-  auto fault_time = long_tests() && fault_mode != Endpoint::Mode::Reset ? 10s : 3s;
+  auto fault_time = long_tests() ? 10s : 3s;
   int entries = static_cast<int>(fault_time / 1s) * 6 + 20;
   auto config = webhook_config(db.dsn(), "fault-a", ep.sink.port(), entries);
   auto [code, out] = run_pgfanout({"install", "--config", config});

@@ -798,8 +798,8 @@ TEST_P(HubKeys, LoginMintsTokensWithTheConfiguredAlgorithm) {
 
 INSTANTIATE_TEST_SUITE_P(Algorithms, HubKeys,
                          ::testing::Values(auth::JwtAlgorithm::RS256, auth::JwtAlgorithm::ES256),
-                         [](const auto& info) {
-                           return std::string(auth::jwt_algorithm_name(info.param));
+                         [](const auto& test_param) {
+                           return std::string(auth::jwt_algorithm_name(test_param.param));
                          });
 
 // hub.idle_timeout: Beast pings a quiet client halfway through it and closes a connection that

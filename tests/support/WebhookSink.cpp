@@ -57,7 +57,11 @@ struct WebhookSink::Impl {
   Respond respond;
   std::vector<SinkRequest> requests;
   std::set<int> open_fds;
-  std::vector<std::thread> threads;
+  // Connection threads by connection number; a thread that has finished puts its number in
+  // `finished`, and the accept loop joins those before it accepts the next connection, so a
+  // client that reconnects thousands of times a second does not pile up finished threads.
+  std::map<int, std::thread> threads;
+  std::vector<int> finished;
   std::thread accept_thread;
   int concurrent = 0;
 
@@ -67,16 +71,34 @@ struct WebhookSink::Impl {
       boost::system::error_code ec;
       tcp::socket socket(io);
       acceptor.accept(socket, ec);
+      reap();
       if (ec) return;
-      {
-        std::lock_guard lock(mutex);
-        if (stopping) return;
-        open_fds.insert(socket.native_handle());
-      }
+      std::lock_guard lock(mutex);
+      if (stopping) return;
+      open_fds.insert(socket.native_handle());
       ++n;
       owner->accepted_.fetch_add(1);
-      threads.emplace_back([this, s = std::move(socket), n]() mutable { serve(std::move(s), n); });
+      // Started under the lock: serve() takes it first, so the thread is in `threads` before it
+      // can report itself finished.
+      threads.emplace(
+          n, std::thread([this, s = std::move(socket), n]() mutable { serve(std::move(s), n); }));
     }
+  }
+
+  // Joins the connection threads that have finished.
+  void reap() {
+    std::vector<std::thread> done;
+    {
+      std::lock_guard lock(mutex);
+      for (int conn : finished) {
+        auto it = threads.find(conn);
+        if (it == threads.end()) continue;
+        done.push_back(std::move(it->second));
+        threads.erase(it);
+      }
+      finished.clear();
+    }
+    for (auto& t : done) t.join();
   }
 
   template <typename Stream>
@@ -146,6 +168,7 @@ struct WebhookSink::Impl {
     std::lock_guard lock(mutex);
     --concurrent;
     open_fds.erase(fd);
+    finished.push_back(conn);
   }
 };
 
@@ -177,7 +200,8 @@ WebhookSink::~WebhookSink() {
   boost::system::error_code ec;
   impl_->acceptor.close(ec);
   impl_->accept_thread.join();
-  for (auto& t : impl_->threads) t.join();
+  // No new thread starts now; the remaining ones end once their sockets are shut down.
+  for (auto& [_, t] : impl_->threads) t.join();
 }
 
 void WebhookSink::set_respond(Respond respond) {

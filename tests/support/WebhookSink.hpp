@@ -4,7 +4,8 @@
 // answers each with what `respond` returns: a status with headers and body, or a misbehaviour
 // (hang until the sink is destroyed or release() is called, close the connection mid-response).
 // TestCa makes a throwaway certificate authority and server certificates with the openssl
-// command. The sink runs a thread per connection; its methods may be called from any thread.
+// command. The sink runs a thread per connection and joins it once the connection has closed; its
+// methods may be called from any thread.
 #pragma once
 
 #include <atomic>

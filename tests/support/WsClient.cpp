@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -44,13 +45,19 @@ struct WsClient::Impl {
   }
 };
 
-WsClient::WsClient(int port, const std::string& target, const Headers& headers, int receive_buffer)
+WsClient::WsClient(int port, const std::string& target, const Headers& headers, int receive_buffer,
+                   int max_segment)
     : impl_(std::make_unique<Impl>()) {
   auto& s = beast::get_lowest_layer(impl_->ws);
   beast::error_code ec;
   s.socket().open(asio::ip::tcp::v4(), ec);
   if (receive_buffer > 0) {
     s.socket().set_option(asio::socket_base::receive_buffer_size(receive_buffer), ec);
+  }
+  if (max_segment > 0) {
+    // Before connect(), so that the SYN announces it.
+    ::setsockopt(s.socket().native_handle(), IPPROTO_TCP, TCP_MAXSEG, &max_segment,
+                 sizeof max_segment);
   }
   s.socket().connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
   if (ec) return;

@@ -16,9 +16,11 @@ class WsClient {
  public:
   using Headers = std::vector<std::pair<std::string, std::string>>;
   // Connects and upgrades. `receive_buffer` > 0 shrinks the socket's receive buffer (a slow
-  // client fills up sooner).
+  // client fills up sooner). `max_segment` > 0 sets the TCP segment size the client announces:
+  // on loopback (64 KiB segments) the server's send buffer grows to megabytes and hides a client
+  // that never reads; small segments keep it at tens of kilobytes.
   explicit WsClient(int port, const std::string& target = "/ws", const Headers& headers = {},
-                    int receive_buffer = 0);
+                    int receive_buffer = 0, int max_segment = 0);
   ~WsClient();
 
   bool open() const;

@@ -305,6 +305,44 @@ TEST(ConfigLoader, FiftyThousandLineRulesFile) {
   EXPECT_EQ(r.config->rules->channels().size(), 500u);
 }
 
+TEST(ConfigLoader, AliasesThatShareAnActionListLoad) {
+  auto r = load(
+      "postgres: {dsn: host=x}\nrules:\n"
+      "  - {name: a, channel: a, actions: &acts [{log: \"{id}\"}, {log: x}]}\n"
+      "  - {name: b, channel: b, actions: *acts}\n");
+  ASSERT_TRUE(r.config) << ::testing::PrintToString(messages(r));
+  EXPECT_EQ(r.config->rules->rules().size(), 2u);
+}
+
+TEST(ConfigLoader, AliasBombIsRefusedWithItsPosition) {
+  // 300^3 evict keys through aliases, in 6 KB: minutes and gigabytes if the reader walked them.
+  auto list = [](const std::string& item) {
+    std::string l = "[";
+    for (int i = 0; i < 300; ++i) l += std::string(i ? "," : "") + item;
+    return l + "]";
+  };
+  std::string text = "postgres: {dsn: host=x}\nx-keys: &keys " + list("k") +
+                     "\nx-act: &act {evict: *keys}\nx-acts: &acts " + list("*act") +
+                     "\nrules: " + list("{name: r, channel: c, actions: *acts}") + "\n";
+  auto started = std::chrono::steady_clock::now();
+  auto r = load(text);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+  ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(messages(r));
+  EXPECT_NE(r.errors[0].message.find("through YAML aliases"), std::string::npos);
+  EXPECT_GE(r.errors[0].line, 1);
+  // A self-referencing alias expands forever: refused the same way.
+  auto self = load("postgres: {dsn: host=x}\nrules: &r\n  - {name: r, channel: c, actions: *r}\n");
+  ASSERT_EQ(self.errors.size(), 1u) << ::testing::PrintToString(messages(self));
+  EXPECT_NE(self.errors[0].message.find("through YAML aliases"), std::string::npos);
+}
+
+TEST(ConfigLoader, ChannelWithANulByteIsRefused) {
+  auto r = load(
+      "postgres: {dsn: host=x}\nrules:\n  - {name: r, channel: \"a\\0b\", actions: [{log: x}]}\n");
+  ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(messages(r));
+  EXPECT_NE(r.errors[0].message.find("NUL"), std::string::npos);
+}
+
 TEST(ConfigLoader, ErrorsInLargeFileKeepTheirLine) {
   std::string text = "postgres: {dsn: host=x}\nrules:\n";
   for (int i = 0; i < 1000; ++i) {

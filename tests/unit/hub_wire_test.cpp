@@ -107,7 +107,8 @@ TEST(HubWire, WebSocketFramesAtEveryLengthBoundaryReachABeastClientInOrder) {
   Pair p;
   const std::vector<std::size_t> sizes = {0, 1, 125, 126, 127, 65535, 65536, 200000, 7};
   for (std::size_t i = 0; i < sizes.size(); ++i) {
-    p.queue().write(std::make_shared<const std::string>(websocket_text_frame(body_of(sizes[i], i))));
+    p.queue().write(
+        std::make_shared<const std::string>(websocket_text_frame(body_of(sizes[i], i))));
   }
   bool pinged = false;
   p.server->async_ping({}, [&](beast::error_code ec) { pinged = !ec; });
@@ -155,8 +156,8 @@ TEST(HubWire, DroppingASlowClientsBacklogKeepsFramesWholeAndInOrder) {
   const std::size_t handshake = p.queue().writes();
   const std::size_t total = 2000;
   for (std::size_t i = 0; i < total; ++i) {
-    p.queue().write(
-        std::make_shared<const std::string>(websocket_text_frame(std::to_string(i) + body_of(500, i))));
+    p.queue().write(std::make_shared<const std::string>(
+        websocket_text_frame(std::to_string(i) + body_of(500, i))));
   }
   // Let the first gather write fill the socket buffers; the client reads nothing yet.
   ASSERT_TRUE(p.run_until([&] { return p.queue().writes() > handshake; }));
