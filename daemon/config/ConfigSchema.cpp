@@ -172,6 +172,10 @@ const KeySpec kKeys[] = {
   {"hub.idle_timeout", Duration, "60s", kRestart, kPlain, kOptional,
    "A WebSocket is pinged after half of this without traffic, and closed when nothing came back "
    "within it."},
+  {"hub.message_timeout", Duration, "10s", kRestart, kPlain, kOptional,
+   "A client message sent in fragments must be complete within this after its first fragment; a "
+   "client that takes longer is closed (1008) and counted in "
+   "`pgfanout_subscribers_dropped_total{reason=\"message_timeout\"}`."},
   {"hub.sse_heartbeat", Duration, "15s", kRestart, kPlain, kOptional,
    "An idle SSE stream gets a comment line this often."},
   {"hub.hippie_ping", Duration, "20s", kRestart, kPlain, kOptional,

@@ -71,6 +71,7 @@ struct HubConfig {
   int max_subscriptions = 100;
   std::uint64_t send_queue_bytes = 1024 * 1024;
   std::chrono::milliseconds idle_timeout{60'000};
+  std::chrono::milliseconds message_timeout{10'000};
   std::chrono::milliseconds sse_heartbeat{15'000};
   std::chrono::milliseconds hippie_ping{20'000};
   double commands_per_second = 20;

@@ -236,6 +236,7 @@ void load_limits(config::MapReader& root, HubConfig& hub) {
     hub.max_subscriptions = static_cast<int>(m.integer("max_subscriptions", 1, 100'000));
     hub.send_queue_bytes = m.size("send_queue_size");
     hub.idle_timeout = m.duration("idle_timeout");
+    hub.message_timeout = m.duration("message_timeout");
     hub.sse_heartbeat = m.duration("sse_heartbeat");
     hub.hippie_ping = m.duration("hippie_ping");
     hub.commands_per_second = static_cast<double>(m.integer("commands_per_second", 1, 100'000));
@@ -244,6 +245,7 @@ void load_limits(config::MapReader& root, HubConfig& hub) {
     if (hub.max_message_bytes < 256) m.error("max_message_size", "must be at least 256 bytes");
     if (hub.send_queue_bytes < 4096) m.error("send_queue_size", "must be at least 4KiB");
     if (hub.idle_timeout.count() < 1000) m.error("idle_timeout", "must be at least 1s");
+    if (hub.message_timeout.count() < 100) m.error("message_timeout", "must be at least 100ms");
     if (hub.sse_heartbeat.count() < 100) m.error("sse_heartbeat", "must be at least 100ms");
     if (hub.hippie_ping.count() < 100) m.error("hippie_ping", "must be at least 100ms");
   };

@@ -78,8 +78,21 @@ void WebSocketSession::on_accept(beast::error_code ec) {
 }
 
 void WebSocketSession::do_read() {
-  ws_.async_read(buffer_,
-                 beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this()));
+  // A fragment (or a whole unfragmented message) at a time; read_message_max still bounds the
+  // message as a whole.
+  ws_.async_read_some(buffer_, hub_->config.max_message_bytes,
+                      beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this()));
+}
+
+void WebSocketSession::start_message_deadline() {
+  in_message_ = true;
+  if (!message_timer_) message_timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
+  message_timer_->expires_after(hub_->config.message_timeout);
+  message_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (ec || !self->in_message_ || self->closing_ || self->finished_) return;
+    self->hub_->dropped("message_timeout");
+    self->close(websocket::close_code::policy_error, "message not completed in time");
+  });
 }
 
 void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
@@ -95,6 +108,14 @@ void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
       hub_->dropped("protocol_error");
     }
     return finish();
+  }
+  if (!ws_.is_message_done()) {
+    if (!in_message_) start_message_deadline();
+    return do_read();
+  }
+  if (in_message_) {
+    in_message_ = false;
+    message_timer_.reset();  // cancels the wait; an idle connection keeps no timer
   }
   if (!closing_) {
     const auto data = buffer_.cdata();
@@ -320,6 +341,7 @@ void WebSocketSession::finish() {
   finished_ = true;
   closing_ = true;
   if (timer_) timer_->cancel();
+  if (message_timer_) message_timer_->cancel();
   if (hub_->detached) return;
   for (const auto& t : topics_) hub_->topics.unsubscribe(t, this);
   topics_.clear();

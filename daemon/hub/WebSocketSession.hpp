@@ -1,13 +1,14 @@
 // WebSocketSession: one WebSocket client of the hub (`/ws`, or `/_hippie/ws/<channel>`).
 //
 // In the style of the Beast examples: run() accepts the upgrade, do_read()/on_read() take one
-// client message at a time. Beast reads and does the handshake, pongs and close; what the hub
-// sends leaves through the QueuedStream under Beast: frames are encoded once per event (shared by
-// all subscribers, see Wire.hpp) and whatever queued up for this client goes out in one gather
-// write. The queue is bounded in bytes (hub.send_queue_size): a client that falls behind is
-// closed with 1013 and counted, and nobody else waits for it. Beast's idle timeout pings an idle
-// client and closes one that stops answering. The read buffer is released after each message,
-// so an idle connection holds little more than the socket and Beast's stream state.
+// client message at a time (read a fragment at a time, so that a message dripped in fragments
+// can be given a deadline, hub.message_timeout). Beast reads and does the handshake, pongs and
+// close; what the hub sends leaves through the QueuedStream under Beast: frames are encoded once
+// per event (shared by all subscribers, see Wire.hpp) and whatever queued up for this client goes
+// out in one gather write. The queue is bounded in bytes (hub.send_queue_size): a client that falls
+// behind is closed with 1013 and counted, and nobody else waits for it. Beast's idle timeout pings
+// an idle client and closes one that stops answering. The read buffer is released after each
+// message, so an idle connection holds little more than the socket and Beast's stream state.
 //
 // Protocol mode speaks docs/protocol.md; Hippie mode speaks Web::Hippie's pipe protocol for one
 // channel. Lives by shared_ptr; every handler runs on the event loop's thread.
@@ -53,6 +54,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   void on_accept(boost::beast::error_code ec);
   void do_read();
   void on_read(boost::beast::error_code ec, std::size_t bytes);
+  void start_message_deadline();
   void handle(std::string_view text);
   void handle_hippie(std::string_view text);
   void subscribe(const ClientMessage& m);
@@ -87,6 +89,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   RateLimit commands_;
   RateLimit logins_;
   std::unique_ptr<boost::asio::steady_timer> timer_;  // Hippie pings; the hard close of a slow one
+  std::unique_ptr<boost::asio::steady_timer> message_timer_;  // a fragmented message's deadline
+  bool in_message_ = false;  // fragments of a message have arrived, not its last one yet
   bool accepted_ = false;
   bool closing_ = false;
   bool finished_ = false;

@@ -80,9 +80,10 @@ std::string client_frame(unsigned opcode, bool fin, const std::string& payload) 
 }
 
 // Opens /ws on a raw socket, starts a text message and sends continuation frames without FIN
-// (`chunk` bytes each) until the server stops taking them or `max_bytes` went out. Returns what
-// the server answered: "close <code>" from its close frame, or what it sent instead.
-std::string fragment_forever(int port, std::size_t chunk, std::size_t max_bytes) {
+// (`chunk` bytes each, `pause` apart) until the server stops taking them or `max_bytes` went out.
+// Returns what the server answered: "close <code>" from its close frame, or what it sent instead.
+std::string fragment_forever(int port, std::size_t chunk, std::size_t max_bytes,
+                             std::chrono::milliseconds pause = std::chrono::milliseconds(1)) {
   int fd = connect_loopback(port);
   if (fd < 0) return "no connection";
   std::string upgrade =
@@ -102,7 +103,7 @@ std::string fragment_forever(int port, std::size_t chunk, std::size_t max_bytes)
     auto f = client_frame(opcode, /*fin=*/false, piece);
     if (::send(fd, f.data(), f.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(f.size())) break;
     sent += chunk;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(pause);
   }
   std::string got = read_all(fd);
   ::close(fd);
@@ -217,7 +218,7 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
   std::string config_text =
       "postgres: {dsn: \"" + db.dsn() +
       "\"}\nhttp: {listen: 127.0.0.1:0, max_header_size: 8KiB, max_body_size: 16KiB}\n"
-      "hub: {max_message_size: 4KiB, max_subscriptions: 10}\n"
+      "hub: {max_message_size: 4KiB, max_subscriptions: 10, message_timeout: 1s}\n"
       "auth:\n  jwt:\n    secret: \"a-test-secret-of-at-least-32-bytes!!\"\n"
       "    audience: edges\n"
       "topics:\n  - pattern: pub\n    allow: [subscribe]\n    anonymous: true\n"
@@ -289,6 +290,10 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
          return ws_then(p, [](WsClient& c) { c.send(std::string(8000, ' ') + "{}"); });
        },
        "close 1009", "pgfanout_subscribers_dropped_total", "reason=\"too_big\""},
+      // Under the size limit but never finished: hub.message_timeout (1s here) ends it.
+      {"ws_fragments_dripped",
+       [](int p) { return fragment_forever(p, 16, 2000, std::chrono::milliseconds(50)); },
+       "close 1008", "pgfanout_subscribers_dropped_total", "reason=\"message_timeout\""},
       {"ws_invalid_utf8_text",
        [&](int p) {
          return ws_then(p, [](WsClient& c) { c.send("{\"type\":\"ping\",\"x\":\"\xff\xfe\"}"); });
