@@ -135,7 +135,8 @@ const KeySpec kKeys[] = {
    "Clients without a token may use these topics too."},
   {"topics[].publish_channel", String, "pgfanout_publish", kRestart, kPlain, kOptional,
    "Client `publish` runs `SELECT pg_notify(CHANNEL, {\"topic\", \"data\", \"sender\"})`; a rule "
-   "on this channel pushes it back, on every instance."},
+   "on this channel pushes it back, on every instance. 1 to 63 bytes, no NUL, not starting with "
+   "`pgfanout.`."},
   {"topics[].on_subscribe", Map, "", kRestart, kPlain, kOptional,
    "A statement whose rows are sent to a new subscriber as events before live ones."},
   {"topics[].on_subscribe.sql", String, "", kRestart, kPlain, kRequired,
@@ -256,7 +257,7 @@ const KeySpec kKeys[] = {
   {"watch", List, "", kReload, kPlain, kOptional,
    "Tables that `pgfanout install` puts notification triggers on (pgfanout.watch)."},
   {"watch[].table", String, "", kReload, kPlain, kRequired, "Table name, optionally schema-qualified."},
-  {"watch[].channel", String, "", kReload, kPlain, kOptional, "Channel; default `<table>_changed`."},
+  {"watch[].channel", String, "", kReload, kPlain, kOptional, "Channel; default `<table>_changed`. 1 to 63 bytes, no NUL, not starting with `pgfanout.`."},
   {"watch[].columns", StringList, "", kReload, kPlain, kOptional,
    "Columns carried in `new`/`old` (the primary key always is). Default: all."},
   {"watch[].ops", StringList, "[INSERT, UPDATE, DELETE]", kReload, kPlain, kOptional,
@@ -272,7 +273,8 @@ const KeySpec kKeys[] = {
   {"rules", List, "", kReload, kPlain, kRequired, "What to do with notifications."},
   {"rules[].name", String, "", kReload, kPlain, kRequired, "Unique rule name (used in logs and metrics)."},
   {"rules[].channel", String, "", kReload, kPlain, kRequired,
-   "NOTIFY channel (case-sensitive, as pg_notify sends it)."},
+   "NOTIFY channel (case-sensitive, as pg_notify sends it). 1 to 63 bytes, no NUL, not starting "
+   "with `pgfanout.` (reserved for the daemon's own heartbeat)."},
   {"rules[].when", Map, "", kReload, kPlain, kOptional,
    "Filter: the rule runs only for notifications that match every given condition."},
   {"rules[].when.op", StringList, "", kReload, kPlain, kOptional,
