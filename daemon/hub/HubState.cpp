@@ -188,7 +188,9 @@ void HubState::count_client_error(std::string_view code) {
 void HubState::rejected(std::string_view reason) {
   metrics
       .counter("pgfanout_hub_connections_rejected_total",
-               "WebSocket / SSE connections refused, by reason", {{"reason", std::string(reason)}})
+               "Hub connections and requests refused (WebSocket, SSE and Hippie connections, "
+               "Hippie long polls and publishes), by reason",
+               {{"reason", std::string(reason)}})
       .inc();
 }
 

@@ -450,6 +450,12 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
     if (answer.find(ec.expect) != std::string::npos && ack) ++f.acted;
   }
 
+  // The refusals counter says what it counts: requests (Hippie polls, publishes) as well.
+  EXPECT_NE(http_get(port, "/metrics")
+                .body.find("# HELP pgfanout_hub_connections_rejected_total Hub connections and "
+                           "requests refused"),
+            std::string::npos);
+
   // Hostile YAML: `check` reports it (exit 78, FILE:LINE:COL) instead of crashing.
   std::vector<std::pair<std::string, std::string>> yamls = {
       {"binary", std::string("\xff\xfe\x00\x01version: 1\n", 15)},
