@@ -162,7 +162,8 @@ const KeySpec kKeys[] = {
   // ---- hub
   {"hub", Map, "", kRestart, kPlain, kOptional, "WebSocket and SSE subscribers."},
   {"hub.max_connections", Int, "10000", kRestart, kPlain, kOptional,
-   "WebSocket, SSE and Hippie connections beyond this get 503."},
+   "WebSocket, SSE and Hippie connections beyond this get 503. At most half of it can be Hippie "
+   "long-poll pipes whose client has not polled yet."},
   {"hub.max_message_size", Size, "64KiB", kRestart, kPlain, kOptional,
    "Largest client message; a larger one closes the connection (1009)."},
   {"hub.max_subscriptions", Int, "100", kRestart, kPlain, kOptional,
@@ -176,7 +177,8 @@ const KeySpec kKeys[] = {
   {"hub.sse_heartbeat", Duration, "15s", kRestart, kPlain, kOptional,
    "An idle SSE stream gets a comment line this often."},
   {"hub.hippie_ping", Duration, "20s", kRestart, kPlain, kOptional,
-   "Hippie clients get `{\"type\":\"ping\"}` this often."},
+   "Hippie clients get `{\"type\":\"ping\"}` this often. A long-poll pipe expires when not "
+   "polled for three of these, or for one when its client never polled it."},
   {"hub.commands_per_second", Int, "20", kRestart, kPlain, kOptional,
    "Commands and publishes per connection per second (bursts of twice that); more get "
    "`rate_limited`."},
