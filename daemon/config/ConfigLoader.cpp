@@ -5,6 +5,7 @@
 #include <sstream>
 #include <vector>
 
+#include "config/ChannelName.hpp"
 #include "config/Config.hpp"
 #include "config/YamlReader.hpp"
 #include "log/Log.hpp"
@@ -176,6 +177,11 @@ void load_watch(MapReader& root, std::vector<WatchSpec>& out) {
     WatchSpec s;
     s.table = w.string("table");
     s.channel = w.string("channel");
+    if (w.has("channel")) {  // absent: the trigger generator's default, <table>_changed
+      if (auto problem = channel_name_problem(s.channel); !problem.empty()) {
+        w.error("channel", std::move(problem));
+      }
+    }
     s.columns = w.string_list("columns");
     s.ops = w.string_list("ops");
     for (auto& op : s.ops) {

@@ -135,7 +135,8 @@ const KeySpec kKeys[] = {
    "Clients without a token may use these topics too."},
   {"topics[].publish_channel", String, "pgfanout_publish", kRestart, kPlain, kOptional,
    "Client `publish` runs `SELECT pg_notify(CHANNEL, {\"topic\", \"data\", \"sender\"})`; a rule "
-   "on this channel pushes it back, on every instance."},
+   "on this channel pushes it back, on every instance. 1 to 63 bytes, no NUL, not starting with "
+   "`pgfanout.`."},
   {"topics[].on_subscribe", Map, "", kRestart, kPlain, kOptional,
    "A statement whose rows are sent to a new subscriber as events before live ones."},
   {"topics[].on_subscribe.sql", String, "", kRestart, kPlain, kRequired,
@@ -161,7 +162,8 @@ const KeySpec kKeys[] = {
   // ---- hub
   {"hub", Map, "", kRestart, kPlain, kOptional, "WebSocket and SSE subscribers."},
   {"hub.max_connections", Int, "10000", kRestart, kPlain, kOptional,
-   "WebSocket, SSE and Hippie connections beyond this get 503."},
+   "WebSocket, SSE and Hippie connections beyond this get 503. At most half of it can be Hippie "
+   "long-poll pipes whose client has not polled yet."},
   {"hub.max_message_size", Size, "64KiB", kRestart, kPlain, kOptional,
    "Largest client message; a larger one closes the connection (1009)."},
   {"hub.max_subscriptions", Int, "100", kRestart, kPlain, kOptional,
@@ -179,7 +181,8 @@ const KeySpec kKeys[] = {
   {"hub.sse_heartbeat", Duration, "15s", kRestart, kPlain, kOptional,
    "An idle SSE stream gets a comment line this often."},
   {"hub.hippie_ping", Duration, "20s", kRestart, kPlain, kOptional,
-   "Hippie clients get `{\"type\":\"ping\"}` this often."},
+   "Hippie clients get `{\"type\":\"ping\"}` this often. A long-poll pipe expires when not "
+   "polled for three of these, or for one when its client never polled it."},
   {"hub.commands_per_second", Int, "20", kRestart, kPlain, kOptional,
    "Commands and publishes per connection per second (bursts of twice that); more get "
    "`rate_limited`."},
@@ -260,7 +263,7 @@ const KeySpec kKeys[] = {
   {"watch", List, "", kReload, kPlain, kOptional,
    "Tables that `pgfanout install` puts notification triggers on (pgfanout.watch)."},
   {"watch[].table", String, "", kReload, kPlain, kRequired, "Table name, optionally schema-qualified."},
-  {"watch[].channel", String, "", kReload, kPlain, kOptional, "Channel; default `<table>_changed`."},
+  {"watch[].channel", String, "", kReload, kPlain, kOptional, "Channel; default `<table>_changed`. 1 to 63 bytes, no NUL, not starting with `pgfanout.`."},
   {"watch[].columns", StringList, "", kReload, kPlain, kOptional,
    "Columns carried in `new`/`old` (the primary key always is). Default: all."},
   {"watch[].ops", StringList, "[INSERT, UPDATE, DELETE]", kReload, kPlain, kOptional,
@@ -276,7 +279,8 @@ const KeySpec kKeys[] = {
   {"rules", List, "", kReload, kPlain, kRequired, "What to do with notifications."},
   {"rules[].name", String, "", kReload, kPlain, kRequired, "Unique rule name (used in logs and metrics)."},
   {"rules[].channel", String, "", kReload, kPlain, kRequired,
-   "NOTIFY channel (case-sensitive, as pg_notify sends it)."},
+   "NOTIFY channel (case-sensitive, as pg_notify sends it). 1 to 63 bytes, no NUL, not starting "
+   "with `pgfanout.` (reserved for the daemon's own heartbeat)."},
   {"rules[].when", Map, "", kReload, kPlain, kOptional,
    "Filter: the rule runs only for notifications that match every given condition."},
   {"rules[].when.op", StringList, "", kReload, kPlain, kOptional,

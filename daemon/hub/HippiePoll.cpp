@@ -1,5 +1,7 @@
 #include "hub/HippiePoll.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/write.hpp>
 
@@ -28,6 +30,15 @@ void answer(beast::tcp_stream&& stream, unsigned status, std::string body) {
     r->stream.socket().shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
     r->stream.close();
   });
+}
+
+// Whether `id` looks like one random_client_id() hands out: 32 lowercase hex digits.
+bool well_formed_client_id(const std::string& id) {
+  if (id.size() != 32) return false;
+  for (char c : id) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -74,7 +85,11 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
     return sub(claims) == sub(claims_);
   }
 
+  // Whether the client has come back with this pipe's id at least once.
+  bool claimed() const { return claimed_; }
+
   void poll(beast::tcp_stream&& stream) {
+    claimed_ = true;
     last_poll_ = std::chrono::steady_clock::now();
     if (waiting_) answer(std::move(*waiting_), 200, "[]");  // a newer poll replaces it
     waiting_.reset();
@@ -107,9 +122,11 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
   void resync(std::string_view) override {}
   void shutdown() override { close(); }
 
+  // A pipe whose id never came back lives one ping interval; one polled, three after its last poll.
   bool expired(std::chrono::steady_clock::time_point now) const {
-    return overflow_ || closed_ ||
-           (!waiting_ && now - last_poll_ > 3 * hub_->config.hippie_ping + std::chrono::seconds(1));
+    if (overflow_ || closed_) return true;
+    if (!claimed_) return now - last_poll_ > hub_->config.hippie_ping;
+    return !waiting_ && now - last_poll_ > 3 * hub_->config.hippie_ping + std::chrono::seconds(1);
   }
 
  private:
@@ -135,6 +152,7 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
   std::size_t bytes_ = 0;
   std::chrono::steady_clock::time_point last_poll_ = std::chrono::steady_clock::now();
   bool admitted_ = false;
+  bool claimed_ = false;
   bool closed_ = false;
   bool overflow_ = false;
 };
@@ -155,22 +173,46 @@ void HippiePoll::poll(beast::tcp_stream&& stream, const std::string& channel,
                   error_frame({}, d.code, d.message));
   }
   if (!client_id.empty()) {
+    // Only ids this server hands out are looked up: anything else (too long, not hex, control
+    // characters) is a client error, not a reason to open another pipe.
+    if (!well_formed_client_id(client_id)) {
+      hub_->rejected("bad_request");
+      return answer(std::move(stream), 400,
+                    error_frame({}, "bad_request",
+                                "client_id is not one this server hands out (32 hex digits); "
+                                "poll without client_id for a new one"));
+    }
     auto it = pipes_.find(client_id);
     if (it != pipes_.end() && !it->second->expired(std::chrono::steady_clock::now()) &&
         it->second->same_client(claims)) {
+      if (!it->second->claimed()) --unclaimed_;
       it->second->poll(std::move(stream));
       return;
     }
+  }
+  // An unknown or expired id gets a new pipe, as a first poll does. Pipes whose id has not come
+  // back yet are held to half of hub.max_connections, so a client opening pipes it never polls
+  // (thousands of made-up ids) cannot take every hub connection.
+  if (unclaimed_ >= max_unclaimed()) {
+    hub_->rejected("limit");
+    return answer(std::move(stream), 503,
+                  error_frame({}, "unavailable",
+                              "too many new long-poll pipes waiting for their first poll"));
   }
   std::string id = random_client_id();
   auto pipe = std::make_shared<Pipe>(hub_, id, channel, std::move(claims));
   if (!pipe->open()) {
     return answer(std::move(stream), 503, error_frame({}, "unavailable", "too many connections"));
   }
+  ++unclaimed_;
   pipes_.emplace(id, pipe);
   answer(std::move(stream), 200,
          R"([{"type":"hippie.pipe.set_client_id","client_id":")" + id + "\"}]");
   if (!sweeping_) sweep();
+}
+
+std::size_t HippiePoll::max_unclaimed() const {
+  return std::max<std::size_t>(1, static_cast<std::size_t>(hub_->config.max_connections) / 2);
 }
 
 void HippiePoll::sweep() {
@@ -184,6 +226,7 @@ void HippiePoll::sweep() {
     auto now = std::chrono::steady_clock::now();
     for (auto it = self->pipes_.begin(); it != self->pipes_.end();) {
       if (it->second->expired(now)) {
+        if (!it->second->claimed()) --self->unclaimed_;
         it->second->close();
         it = self->pipes_.erase(it);
       } else {
@@ -199,6 +242,7 @@ void HippiePoll::stop() {
   if (sweep_timer_) sweep_timer_->cancel();
   for (auto& [_, p] : pipes_) p->close();
   pipes_.clear();
+  unclaimed_ = 0;
 }
 
 }  // namespace pgfanout::hub

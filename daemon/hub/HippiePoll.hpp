@@ -5,7 +5,11 @@
 // gets the buffered messages as a JSON array at once, or waits for the next one up to
 // hub.hippie_ping and then gets `[{"type":"ping"}]`. A pipe whose buffer passes
 // hub.send_queue_size is dropped (counted as slow), and one not polled for three ping intervals
-// is closed. Pipes count as hub connections. Event loop thread only.
+// is closed. Pipes count as hub connections. A client_id is looked up only when it has the form
+// of the ids handed out (32 hex digits); any other is refused (400 bad_request). An unknown id
+// gets a new pipe, like a first poll; a new pipe whose id never comes back is closed after one
+// ping interval, and at most half of hub.max_connections such pipes are open at once (beyond,
+// 503 unavailable), so made-up ids cannot take every hub connection. Event loop thread only.
 #pragma once
 
 #include <memory>
@@ -32,10 +36,12 @@ class HippiePoll : public std::enable_shared_from_this<HippiePoll> {
  private:
   class Pipe;
   void sweep();
+  std::size_t max_unclaimed() const;
 
   std::shared_ptr<HubState> hub_;
   std::unordered_map<std::string, std::shared_ptr<Pipe>> pipes_;
   std::unique_ptr<boost::asio::steady_timer> sweep_timer_;
+  std::size_t unclaimed_ = 0;  // pipes whose id has not been polled yet
   bool sweeping_ = false;
 };
 

@@ -1,6 +1,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "config/ChannelName.hpp"
 #include "config/YamlReader.hpp"
 #include "hub/HubConfig.hpp"
 
@@ -187,8 +188,8 @@ void load_topics(config::MapReader& root, HubConfig& hub) {
       t.error("anonymous", "a pattern with {claim} segments cannot be anonymous");
     }
     extra.publish_channel = t.string("publish_channel");
-    if (extra.publish_channel.empty() || extra.publish_channel.size() > 63) {
-      t.error("publish_channel", "must be 1 to 63 characters");
+    if (auto problem = config::channel_name_problem(extra.publish_channel); !problem.empty()) {
+      t.error("publish_channel", std::move(problem));
     }
     if (auto os = t.map("on_subscribe")) {
       OnSubscribe on;

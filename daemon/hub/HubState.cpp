@@ -1,5 +1,7 @@
 #include "hub/HubState.hpp"
 
+#include <sys/random.h>
+
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/json/object.hpp>
@@ -92,11 +94,27 @@ const std::string* claim(const auth::Claims* claims, std::string_view name) {
 
 }  // namespace
 
+// 128 bits from the kernel's random source: a long-poll id is all that names a pipe, so another
+// client must not be able to work it out from the ids it was given (as it could from a
+// Mersenne Twister's output).
 std::string random_client_id() {
-  static std::mt19937_64 rng(std::random_device{}());
   static constexpr char kHex[] = "0123456789abcdef";
+  unsigned char bytes[16];
+  std::size_t got = 0;
+  while (got < sizeof bytes) {
+    auto n = ::getrandom(bytes + got, sizeof bytes - got, 0);
+    if (n <= 0) break;
+    got += static_cast<std::size_t>(n);
+  }
+  if (got < sizeof bytes) {  // no getrandom (an old kernel): std::random_device reads urandom
+    std::random_device rd;
+    for (auto& b : bytes) b = static_cast<unsigned char>(rd());
+  }
   std::string id(32, '0');
-  for (auto& c : id) c = kHex[rng() & 15];
+  for (std::size_t i = 0; i < sizeof bytes; ++i) {
+    id[2 * i] = kHex[bytes[i] >> 4];
+    id[2 * i + 1] = kHex[bytes[i] & 15];
+  }
   return id;
 }
 
@@ -188,7 +206,9 @@ void HubState::count_client_error(std::string_view code) {
 void HubState::rejected(std::string_view reason) {
   metrics
       .counter("pgfanout_hub_connections_rejected_total",
-               "WebSocket / SSE connections refused, by reason", {{"reason", std::string(reason)}})
+               "Hub connections and requests refused (WebSocket, SSE and Hippie connections, "
+               "Hippie long polls and publishes), by reason",
+               {{"reason", std::string(reason)}})
       .inc();
 }
 

@@ -80,6 +80,7 @@ class HubState {
   void dropped(std::string_view reason);
   // A client message that did not parse (bad_message, too_large...): answered with an error.
   void count_client_error(std::string_view code);
+  // A refused hub connection or request (WebSocket, SSE, Hippie stream, long poll or publish).
   void rejected(std::string_view reason);
   void delivered(std::size_t n) { delivered_.inc(n); }
 

@@ -14,6 +14,8 @@ namespace asio = boost::asio;
 namespace {
 // Each run() queues three statements (BEGIN + SET LOCAL, the statement, COMMIT): 1000 runs.
 constexpr std::size_t kMaxQueuedPerConnection = 3 * 1000;
+// Below the connection's own bound, so all three statements of a run are always accepted.
+static_assert(kMaxQueuedPerConnection + 3 <= pg::PgConnection::kDefaultMaxQueued);
 
 // What one run() has gathered so far: the first failure, else the statement's result.
 struct Pending {

@@ -35,7 +35,9 @@ struct NotifyListener::Impl {
                                     },
                                     [this](const std::string& reason, const std::string& message) {
                                       lost(reason, message);
-                                    }}),
+                                    }},
+             PgConnection::kDefaultMaxQueued,
+             &m.counter(kQueriesRefusedMetric, kQueriesRefusedHelp, {{"connection", "listener"}})),
         reconnect_timer(io),
         heartbeat_timer(io),
         rng(std::random_device{}()),

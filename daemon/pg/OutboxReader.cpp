@@ -29,10 +29,12 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
         consumer(std::move(c)),
         deliver(std::move(d)),
         batch_end(std::move(be)),
-        conn(io_, PgConnection::Handlers{nullptr, nullptr,
-                                         [this](const std::string&, const std::string& message) {
-                                           lost(message);
-                                         }}),
+        conn(io_,
+             PgConnection::Handlers{
+                 nullptr, nullptr,
+                 [this](const std::string&, const std::string& message) { lost(message); }},
+             PgConnection::kDefaultMaxQueued,
+             &m.counter(kQueriesRefusedMetric, kQueriesRefusedHelp, {{"connection", "outbox"}})),
         retry_timer(io_),
         poll_timer(io_),
         trim_timer(io_),

@@ -6,8 +6,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "metrics/Metrics.hpp"
 #include "pg/ConnInfo.hpp"
 
 namespace pgfanout::pg {
@@ -23,7 +25,7 @@ std::string trim(std::string s) {
 
 }  // namespace
 
-struct PgConnection::Impl {
+struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
   enum class State { Closed, Connecting, Open };
 
   struct Query {
@@ -32,8 +34,13 @@ struct PgConnection::Impl {
     QueryDone done;
   };
 
-  Impl(asio::io_context& io_, Handlers h)
-      : io(io_), handlers(std::move(h)), sock(io_), connect_timer(io_) {}
+  Impl(asio::io_context& io_, Handlers h, std::size_t max_queued_, Counter* refused_)
+      : io(io_),
+        handlers(std::move(h)),
+        sock(io_),
+        connect_timer(io_),
+        max_queued(max_queued_),
+        refused(refused_) {}
   ~Impl() { close(); }
 
   void connect(const std::string& dsn, const std::string& password,
@@ -136,6 +143,22 @@ struct PgConnection::Impl {
       PgResult r;
       r.error = "not connected";
       if (done) done(std::move(r));
+      return;
+    }
+    if (queries.size() >= max_queued) {
+      if (refused != nullptr) refused->inc();
+      PgResult r;
+      r.error = "query queue full (" + std::to_string(max_queued) +
+                " statements waiting for the server); statement refused";
+      // Posted: a caller that queues from inside a callback must not recurse into itself. Like
+      // queued statements, it is dropped without a call when the connection is closed first.
+      if (done) {
+        asio::post(io, [weak = weak_from_this(), gen = generation, d = std::move(done),
+                        res = std::move(r)]() mutable {
+          auto self = weak.lock();
+          if (self && self->generation == gen) d(std::move(res));
+        });
+      }
       return;
     }
     queries.push_back(Query{std::move(sql), std::move(params), std::move(done)});
@@ -321,10 +344,13 @@ struct PgConnection::Impl {
   PgResult current;
   std::function<void(const std::string&)> on_connected;
   std::string last_failure_reason;
+  std::size_t max_queued;
+  Counter* refused;
 };
 
-PgConnection::PgConnection(asio::io_context& io, Handlers handlers)
-    : impl_(std::make_shared<Impl>(io, std::move(handlers))) {}
+PgConnection::PgConnection(asio::io_context& io, Handlers handlers, std::size_t queue_limit,
+                           Counter* refused)
+    : impl_(std::make_shared<Impl>(io, std::move(handlers), queue_limit, refused)) {}
 
 PgConnection::~PgConnection() = default;
 
@@ -360,6 +386,10 @@ int PgConnection::backend_pid() const {
 
 std::size_t PgConnection::queued() const {
   return impl_->queries.size();
+}
+
+std::size_t PgConnection::max_queued() const {
+  return impl_->max_queued;
 }
 
 std::string PgConnection::escape_identifier(const std::string& name) const {

@@ -3,11 +3,15 @@
 // connect() runs PQconnectStartParams/PQconnectPoll with the socket in a posix::stream_descriptor
 // (re-read after every poll step: libpq may move to another host or address), bounded by
 // connect_timeout. query() queues a statement with text parameters; statements run one at a time,
-// in order, and their rows are copied into a PgResult. Notifications that arrive are passed to
-// on_notify. When the connection breaks, every queued query is failed with the error and on_lost
-// is called once; the owner decides whether and when to connect again. The descriptor is released
-// before PQfinish closes it. All calls and callbacks run on the io_context's thread; callbacks may
-// close or destroy-and-recreate the connection (they are guarded by a generation counter).
+// in order, and their rows are copied into a PgResult. The queue holds at most `queue_limit`
+// statements (the one running included): a query() beyond it fails with "query queue full",
+// through its callback posted to the io_context (never called inline), and counts in `refused`
+// when given, so a caller that outpaces the server cannot grow memory without bound. Notifications
+// that arrive are passed to on_notify. When the connection breaks, every queued query is failed
+// with the error and on_lost is called once; the owner decides whether and when to connect again.
+// The descriptor is released before PQfinish closes it. All calls and callbacks run on the
+// io_context's thread; callbacks may close or destroy-and-recreate the connection (they are guarded
+// by a generation counter).
 #pragma once
 
 #include <chrono>
@@ -15,10 +19,15 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace boost::asio {
 class io_context;
+}
+
+namespace pgfanout {
+class Counter;
 }
 
 namespace pgfanout::pg {
@@ -38,6 +47,11 @@ struct PgResult {
   }
 };
 
+// The counter owners pass as `refused`, labelled with connection=<which connection>.
+inline constexpr std::string_view kQueriesRefusedMetric = "pgfanout_pg_queries_refused_total";
+inline constexpr std::string_view kQueriesRefusedHelp =
+    "Statements refused because a PostgreSQL connection's query queue was full, by connection";
+
 class PgConnection {
  public:
   using Params = std::vector<std::optional<std::string>>;
@@ -49,7 +63,12 @@ class PgConnection {
     std::function<void(const std::string& reason, const std::string& message)> on_lost;
   };
 
-  PgConnection(boost::asio::io_context& io, Handlers handlers);
+  // Statements queued (the running one included) beyond which query() refuses.
+  static constexpr std::size_t kDefaultMaxQueued = 10'000;
+
+  // `refused`, when not null, counts the statements refused because the queue was full.
+  PgConnection(boost::asio::io_context& io, Handlers handlers,
+               std::size_t queue_limit = kDefaultMaxQueued, Counter* refused = nullptr);
   ~PgConnection();
   PgConnection(const PgConnection&) = delete;
   PgConnection& operator=(const PgConnection&) = delete;
@@ -60,7 +79,8 @@ class PgConnection {
                std::chrono::milliseconds connect_timeout,
                std::function<void(const std::string& error)> done);
   // Queues a statement (several statements when `params` is empty). Fails at once (through
-  // `done`) when not connected.
+  // `done`) when not connected, and, with `done` posted rather than called, when queue_limit
+  // statements are already queued.
   void query(std::string sql, Params params, QueryDone done);
   // Closes the connection (queued queries are dropped without callbacks). Safe to call twice.
   void close();
@@ -72,6 +92,7 @@ class PgConnection {
   const std::string& last_failure_reason() const;
   int backend_pid() const;
   std::size_t queued() const;
+  std::size_t max_queued() const;
   // Quotes an identifier with PQescapeIdentifier (double quotes when not connected).
   std::string escape_identifier(const std::string& name) const;
 

@@ -2,7 +2,10 @@
 //
 // Keys are pushed as the rules render them, each with an opaque reference to the action run it
 // belongs to; take() hands out up to `max` keys of one command (UNLINK or DEL) at a time, oldest
-// first. A batch stays counted until done() (its reply came back) or requeue() (the connection
+// first. A key that occurs more than once in a batch (several events naming the same row, one
+// event evicting a key twice) is sent once: `unique` lists the items to send, in order of first
+// appearance, while every item (and so every reference) stays in the batch to be answered. A
+// batch stays counted until done() (its reply came back) or requeue() (the connection
 // was lost before the reply: the keys go back to the front and are sent again — deleting twice is
 // harmless, not deleting is not). size() counts queued and in-flight keys, which is what the
 // queue limit bounds; the owner checks has_room() before pushing and decides what to do when
@@ -13,6 +16,8 @@
 #include <cstddef>
 #include <deque>
 #include <string>
+#include <string_view>
+#include <unordered_set>
 #include <vector>
 
 namespace pgfanout::redis {
@@ -27,6 +32,9 @@ class EvictionQueue {
   struct Batch {
     bool unlink = true;
     std::vector<Item> items;
+    std::vector<std::size_t> unique;  // indexes into items: each key once, first appearance first
+
+    std::size_t duplicates() const { return items.size() - unique.size(); }
   };
 
   explicit EvictionQueue(std::size_t limit) : limit_(limit) {}
@@ -52,6 +60,12 @@ class EvictionQueue {
       b.items.push_back(std::move(from.front()));
       from.pop_front();
     }
+    b.unique.reserve(n);
+    std::unordered_set<std::string_view> seen;
+    seen.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      if (seen.insert(b.items[i].key).second) b.unique.push_back(i);
+    }
     return b;
   }
 
@@ -61,6 +75,7 @@ class EvictionQueue {
   // The batch's reply will never come: send its keys again first.
   void requeue(Batch&& b) {
     auto& to = b.unlink ? unlink_ : del_;
+    b.unique.clear();  // worked out again when the keys are taken again
     for (auto it = b.items.rbegin(); it != b.items.rend(); ++it) to.push_front(std::move(*it));
   }
 

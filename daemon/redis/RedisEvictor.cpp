@@ -72,6 +72,7 @@ struct RedisEvictor::Target {
   Counter* keys_sent;
   Counter* keys_deleted;
   Counter* keys_failed;
+  Counter* keys_deduplicated;
   Counter* publishes_sent;
 
   explicit Target(std::size_t limit) : keys(limit) {}
@@ -96,6 +97,9 @@ RedisEvictor::RedisEvictor(asio::io_context& io, Metrics& metrics, const RedisCo
                          "Keys that existed and were deleted (UNLINK/DEL replies)", l);
     t->keys_failed = &metrics.counter("pgfanout_redis_keys_failed_total",
                                       "Keys whose UNLINK/DEL got an error reply (not retried)", l);
+    t->keys_deduplicated = &metrics.counter(
+        "pgfanout_redis_keys_deduplicated_total",
+        "Keys left out of an UNLINK/DEL command because the same key was already in it", l);
     t->publishes_sent =
         &metrics.counter("pgfanout_redis_publishes_total", "PUBLISH commands answered", l);
     Target* raw = t.get();
@@ -301,10 +305,11 @@ void RedisEvictor::send_batch(Target& target) {
   argv_len_.clear();
   argv_.push_back(batch->unlink ? "UNLINK" : "DEL");
   argv_len_.push_back(batch->unlink ? 6 : 3);
-  for (const auto& item : batch->items) {
-    argv_.push_back(item.key.data());
-    argv_len_.push_back(item.key.size());
+  for (std::size_t i : batch->unique) {
+    argv_.push_back(batch->items[i].key.data());
+    argv_len_.push_back(batch->items[i].key.size());
   }
+  target.keys_deduplicated->inc(batch->duplicates());
   ++target.in_flight;
   Target* tp = &target;
   target.conn->command(
@@ -323,19 +328,18 @@ void RedisEvictor::send_batch(Target& target) {
             t.conn->reconnect("the server is a read-only replica (" + message + ")");
             return;
           }
+          const std::size_t sent = batch->unique.size();
           std::string error = std::string(batch->unlink ? "UNLINK" : "DEL") + " " +
                               batch->items.front().key +
-                              (batch->items.size() > 1
-                                   ? " (and " + std::to_string(batch->items.size() - 1) + " more)"
-                                   : "") +
+                              (sent > 1 ? " (and " + std::to_string(sent - 1) + " more)" : "") +
                               " on Redis target " + t.name + ": " + message;
           t.keys.done(*batch);
-          t.keys_failed->inc(batch->items.size());
+          t.keys_failed->inc(sent);
           for (auto& item : batch->items) part_done(t, item.ref, &error);
         } else {
           t.conn->note_success();
           t.keys.done(*batch);
-          t.keys_sent->inc(batch->items.size());
+          t.keys_sent->inc(batch->unique.size());
           if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
             t.keys_deleted->inc(static_cast<std::uint64_t>(r->integer));
           }

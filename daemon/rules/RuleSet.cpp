@@ -5,6 +5,7 @@
 
 #include <boost/json/value.hpp>
 
+#include "config/ChannelName.hpp"
 #include "config/YamlReader.hpp"
 
 namespace pgfanout::rules {
@@ -139,14 +140,8 @@ std::shared_ptr<RuleSet> RuleSet::parse(config::MapReader& root, const ActionReg
       }
     }
     if (r.has("channel")) {
-      if (rule->channel.empty()) {
-        r.error("channel", "a channel cannot be empty");
-      } else if (rule->channel.size() > 63) {
-        r.error("channel", "channel names are at most 63 bytes (PostgreSQL's NAMEDATALEN)");
-      } else if (rule->channel.find('\0') != std::string::npos) {
-        r.error("channel", "a channel cannot contain a NUL byte (PostgreSQL names cannot)");
-      } else if (rule->channel.starts_with("pgfanout.")) {
-        r.error("channel", "channels starting with \"pgfanout.\" are reserved");
+      if (auto problem = config::channel_name_problem(rule->channel); !problem.empty()) {
+        r.error("channel", std::move(problem));
       }
     }
     rule->durable = r.boolean("durable");

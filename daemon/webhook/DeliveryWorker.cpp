@@ -86,10 +86,13 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
         opts(std::move(o)),
         instance(std::move(inst)),
         sender(s),
-        conn(io_, pg::PgConnection::Handlers{nullptr, nullptr,
-                                             [this](const std::string&, const std::string& msg) {
-                                               lost(msg);
-                                             }}),
+        conn(io_,
+             pg::PgConnection::Handlers{
+                 nullptr, nullptr,
+                 [this](const std::string&, const std::string& msg) { lost(msg); }},
+             pg::PgConnection::kDefaultMaxQueued,
+             &m.counter(pg::kQueriesRefusedMetric, pg::kQueriesRefusedHelp,
+                        {{"connection", "webhook"}})),
         reconnect_timer(io_),
         poll_timer(io_),
         backoff(pg.reconnect_min, pg.reconnect_max),

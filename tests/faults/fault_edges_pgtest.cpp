@@ -218,7 +218,8 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
   std::string config_text =
       "postgres: {dsn: \"" + db.dsn() +
       "\"}\nhttp: {listen: 127.0.0.1:0, max_header_size: 8KiB, max_body_size: 16KiB}\n"
-      "hub: {max_message_size: 4KiB, max_subscriptions: 10, message_timeout: 1s}\n"
+      "hub: {max_message_size: 4KiB, max_subscriptions: 10, max_connections: 64, "
+      "hippie_ping: 2s, message_timeout: 1s}\n"
       "auth:\n  jwt:\n    secret: \"a-test-secret-of-at-least-32-bytes!!\"\n"
       "    audience: edges\n"
       "topics:\n  - pattern: pub\n    allow: [subscribe]\n    anonymous: true\n"
@@ -372,6 +373,58 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
          return get(p, "/_hippie/poll/%ff%00?client_id=%00%ff" + std::string(500, 'z'));
        },
        "invalid_topic", "pgfanout_hub_connections_rejected_total", "reason=\"invalid_topic\""},
+      {"hippie_poll_very_long_client_id",
+       [&](int p) { return get(p, "/_hippie/poll/pub?client_id=" + std::string(6000, 'a')); },
+       "bad_request", "pgfanout_hub_connections_rejected_total", "reason=\"bad_request\""},
+      {"hippie_poll_non_ascii_client_id",
+       [&](int p) {
+         return get(p, "/_hippie/poll/pub?client_id=%C3%BC%D0%BA%E2%82%AC" + std::string(25, 'a'));
+       },
+       "bad_request", "pgfanout_hub_connections_rejected_total", "reason=\"bad_request\""},
+      {"hippie_poll_control_characters_in_client_id",
+       [&](int p) {
+         auto a = get(p, "/_hippie/poll/pub?client_id=%00%0d%0aSet-Cookie:%20x%1b%5b");
+         return a.find("\r\nSet-Cookie") == std::string::npos ? a : "header injected: " + a;
+       },
+       "bad_request", "pgfanout_hub_connections_rejected_total", "reason=\"bad_request\""},
+      // Made-up ids of the right form: each would open a pipe. Pipes whose id never comes back are
+      // held to half of hub.max_connections (32 here) and expire after one hippie_ping.
+      {"hippie_poll_made_up_client_ids",
+       [&](int p) {
+         int opened = 0, refused = 0;
+         for (int i = 0; i < 100; ++i) {
+           char id[33];
+           std::snprintf(id, sizeof id, "%032x", 0xfeed00u + static_cast<unsigned>(i));
+           auto a = get(p, std::string("/_hippie/poll/pub?client_id=") + id);
+           if (a.find("set_client_id") != std::string::npos) ++opened;
+           if (a.find(" 503 ") != std::string::npos) ++refused;
+         }
+         auto scraped = http_get(p, "/metrics").body;
+         auto at = scraped.find("\npgfanout_subscribers ");
+         double held = at == std::string::npos ? -1 : std::stod(scraped.substr(at + 22));
+         // They expire one ping (2 s) after they opened, swept every ping: gone within 4 s, and
+         // then a new client gets a pipe.
+         std::string last;
+         int probes = 0;
+         auto started = std::chrono::steady_clock::now();
+         bool expired = wait_until(
+             [&] {  // wait_until calls it once more at the end: probe only until one got a pipe
+               if (last.find("set_client_id") != std::string::npos) return true;
+               ++probes;
+               last = get(p, "/_hippie/poll/pub");
+               return last.find("set_client_id") != std::string::npos;
+             },
+             10s);
+         auto waited = std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now() - started);
+         return "opened " + std::to_string(opened) + ", refused " + std::to_string(refused) +
+                (refused > 0 && held >= 0 && held <= 32 ? ", capped" : ", not capped") +
+                (expired ? ", a new pipe once they expired"
+                         : ", no pipe after " + std::to_string(waited.count()) + " ms and " +
+                               std::to_string(probes) + " probes; last answer: " + last);
+       },
+       "capped, a new pipe once they expired", "pgfanout_hub_connections_rejected_total",
+       "reason=\"limit\""},
       {"hippie_pub_not_json",
        [&](int p) { return post(p, "/_hippie/pub/hpub", "message=%7Bnot+json"); }, "bad_message",
        "pgfanout_hub_client_errors_total", "code=\"bad_message\""},
@@ -454,6 +507,12 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
     EXPECT_TRUE(ack && ack->find("ack") != std::string::npos) << ec.name;
     if (answer.find(ec.expect) != std::string::npos && ack) ++f.acted;
   }
+
+  // The refusals counter says what it counts: requests (Hippie polls, publishes) as well.
+  EXPECT_NE(http_get(port, "/metrics")
+                .body.find("# HELP pgfanout_hub_connections_rejected_total Hub connections and "
+                           "requests refused"),
+            std::string::npos);
 
   // Hostile YAML: `check` reports it (exit 78, FILE:LINE:COL) instead of crashing.
   std::vector<std::pair<std::string, std::string>> yamls = {

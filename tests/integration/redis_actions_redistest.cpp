@@ -88,6 +88,24 @@ TEST_F(RedisActions, EvictUnlinksRenderedKeys) {
   EXPECT_EQ(actions("r", "evict"), 1);
 }
 
+TEST_F(RedisActions, RepeatedKeysInOneBatchAreSentOnceAndEveryActionCompletes) {
+  start("  - name: r\n    channel: c\n    actions:\n      - evict: [\"" + p + "row:{id}\", \"" + p +
+        "row:{id}\"]\n");
+  for (int i = 0; i < 10; ++i) redis.set(p + "row:" + std::to_string(i));
+  // One loop turn: 100 events naming 10 rows, each action naming its key twice.
+  for (int i = 0; i < 100; ++i) {
+    router->route(rules::Notification{"c", "{\"id\": " + std::to_string(i % 10) + "}"});
+  }
+  router->flush();
+  ASSERT_TRUE(settle());
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(redis.exists(p + "row:" + std::to_string(i)));
+  EXPECT_EQ(actions("r", "evict"), 100);
+  EXPECT_EQ(actions("r", "evict", "pgfanout_actions_failed_total"), 0);
+  EXPECT_EQ(metrics.value("pgfanout_redis_keys_sent_total", {{"target", "default"}}), 10);
+  EXPECT_EQ(metrics.value("pgfanout_redis_keys_deduplicated_total", {{"target", "default"}}), 190);
+  EXPECT_EQ(metrics.value("pgfanout_redis_keys_deleted_total", {{"target", "default"}}), 10);
+}
+
 TEST_F(RedisActions, DelWhenUnlinkIsFalse) {
   start("  - name: r\n    channel: c\n    actions:\n      - evict: \"" + p +
         "user:{id}\"\n        unlink: false\n");

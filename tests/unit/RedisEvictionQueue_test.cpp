@@ -68,6 +68,58 @@ TEST(RedisEvictionQueue, RequeuedBatchIsSentFirstAndStillCounted) {
   for (int i = 0; i < 7; ++i) EXPECT_EQ(again.items[i].key, "k" + std::to_string(i));
 }
 
+// The keys a batch sends, in order.
+std::vector<std::string> sent(const Queue::Batch& b) {
+  std::vector<std::string> out;
+  for (std::size_t i : b.unique) out.push_back(b.items[i].key);
+  return out;
+}
+
+TEST(RedisEvictionQueue, RepeatedKeysInABatchAreSentOnceInOrderOfFirstAppearance) {
+  Queue q(100);
+  const char* keys[] = {"b", "a", "b", "c", "a", "a", "d", "c"};
+  for (int i = 0; i < 8; ++i) q.push(keys[i], i, true);
+  auto batch = q.take(100);
+  EXPECT_EQ(sent(batch), (std::vector<std::string>{"b", "a", "c", "d"}));
+  EXPECT_EQ(batch.duplicates(), 4u);
+  // Every reference stays in the batch, to be answered with the command's reply.
+  ASSERT_EQ(batch.items.size(), 8u);
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(batch.items[i].ref, i);
+  EXPECT_EQ(q.size(), 8u);
+  q.done(batch);
+  EXPECT_EQ(q.size(), 0u);
+}
+
+TEST(RedisEvictionQueue, DeduplicationStaysWithinOneBatchAndOneCommandKind) {
+  Queue q(100);
+  for (int i = 0; i < 4; ++i) q.push("same", i, true);  // two batches of two
+  q.push("same", 9, false);                             // DEL: its own command
+  auto first = q.take(2);
+  auto second = q.take(2);
+  auto del = q.take(2);
+  EXPECT_EQ(sent(first), std::vector<std::string>{"same"});
+  EXPECT_EQ(sent(second), std::vector<std::string>{"same"});
+  EXPECT_FALSE(del.unlink);
+  EXPECT_EQ(sent(del), std::vector<std::string>{"same"});
+  EXPECT_EQ(first.duplicates() + second.duplicates() + del.duplicates(), 2u);
+}
+
+TEST(RedisEvictionQueue, ARequeuedBatchIsDeduplicatedAgainWithWhatFollows) {
+  Queue q(100);
+  q.push("x", 1, true);
+  q.push("y", 2, true);
+  q.push("x", 3, true);
+  auto lost = q.take(10);
+  EXPECT_EQ(sent(lost), (std::vector<std::string>{"x", "y"}));
+  q.push("y", 4, true);
+  q.push("z", 5, true);
+  q.requeue(std::move(lost));
+  auto again = q.take(10);
+  EXPECT_EQ(sent(again), (std::vector<std::string>{"x", "y", "z"}));
+  EXPECT_EQ(again.items.size(), 5u);
+  EXPECT_EQ(again.duplicates(), 2u);
+}
+
 TEST(RedisEvictionQueue, ClearHandsBackEveryReference) {
   Queue q(100);
   q.push("a", 1, true);

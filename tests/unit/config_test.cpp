@@ -343,6 +343,52 @@ TEST(ConfigLoader, ChannelWithANulByteIsRefused) {
   EXPECT_NE(r.errors[0].message.find("NUL"), std::string::npos);
 }
 
+// Every key that names a PostgreSQL channel follows the rules[].channel rule.
+TEST(ConfigLoader, WatchChannelThatPostgresCannotUseIsRefused) {
+  const std::string head =
+      "postgres: {dsn: host=x}\nrules: [{name: a, channel: c, actions: "
+      "[{log: x}]}]\nwatch:\n  - table: t\n    channel: ";
+  const std::pair<std::string, std::string> cases[] = {
+      {"\"a\\0b\"", "NUL"},
+      {"\"" + std::string(64, 'w') + "\"", "at most 63 bytes"},
+      {"\"\"", "cannot be empty"},
+      {"pgfanout.mine", "reserved"},
+  };
+  for (const auto& [value, why] : cases) {
+    SCOPED_TRACE(value);
+    auto r = load(head + value + "\n");
+    EXPECT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.errors[0].path, "watch[0].channel");
+    EXPECT_NE(r.errors[0].message.find(why), std::string::npos) << r.errors[0].message;
+  }
+  // Names that need quoting are fine, and so is the default (<table>_changed).
+  auto quoted = load(head + "\"Mixed Case; \\\"quoted\\\"\"\n  - table: u\n");
+  EXPECT_TRUE(quoted.config) << ::testing::PrintToString(messages(quoted));
+}
+
+TEST(ConfigLoader, PublishChannelThatPostgresCannotUseIsRefused) {
+  const std::string head =
+      "postgres: {dsn: host=x}\nrules: [{name: a, channel: c, actions: [{log: x}]}]\n"
+      "topics:\n  - pattern: chat\n    allow: [subscribe, publish]\n    publish_channel: ";
+  const std::pair<std::string, std::string> cases[] = {
+      {"\"a\\0b\"", "NUL"},
+      {"\"" + std::string(64, 'p') + "\"", "at most 63 bytes"},
+      {"\"\"", "cannot be empty"},
+      {"pgfanout.publish", "reserved"},
+  };
+  for (const auto& [value, why] : cases) {
+    SCOPED_TRACE(value);
+    auto r = load(head + value + "\n");
+    EXPECT_FALSE(r.config);
+    ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(messages(r));
+    EXPECT_EQ(r.errors[0].path, "topics[0].publish_channel");
+    EXPECT_NE(r.errors[0].message.find(why), std::string::npos) << r.errors[0].message;
+  }
+  auto fine = load(head + "\"Chat Publishes\"\n");
+  EXPECT_TRUE(fine.config) << ::testing::PrintToString(messages(fine));
+}
+
 TEST(ConfigLoader, ErrorsInLargeFileKeepTheirLine) {
   std::string text = "postgres: {dsn: host=x}\nrules:\n";
   for (int i = 0; i < 1000; ++i) {

@@ -1,0 +1,100 @@
+// PgConnection against the real PostgreSQL the harness started: the query queue is bounded; a
+// statement beyond the bound fails at once (its callback posted, not called inline) with a clear
+// message and is counted, and the connection keeps working afterwards.
+#include <gtest/gtest.h>
+#include <boost/asio/io_context.hpp>
+
+#include "metrics/Metrics.hpp"
+#include "pg/PgConnection.hpp"
+#include "support/TestSupport.hpp"
+
+namespace pgfanout::pg {
+namespace {
+
+using namespace std::chrono_literals;
+using test::run_until;
+
+struct QueueBound : ::testing::Test {
+  void open(std::size_t limit) {
+    conn = std::make_unique<PgConnection>(io, PgConnection::Handlers{}, limit, &refused);
+    bool connected = false;
+    std::string error = "no answer";
+    conn->connect(test::test_dsn(), "", 5s, [&](const std::string& e) {
+      error = e;
+      connected = true;
+    });
+    ASSERT_TRUE(run_until(io, [&] { return connected; })) << "connect did not finish";
+    ASSERT_EQ(error, "");
+  }
+
+  // Runs `sql` on the open connection and returns its first value, or "error: ..." .
+  std::string value(const std::string& sql) {
+    std::optional<std::string> got;
+    conn->query(sql, {}, [&](PgResult&& r) {
+      got = r.ok ? (r.rows.empty() || !r.at(0, 0) ? "(none)" : *r.at(0, 0)) : "error: " + r.error;
+    });
+    if (!run_until(io, [&] { return got.has_value(); })) return "no answer";
+    return *got;
+  }
+
+  boost::asio::io_context io;
+  Metrics metrics;
+  Counter& refused =
+      metrics.counter(kQueriesRefusedMetric, kQueriesRefusedHelp, {{"connection", "test"}});
+  std::unique_ptr<PgConnection> conn;
+};
+
+TEST_F(QueueBound, AStatementBeyondTheBoundIsRefusedAndTheConnectionStillWorks) {
+  open(5);
+  int answered = 0, failed = 0;
+  for (int i = 0; i < 5; ++i) {
+    conn->query("SELECT pg_sleep(0.05), " + std::to_string(i), {}, [&](PgResult&& r) {
+      ++answered;
+      if (!r.ok) ++failed;
+    });
+  }
+  EXPECT_EQ(conn->queued(), 5u);
+  std::optional<PgResult> refusal;
+  conn->query("SELECT 'beyond the bound'", {}, [&](PgResult&& r) { refusal = std::move(r); });
+  EXPECT_FALSE(refusal.has_value()) << "the refusal must be posted, not called inline";
+  EXPECT_EQ(conn->queued(), 5u);
+  EXPECT_EQ(refused.value(), 1u);
+
+  ASSERT_TRUE(run_until(io, [&] { return refusal.has_value() && answered == 5; }));
+  EXPECT_FALSE(refusal->ok);
+  EXPECT_NE(refusal->error.find("query queue full"), std::string::npos) << refusal->error;
+  EXPECT_EQ(failed, 0);  // the queued statements ran as usual
+  EXPECT_TRUE(conn->connected());
+  EXPECT_EQ(value("SELECT 40 + 2"), "42");
+  EXPECT_EQ(refused.value(), 1u);
+}
+
+TEST_F(QueueBound, TheDefaultBoundHoldsTenThousandStatements) {
+  open(PgConnection::kDefaultMaxQueued);
+  std::size_t ok = 0, refusals = 0;
+  for (std::size_t i = 0; i < PgConnection::kDefaultMaxQueued + 3; ++i) {
+    conn->query("SELECT 1", {}, [&](PgResult&& r) { ++(r.ok ? ok : refusals); });
+  }
+  EXPECT_EQ(conn->queued(), PgConnection::kDefaultMaxQueued);
+  EXPECT_EQ(refused.value(), 3u);
+  ASSERT_TRUE(run_until(
+      io, [&] { return ok + refusals == PgConnection::kDefaultMaxQueued + 3; }, 60s));
+  EXPECT_EQ(ok, PgConnection::kDefaultMaxQueued);
+  EXPECT_EQ(refusals, 3u);
+  EXPECT_EQ(value("SELECT 'still here'"), "still here");
+}
+
+TEST_F(QueueBound, ARefusalIsDroppedWhenTheConnectionIsClosedFirst) {
+  open(1);
+  bool first = false, second = false;
+  conn->query("SELECT 1", {}, [&](PgResult&&) { first = true; });
+  conn->query("SELECT 2", {}, [&](PgResult&&) { second = true; });
+  conn->close();  // like the queued statement, the posted refusal is dropped without a call
+  io.run_for(200ms);
+  EXPECT_FALSE(first);
+  EXPECT_FALSE(second);
+  EXPECT_EQ(refused.value(), 1u);
+}
+
+}  // namespace
+}  // namespace pgfanout::pg
