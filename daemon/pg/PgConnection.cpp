@@ -58,11 +58,15 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
     if (!assign_socket()) return;
     auto gen = generation;
     connect_timer.expires_after(timeout);
-    connect_timer.async_wait([this, gen, timeout](boost::system::error_code ec) {
-      if (ec || gen != generation || state != State::Connecting) return;
-      connect_failed("connect_timeout", "connection attempt timed out after " +
-                                            std::to_string(timeout.count()) + " ms");
-    });
+    connect_timer.async_wait(
+        [this, weak = weak_from_this(), gen, timeout](boost::system::error_code ec) {
+          // The connection may be gone (or go during a callback): hold it, or do nothing.
+          auto self = weak.lock();
+          if (!self) return;
+          if (ec || gen != generation || state != State::Connecting) return;
+          connect_failed("connect_timeout", "connection attempt timed out after " +
+                                                std::to_string(timeout.count()) + " ms");
+        });
     wait_connect(PGRES_POLLING_WRITING);
   }
 
@@ -99,7 +103,10 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
     auto gen = generation;
     auto dir = want == PGRES_POLLING_READING ? asio::posix::stream_descriptor::wait_read
                                              : asio::posix::stream_descriptor::wait_write;
-    sock.async_wait(dir, [this, gen](boost::system::error_code ec) {
+    sock.async_wait(dir, [this, weak = weak_from_this(), gen](boost::system::error_code ec) {
+      // The connection may be gone (or go during a callback): hold it, or do nothing.
+      auto self = weak.lock();
+      if (!self) return;
       if (gen != generation || state != State::Connecting) return;
       if (ec) {
         connect_failed("error", "socket error while connecting: " + ec.message());
@@ -199,7 +206,11 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
       writing = true;
       auto gen = generation;
       sock.async_wait(asio::posix::stream_descriptor::wait_write,
-                      [this, gen](boost::system::error_code ec) {
+                      [this, weak = weak_from_this(), gen](boost::system::error_code ec) {
+                        // The connection may be gone (or go during a callback): hold it, or do
+                        // nothing.
+                        auto self = weak.lock();
+                        if (!self) return;
                         if (gen != generation) return;
                         writing = false;
                         if (ec) {
@@ -216,7 +227,11 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
     reading = true;
     auto gen = generation;
     sock.async_wait(asio::posix::stream_descriptor::wait_read,
-                    [this, gen](boost::system::error_code ec) {
+                    [this, weak = weak_from_this(), gen](boost::system::error_code ec) {
+                      // The connection may be gone (or go during a callback): hold it, or do
+                      // nothing.
+                      auto self = weak.lock();
+                      if (!self) return;
                       if (gen != generation) return;
                       reading = false;
                       if (ec) {
@@ -352,7 +367,11 @@ PgConnection::PgConnection(asio::io_context& io, Handlers handlers, std::size_t 
                            Counter* refused)
     : impl_(std::make_shared<Impl>(io, std::move(handlers), queue_limit, refused)) {}
 
-PgConnection::~PgConnection() = default;
+PgConnection::~PgConnection() {
+  // Closed now even when a handler of this connection is running (and holds its state until it
+  // returns): nothing more is sent or called back.
+  impl_->close();
+}
 
 void PgConnection::connect(const std::string& dsn, const std::string& password,
                            std::chrono::milliseconds connect_timeout,

@@ -1,6 +1,8 @@
 // PgConnection against the real PostgreSQL the harness started: the query queue is bounded; a
 // statement beyond the bound fails at once (its callback posted, not called inline) with a clear
-// message and is counted, and the connection keeps working afterwards.
+// message and is counted, and the connection keeps working afterwards. A connection destroyed
+// while its socket waits are pending, or by its own callback, leaves nothing behind that runs on
+// freed memory (the handlers hold the connection's state only while they run).
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 
@@ -94,6 +96,34 @@ TEST_F(QueueBound, ARefusalIsDroppedWhenTheConnectionIsClosedFirst) {
   EXPECT_FALSE(first);
   EXPECT_FALSE(second);
   EXPECT_EQ(refused.value(), 1u);
+}
+
+TEST_F(QueueBound, DestroyedWithWaitsPendingOrFromItsOwnCallback) {
+  // Destroyed while a read wait and a query are pending: the handlers complete later, harmlessly.
+  open(10);
+  bool answered = false;
+  conn->query("SELECT pg_sleep(0.2)", {}, [&](PgResult&&) { answered = true; });
+  io.poll();
+  conn.reset();
+  run_until(
+      io, [] { return false; }, 300ms);
+  EXPECT_FALSE(answered) << "a destroyed connection's callbacks must not run";
+
+  // Destroyed by the callback of its own query, in the middle of its read handler.
+  open(10);
+  bool done = false;
+  conn->query("SELECT 1", {}, [&](PgResult&& r) {
+    EXPECT_TRUE(r.ok) << r.error;
+    conn.reset();
+    done = true;
+  });
+  ASSERT_TRUE(run_until(io, [&] { return done; }));
+  run_until(
+      io, [] { return false; }, 200ms);
+
+  // Another connection on the same event loop is unaffected.
+  open(10);
+  EXPECT_EQ(value("SELECT 'still here'"), "still here");
 }
 
 }  // namespace
