@@ -85,9 +85,7 @@ void QueuedStream::on_flushed(boost::system::error_code ec) {
     head_ = 0;
     queued_bytes_ = 0;
     flushing_ = false;
-    boost::system::error_code ignored;
-    next_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    next_.close();
+    cut();
     return;
   }
   if (head_ == queue_.size()) {
@@ -100,6 +98,12 @@ void QueuedStream::on_flushed(boost::system::error_code ec) {
     return;
   }
   flush();
+}
+
+void QueuedStream::cut() {
+  boost::system::error_code ignored;
+  next_.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  next_.close();
 }
 
 void QueuedStream::drop_unsent() {

@@ -45,6 +45,9 @@ class QueuedStream {
 
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
 
+  // Shuts the socket down both ways and closes it: no close frame, nothing more in or out.
+  void cut();
+
   // Queues bytes to be written as they are (an encoded frame, an HTTP head, an SSE event).
   void write(std::shared_ptr<const std::string> bytes);
   // Bytes queued or being written.

@@ -126,9 +126,7 @@ void StreamSession::shutdown() {
 
 void StreamSession::drop() {
   closing_ = true;
-  beast::error_code ignored;
-  stream_.next_layer().socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  stream_.next_layer().close();
+  stream_.cut();
 }
 
 void StreamSession::send_event(std::string_view body, std::int64_t id) {

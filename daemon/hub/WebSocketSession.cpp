@@ -41,9 +41,7 @@ void WebSocketSession::run(bhttp::request<bhttp::string_body> request,
   if (!hub_->admit(this)) {
     // Beast answers the upgrade with an error when the stream is not accepted; simplest is to
     // refuse with a plain close right after the handshake is impossible: close the socket.
-    beast::error_code ignored;
-    beast::get_lowest_layer(ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-    beast::get_lowest_layer(ws_).close();
+    ws_.next_layer().cut();
     return;
   }
   admitted_ = true;
@@ -318,11 +316,7 @@ void WebSocketSession::close(websocket::close_code code, std::string_view reason
   if (!timer_) timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
   timer_->expires_after(std::chrono::seconds(2));
   timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec) return;
-    beast::error_code ignored;
-    beast::get_lowest_layer(self->ws_).socket().shutdown(asio::ip::tcp::socket::shutdown_both,
-                                                         ignored);
-    beast::get_lowest_layer(self->ws_).close();
+    if (!ec) self->ws_.next_layer().cut();
   });
 }
 
