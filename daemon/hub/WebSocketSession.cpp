@@ -83,14 +83,15 @@ void WebSocketSession::do_read() {
 }
 
 void WebSocketSession::start_message_deadline() {
-  in_message_ = true;
-  if (!message_timer_) message_timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
+  message_timer_ = std::make_unique<asio::steady_timer>(ws_.get_executor());
   message_timer_->expires_after(hub_->config.message_timeout);
-  message_timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
-    if (ec || !self->in_message_ || self->closing_ || self->finished_) return;
-    self->hub_->dropped("message_timeout");
-    self->close(websocket::close_code::policy_error, "message not completed in time");
-  });
+  message_timer_->async_wait(
+      [self = shared_from_this(), timer = message_timer_.get()](boost::system::error_code ec) {
+        // `timer` gone or replaced: that message was completed meanwhile.
+        if (ec || self->message_timer_.get() != timer || self->closing_ || self->finished_) return;
+        self->hub_->dropped("message_timeout");
+        self->close(websocket::close_code::policy_error, "message not completed in time");
+      });
 }
 
 void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
@@ -108,13 +109,10 @@ void WebSocketSession::on_read(beast::error_code ec, std::size_t) {
     return finish();
   }
   if (!ws_.is_message_done()) {
-    if (!in_message_) start_message_deadline();
+    if (!message_timer_) start_message_deadline();
     return do_read();
   }
-  if (in_message_) {
-    in_message_ = false;
-    message_timer_.reset();  // cancels the wait; an idle connection keeps no timer
-  }
+  message_timer_.reset();  // cancels the wait; an idle connection keeps no timer
   if (!closing_) {
     const auto data = buffer_.cdata();
     std::string_view text(static_cast<const char*>(data.data()), data.size());

@@ -89,8 +89,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   RateLimit commands_;
   RateLimit logins_;
   std::unique_ptr<boost::asio::steady_timer> timer_;  // Hippie pings; the hard close of a slow one
-  std::unique_ptr<boost::asio::steady_timer> message_timer_;  // a fragmented message's deadline
-  bool in_message_ = false;  // fragments of a message have arrived, not its last one yet
+  // Set while fragments of a message have arrived but not its last one: its deadline.
+  std::unique_ptr<boost::asio::steady_timer> message_timer_;
   bool accepted_ = false;
   bool closing_ = false;
   bool finished_ = false;
