@@ -43,6 +43,16 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
         refused(refused_) {}
   ~Impl() { close(); }
 
+  // Wraps a socket or timer handler: it runs only while the connection exists, and keeps it
+  // alive until it returns (a callback it makes may destroy the PgConnection).
+  template <class Handler>
+  auto guarded(Handler handler) {
+    return [weak = weak_from_this(),
+            handler = std::move(handler)](boost::system::error_code ec) mutable {
+      if (auto self = weak.lock()) handler(ec);
+    };
+  }
+
   void connect(const std::string& dsn, const std::string& password,
                std::chrono::milliseconds timeout, std::function<void(const std::string&)> done) {
     close();
@@ -58,15 +68,11 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
     if (!assign_socket()) return;
     auto gen = generation;
     connect_timer.expires_after(timeout);
-    connect_timer.async_wait(
-        [this, weak = weak_from_this(), gen, timeout](boost::system::error_code ec) {
-          // The connection may be gone (or go during a callback): hold it, or do nothing.
-          auto self = weak.lock();
-          if (!self) return;
-          if (ec || gen != generation || state != State::Connecting) return;
-          connect_failed("connect_timeout", "connection attempt timed out after " +
-                                                std::to_string(timeout.count()) + " ms");
-        });
+    connect_timer.async_wait(guarded([this, gen, timeout](boost::system::error_code ec) {
+      if (ec || gen != generation || state != State::Connecting) return;
+      connect_failed("connect_timeout", "connection attempt timed out after " +
+                                            std::to_string(timeout.count()) + " ms");
+    }));
     wait_connect(PGRES_POLLING_WRITING);
   }
 
@@ -103,17 +109,14 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
     auto gen = generation;
     auto dir = want == PGRES_POLLING_READING ? asio::posix::stream_descriptor::wait_read
                                              : asio::posix::stream_descriptor::wait_write;
-    sock.async_wait(dir, [this, weak = weak_from_this(), gen](boost::system::error_code ec) {
-      // The connection may be gone (or go during a callback): hold it, or do nothing.
-      auto self = weak.lock();
-      if (!self) return;
-      if (gen != generation || state != State::Connecting) return;
-      if (ec) {
-        connect_failed("error", "socket error while connecting: " + ec.message());
-        return;
-      }
-      poll_connect();
-    });
+    sock.async_wait(dir, guarded([this, gen](boost::system::error_code ec) {
+                      if (gen != generation || state != State::Connecting) return;
+                      if (ec) {
+                        connect_failed("error", "socket error while connecting: " + ec.message());
+                        return;
+                      }
+                      poll_connect();
+                    }));
   }
 
   void poll_connect() {
@@ -206,11 +209,7 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
       writing = true;
       auto gen = generation;
       sock.async_wait(asio::posix::stream_descriptor::wait_write,
-                      [this, weak = weak_from_this(), gen](boost::system::error_code ec) {
-                        // The connection may be gone (or go during a callback): hold it, or do
-                        // nothing.
-                        auto self = weak.lock();
-                        if (!self) return;
+                      guarded([this, gen](boost::system::error_code ec) {
                         if (gen != generation) return;
                         writing = false;
                         if (ec) {
@@ -218,7 +217,7 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
                           return;
                         }
                         flush_output();
-                      });
+                      }));
     }
   }
 
@@ -227,11 +226,7 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
     reading = true;
     auto gen = generation;
     sock.async_wait(asio::posix::stream_descriptor::wait_read,
-                    [this, weak = weak_from_this(), gen](boost::system::error_code ec) {
-                      // The connection may be gone (or go during a callback): hold it, or do
-                      // nothing.
-                      auto self = weak.lock();
-                      if (!self) return;
+                    guarded([this, gen](boost::system::error_code ec) {
                       if (gen != generation) return;
                       reading = false;
                       if (ec) {
@@ -240,7 +235,7 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
                       }
                       on_readable();
                       if (gen == generation) start_read();
-                    });
+                    }));
   }
 
   void collect(PGresult* r) {
