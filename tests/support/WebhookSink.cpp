@@ -154,19 +154,25 @@ struct WebhookSink::Impl {
       owner->max_concurrent_.store(std::max(owner->max_concurrent_.load(), ++concurrent));
     }
     int fd = socket.native_handle();
+    // The connection stops counting before it is closed: the client may open the next one as soon
+    // as it sees this one end.
+    auto leave = [&] {
+      std::lock_guard lock(mutex);
+      --concurrent;
+    };
+    boost::system::error_code ec;
     if (tls) {
       ssl::stream<tcp::socket> stream(std::move(socket), *tls);
-      boost::system::error_code ec;
       stream.handshake(ssl::stream_base::server, ec);
       if (!ec) session(stream, conn);
+      leave();
       stream.lowest_layer().close(ec);
     } else {
       session(socket, conn);
-      boost::system::error_code ec;
+      leave();
       socket.close(ec);
     }
     std::lock_guard lock(mutex);
-    --concurrent;
     open_fds.erase(fd);
     finished.push_back(conn);
   }
