@@ -7,6 +7,7 @@
 // session set is guarded by a mutex.
 #pragma once
 
+#include <charconv>
 #include <memory>
 #include <mutex>
 #include <string_view>
@@ -28,13 +29,14 @@ struct HttpServerState {
         connections(m.gauge("pgfanout_http_connections", "Open HTTP connections")),
         rejected(m.counter("pgfanout_http_connections_rejected_total",
                            "HTTP connections closed at once because http.max_connections were "
-                           "open")) {}
+                           "open")),
+        requests_(m, "pgfanout_http_requests_total",
+                  "HTTP requests answered, by route and status code", {"route", "code"}) {}
 
   Counter& requests(std::string_view route, unsigned status) {
-    return metrics.counter("pgfanout_http_requests_total",
-                           "HTTP requests answered, by route and "
-                           "status code",
-                           {{"route", std::string(route)}, {"code", std::to_string(status)}});
+    char code[8];
+    auto end = std::to_chars(code, code + sizeof code, status).ptr;
+    return requests_.with({route, std::string_view(code, static_cast<std::size_t>(end - code))});
   }
 
   const HttpRouter& router;
@@ -47,6 +49,9 @@ struct HttpServerState {
   std::unordered_map<HttpSession*, std::weak_ptr<HttpSession>> sessions;
   bool stopping = false;
   bool detached = false;
+
+ private:
+  CounterFamily requests_;
 };
 
 }  // namespace pgfanout::http

@@ -145,17 +145,27 @@ HubState::HubState(boost::asio::io_context& i, Metrics& m, const config::Config&
       rules(std::move(r)),
       subscribers_(m.gauge("pgfanout_subscribers", "Connected WebSocket and SSE subscribers")),
       delivered_(m.counter("pgfanout_hub_messages_delivered_total",
-                           "Event messages queued to subscribers (one per subscriber)")) {
+                           "Event messages queued to subscribers (one per subscriber)")),
+      dropped_(m, "pgfanout_subscribers_dropped_total",
+               "Subscribers closed by the hub, by reason (slow: send queue full)", {"reason"}),
+      client_errors_(m, "pgfanout_hub_client_errors_total",
+                     "Client messages refused before they reached a handler, by error code",
+                     {"code"}),
+      rejected_(m, "pgfanout_hub_connections_rejected_total",
+                "Hub connections and requests refused (WebSocket, SSE and Hippie connections, "
+                "Hippie long polls and publishes), by reason",
+                {"reason"}),
+      auth_(m, "pgfanout_hub_auth_total", "Token checks, by result", {"result"}),
+      commands_(m, "pgfanout_hub_commands_total", "Client commands, by command and result",
+                {"command", "result"}),
+      logins_(m, "pgfanout_hub_logins_total", "SQL logins, by result", {"result"}),
+      publishes_(m, "pgfanout_hub_publishes_total", "Client publishes, by result", {"result"}) {
   if (config.jwt_enabled) {
     std::string error;
     verifier = auth::JwtVerifier::create(config.jwt, error);
     if (!verifier) spdlog::error("auth.jwt: {}", error);  // the config check already refused it
   }
-  for (const char* reason : {"slow", "timeout", "too_big"}) {
-    m.counter("pgfanout_subscribers_dropped_total",
-              "Subscribers closed by the hub, by reason (slow: send queue full)",
-              {{"reason", reason}});
-  }
+  for (const char* reason : {"slow", "timeout", "too_big"}) dropped_.with({reason});
 }
 
 bool HubState::admit(HubConnection* c) {
@@ -188,28 +198,15 @@ bool HubState::origin_allowed(std::string_view origin) const {
 }
 
 void HubState::dropped(std::string_view reason) {
-  metrics
-      .counter("pgfanout_subscribers_dropped_total",
-               "Subscribers closed by the hub, by reason (slow: send queue full)",
-               {{"reason", std::string(reason)}})
-      .inc();
+  dropped_.with({reason}).inc();
 }
 
 void HubState::count_client_error(std::string_view code) {
-  metrics
-      .counter("pgfanout_hub_client_errors_total",
-               "Client messages refused before they reached a handler, by error code",
-               {{"code", std::string(code)}})
-      .inc();
+  client_errors_.with({code}).inc();
 }
 
 void HubState::rejected(std::string_view reason) {
-  metrics
-      .counter("pgfanout_hub_connections_rejected_total",
-               "Hub connections and requests refused (WebSocket, SSE and Hippie connections, "
-               "Hippie long polls and publishes), by reason",
-               {{"reason", std::string(reason)}})
-      .inc();
+  rejected_.with({reason}).inc();
 }
 
 auth::JwtResult HubState::authenticate(std::string_view token) {
@@ -220,20 +217,14 @@ auth::JwtResult HubState::authenticate(std::string_view token) {
     return r;
   }
   auto r = verifier->verify(token);
-  metrics
-      .counter("pgfanout_hub_auth_total", "Token checks, by result",
-               {{"result", r.ok ? std::string("ok") : r.reason}})
-      .inc();
+  auth_.with({r.ok ? std::string_view("ok") : std::string_view(r.reason)}).inc();
   return r;
 }
 
 void HubState::call(const auth::Claims* claims, const ClientMessage& m,
                     std::function<void(std::string)> reply) {
   auto count = [this](std::string_view command, std::string_view result) {
-    metrics
-        .counter("pgfanout_hub_commands_total", "Client commands, by command and result",
-                 {{"command", std::string(command)}, {"result", std::string(result)}})
-        .inc();
+    commands_.with({command, result}).inc();
   };
   auto it = config.commands.find(m.command);
   if (it == config.commands.end()) {
@@ -311,12 +302,7 @@ void HubState::call(const auth::Claims* claims, const ClientMessage& m,
 
 void HubState::login(const ClientMessage& m,
                      std::function<void(std::string, std::optional<auth::Claims>)> reply) {
-  auto count = [this](std::string_view result) {
-    metrics
-        .counter("pgfanout_hub_logins_total", "SQL logins, by result",
-                 {{"result", std::string(result)}})
-        .inc();
-  };
+  auto count = [this](std::string_view result) { logins_.with({result}).inc(); };
   if (!config.login || !verifier) {
     count("disabled");
     return reply(error_frame(m.ref, "unsupported", "login is not configured"), std::nullopt);
@@ -385,12 +371,7 @@ void HubState::login(const ClientMessage& m,
 void HubState::publish(const auth::Claims* claims, const std::string& topic, std::size_t entry,
                        const std::string& data_json, const std::string& ref,
                        std::function<void(std::string)> reply) {
-  auto count = [this](std::string_view result) {
-    metrics
-        .counter("pgfanout_hub_publishes_total", "Client publishes, by result",
-                 {{"result", std::string(result)}})
-        .inc();
-  };
+  auto count = [this](std::string_view result) { publishes_.with({result}).inc(); };
   std::string payload = R"({"topic":)" + json_quote(topic) + R"(,"data":)" + data_json;
   const std::string* sub = claim(claims, "sub");
   payload += R"(,"sender":)";

@@ -111,6 +111,7 @@ class HubState {
   std::unordered_map<HubConnection*, bool> connections_;
   Gauge& subscribers_;
   Counter& delivered_;
+  CounterFamily dropped_, client_errors_, rejected_, auth_, commands_, logins_, publishes_;
 };
 
 // A random identifier for a Hippie client (32 hex digits).

@@ -63,6 +63,36 @@ Histogram& Metrics::histogram(std::string_view name, std::string_view help, cons
   return *slot;
 }
 
+CounterFamily::CounterFamily(Metrics& metrics, std::string name, std::string help,
+                             std::vector<std::string> label_names, Labels fixed)
+    : metrics_(metrics),
+      name_(std::move(name)),
+      help_(std::move(help)),
+      label_names_(std::move(label_names)),
+      fixed_(std::move(fixed)) {}
+
+Counter& CounterFamily::with(std::initializer_list<std::string_view> values) {
+  if (values.size() != label_names_.size()) {
+    throw std::logic_error("metric " + name_ + " takes " + std::to_string(label_names_.size()) +
+                           " label values");
+  }
+  std::lock_guard lock(mutex_);
+  key_.clear();
+  // Each value prefixed by its length, so that no two sets of values make the same key.
+  for (std::string_view v : values) {
+    const auto n = static_cast<std::uint32_t>(v.size());
+    key_.append(reinterpret_cast<const char*>(&n), sizeof n);
+    key_ += v;
+  }
+  if (auto it = counters_.find(std::string_view(key_)); it != counters_.end()) return *it->second;
+  Labels labels = fixed_;
+  auto name = label_names_.begin();
+  for (std::string_view v : values) labels.emplace_back(*name++, std::string(v));
+  Counter& c = metrics_.counter(name_, help_, labels);
+  counters_.emplace(key_, &c);
+  return c;
+}
+
 namespace {
 
 void append_escaped(std::string& out, std::string_view v, bool label) {

@@ -2,17 +2,22 @@
 //
 // A metric is created once (find-or-create by name and labels) and the returned reference stays
 // valid for the registry's lifetime, so hot paths look a metric up at setup time and then only
-// touch an atomic. Updating is thread-safe; creating and rendering take a mutex. Label values are
+// touch an atomic. Looking a metric up builds its label set and takes a mutex: never do it per
+// event. When the label values are only known at run time (a reason, an error code, a route),
+// hold a CounterFamily, which registers each set of values once and then finds it again without
+// allocating. Updating is thread-safe; creating and rendering take a mutex. Label values are
 // escaped on output; callers keep label sets bounded (rule names, channels from the config, kinds).
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -84,6 +89,35 @@ class Metrics {
 
   mutable std::mutex mutex_;
   std::map<std::string, Family, std::less<>> families_;
+};
+
+// The counters of one family whose label values are known only at run time, e.g.
+// pgfanout_hub_auth_total{result=...}. The first use of a set of values registers its counter in
+// the Metrics; later uses find it in a cache keyed by the values, without building a Labels or
+// allocating. Thread-safe (a mutex of its own, held for the lookup only); the Metrics must outlive
+// it. Keep the value sets bounded, as for any label.
+class CounterFamily {
+ public:
+  CounterFamily(Metrics& metrics, std::string name, std::string help,
+                std::vector<std::string> label_names, Labels fixed = {});
+
+  // The counter for `values`, given in the order of the label names.
+  Counter& with(std::initializer_list<std::string_view> values);
+
+ private:
+  struct Hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
+  Metrics& metrics_;
+  const std::string name_;
+  const std::string help_;
+  const std::vector<std::string> label_names_;
+  const Labels fixed_;
+  std::mutex mutex_;
+  std::string key_;  // scratch: the values joined, reused so a lookup does not allocate
+  std::unordered_map<std::string, Counter*, Hash, std::equal_to<>> counters_;
 };
 
 }  // namespace pgfanout

@@ -83,7 +83,17 @@ struct RedisEvictor::Target {
 
 RedisEvictor::RedisEvictor(asio::io_context& io, Metrics& metrics, const RedisConfig& config,
                            GapHandler on_gap)
-    : io_(io), metrics_(metrics), config_(config), on_gap_(std::move(on_gap)), again_timer_(io) {
+    : io_(io),
+      dropped_(metrics, "pgfanout_redis_dropped_total",
+               "Redis actions dropped because the target's queue was full, by rule",
+               {"rule", "target"}),
+      gaps_(metrics, "pgfanout_redis_gaps_total",
+            "Times a rule's on_gap actions were run after Redis work was dropped", {"rule"}),
+      errors_(metrics, "pgfanout_redis_errors_total",
+              "Error replies from Redis, by target and error code", {"target", "error"}),
+      config_(config),
+      on_gap_(std::move(on_gap)),
+      again_timer_(io) {
   for (const auto& spec : config_.targets) {
     auto t = std::make_unique<Target>(config_.queue_limit);
     t->name = spec.name;
@@ -172,11 +182,7 @@ bool RedisEvictor::admit(Target& t, std::size_t n, const rules::ActionContext& c
         t.name, t.total(), config_.queue_limit);
     t.full_logged = true;
   }
-  metrics_
-      .counter("pgfanout_redis_dropped_total",
-               "Redis actions dropped because the target's queue was full, by rule",
-               {{"rule", rule}, {"target", t.name}})
-      .inc();
+  dropped_.with({rule, t.name}).inc();
   t.gap_rules.insert(rule);
   const std::string why = "Redis target " + t.name + ": queue full; dropped (on_gap will run)";
   if (second_round) {
@@ -257,11 +263,7 @@ void RedisEvictor::pump(Target& t) {
     auto rules = std::move(t.gap_rules);
     t.gap_rules.clear();
     for (const auto& rule : rules) {
-      metrics_
-          .counter("pgfanout_redis_gaps_total",
-                   "Times a rule's on_gap actions were run after Redis work was dropped",
-                   {{"rule", rule}})
-          .inc();
+      gaps_.with({rule}).inc();
       spdlog::warn("Redis target {}: evictions of rule {} were dropped; running its on_gap", t.name,
                    rule);
       // Posted: on_gap re-enters the router, which calls back into execute() and flush().
@@ -290,13 +292,10 @@ void RedisEvictor::update_gauge(Target& t) {
 
 void RedisEvictor::count_error(Target& t, const std::string& message) {
   // The error code is the reply's first word (OOM, READONLY, WRONGTYPE, NOPERM...): a small set.
-  std::string code = message.substr(0, message.find(' '));
+  std::string_view code = std::string_view(message).substr(0, message.find(' '));
   bool plain = !code.empty() && code.size() <= 16;
   for (char c : code) plain = plain && ((c >= 'A' && c <= 'Z') || c == '_');
-  metrics_
-      .counter("pgfanout_redis_errors_total", "Error replies from Redis, by target and error code",
-               {{"target", t.name}, {"error", plain ? code : "other"}})
-      .inc();
+  errors_.with({t.name, plain ? code : std::string_view("other")}).inc();
 }
 
 void RedisEvictor::send_batch(Target& target) {

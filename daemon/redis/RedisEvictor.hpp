@@ -34,6 +34,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "metrics/Metrics.hpp"
 #include "redis/RedisConfig.hpp"
 #include "rules/Action.hpp"
 
@@ -92,7 +93,7 @@ class RedisEvictor final : public rules::ActionExecutor {
   void abandon();
 
   boost::asio::io_context& io_;
-  Metrics& metrics_;
+  CounterFamily dropped_, gaps_, errors_;
   RedisConfig config_;
   GapHandler on_gap_;
   std::vector<std::unique_ptr<Target>> targets_;

@@ -55,5 +55,42 @@ TEST(Metrics, SameNameDifferentTypeIsABug) {
   EXPECT_THROW(m.gauge("pgfanout_c_total", "C"), std::logic_error);
 }
 
+TEST(CounterFamily, EachSetOfValuesIsOneCounterRegisteredOnFirstUse) {
+  Metrics m;
+  CounterFamily f(m, "pgfanout_f_total", "F", {"command", "result"}, {{"target", "main"}});
+  EXPECT_EQ(m.render().find("pgfanout_f_total"), std::string::npos) << "nothing before first use";
+  Counter& ok = f.with({"get", "ok"});
+  ok.inc();
+  EXPECT_EQ(&f.with({"get", "ok"}), &ok);
+  f.with({"get", "failed"}).inc(2);
+  EXPECT_NE(&f.with({"get", "failed"}), &ok);
+  // The same counter as a lookup by labels finds.
+  EXPECT_EQ(&m.counter("pgfanout_f_total", "F",
+                       {{"target", "main"}, {"command", "get"}, {"result", "ok"}}),
+            &ok);
+  std::string text = m.render();
+  EXPECT_NE(text.find("pgfanout_f_total{target=\"main\",command=\"get\",result=\"ok\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("pgfanout_f_total{target=\"main\",command=\"get\",result=\"failed\"} 2\n"),
+            std::string::npos)
+      << text;
+}
+
+TEST(CounterFamily, ValuesThatConcatenateAlikeStayApart) {
+  Metrics m;
+  CounterFamily f(m, "pgfanout_g_total", "G", {"a", "b"});
+  f.with({"ab", "c"}).inc();
+  f.with({"a", "bc"}).inc(5);
+  EXPECT_EQ(m.value("pgfanout_g_total", {{"a", "ab"}, {"b", "c"}}), 1);
+  EXPECT_EQ(m.value("pgfanout_g_total", {{"a", "a"}, {"b", "bc"}}), 5);
+}
+
+TEST(CounterFamily, TheWrongNumberOfValuesIsABug) {
+  Metrics m;
+  CounterFamily f(m, "pgfanout_h_total", "H", {"reason"});
+  EXPECT_THROW(f.with({"a", "b"}), std::logic_error);
+}
+
 }  // namespace
 }  // namespace pgfanout
