@@ -50,6 +50,8 @@ void Router::set_rules(std::shared_ptr<const RuleSet> rules) {
         &metrics_.histogram("pgfanout_action_latency_seconds",
                             "Time from notification received to action done", labels)});
   }
+  // The channels' counters too, so that the first notification on a channel registers nothing.
+  for (const auto& rule : rules->rules()) channel_stats(rule->channel);
   executor_by_action_ = std::move(executors);
   stats_by_action_ = std::move(stats);
   rules_ = std::move(rules);
@@ -58,8 +60,9 @@ void Router::set_rules(std::shared_ptr<const RuleSet> rules) {
 Router::ChannelStats& Router::channel_stats(const std::string& channel) {
   auto it = channels_.find(channel);
   if (it != channels_.end()) return *it->second;
-  // Channels are LISTENed by name from the config, so this map stays bounded; a channel no rule
-  // names (left over from a reload) is still counted under its own name.
+  // Registered by set_rules() for every channel a rule names. Channels are LISTENed by name from
+  // the config, so this map stays bounded; a channel no rule names (left over from a reload) is
+  // still counted under its own name, registered on its first notification.
   Labels l{{"channel", channel}};
   auto stats = std::make_unique<ChannelStats>(ChannelStats{
       &metrics_.counter("pgfanout_notifications_total", "Notifications received, by channel", l),

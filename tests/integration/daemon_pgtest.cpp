@@ -1,6 +1,7 @@
 // The pgfanout binary end to end against the harness's PostgreSQL: CLI exit codes and messages,
 // NOTIFY -> log action, on_reconnect after the listener's backend is killed, SIGHUP reload (a
-// broken file keeps the old rules), SIGTERM, and refusing a hot standby.
+// broken file keeps the old rules), SIGTERM, refusing a hot standby, and the channel counters
+// /metrics shows from the start.
 #include <signal.h>
 
 #include <unistd.h>
@@ -100,6 +101,20 @@ struct DaemonFixture : ::testing::Test {
   std::unique_ptr<test::ScratchDatabase> db;
   std::string config_path;
 };
+
+TEST_F(DaemonFixture, EveryRuleChannelIsCountedBeforeItsFirstNotification) {
+  auto d = start();
+  int port = d->http_port();
+  ASSERT_GT(port, 0);
+  auto m = test::http_get(port, "/metrics");
+  ASSERT_EQ(m.status, 200);
+  // Registered when the rules loaded, not by the first notification on the channel.
+  EXPECT_NE(m.body.find("\npgfanout_notifications_total{channel=\"users_changed\"} 0\n"),
+            std::string::npos)
+      << m.body;
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0) << d->output();
+}
 
 TEST_F(DaemonFixture, NotifyRunsTheLogAction) {
   auto d = start();
