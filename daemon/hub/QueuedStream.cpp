@@ -2,8 +2,13 @@
 
 #include <algorithm>
 #include <span>
+#include <stdexcept>
 
-#include <boost/asio/write.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/strand.hpp>
+
+#include "hub/HandlerMemory.hpp"
 
 namespace pgfanout::hub {
 
@@ -15,6 +20,22 @@ constexpr std::size_t kMaxBatch = 256;
 // A server's close frame starts with this byte (FIN, opcode 8, unmasked).
 constexpr unsigned char kCloseFrame = 0x88;
 }  // namespace
+
+namespace {
+
+// The io_context executor of a stream on an io_context or on a strand of one.
+asio::io_context::executor_type loop_of(const QueuedStream::executor_type& ex) {
+  if (const auto* strand = ex.target<asio::strand<asio::io_context::executor_type>>()) {
+    return strand->get_inner_executor();
+  }
+  if (const auto* io = ex.target<asio::io_context::executor_type>()) return *io;
+  throw std::logic_error("QueuedStream: the stream is not on an io_context");
+}
+
+}  // namespace
+
+QueuedStream::QueuedStream(boost::beast::tcp_stream&& stream)
+    : next_(std::move(stream)), loop_(loop_of(next_.get_executor())) {}
 
 void QueuedStream::write(std::shared_ptr<const std::string> bytes) {
   if (close_queued_ || failed_ || bytes->empty()) return;
@@ -45,7 +66,8 @@ void QueuedStream::push(Item item) {
   if (flushing_) return;
   // Wait for the rest of this turn of the event loop: a burst of events leaves in one write.
   flushing_ = true;
-  asio::post(next_.get_executor(), [this, keep = owner_.lock()] { flush(); });
+  asio::post(loop_, asio::bind_allocator(HandlerAllocator<void>(),
+                                         [this, keep = owner_.lock()] { flush(); }));
 }
 
 void QueuedStream::flush() {
@@ -56,13 +78,38 @@ void QueuedStream::flush() {
     return;
   }
   iov_.clear();
+  iov_done_ = 0;
   ++writes_;
   for (std::size_t i = head_; i < head_ + in_flight_; ++i) {
     iov_.push_back(asio::buffer(*queue_[i].bytes));
   }
-  asio::async_write(
-      next_.socket(), std::span<const asio::const_buffer>(iov_),
-      [this, keep = owner_.lock()](boost::system::error_code ec, std::size_t) { on_flushed(ec); });
+  write_some();
+}
+
+void QueuedStream::write_some() {
+  // Not asio::async_write: its operation carries a copy of up to 64 buffers (over 1 KiB per
+  // session in flight); this one carries a span.
+  next_.socket().async_write_some(
+      std::span<const asio::const_buffer>(iov_).subspan(iov_done_),
+      asio::bind_executor(loop_, asio::bind_allocator(HandlerAllocator<void>(),
+                                                      [this, keep = owner_.lock()](
+                                                          boost::system::error_code ec,
+                                                          std::size_t n) { on_written(ec, n); })));
+}
+
+void QueuedStream::on_written(boost::system::error_code ec, std::size_t n) {
+  if (ec) return on_flushed(ec);
+  while (n > 0) {
+    asio::const_buffer& b = iov_[iov_done_];
+    if (n < b.size()) {
+      b += n;
+      break;
+    }
+    n -= b.size();
+    ++iov_done_;
+  }
+  if (iov_done_ < iov_.size()) return write_some();
+  on_flushed(ec);
 }
 
 void QueuedStream::on_flushed(boost::system::error_code ec) {

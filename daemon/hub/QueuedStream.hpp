@@ -12,6 +12,15 @@
 // frame, further frames are dropped. A failed write closes the socket: the session's pending read
 // then fails and the session ends.
 //
+// The writes are the socket's own async_write_some over the queued buffers (a partial write
+// continues where it stopped), so the operation Asio allocates for each is small, and that memory
+// and the post's come from HandlerMemory. These two handlers of QueuedStream's own run on the
+// io_context's executor, not through the stream's executor (a session's strand): a strand would
+// queue each completion in memory of its own. So a broadcast to every session allocates nothing
+// from the heap once the free lists have grown. This relies on one thread running the event loop,
+// as everywhere in the hub. A queue item holds the shared buffer and, for Beast's writes only, a
+// handler; the queue keeps its capacity between bursts (up to a small bound).
+//
 // queued_bytes() counts everything not yet written (the session bounds it). set_owner() names the
 // object that must outlive a write in flight (the session). Not thread-safe; one event loop.
 #pragma once
@@ -25,6 +34,7 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/role.hpp>
@@ -37,7 +47,8 @@ class QueuedStream {
   using executor_type = boost::beast::tcp_stream::executor_type;
   using next_layer_type = boost::beast::tcp_stream;
 
-  explicit QueuedStream(boost::beast::tcp_stream&& stream) : next_(std::move(stream)) {}
+  // The stream's executor must belong to an io_context (directly or through a strand).
+  explicit QueuedStream(boost::beast::tcp_stream&& stream);
 
   executor_type get_executor() noexcept { return next_.get_executor(); }
   next_layer_type& next_layer() noexcept { return next_; }
@@ -82,10 +93,13 @@ class QueuedStream {
   void enqueue_copy(std::string bytes, Handler done);
   void push(Item item);
   void flush();
+  void write_some();
+  void on_written(boost::system::error_code ec, std::size_t n);
   void on_flushed(boost::system::error_code ec);
   void complete_now(Handler done, boost::system::error_code ec, std::size_t n);
 
   boost::beast::tcp_stream next_;
+  boost::asio::io_context::executor_type loop_;
   std::weak_ptr<void> owner_;
   std::vector<Item> queue_;
   std::size_t head_ = 0;  // queue_[head_, head_ + in_flight_) is being written
@@ -93,7 +107,8 @@ class QueuedStream {
   std::size_t queued_bytes_ = 0;
   std::size_t writes_ = 0;
   std::vector<boost::asio::const_buffer> iov_;
-  bool flushing_ = false;  // a flush is posted or a write is in flight
+  std::size_t iov_done_ = 0;  // iov_[0, iov_done_) is written; iov_[iov_done_] may be in part
+  bool flushing_ = false;     // a flush is posted or a write is in flight
   bool close_queued_ = false;
   bool failed_ = false;
 };

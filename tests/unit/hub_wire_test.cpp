@@ -1,8 +1,8 @@
 // The hub's write path on a loopback socket: frames encoded by Wire.hpp, queued on a QueuedStream
 // under Beast's server-side websocket::stream, read by a Beast client. Checks the framing at every
 // length boundary, the order of hub frames and Beast's own (ping, close), that a burst goes out in
-// few gather writes, that a slow client's backlog is dropped without tearing a frame, and the SSE
-// and multipart encodings.
+// few gather writes whose handler memory is recycled, that a slow client's backlog is dropped
+// without tearing a frame, and the SSE and multipart encodings.
 #include <chrono>
 #include <functional>
 #include <memory>
@@ -12,10 +12,12 @@
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/websocket.hpp>
 
+#include "hub/HandlerMemory.hpp"
 #include "hub/QueuedStream.hpp"
 #include "hub/Wire.hpp"
 
@@ -35,7 +37,8 @@ struct Pair {
   websocket::stream<beast::tcp_stream> client{io};
   beast::error_code last_error;  // how the client's reading ended
 
-  explicit Pair(int client_receive_buffer = 0) {
+  // `on_strand`: the server's socket runs on a strand of its own, as the daemon's sessions do.
+  explicit Pair(int client_receive_buffer = 0, bool on_strand = false) {
     tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
     if (client_receive_buffer > 0) {
       beast::get_lowest_layer(client).socket().open(tcp::v4());
@@ -43,7 +46,7 @@ struct Pair {
           asio::socket_base::receive_buffer_size(client_receive_buffer));
     }
     beast::get_lowest_layer(client).connect(acceptor.local_endpoint());
-    tcp::socket s = acceptor.accept();
+    tcp::socket s = on_strand ? acceptor.accept(asio::make_strand(io)) : acceptor.accept();
     if (client_receive_buffer > 0) {
       s.set_option(asio::socket_base::send_buffer_size(client_receive_buffer));
     }
@@ -149,6 +152,23 @@ TEST(HubWire, ABurstQueuedInOneTurnLeavesInOneGatherWrite) {
   ASSERT_EQ(got.size(), 200u);
   for (const auto& m : got) EXPECT_EQ(m, "shared event");
   ASSERT_TRUE(p.run_until([&] { return closed; }));
+}
+
+TEST(HubWire, WritesAfterTheFirstTakeTheirHandlerMemoryFromTheFreeLists) {
+  Pair p(0, /*on_strand=*/true);
+  auto frame = std::make_shared<const std::string>(websocket_text_frame("event"));
+  auto one_write = [&] {
+    p.queue().write(frame);
+    ASSERT_TRUE(p.run_until([&] { return p.queue().queued_bytes() == 0; }));
+  };
+  one_write();
+  const auto before = handler_memory::stats();
+  const std::size_t writes_before = p.queue().writes();
+  for (int i = 0; i < 20; ++i) one_write();
+  const auto after = handler_memory::stats();
+  EXPECT_EQ(p.queue().writes() - writes_before, 20u);
+  EXPECT_EQ(after.fresh, before.fresh);
+  EXPECT_GE(after.reused - before.reused, 40u) << "a post and a write each";
 }
 
 TEST(HubWire, DroppingASlowClientsBacklogKeepsFramesWholeAndInOrder) {
