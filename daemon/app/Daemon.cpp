@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "app/EventLoopLag.hpp"
 #include "app/ProcessMetrics.hpp"
 #include "app/ShutdownDrain.hpp"
 #include "app/SystemdNotifier.hpp"
@@ -102,6 +103,7 @@ struct Daemon::Impl {
     redis_evictor.start();
     listener.start(std::move(channels));
     outbox.start(config->rules->durable_channels());
+    loop_lag.start();
     io.run();
     spdlog::info("pgfanout stopped");
     return exit_code;
@@ -247,6 +249,7 @@ struct Daemon::Impl {
       http_server.close_connections();
       hub.stop();
       notifier.stop();
+      loop_lag.stop();
       signals.cancel();
       io.stop();
     });
@@ -353,6 +356,7 @@ struct Daemon::Impl {
   http::HttpServer http_server;
   SystemdNotifier notifier;
   ProcessMetrics process_metrics;
+  EventLoopLag loop_lag{io, metrics};
   ShutdownDrain drain;
   std::uint64_t notifications = 0;
   bool ever_connected = false;

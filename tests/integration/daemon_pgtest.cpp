@@ -1,7 +1,7 @@
 // The pgfanout binary end to end against the harness's PostgreSQL: CLI exit codes and messages,
 // NOTIFY -> log action, on_reconnect after the listener's backend is killed, SIGHUP reload (a
-// broken file keeps the old rules), SIGTERM, refusing a hot standby, and the channel counters
-// /metrics shows from the start.
+// broken file keeps the old rules), SIGTERM, refusing a hot standby, and what /metrics shows from
+// the start (every rule's channel, the event loop lag).
 #include <signal.h>
 
 #include <unistd.h>
@@ -9,6 +9,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -112,6 +113,22 @@ TEST_F(DaemonFixture, EveryRuleChannelIsCountedBeforeItsFirstNotification) {
   EXPECT_NE(m.body.find("\npgfanout_notifications_total{channel=\"users_changed\"} 0\n"),
             std::string::npos)
       << m.body;
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0) << d->output();
+}
+
+TEST_F(DaemonFixture, MetricsShowTheEventLoopLagFromTheStart) {
+  auto d = start();
+  int port = d->http_port();
+  ASSERT_GT(port, 0);
+  // The lag timer runs from the start: after 100 ms it has measured.
+  std::this_thread::sleep_for(100ms);
+  auto m = test::http_get(port, "/metrics");
+  ASSERT_EQ(m.status, 200);
+  EXPECT_NE(m.body.find("# TYPE pgfanout_event_loop_lag_seconds histogram\n"), std::string::npos);
+  EXPECT_NE(m.body.find("\npgfanout_event_loop_lag_seconds_count "), std::string::npos);
+  EXPECT_EQ(m.body.find("\npgfanout_event_loop_lag_seconds_count 0\n"), std::string::npos);
+  EXPECT_NE(m.body.find("\npgfanout_event_loop_lag_max_seconds "), std::string::npos);
   d->signal(SIGTERM);
   EXPECT_EQ(d->wait(), 0) << d->output();
 }
