@@ -11,7 +11,9 @@
 //       RATE broadcasts/s for SECONDS (commit -> frame latency percentiles), then TO_RATE
 //       messages/s (default 1000) for SECONDS, each to one client in turn (the chat case: one
 //       user's inbox among N connections). With `daemon`, messages are NOTIFYs sent through
-//       libpq to DSN; with `baseline`, requests to the baseline server.
+//       libpq to DSN; with `baseline`, requests to the baseline server. Also reports the server's
+//       RSS after the burst and, for the daemon, its event loop lag from /metrics: the worst
+//       bucket of pgfanout_event_loop_lag_seconds reached in each phase, and the worst stall.
 //
 // One thread per process: the load process shares the machine with the server on purpose (the
 // same for both servers), so ratios are the meaningful figures.
@@ -24,8 +26,10 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -47,13 +51,73 @@ std::int64_t now_ns() {
       .count();
 }
 
-long rss_kib(int pid) {
+// VmRSS (or another field of /proc/PID/status, such as the peak VmHWM), in KiB.
+long rss_kib(int pid, const std::string& field = "VmRSS:") {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(field.size()));
   }
   return -1;
+}
+
+// The daemon's pgfanout_event_loop_lag_seconds histogram (cumulative count per bound) and
+// pgfanout_event_loop_lag_max_seconds, read from its /metrics.
+struct LoopLag {
+  std::vector<std::pair<double, double>> buckets;  // (le, cumulative count), +Inf last
+  double max_s = 0;
+};
+
+LoopLag scrape_loop_lag(const tcp::endpoint& ep) {
+  LoopLag out;
+  asio::io_context io;
+  tcp::socket s(io);
+  beast::error_code ec;
+  s.connect(ep, ec);
+  if (ec) return out;
+  std::string req = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  asio::write(s, asio::buffer(req), ec);
+  std::string text;
+  std::array<char, 65536> chunk{};
+  for (;;) {
+    std::size_t n = s.read_some(asio::buffer(chunk), ec);
+    text.append(chunk.data(), n);
+    if (ec) break;
+  }
+  std::istringstream in(text);
+  std::string line;
+  const std::string bucket = "pgfanout_event_loop_lag_seconds_bucket{le=\"";
+  const std::string max = "pgfanout_event_loop_lag_max_seconds ";
+  while (std::getline(in, line)) {
+    if (line.rfind(bucket, 0) == 0) {
+      auto quote = line.find('"', bucket.size());
+      std::string le = line.substr(bucket.size(), quote - bucket.size());
+      double bound = le == "+Inf" ? 1e300 : std::stod(le);
+      out.buckets.emplace_back(bound, std::stod(line.substr(line.rfind(' ') + 1)));
+    } else if (line.rfind(max, 0) == 0) {
+      out.max_s = std::stod(line.substr(max.size()));
+    }
+  }
+  return out;
+}
+
+// The bound of the highest bucket that gained a measurement between two scrapes, in ms: the
+// worst lag of that interval lies at or below it (and above the bound before it).
+std::string worst_between(const LoopLag& before, const LoopLag& after) {
+  if (after.buckets.empty() || after.buckets.size() != before.buckets.size()) return "?";
+  double total = after.buckets.back().second - before.buckets.back().second;
+  for (std::size_t i = 0; i < after.buckets.size(); ++i) {
+    if (after.buckets[i].second - before.buckets[i].second >= total) {
+      char buf[32];
+      if (after.buckets[i].first > 1e299) {
+        std::snprintf(buf, sizeof buf, "> %g", i > 0 ? after.buckets[i - 1].first * 1e3 : 0.0);
+      } else {
+        std::snprintf(buf, sizeof buf, "<= %g", after.buckets[i].first * 1e3);
+      }
+      return buf;
+    }
+  }
+  return "?";
 }
 
 // ---- baseline server
@@ -349,6 +413,11 @@ int run_load(int argc, char** argv) {
     PQclear(r);
   };
 
+  std::vector<LoopLag> lags;  // the daemon's loop lag at the start and after each phase
+  auto scrape = [&] {
+    if (daemon) lags.push_back(scrape_loop_lag(l.ep));
+  };
+  scrape();
   long rss_before = rss_kib(pid);
   auto t_connect = Clock::now();
   l.launch();
@@ -358,6 +427,7 @@ int run_load(int argc, char** argv) {
   run_until(
       l, [] { return false; }, std::chrono::seconds(2));  // settle
   long rss_after = rss_kib(pid);
+  scrape();
   std::printf("connections      %d ready, %d failed, in %.1f s\n", l.ready, l.failed, connect_s);
   std::printf("rss per idle conn %.2f KiB (server RSS %ld -> %ld KiB)\n",
               static_cast<double>(rss_after - rss_before) / std::max(1, l.ready), rss_before,
@@ -389,6 +459,8 @@ int run_load(int argc, char** argv) {
   std::printf("delivered/s      %.0f\n", static_cast<double>(l.events) / burst_s);
   run_until(
       l, [] { return false; }, std::chrono::seconds(1));
+  std::printf("rss after burst  %ld KiB (peak %ld KiB)\n", rss_kib(pid), rss_kib(pid, "VmHWM:"));
+  scrape();
 
   // Steady load: `per_second` messages/s carrying their send time, for SECONDS; message(i, ns)
   // sends one. Returns the sorted commit -> frame latencies.
@@ -439,6 +511,7 @@ int run_load(int argc, char** argv) {
   std::printf("steady           %d msgs/s x %d subscribers for %d s: %zu frames\n", rate, l.ready,
               seconds, lat.size());
   print("latency ms", lat);
+  scrape();
 
   // One subscriber each: a user's inbox among N connections, in turn.
   run_until(
@@ -454,6 +527,13 @@ int run_load(int argc, char** argv) {
   std::printf("to one           %d msgs/s, each to 1 of %d subscribers, for %d s: %zu frames\n",
               to_rate, l.ready, seconds, lat.size());
   print("to-one latency ms", lat);
+  scrape();
+  if (daemon && lags.size() == 5) {
+    std::printf("loop lag ms      connect %s  burst %s  steady %s  to-one %s\n",
+                worst_between(lags[0], lags[1]).c_str(), worst_between(lags[1], lags[2]).c_str(),
+                worst_between(lags[2], lags[3]).c_str(), worst_between(lags[3], lags[4]).c_str());
+    std::printf("worst stall ms   %.2f\n", lags[4].max_s * 1e3);
+  }
   if (pg != nullptr) PQfinish(pg);
   return 0;
 }

@@ -3,7 +3,7 @@
 # Measures RSS per idle connection, delivered messages/s for a broadcast burst, and commit ->
 # frame latency at a steady rate of broadcasts and of messages to one subscriber each, for the
 # pgfanout daemon (NOTIFY -> push) and for a minimal Beast broadcast server (the baseline,
-# measured in the same run), and prints the ratios.
+# measured in the same run), and prints the ratios and the daemon's worst event loop stall.
 #
 #   bench/hub_bench.sh [connections] [burst] [bytes] [rate] [seconds] [to_rate]
 #   bench/hub_bench.sh 10000 20 100 2 10 1000     # the defaults
@@ -95,3 +95,5 @@ awk -v a="$d_rate" -v b="$b_rate" 'BEGIN{printf "delivered/s        %.0f / %.0f 
 awk -v a="$d_rss" -v b="$b_rss" 'BEGIN{printf "KiB per idle conn  %.2f / %.2f = %.2f\n", a, b, (b>0?a/b:0)}'
 awk -v a="$d_p99" -v b="$b_p99" 'BEGIN{printf "p99 latency ms     %.2f / %.2f = %.2f\n", a, b, (b>0?a/b:0)}'
 awk -v a="$d_to" -v b="$b_to" 'BEGIN{printf "p99 to-one ms      %.2f / %.2f = %.2f\n", a, b, (b>0?a/b:0)}'
+echo "worst stall ms     $(field "worst stall ms" "$tmp/daemon.txt" 1) (pgfanout's event loop, whole run)"
+echo "load average       $(cut -d' ' -f1-3 /proc/loadavg)"
