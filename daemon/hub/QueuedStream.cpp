@@ -8,6 +8,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/strand.hpp>
 
+#include "hub/FlushQueue.hpp"
 #include "hub/HandlerMemory.hpp"
 
 namespace pgfanout::hub {
@@ -35,7 +36,9 @@ asio::io_context::executor_type loop_of(const QueuedStream::executor_type& ex) {
 }  // namespace
 
 QueuedStream::QueuedStream(boost::beast::tcp_stream&& stream)
-    : next_(std::move(stream)), loop_(loop_of(next_.get_executor())) {}
+    : next_(std::move(stream)),
+      loop_(loop_of(next_.get_executor())),
+      flushes_(asio::use_service<FlushQueue>(asio::query(loop_, asio::execution::context))) {}
 
 void QueuedStream::write(std::shared_ptr<const std::string> bytes) {
   if (close_queued_ || failed_ || bytes->empty()) return;
@@ -66,8 +69,7 @@ void QueuedStream::push(Item item) {
   if (flushing_) return;
   // Wait for the rest of this turn of the event loop: a burst of events leaves in one write.
   flushing_ = true;
-  asio::post(loop_, asio::bind_allocator(HandlerAllocator<void>(),
-                                         [this, keep = owner_.lock()] { flush(); }));
+  flushes_.schedule(loop_, this, owner_.lock());
 }
 
 void QueuedStream::flush() {

@@ -12,14 +12,16 @@
 // frame, further frames are dropped. A failed write closes the socket: the session's pending read
 // then fails and the session ends.
 //
-// The writes are the socket's own async_write_some over the queued buffers (a partial write
-// continues where it stopped), so the operation Asio allocates for each is small, and that memory
-// and the post's come from HandlerMemory. These two handlers of QueuedStream's own run on the
-// io_context's executor, not through the stream's executor (a session's strand): a strand would
-// queue each completion in memory of its own. So a broadcast to every session allocates nothing
-// from the heap once the free lists have grown. This relies on one thread running the event loop,
-// as everywhere in the hub. A queue item holds the shared buffer and, for Beast's writes only, a
-// handler; the queue keeps its capacity between bursts (up to a small bound).
+// The flush that gathers one turn's frames is scheduled on the io_context's FlushQueue, which
+// flushes a batch of streams per handler so that a broadcast to many sessions does not hold the
+// loop for all of their writes at once. The writes are the socket's own async_write_some over the
+// queued buffers (a partial write continues where it stopped), so the operation Asio allocates for
+// each is small, and its memory comes from HandlerMemory. Their completions run on the
+// io_context's executor, not through the stream's executor (a session's strand), which would
+// queue each in memory of its own. So a broadcast to every session allocates nothing from the heap
+// once the free lists have grown. This relies on one thread running the event loop, as everywhere
+// in the hub. A queue item holds the shared buffer and, for Beast's writes only, a handler; the
+// queue keeps its capacity between bursts (up to a small bound).
 //
 // queued_bytes() counts everything not yet written (the session bounds it). set_owner() names the
 // object that must outlive a write in flight (the session). Not thread-safe; one event loop.
@@ -41,6 +43,8 @@
 #include <boost/beast/core/tcp_stream.hpp>
 
 namespace pgfanout::hub {
+
+class FlushQueue;
 
 class QueuedStream {
  public:
@@ -84,6 +88,8 @@ class QueuedStream {
   }
 
  private:
+  friend class FlushQueue;  // calls flush()
+
   using Handler = boost::asio::any_completion_handler<void(boost::system::error_code, std::size_t)>;
   struct Item {
     std::shared_ptr<const std::string> bytes;
@@ -100,6 +106,7 @@ class QueuedStream {
 
   boost::beast::tcp_stream next_;
   boost::asio::io_context::executor_type loop_;
+  FlushQueue& flushes_;
   std::weak_ptr<void> owner_;
   std::vector<Item> queue_;
   std::size_t head_ = 0;  // queue_[head_, head_ + in_flight_) is being written
