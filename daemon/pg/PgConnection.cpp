@@ -23,6 +23,9 @@ std::string trim(std::string s) {
   return s;
 }
 
+// The longest the notifications of one wake-up are handed on before the loop gets a turn.
+constexpr std::chrono::milliseconds kNotifyTurn{5};
+
 }  // namespace
 
 struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
@@ -296,6 +299,16 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
       collect(r);
       PQclear(r);
     }
+    drain_notifies();
+  }
+
+  // Hands on the notifications libpq has parsed for at most kNotifyTurn; what is left waits in
+  // libpq's queue for a handler posted behind whatever became ready meanwhile. One notification
+  // may be a broadcast to thousands of subscribers: a burst of them handed on in one handler would
+  // hold the loop (timers, other sockets, the writes it queued) for all of it.
+  void drain_notifies() {
+    const auto gen = generation;
+    const auto until = std::chrono::steady_clock::now() + kNotifyTurn;
     bool any = false;
     while (PGnotify* n = PQnotifies(conn)) {
       std::string channel = n->relname, payload = n->extra;
@@ -304,6 +317,13 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
       any = true;
       if (handlers.on_notify) handlers.on_notify(std::move(channel), std::move(payload), pid);
       if (gen != generation) return;
+      if (std::chrono::steady_clock::now() >= until) {
+        asio::post(sock.get_executor(), [weak = weak_from_this(), gen] {
+          auto self = weak.lock();
+          if (self && self->generation == gen) self->drain_notifies();
+        });
+        break;
+      }
     }
     if (any && handlers.on_notify_batch_end) handlers.on_notify_batch_end();
   }

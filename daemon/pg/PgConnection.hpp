@@ -7,11 +7,12 @@
 // statements (the one running included): a query() beyond it fails with "query queue full",
 // through its callback posted to the io_context (never called inline), and counts in `refused`
 // when given, so a caller that outpaces the server cannot grow memory without bound. Notifications
-// that arrive are passed to on_notify. When the connection breaks, every queued query is failed
-// with the error and on_lost is called once; the owner decides whether and when to connect again.
-// The descriptor is released before PQfinish closes it. All calls and callbacks run on the
-// io_context's thread; callbacks may close or destroy-and-recreate the connection (they are guarded
-// by a generation counter).
+// that arrive are passed to on_notify, 5 ms' worth per turn of the event loop (the rest in a
+// handler posted behind what became ready meanwhile), each run followed by on_notify_batch_end.
+// When the connection breaks, every queued query is failed with the error and on_lost is called
+// once; the owner decides whether and when to connect again. The descriptor is released before
+// PQfinish closes it. All calls and callbacks run on the io_context's thread; callbacks may close
+// or destroy-and-recreate the connection (they are guarded by a generation counter).
 #pragma once
 
 #include <chrono>
@@ -59,7 +60,7 @@ class PgConnection {
 
   struct Handlers {
     std::function<void(std::string channel, std::string payload, int backend_pid)> on_notify;
-    std::function<void()> on_notify_batch_end;  // after one wake-up's notifications
+    std::function<void()> on_notify_batch_end;  // after each run of notifications
     std::function<void(const std::string& reason, const std::string& message)> on_lost;
   };
 

@@ -2,9 +2,14 @@
 // statement beyond the bound fails at once (its callback posted, not called inline) with a clear
 // message and is counted, and the connection keeps working afterwards. A connection destroyed
 // while its socket waits are pending, or by its own callback, leaves nothing behind that runs on
-// freed memory (the handlers hold the connection's state only while they run).
+// freed memory (the handlers hold the connection's state only while they run). A burst of
+// notifications is handed on in runs of a few milliseconds, with the loop free in between.
+#include <memory>
+#include <thread>
+
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "metrics/Metrics.hpp"
 #include "pg/PgConnection.hpp"
@@ -124,6 +129,36 @@ TEST_F(QueueBound, DestroyedWithWaitsPendingOrFromItsOwnCallback) {
   // Another connection on the same event loop is unaffected.
   open(10);
   EXPECT_EQ(value("SELECT 'still here'"), "still here");
+}
+
+TEST(Notifications, ABurstIsHandedOnInRunsWithTheLoopFreeBetween) {
+  boost::asio::io_context io;
+  int notified = 0, runs = 0, timer_fired_at = -1;
+  PgConnection conn(io, PgConnection::Handlers{[&](std::string, std::string, int) {
+                                                 ++notified;
+                                                 // What a broadcast to many subscribers costs.
+                                                 std::this_thread::sleep_for(1ms);
+                                               },
+                                               [&] { ++runs; }, nullptr});
+  bool connected = false;
+  conn.connect(test::test_dsn(), "", 5s, [&](const std::string& e) {
+    EXPECT_EQ(e, "");
+    connected = true;
+  });
+  ASSERT_TRUE(run_until(io, [&] { return connected; }));
+  bool listening = false;
+  conn.query("LISTEN burst", {}, [&](PgResult&& r) { listening = r.ok; });
+  ASSERT_TRUE(run_until(io, [&] { return listening; }));
+
+  // 50 notifications arrive at once; a timer due meanwhile runs before the last of them.
+  conn.query("SELECT pg_notify('burst', g::text) FROM generate_series(1, 50) g", {},
+             [&](PgResult&&) {
+               auto t = std::make_shared<boost::asio::steady_timer>(io, 1ms);
+               t->async_wait([&, t](boost::system::error_code) { timer_fired_at = notified; });
+             });
+  ASSERT_TRUE(run_until(io, [&] { return notified == 50 && timer_fired_at >= 0; }));
+  EXPECT_GT(runs, 4) << "5 ms of 1 ms notifications per run";
+  EXPECT_LT(timer_fired_at, 50);
 }
 
 }  // namespace
