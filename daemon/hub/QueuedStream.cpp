@@ -1,7 +1,7 @@
 #include "hub/QueuedStream.hpp"
 
 #include <algorithm>
-#include <span>
+#include <iterator>
 #include <stdexcept>
 
 #include <boost/asio/bind_allocator.hpp>
@@ -32,6 +32,54 @@ asio::io_context::executor_type loop_of(const QueuedStream::executor_type& ex) {
   if (const auto* io = ex.target<asio::io_context::executor_type>()) return *io;
   throw std::logic_error("QueuedStream: the stream is not on an io_context");
 }
+
+// The unwritten bytes of items[first, first + count), the first `skip` bytes of the first one
+// already written: a buffer sequence over the queue that copies nothing. It holds indices, not
+// pointers to items, because the queue may grow (and move) while the write waits.
+template <class Items>
+class UnsentBuffers {
+ public:
+  class const_iterator {
+   public:
+    using iterator_category = std::forward_iterator_tag;
+    using value_type = asio::const_buffer;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const asio::const_buffer*;
+    using reference = asio::const_buffer;
+
+    const_iterator() = default;
+    const_iterator(const Items* items, std::size_t at, std::size_t first, std::size_t skip)
+        : items_(items), at_(at), first_(first), skip_(skip) {}
+    asio::const_buffer operator*() const {
+      asio::const_buffer b = asio::buffer(*(*items_)[at_].bytes);
+      return at_ == first_ ? b + skip_ : b;
+    }
+    const_iterator& operator++() {
+      ++at_;
+      return *this;
+    }
+    const_iterator operator++(int) {
+      const_iterator before = *this;
+      ++at_;
+      return before;
+    }
+    bool operator==(const const_iterator& o) const { return at_ == o.at_; }
+    bool operator!=(const const_iterator& o) const { return at_ != o.at_; }
+
+   private:
+    const Items* items_ = nullptr;
+    std::size_t at_ = 0, first_ = 0, skip_ = 0;
+  };
+
+  UnsentBuffers(const Items& items, std::size_t first, std::size_t count, std::size_t skip)
+      : items_(&items), first_(first), count_(count), skip_(skip) {}
+  const_iterator begin() const { return {items_, first_, first_, skip_}; }
+  const_iterator end() const { return {items_, first_ + count_, first_, skip_}; }
+
+ private:
+  const Items* items_;
+  std::size_t first_, count_, skip_;
+};
 
 }  // namespace
 
@@ -79,20 +127,19 @@ void QueuedStream::flush() {
     flushing_ = false;
     return;
   }
-  iov_.clear();
-  iov_done_ = 0;
+  sent_items_ = 0;
+  sent_bytes_ = 0;
   ++writes_;
-  for (std::size_t i = head_; i < head_ + in_flight_; ++i) {
-    iov_.push_back(asio::buffer(*queue_[i].bytes));
-  }
   write_some();
 }
 
 void QueuedStream::write_some() {
-  // Not asio::async_write: its operation carries a copy of up to 64 buffers (over 1 KiB per
-  // session in flight); this one carries a span.
+  // Not asio::async_write, whose operation carries a copy of up to 64 buffers (over 1 KiB per
+  // session in flight): the operation carries this view of the queue, and the buffers are read
+  // from the queue (into an iovec on the stack) when the write is performed.
+  const std::size_t first = head_ + sent_items_;
   next_.socket().async_write_some(
-      std::span<const asio::const_buffer>(iov_).subspan(iov_done_),
+      UnsentBuffers<std::vector<Item>>(queue_, first, head_ + in_flight_ - first, sent_bytes_),
       asio::bind_executor(loop_, asio::bind_allocator(HandlerAllocator<void>(),
                                                       [this, keep = owner_.lock()](
                                                           boost::system::error_code ec,
@@ -102,15 +149,16 @@ void QueuedStream::write_some() {
 void QueuedStream::on_written(boost::system::error_code ec, std::size_t n) {
   if (ec) return on_flushed(ec);
   while (n > 0) {
-    asio::const_buffer& b = iov_[iov_done_];
-    if (n < b.size()) {
-      b += n;
+    const std::size_t left = queue_[head_ + sent_items_].bytes->size() - sent_bytes_;
+    if (n < left) {
+      sent_bytes_ += n;
       break;
     }
-    n -= b.size();
-    ++iov_done_;
+    n -= left;
+    ++sent_items_;
+    sent_bytes_ = 0;
   }
-  if (iov_done_ < iov_.size()) return write_some();
+  if (sent_items_ < in_flight_) return write_some();
   on_flushed(ec);
 }
 
@@ -142,7 +190,6 @@ void QueuedStream::on_flushed(boost::system::error_code ec) {
     head_ = 0;
     // An idle connection keeps no buffers.
     if (queue_.capacity() > 16) queue_.shrink_to_fit();
-    if (iov_.capacity() > 16) iov_.shrink_to_fit();
     flushing_ = false;
     return;
   }

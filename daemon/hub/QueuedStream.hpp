@@ -14,14 +14,14 @@
 //
 // The flush that gathers one turn's frames is scheduled on the io_context's FlushQueue, which
 // flushes a batch of streams per handler so that a broadcast to many sessions does not hold the
-// loop for all of their writes at once. The writes are the socket's own async_write_some over the
-// queued buffers (a partial write continues where it stopped), so the operation Asio allocates for
-// each is small, and its memory comes from HandlerMemory. Their completions run on the
-// io_context's executor, not through the stream's executor (a session's strand), which would
-// queue each in memory of its own. So a broadcast to every session allocates nothing from the heap
-// once the free lists have grown. This relies on one thread running the event loop, as everywhere
-// in the hub. A queue item holds the shared buffer and, for Beast's writes only, a handler; the
-// queue keeps its capacity between bursts (up to a small bound).
+// loop for all of their writes at once. The writes are the socket's own async_write_some over a
+// view of the queue (a partial write continues where it stopped; no buffer list is kept), so the
+// operation Asio allocates for each is small, and its memory comes from HandlerMemory. Their
+// completions run on the io_context's executor, not through the stream's executor (a session's
+// strand), which would queue each in memory of its own. So a broadcast to every session allocates
+// nothing from the heap once the free lists have grown. This relies on one thread running the event
+// loop, as everywhere in the hub. A queue item holds the shared buffer and, for Beast's writes
+// only, a handler; the queue keeps its capacity between bursts (up to a small bound).
 //
 // queued_bytes() counts everything not yet written (the session bounds it). set_owner() names the
 // object that must outlive a write in flight (the session). Not thread-safe; one event loop.
@@ -113,9 +113,10 @@ class QueuedStream {
   std::size_t in_flight_ = 0;
   std::size_t queued_bytes_ = 0;
   std::size_t writes_ = 0;
-  std::vector<boost::asio::const_buffer> iov_;
-  std::size_t iov_done_ = 0;  // iov_[0, iov_done_) is written; iov_[iov_done_] may be in part
-  bool flushing_ = false;     // a flush is posted or a write is in flight
+  // Of the items being written: how many are written whole, and bytes of the next one.
+  std::size_t sent_items_ = 0;
+  std::size_t sent_bytes_ = 0;
+  bool flushing_ = false;  // a flush is scheduled or a write is in flight
   bool close_queued_ = false;
   bool failed_ = false;
 };
