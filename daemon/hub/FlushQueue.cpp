@@ -39,11 +39,11 @@ void FlushQueue::run_batch() {
     asio::post(*loop_, asio::bind_allocator(HandlerAllocator<void>(), [this] { run_batch(); }));
     return;
   }
+  // The capacity stays (24 bytes per session of the largest broadcast): freeing a block that
+  // large makes glibc's malloc consolidate its free lists there and then, a stall of its own.
   pending_.clear();
   next_ = 0;
   posted_ = false;
-  // The list of a broadcast to many sessions is not kept once idle.
-  if (pending_.capacity() > 4096) pending_.shrink_to_fit();
 }
 
 void FlushQueue::shutdown() {
