@@ -143,7 +143,7 @@ void memory(int count) {
 void durable(int count) {
   test::WebhookSink sink;
   test::ScratchDatabase db("bench");
-  test::PgSession s(db.dsn());
+  test::BlockingPg s(db.dsn());
   s.exec("CREATE TABLE public.orders (id int PRIMARY KEY, v text)");
   auto config = test::write_temp_file(
       "bench.yaml", "postgres: {dsn: \"" + db.dsn() +

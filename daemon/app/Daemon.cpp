@@ -40,7 +40,9 @@ std::string plural(std::size_t n, const char* one, const char* many) {
 
 }  // namespace
 
-struct Daemon::Impl {
+// The daemon is the EventSink of its sources: events go to the router, except NOTIFYs on durable
+// channels, which only ring the outbox reader and the delivery worker.
+struct Daemon::Impl final : pg::EventSink {
   Impl(std::shared_ptr<const config::Config> cfg, DaemonOptions o)
       : options(std::move(o)),
         config(std::move(cfg)),
@@ -48,18 +50,8 @@ struct Daemon::Impl {
         router(metrics),
         redis_evictor(io, metrics, config->redis,
                       [this](const std::string& rule) { router.run_on_gap(rule); }),
-        listener(io, metrics, config->postgres,
-                 pg::NotifyListener::Callbacks{
-                     [this](rules::Notification&& n) { on_notification(std::move(n)); },
-                     [this] { router.flush(); }, [this](bool first) { on_connected(first); },
-                     [this](const std::string& why) { on_disconnected(why); },
-                     [this](const std::string& why) { on_fatal(why); }}),
-        outbox(
-            io, metrics, config->postgres, config->outbox, config->consumer,
-            [this](const rules::Notification& n, std::shared_ptr<rules::EventCompletion> done) {
-              router.route(n, std::move(done));
-            },
-            [this] { router.flush(); }),
+        listener(io, metrics, config->postgres, *this),
+        outbox(io, metrics, config->postgres, config->outbox, config->consumer, *this),
         hub(io, metrics, *config, [this] { return router.rules(); }),
         http_server(io, http_router, metrics),
         notifier(io),
@@ -154,21 +146,27 @@ struct Daemon::Impl {
     return s;
   }
 
-  // ---- listener events
+  // ---- events from the sources (pg::EventSink)
 
-  void on_notification(rules::Notification&& n) {
-    ++notifications;
-    // On a durable channel the NOTIFY is a doorbell: the event itself is read from the outbox.
-    if (router.rules()->is_durable(n.channel)) {
-      doorbells.inc();
-      outbox.ring();
-      deliveries.ring();
-      return;
+  void on_event(pg::EventSource& from, pg::Notification&& n,
+                std::shared_ptr<pg::EventCompletion> completion) override {
+    if (&from == &listener) {
+      ++notifications;
+      // On a durable channel the NOTIFY is a doorbell: the event itself is read from the outbox.
+      if (router.rules()->is_durable(n.channel)) {
+        doorbells.inc();
+        outbox.ring();
+        deliveries.ring();
+        return;
+      }
     }
-    router.route(n);
+    router.route(n, std::move(completion));
   }
 
-  void on_connected(bool first) {
+  void on_batch_end(pg::EventSource&) override { router.flush(); }
+
+  void on_connected(pg::EventSource& from, bool first, bool missed_events) override {
+    if (&from != &listener) return;
     outbox.ring();  // catch up on durable events
     deliveries.ring();
     if (first) {
@@ -181,14 +179,16 @@ struct Daemon::Impl {
       hub.resync_all();  // subscribers may have missed events
       notifier.status(status_line());
     }
-    // PostgreSQL keeps no notifications for absent listeners: whatever was sent while nobody
-    // listened (before the first connection too) is gone, so the rules say what to do about it.
-    router.run_on_reconnect();
+    // Events sent while the source was away (before its first connection too) are gone, so the
+    // rules say what to do about it.
+    if (missed_events) router.run_on_reconnect();
   }
 
-  void on_disconnected(const std::string&) { notifier.status(status_line()); }
+  void on_disconnected(pg::EventSource&, const std::string&) override {
+    notifier.status(status_line());
+  }
 
-  void on_fatal(const std::string& why) {
+  void on_fatal(pg::EventSource&, const std::string& why) override {
     spdlog::critical("{}", why);
     exit_code = 1;
     shutdown();

@@ -15,6 +15,7 @@
 #include "config/EnvExpand.hpp"
 #include "http/ListenAddress.hpp"
 #include "hub/HubConfig.hpp"
+#include "pg/PgConfig.hpp"
 #include "redis/RedisConfig.hpp"
 
 namespace pgfanout::rules {
@@ -24,24 +25,8 @@ class ActionRegistry;
 
 namespace pgfanout::config {
 
-struct PostgresConfig {
-  std::string dsn;
-  std::string password;  // empty: from the DSN or the usual libpq sources
-  std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds heartbeat_interval{5'000};
-  std::chrono::milliseconds heartbeat_timeout{15'000};
-  std::chrono::milliseconds reconnect_min{100};
-  std::chrono::milliseconds reconnect_max{30'000};
-};
-
-struct OutboxConfig {
-  std::chrono::milliseconds poll_interval{1'000};
-  int batch_size = 500;
-  std::chrono::milliseconds retry_delay{1'000};
-  std::chrono::milliseconds trim_interval{60'000};
-  std::chrono::milliseconds max_age{7LL * 24 * 3600 * 1000};
-  int trim_batch = 10'000;
-};
+using PostgresConfig = pg::PostgresConfig;
+using OutboxConfig = pg::OutboxConfig;
 
 struct HttpConfig {
   std::string listen = "127.0.0.1:8080";  // as written

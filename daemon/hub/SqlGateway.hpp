@@ -1,7 +1,7 @@
 // SqlGateway: the hub's own PostgreSQL connections, for client commands, logins, on_subscribe
 // queries, client publishes (pg_notify) and SSE resumes from the outbox.
 //
-// A few PgConnections (hub.pg_connections), each reconnecting with backoff on its own. run()
+// A few PgSessions (hub.pg_connections), each reconnecting with backoff on its own. run()
 // sends a statement with bound text parameters to the least busy connected one, in a transaction
 // of its own whose statement_timeout is set with SET LOCAL (so no timeout outlives its statement;
 // a failed statement is rolled back), and hands over the result once that transaction has ended
@@ -38,7 +38,7 @@ class SqlGateway {
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace pgfanout::hub

@@ -46,23 +46,9 @@ class Action {
   std::size_t index_ = 0;
 };
 
-// Settles one event read from the outbox: when the last reference is dropped, `on_settled` is
-// called with whether every action succeeded. Executors hold a reference until their work is done.
-class EventCompletion {
- public:
-  explicit EventCompletion(std::function<void(bool ok)> on_settled)
-      : on_settled_(std::move(on_settled)) {}
-  ~EventCompletion() {
-    if (on_settled_) on_settled_(!failed_);
-  }
-  EventCompletion(const EventCompletion&) = delete;
-  EventCompletion& operator=(const EventCompletion&) = delete;
-  void fail() { failed_ = true; }
-
- private:
-  std::function<void(bool)> on_settled_;
-  bool failed_ = false;
-};
+// Settles one acknowledged event (pg/EventSource.hpp): executors hold a reference until their
+// work is done.
+using EventCompletion = pg::EventCompletion;
 
 struct ActionStats {
   Counter* run = nullptr;

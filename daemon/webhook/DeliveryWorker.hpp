@@ -60,7 +60,7 @@ class DeliveryWorker {
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace pgfanout::webhook
