@@ -15,12 +15,17 @@ UPDATE pgfanout.watch_registry SET trigger_format = 0 WHERE tbl = 'public.upgrad
 SELECT is(pgfanout.rewatch(), 1, 'rewatch re-creates a watch of another trigger format');
 SELECT is(pgfanout.rewatch(force => true), (SELECT count(*)::int FROM pgfanout.watches), 'rewatch(force) re-creates all');
 
--- A primary key added after watch(): the key is picked up on rewatch.
+-- A primary key added after watch(): the event trigger re-creates the watch at once.
 CREATE TABLE public.up_late_key (a int NOT NULL, b text);
 SELECT pgfanout.watch('up_late_key', columns => '{b}');
 ALTER TABLE up_late_key ADD PRIMARY KEY (a);
-SELECT is(pgfanout.rewatch(), 1, 'a changed key is noticed');
-SELECT is((SELECT key_columns FROM pgfanout.watches WHERE tbl = 'up_late_key'::regclass), '{a}'::text[], 'and recorded');
+SELECT is((SELECT key_columns FROM pgfanout.watches WHERE tbl = 'up_late_key'::regclass), '{a}'::text[],
+  'a key added by ALTER TABLE is picked up at once');
+-- Without the event trigger (an install by a non-superuser), rewatch notices it.
+ALTER EVENT TRIGGER pgfanout_watch_ddl DISABLE;
+ALTER TABLE up_late_key DROP CONSTRAINT up_late_key_pkey;
+SELECT is(pgfanout.rewatch(), 1, 'rewatch notices a changed key');
+ALTER EVENT TRIGGER pgfanout_watch_ddl ENABLE;
 
 -- A dropped table is forgotten.
 DROP TABLE public.up_late_key;
