@@ -219,14 +219,15 @@ BEGIN
     -- The outbox keeps the whole event (no NOTIFY size limit there); NOTIFY only rings the bell.
     v_send := format($s$
   INSERT INTO pgfanout.outbox (channel, payload) VALUES (%1$L, v_payload::jsonb) RETURNING id INTO v_id;
-  PERFORM pg_notify(%1$L, '{"v":1,"outbox":true,"id":' || v_id || '}');$s$, channel);
+  IF pg_notify(%1$L, '{"v":1,"outbox":true,"id":' || v_id || '}') IS NULL THEN NULL; END IF;$s$, channel);
   ELSE
     -- Over the limit, build_payload makes the key-only (or row-less) form.
     v_send := format($s$
   IF octet_length(v_payload) > %2$s THEN
     v_payload := pgfanout.build_payload(TG_OP, v_schema, v_table, v_new::jsonb, v_old::jsonb, %3$L);
   END IF;
-  PERFORM pg_notify(%1$L, v_payload);$s$, channel, pgfanout.notify_max_bytes(), keys);
+  -- Called in an IF, not by PERFORM: an expression, not a query to start per row.
+  IF pg_notify(%1$L, v_payload) IS NULL THEN NULL; END IF;$s$, channel, pgfanout.notify_max_bytes(), keys);
   END IF;
 
   EXECUTE format($f$
@@ -341,15 +342,19 @@ BEGIN
     v_send := format($s$
   WITH ins AS (
     INSERT INTO pgfanout.outbox (channel, payload)
-    SELECT %L, (v_head || ',"part":' || u.k || ',"parts":' || cardinality(v_parts) || ',"rows":[' || u.p || ']' || v_tail)::jsonb
-      FROM unnest(v_parts) WITH ORDINALITY AS u(p, k) ORDER BY u.k
+    SELECT %L, (v_head || ',"part":' || x.k || ',"parts":' || v_part || ',"rows":[' || x.r || ']' || v_tail)::jsonb
+      FROM (SELECT u.k, string_agg(u.e, ',' ORDER BY u.i) AS r
+              FROM unnest(v_elems, v_part_of) WITH ORDINALITY AS u(e, k, i) GROUP BY u.k) AS x
+     ORDER BY x.k
     RETURNING id)
   SELECT max(id) INTO v_id FROM ins;
   PERFORM pg_notify(%1$L, '{"v":1,"outbox":true,"id":' || v_id || '}');$s$, channel);
   ELSE
     v_send := format($s$
-  PERFORM pg_notify(%L, v_head || ',"part":' || u.k || ',"parts":' || cardinality(v_parts) || ',"rows":[' || u.p || ']' || v_tail)
-     FROM unnest(v_parts) WITH ORDINALITY AS u(p, k) ORDER BY u.k;$s$, channel);
+  PERFORM pg_notify(%L, v_head || ',"part":' || x.k || ',"parts":' || v_part || ',"rows":[' || x.r || ']' || v_tail)
+     FROM (SELECT u.k, string_agg(u.e, ',' ORDER BY u.i) AS r
+             FROM unnest(v_elems, v_part_of) WITH ORDINALITY AS u(e, k, i) GROUP BY u.k) AS x
+    ORDER BY x.k;$s$, channel);
   END IF;
 
   EXECUTE format($f$
@@ -367,8 +372,8 @@ DECLARE
   v_budget integer := %5$s - (octet_length(v_head || ',"part":,"parts":,"rows":[]' || v_tail) + 20);
   v_elems text[];
   v_lens integer[];
-  v_parts text[] := '{}';
-  v_start integer := 1;
+  v_part_of integer[] := '{}';
+  v_part integer := 1;
   v_used integer := 0;
   v_id bigint;
 BEGIN
@@ -379,19 +384,18 @@ BEGIN
   IF v_elems IS NULL THEN
     RETURN NULL;  -- no row changed
   END IF;
-  -- Greedy packing in row order; only the lengths are looked at here.
+  -- Greedy packing in row order: the part of each element, from the lengths alone.
   FOR i IN 1 .. cardinality(v_lens) LOOP%8$s
     IF v_used > 0 AND v_used + 1 + v_lens[i] > v_budget THEN
-      v_parts := v_parts || array_to_string(v_elems[v_start:i - 1], ',');
-      v_start := i;
+      v_part := v_part + 1;
       v_used := v_lens[i];
     ELSIF v_used > 0 THEN
       v_used := v_used + 1 + v_lens[i];
     ELSE
       v_used := v_lens[i];
     END IF;
+    v_part_of := array_append(v_part_of, v_part);
   END LOOP;
-  v_parts := v_parts || array_to_string(v_elems[v_start:], ',');
 %9$s
   RETURN NULL;
 END
