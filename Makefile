@@ -6,30 +6,44 @@ JOBS ?= 2
 WERROR ?= ON
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test fuzz unit-test demo install format check-format docs clean
+.PHONY: all deps build test fuzz unit-test demo install format check-format docs clean \
+  preflight-build preflight-test preflight-fuzz preflight-demo
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
-build: deps
+# Each entry point first checks, in seconds, that every tool and file it will use is there
+# (scripts/preflight.sh reads scripts/deps.txt, the table install-deps.sh installs from).
+preflight-build: deps
+	@scripts/preflight.sh build
+preflight-test: deps
+	@scripts/preflight.sh build test fuzz browser
+preflight-fuzz: deps
+	@scripts/preflight.sh fuzz
+preflight-demo: deps
+	@scripts/preflight.sh build demo
+
+build: preflight-build
 	@cmake -S . -B $(BUILD) -DPGFANOUT_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 # Every test: a short libFuzzer run of each target, then unit, integration (real PostgreSQL 15 +
 # Redis started by the harness) and SQL (pgTAP) tests through ctest.
-test: build check-format fuzz
-	@tests/harness/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure --timeout 900
+# PGFANOUT_WITH_BROWSER=0 leaves out the browser tests (and their packages).
+CTEST_EXCLUDE := $(if $(filter 0,$(PGFANOUT_WITH_BROWSER)),-LE browser,)
+test: preflight-test build check-format fuzz
+	@tests/harness/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure --timeout 900 $(CTEST_EXCLUDE)
 
 # libFuzzer targets (clang, sanitizers) in build-fuzz/, each run FUZZ_SECONDS (default 5).
-fuzz: deps
+fuzz: preflight-fuzz
 	@scripts/fuzz-smoke.sh
 
 unit-test: build
 	@ctest --test-dir $(BUILD) --output-on-failure -L unit
 
-demo: build
+demo: preflight-demo build
 	@scripts/demo.sh $(BUILD)/pgfanout
 
 install: build

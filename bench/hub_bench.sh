@@ -11,7 +11,9 @@
 # Builds with -DPGFANOUT_BENCH=ON into build/ and starts a throwaway PostgreSQL via tests/harness.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/bench/lib.sh"
 if [ -z "${PGFANOUT_TEST_DSN:-}" ]; then
+  bench_preflight
   exec "$root/tests/harness/with-servers.sh" "$0" "$@"
 fi
 conns=${1:-10000}
@@ -30,11 +32,9 @@ db="pgfanout_bench_$$_${RANDOM}"
 dsn="$PGFANOUT_TEST_DSN dbname=$db"
 psql "$PGFANOUT_TEST_DSN" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\""
 tmp=$(mktemp -d)
-daemon_pid= server_pid=
 cleanup() {
   set +e
-  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  bench_cleanup
   psql "$PGFANOUT_TEST_DSN" -X -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
   rm -rf "$tmp"
 }
@@ -67,23 +67,23 @@ rules:
     actions:
       - push: {topic: "u:{to}", event: tick}
 YAML
-"$build/pgfanout" run --config "$tmp/pgfanout.yaml" --log-level info > "$tmp/daemon.log" 2>&1 &
-daemon_pid=$!
-for _ in $(seq 100); do grep -q "ready" "$tmp/daemon.log" && break; sleep 0.1; done
+bench_start pgfanout "$tmp/daemon.log" "$build/pgfanout" run --config "$tmp/pgfanout.yaml" --log-level info
+bench_wait_log "$tmp/daemon.log" "ready"
 port=$(sed -n 's/.*HTTP listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/daemon.log" | head -1)
 
 echo "== pgfanout (NOTIFY -> push -> WebSocket), $conns subscribers"
 "$build/bench/hub_bench" load "$port" "$conns" daemon "$dsn" "$burst" "$bytes" "$rate" "$seconds" \
-  "$daemon_pid" "$to_rate" | tee "$tmp/daemon.txt"
-kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=
+  "$bench_pid" "$to_rate" | tee "$tmp/daemon.txt" || { bench_alive; echo "bench: the load client failed" >&2; exit 1; }
+bench_stop
 
 bport=$((20000 + RANDOM % 20000))
-"$build/bench/hub_bench" server "$bport" > "$tmp/server.log" 2>&1 &
-server_pid=$!
+bench_start "baseline server" "$tmp/server.log" "$build/bench/hub_bench" server "$bport"
 sleep 0.5
+bench_alive
 echo "== baseline (bare Beast broadcast server), $conns subscribers"
 "$build/bench/hub_bench" load "$bport" "$conns" baseline - "$burst" "$bytes" "$rate" "$seconds" \
-  "$server_pid" "$to_rate" | tee "$tmp/baseline.txt"
+  "$bench_pid" "$to_rate" | tee "$tmp/baseline.txt" || { bench_alive; echo "bench: the load client failed" >&2; exit 1; }
+bench_stop
 
 field() { grep "^$1" "$2" | sed "s|^$1 *||" | awk -v n="$3" '{print $n}'; }
 d_rate=$(field delivered/s "$tmp/daemon.txt" 1); b_rate=$(field delivered/s "$tmp/baseline.txt" 1)

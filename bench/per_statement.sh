@@ -9,7 +9,9 @@
 # Prints the median of `runs` runs (default 5) for 100,000 rows (default) and the ratios.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/bench/lib.sh"
 if [ -z "${PGFANOUT_TEST_DSN:-}" ]; then
+  bench_preflight
   exec "$root/tests/harness/with-servers.sh" "$0" "$@"
 fi
 rows=${1:-100000}

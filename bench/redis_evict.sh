@@ -14,7 +14,10 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$root/build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 
+source "$root/bench/lib.sh"
 if [ -z "${PGFANOUT_TEST_DSN:-}" ]; then
+  bench_preflight
+  bench_need_binary "$build/pgfanout"
   exec "$root/tests/harness/with-servers.sh" "$0" "$build"
 fi
 
@@ -23,9 +26,8 @@ RATE=${RATE:-5000}
 SECONDS_STEADY=${SECONDS_STEADY:-10}
 port=$PGFANOUT_TEST_REDIS_PORT
 work=$(mktemp -d "${TMPDIR:-/tmp}/pgfanout-bench.XXXXXX")
-daemon_pid=
 cleanup() {
-  if [ -n "$daemon_pid" ]; then kill "$daemon_pid" 2>/dev/null || true; wait "$daemon_pid" 2>/dev/null || true; fi
+  bench_cleanup
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -69,20 +71,23 @@ rules:
     actions:
       - evict: "bench:{id}"
 YAML
-"$build/pgfanout" run --config "$work/bench.yaml" >"$work/daemon.log" 2>&1 &
-daemon_pid=$!
+bench_start pgfanout "$work/daemon.log" "$build/pgfanout" run --config "$work/bench.yaml"
+listening=0
 for _ in $(seq 1 100); do
-  if psql "$PGFANOUT_TEST_DSN" -Atc "select count(*) from pg_stat_activity where query ilike 'LISTEN%bench%'" | grep -q '^[1-9]'; then break; fi
+  bench_alive
+  if psql "$PGFANOUT_TEST_DSN" -Atc "select count(*) from pg_stat_activity where query ilike 'LISTEN%bench%'" | grep -q '^[1-9]'; then listening=1; break; fi
   sleep 0.1
 done
+[ "$listening" = 1 ] || { echo "bench: the daemon did not LISTEN within 10 s; its log:" >&2; cat "$work/daemon.log" >&2; exit 1; }
 sleep 0.3
-rss() { awk '/^VmRSS/ {print $2}' "/proc/$daemon_pid/status"; }
-hwm() { awk '/^VmHWM/ {print $2}' "/proc/$daemon_pid/status"; }
+rss() { bench_rss_kb; }
+hwm() { bench_hwm_kb; }
 echo "daemon RSS idle: $(rss) kB"
 
 # Burst: N pre-filled keys, N notifications in one transaction, until DBSIZE is 0.
 prefill "$N" "bench:"
-"$work/redis_probe" burst "$PGFANOUT_TEST_DSN" bench "$N" "$port" >"$work/burst.txt"
+"$work/redis_probe" burst "$PGFANOUT_TEST_DSN" bench "$N" "$port" >"$work/burst.txt" || bench_alive
+bench_alive
 burst_rate=$(val rate_first_to_last "$work/burst.txt")
 echo "burst: $N keys, first to last gone in $(val first_to_last_seconds "$work/burst.txt") s = $burst_rate keys/s; all gone $(val after_commit_seconds "$work/burst.txt") s after the commit returned; BEGIN to last: $(val rate_total "$work/burst.txt") keys/s (the transaction itself took $(val commit_seconds "$work/burst.txt") s); keys left: $(val keys_left "$work/burst.txt")"
 echo "daemon RSS after burst: $(rss) kB (peak $(hwm) kB)"
@@ -90,8 +95,10 @@ awk -v d="$burst_rate" -v l="$listen_rate" -v u="$unlink_rate" 'BEGIN {
   printf "ratio: daemon/libpq ceiling = %.2f, daemon/redis-benchmark = %.2f\n", d / l, d / u }'
 
 # Steady load: RATE single-row commits per second, commit -> key-gone latency.
-"$work/redis_probe" steady "$PGFANOUT_TEST_DSN" bench "$port" "$RATE" "$SECONDS_STEADY" "bench:" >"$work/steady.txt"
+"$work/redis_probe" steady "$PGFANOUT_TEST_DSN" bench "$port" "$RATE" "$SECONDS_STEADY" "bench:" >"$work/steady.txt" || bench_alive
+bench_alive
 echo "steady: $(val commits "$work/steady.txt") commits at $(val achieved_rate "$work/steady.txt")/s, evicted $(val evicted "$work/steady.txt"); commit-returned -> key-gone p50 $(val p50_ms "$work/steady.txt") ms, p90 $(val p90_ms "$work/steady.txt") ms, p99 $(val p99_ms "$work/steady.txt") ms, max $(val max_ms "$work/steady.txt") ms ($(val gone_before_commit_returned "$work/steady.txt") gone before the commit returned to the client, counted as 0)"
 echo "daemon RSS after steady: $(rss) kB (peak $(hwm) kB)"
+bench_alive
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 if grep -qiE 'error|critical' "$work/daemon.log"; then echo "daemon log:"; cat "$work/daemon.log"; fi

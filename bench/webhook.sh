@@ -7,6 +7,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD:-$root/build}
+source "$root/bench/lib.sh"
+bench_preflight
 cmake -S "$root" -B "$build" >/dev/null
 cmake --build "$build" -j"${JOBS:-2}" --target pgfanout webhook_bench >/dev/null
 exec "$root/tests/harness/with-servers.sh" "$build/tests/webhook_bench" "$@"

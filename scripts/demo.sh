@@ -7,6 +7,7 @@
 # psql, checks that the daemon pushed it and evicted the receiver's cached inbox, and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+preflight=$(scripts/preflight.sh build demo) || { echo "$preflight"; exit 1; }
 bin=${1:-build/pgfanout}
 if [ -z "${PGFANOUT_TEST_DSN:-}" ]; then
   exec tests/harness/with-servers.sh "$0" "$bin"

@@ -7,6 +7,7 @@
 # time; FUZZ_SEED=0 lets libFuzzer pick a new seed (for longer, exploratory runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+preflight=$(scripts/preflight.sh fuzz) || { echo "$preflight"; exit 1; }
 seconds=${FUZZ_SECONDS:-5}
 seed=${FUZZ_SEED:-1}
 build=${FUZZ_BUILD:-build-fuzz}

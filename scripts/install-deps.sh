@@ -1,33 +1,48 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages pgfanout needs to build, test and run its demo.
-# Skips what is already installed; needs root (or sudo) only when something is missing.
+# Installs the Debian 12 packages pgfanout needs, by name, from the table in scripts/deps.txt
+# (the same table scripts/preflight.sh checks). Skips what is already installed; needs root (or
+# sudo) only when something is missing. Installs with --no-install-recommends: every package a
+# build, test, benchmark or the demo uses is named in the table, never pulled in as a Recommends.
+#
+#   scripts/install-deps.sh [PROFILE...]     # default: every profile
+#
+# PGFANOUT_WITH_BROWSER=0 leaves out the browser tests' packages (chromium, Node.js, npm).
+# What it changes on the machine besides files: Debian's postgresql-15, redis-server and
+# prometheus packages each enable and start a system service on install where systemd runs
+# (a PostgreSQL cluster on port 5432, Redis on 6379, Prometheus on 9090); pgfanout's tests and
+# demo use none of them (they start throwaway servers on free ports). See docs/development.md.
 set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+table=$here/deps.txt
+profiles=("$@")
+[ ${#profiles[@]} -gt 0 ] || profiles=(build test fuzz browser demo bench)
 
-packages=(
-  build-essential cmake pkg-config ccache git
-  libpq-dev libhiredis-dev libboost1.81-all-dev libboost-json1.81-dev libyaml-cpp-dev libspdlog-dev
-  libgtest-dev libssl-dev libsystemd-dev
-  postgresql-15 postgresql-15-pgtap postgresql-15-postgis-3 redis-server
-  curl procps clang-format clang libclang-rt-14-dev
-  # For the tests: systemd-analyze verify, and promtool check metrics (the prometheus package
-  # also installs a Prometheus server unit; `systemctl disable --now prometheus` if unwanted).
-  systemd prometheus
-)
-# The browser tests (tests/browser): PGFANOUT_WITH_BROWSER=0 leaves them out. Node.js and npm
-# are taken from Debian only when the machine has none: an image that ships its own Node.js
-# (with npm inside) conflicts with Debian's npm package.
-if [ "${PGFANOUT_WITH_BROWSER:-1}" = 1 ]; then
-  packages+=(chromium)
-  command -v node >/dev/null 2>&1 || packages+=(nodejs)
-  command -v npm >/dev/null 2>&1 || packages+=(npm)
-fi
+wanted=" "
+for p in "${profiles[@]}"; do
+  if [ "$p" = browser ] && [ "${PGFANOUT_WITH_BROWSER:-1}" = 0 ]; then continue; fi
+  wanted+="$p "
+done
 
 missing=()
-for p in "${packages[@]}"; do
-  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed'; then
-    missing+=("$p")
+while read -r package plist checks flag; do
+  case $package in '' | '#'*) continue ;; esac
+  use=0
+  IFS=, read -ra ps <<<"$plist"
+  for p in "${ps[@]}"; do [[ $wanted == *" $p "* ]] && use=1; done
+  [ "$use" = 1 ] || continue
+  if [ "${flag:-}" = if-absent ]; then
+    # Only when none of its commands exists (an image may ship its own Node.js and npm).
+    present=1
+    IFS=, read -ra cs <<<"$checks"
+    for c in "${cs[@]}"; do
+      case $c in cmd:*) command -v "${c#cmd:}" >/dev/null 2>&1 || present=0 ;; esac
+    done
+    [ "$present" = 1 ] && continue
   fi
-done
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed'; then
+    missing+=("$package")
+  fi
+done <"$table"
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

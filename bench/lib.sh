@@ -1,0 +1,84 @@
+# Shared by the bench/*.sh scripts (sourced, not run). A benchmark must never print figures for a
+# daemon that is not running: every check below prints the daemon's log and exits non-zero when
+# the process under benchmark did not start or died.
+#
+#   source "$root/bench/lib.sh"
+#   bench_preflight                       # the tools of scripts/deps.txt's build and bench profiles
+#   bench_need_binary "$build/pgfanout"   # built? (`make build` first)
+#   bench_start NAME LOG CMD...           # starts CMD in the background; bench_pid=its pid
+#   bench_wait_log LOG PATTERN [SECONDS]  # waits until LOG matches PATTERN, the process still alive
+#   bench_alive                           # still running? else log + exit 1
+#   bench_rss_kb / bench_hwm_kb           # VmRSS / VmHWM of the process, after bench_alive
+#   bench_stop                            # SIGTERM and wait; fails if it had died meanwhile
+
+bench_name= bench_log= bench_pid=
+
+bench_preflight() {
+  "$root/scripts/preflight.sh" build bench || {
+    echo "bench: missing tools (above); scripts/install-deps.sh installs them" >&2
+    exit 1
+  }
+}
+
+bench_need_binary() {
+  [ -x "$1" ] || { echo "bench: $1 is missing: run \`make build\` first" >&2; exit 1; }
+}
+
+bench_start() {
+  bench_name=$1 bench_log=$2
+  shift 2
+  "$@" >"$bench_log" 2>&1 &
+  bench_pid=$!
+}
+
+bench_died() {
+  local rc=0
+  wait "$bench_pid" 2>/dev/null || rc=$?
+  echo "bench: $bench_name (pid $bench_pid) is not running (exit status $rc); its log ($bench_log):" >&2
+  sed 's/^/  | /' "$bench_log" >&2
+  bench_pid=
+  exit 1
+}
+
+bench_alive() {
+  [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null || bench_died
+}
+
+bench_wait_log() {
+  local log=$1 pattern=$2 seconds=${3:-10} i
+  for ((i = 0; i < seconds * 10; i++)); do
+    grep -q "$pattern" "$log" 2>/dev/null && { bench_alive; return 0; }
+    bench_alive
+    sleep 0.1
+  done
+  echo "bench: $bench_name did not log '$pattern' within $seconds s" >&2
+  sed 's/^/  | /' "$log" >&2
+  exit 1
+}
+
+bench_rss_kb() {
+  bench_alive
+  awk '/^VmRSS/ {print $2}' "/proc/$bench_pid/status"
+}
+
+bench_hwm_kb() {
+  bench_alive
+  awk '/^VmHWM/ {print $2}' "/proc/$bench_pid/status"
+}
+
+bench_stop() {
+  [ -n "$bench_pid" ] || return 0
+  bench_alive
+  kill -TERM "$bench_pid" 2>/dev/null
+  wait "$bench_pid" 2>/dev/null || true
+  bench_pid=
+}
+
+# For an EXIT trap: stop whatever is still running, quietly.
+bench_cleanup() {
+  if [ -n "$bench_pid" ]; then
+    kill -TERM "$bench_pid" 2>/dev/null
+    wait "$bench_pid" 2>/dev/null || true
+    bench_pid=
+  fi
+}
