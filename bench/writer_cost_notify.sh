@@ -12,7 +12,9 @@
 # the ratios to the baseline measured in the same run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/bench/lib.sh"
 if [ -z "${PGFANOUT_TEST_DSN:-}" ]; then
+  bench_preflight
   PGFANOUT_TEST_PG_DURABLE=1 exec "$root/tests/harness/with-servers.sh" "$0" "$@"
 fi
 seconds=${1:-15}
