@@ -110,7 +110,7 @@ RequestAuth request_auth(HubState& hub, const UpgradeRequestView& req) {
 
 // ---- push
 
-class Hub::PushExecutor final : public rules::ActionExecutor {
+class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
  public:
   explicit PushExecutor(std::shared_ptr<HubState> state)
       : state_(std::move(state)),
@@ -121,9 +121,8 @@ class Hub::PushExecutor final : public rules::ActionExecutor {
                                            "Pushed events, by whether a subscriber was there",
                                            {{"delivered", "yes"}})) {}
 
-  void execute(const rules::Action& action, const rules::Event& event,
-               const rules::ActionContext& ctx) override {
-    const auto& push = static_cast<const PushAction&>(action);
+  void run(const PushAction& push, const rules::Event& event,
+           const rules::ActionContext& ctx) override {
     if (!rules::render_for_action(push.topic(), event, ctx, topic_, /*allow_empty=*/false)) {
       return;
     }

@@ -41,7 +41,8 @@ class RedisAction : public rules::Action {
 
 class EvictAction final : public RedisAction {
  public:
-  std::string_view kind() const override { return "evict"; }
+  static constexpr std::string_view kKind = "evict";
+  std::string_view kind() const override { return kKind; }
   std::vector<rules::Template> keys;
   bool unlink = true;
   std::chrono::milliseconds again_after{0};  // 0: evict once
@@ -49,13 +50,15 @@ class EvictAction final : public RedisAction {
 
 class EvictPatternAction final : public RedisAction {
  public:
-  std::string_view kind() const override { return "evict_pattern"; }
+  static constexpr std::string_view kKind = "evict_pattern";
+  std::string_view kind() const override { return kKind; }
   std::vector<rules::Template> patterns;  // rendered with glob escaping of substituted values
 };
 
 class PublishAction final : public RedisAction {
  public:
-  std::string_view kind() const override { return "publish"; }
+  static constexpr std::string_view kKind = "publish";
+  std::string_view kind() const override { return kKind; }
   rules::Template channel;
   rules::Template message;
 };

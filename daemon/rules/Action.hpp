@@ -36,7 +36,18 @@ class RuleSet;
 class Action {
  public:
   virtual ~Action() = default;
+  // The kind's YAML key ("evict", "push", ...), for metrics and messages. Each kind declares it
+  // once, as `static constexpr std::string_view kKind`, and returns that very constant.
   virtual std::string_view kind() const = 0;
+
+  // This action as kind T, or nullptr when it is another kind: the one checked downcast, used
+  // instead of comparing kind() strings and casting.
+  template <class T>
+  const T* as() const {
+    auto k = kind();
+    return k.data() == T::kKind.data() && k.size() == T::kKind.size() ? static_cast<const T*>(this)
+                                                                      : nullptr;
+  }
 
   // Index of this action in its RuleSet (set by the RuleSet), for per-action metrics.
   std::size_t index() const { return index_; }
@@ -88,6 +99,22 @@ class ActionExecutor {
   // Actions accepted by execute() whose outcome is not reported yet (queued or in flight).
   // At shutdown the daemon waits (up to shutdown.drain_timeout) until every executor reports 0.
   virtual std::size_t pending() const { return 0; }
+};
+
+// An executor of one action kind T: run() receives the action as T. A mismatch (an executor
+// registered under another kind's name) fails the action instead of casting blindly.
+template <class T>
+class TypedExecutor : public ActionExecutor {
+ public:
+  void execute(const Action& action, const Event& event, const ActionContext& ctx) final {
+    if (const T* typed = action.as<T>()) {
+      run(*typed, event, ctx);
+    } else {
+      ctx.failed("the executor of \"" + std::string(T::kKind) + "\" was given a \"" +
+                 std::string(action.kind()) + "\" action");
+    }
+  }
+  virtual void run(const T& action, const Event& event, const ActionContext& ctx) = 0;
 };
 
 // Parses the action item `item` (a mapping with the kind's key `kind` and its modifiers).

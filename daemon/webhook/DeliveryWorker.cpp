@@ -61,7 +61,7 @@ std::vector<std::string> DeliveryWorker::claim_channels(const rules::RuleSet& ru
   for (const auto& channel : rules.durable_channels()) {
     bool has_webhook = false;
     for (const rules::Rule* rule : rules.for_channel(channel)) {
-      for (const auto& a : rule->actions) has_webhook = has_webhook || a->kind() == "webhook";
+      for (const auto& a : rule->actions) has_webhook = has_webhook || a->as<WebhookAction>();
     }
     if (has_webhook) out.push_back(channel);
   }
@@ -120,7 +120,7 @@ struct DeliveryWorker::Impl {
     rules = std::move(r);
     channels = claim_channels(*rules);
     bool any = false;
-    for (const rules::Action* a : rules->all_actions()) any = any || a->kind() == "webhook";
+    for (const rules::Action* a : rules->all_actions()) any = any || a->as<WebhookAction>();
     active = any;
     if (active && !stopped) conn.start();
     ring();
@@ -243,41 +243,31 @@ struct DeliveryWorker::Impl {
     for (const auto& row : r.rows) {
       std::int64_t outbox_id = std::stoll(row[0].value_or("0"));
       auto payload = rules::ParsedPayload::parse(row[1].value_or(""), row[2].value_or(""));
-      auto on_event = [&](const rules::Event& event, int row_index) {
-        for (const rules::Rule* rule : rules->for_channel(event.channel())) {
-          if (!rule->when.matches(event)) continue;
-          for (std::size_t pos = 0; pos < rule->actions.size(); ++pos) {
-            const rules::Action& a = *rule->actions[pos];
-            if (a.kind() != "webhook") continue;
-            const auto& hook = static_cast<const WebhookAction&>(a);
-            std::string target, body, missing;
-            if (!hook.render(event, target, body, missing)) {
-              log.warn("skipped:" + rule->name,
-                       "rule " + rule->name + ": webhook skipped for outbox event " +
-                           std::to_string(outbox_id) + ": field {" + missing + "} is missing");
-              continue;
+      rules->for_each_match(
+          payload, SteadyClock::now(), outbox_id,
+          [&](const rules::Rule& rule, const rules::Event& event, int row_index) {
+            for (std::size_t pos = 0; pos < rule.actions.size(); ++pos) {
+              const auto* hook = rule.actions[pos]->as<WebhookAction>();
+              if (hook == nullptr) continue;
+              std::string target, body, missing;
+              if (!hook->render(event, target, body, missing)) {
+                log.warn("skipped:" + rule.name,
+                         "rule " + rule.name + ": webhook skipped for outbox event " +
+                             std::to_string(outbox_id) + ": field {" + missing + "} is missing");
+                continue;
+              }
+              std::string id = "msg_" + std::to_string(outbox_id) + "_" + hash_hex(rule.name) +
+                               "_" + std::to_string(pos);
+              if (row_index >= 0) id += "_" + std::to_string(row_index);
+              events.push_back(outbox_id);
+              rule_names.push_back(rule.name);
+              positions.push_back(static_cast<int>(pos));
+              ids.push_back(std::move(id));
+              urls.push_back(hook->settings().endpoint.origin());
+              targets.push_back(std::move(target));
+              bodies.push_back(std::move(body));
             }
-            std::string id = "msg_" + std::to_string(outbox_id) + "_" + hash_hex(rule->name) + "_" +
-                             std::to_string(pos);
-            if (row_index >= 0) id += "_" + std::to_string(row_index);
-            events.push_back(outbox_id);
-            rule_names.push_back(rule->name);
-            positions.push_back(static_cast<int>(pos));
-            ids.push_back(std::move(id));
-            urls.push_back(hook.settings().endpoint.origin());
-            targets.push_back(std::move(target));
-            bodies.push_back(std::move(body));
-          }
-        }
-      };
-      auto received = SteadyClock::now();
-      if (const auto* rows = payload->rows()) {
-        for (std::size_t i = 0; i < rows->size(); ++i) {
-          on_event(rules::Event(payload, (*rows)[i], received, outbox_id), static_cast<int>(i));
-        }
-      } else {
-        on_event(rules::Event(payload, nullptr, received, outbox_id), -1);
-      }
+          });
     }
     if (events.empty()) {
       finish_transaction("COMMIT", 0, full);
@@ -343,10 +333,8 @@ struct DeliveryWorker::Impl {
     const rules::Rule* rule = rules ? rules->find(rule_name) : nullptr;
     const WebhookAction* hook = nullptr;
     if (rule != nullptr && position >= 0 &&
-        static_cast<std::size_t>(position) < rule->actions.size() &&
-        rule->actions[static_cast<std::size_t>(position)]->kind() == "webhook") {
-      hook = static_cast<const WebhookAction*>(
-          rule->actions[static_cast<std::size_t>(position)].get());
+        static_cast<std::size_t>(position) < rule->actions.size()) {
+      hook = rule->actions[static_cast<std::size_t>(position)]->as<WebhookAction>();
     }
     auto endpoint = WebhookSender::endpoint_name(rule_name, position);
     if (hook == nullptr) {

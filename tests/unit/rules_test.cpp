@@ -127,15 +127,16 @@ TEST(ParsedPayload, TextMalformedAndInvalidUtf8) {
 class RecordAction final : public Action {
  public:
   explicit RecordAction(Template t) : key(std::move(t)) {}
-  std::string_view kind() const override { return "record"; }
+  static constexpr std::string_view kKind = "record";
+  std::string_view kind() const override { return kKind; }
   Template key;
 };
 
-class RecordExecutor final : public ActionExecutor {
+class RecordExecutor final : public TypedExecutor<RecordAction> {
  public:
-  void execute(const Action& a, const Event& e, const ActionContext& ctx) override {
+  void run(const RecordAction& a, const Event& e, const ActionContext& ctx) override {
     std::string out;
-    if (!render_for_action(static_cast<const RecordAction&>(a).key, e, ctx, out, false)) return;
+    if (!render_for_action(a.key, e, ctx, out, false)) return;
     seen.push_back(ctx.rule_name() + "=" + out);
     ctx.succeeded();
   }
@@ -292,6 +293,64 @@ TEST_F(RouterFixture, CompletionSettlesAfterAllActions) {
   }
   EXPECT_EQ(settled, 1);
   EXPECT_TRUE(ok);  // a skip is not a failure
+}
+
+TEST_F(RouterFixture, AnExecutorGivenAnotherKindFailsTheActionInsteadOfCasting) {
+  // "record" actions handed to the log executor: a wrong registration, not a crash.
+  LogExecutor log;
+  router.add_executor("record", log);
+  router.set_rules(rules_of({{"r", "c", {}, "k:{id}"}}));
+  route("c", R"({"id":1})");
+  EXPECT_EQ(metric("pgfanout_actions_failed_total", {{"rule", "r"}, {"kind", "record"}}), 1);
+}
+
+TEST(Action, AsIsTheCheckedDowncast) {
+  RecordAction record(tpl("k"));
+  const Action& a = record;
+  EXPECT_EQ(a.as<RecordAction>(), &record);
+  EXPECT_EQ(a.as<LogAction>(), nullptr);
+}
+
+TEST(RuleSet, ForEachMatchExpandsRowsKeepsFileOrderAndScopes) {
+  RuleSet rules;
+  auto add = [&](const char* name, const char* channel, WhenFilter when, bool durable) {
+    auto r = std::make_unique<Rule>();
+    r->name = name;
+    r->channel = channel;
+    r->when = std::move(when);
+    r->durable = durable;
+    rules.add(std::move(r));
+  };
+  WhenFilter inserts;
+  inserts.ops = {"INSERT"};
+  add("first", "t", {}, false);
+  add("second", "t", {}, true);
+  add("other", "u", {}, false);
+  add("inserts", "t", inserts, false);
+  const RuleSet* set = &rules;
+  auto payload =
+      ParsedPayload::parse("t", R"({"op":"UPDATE","rows":[{"new":{"id":1}},{"new":{"id":2}}]})");
+  std::vector<std::string> seen;
+  auto record = [&](const Rule& rule, const Event& event, int row) {
+    std::string id;
+    tpl("{id}").render(event, id);
+    seen.push_back(rule.name + "/" + std::to_string(row) + "/" + id);
+  };
+  EXPECT_TRUE(set->for_each_match(payload, {}, std::nullopt, record));
+  EXPECT_EQ(seen, (std::vector<std::string>{"first/0/1", "second/0/1", "first/1/2", "second/1/2"}));
+
+  seen.clear();
+  EXPECT_TRUE(set->for_each_match(payload, {}, 42, record, RuleScope::DurableOnly));
+  EXPECT_EQ(seen, (std::vector<std::string>{"second/0/1", "second/1/2"}));
+
+  seen.clear();
+  auto row_level = ParsedPayload::parse("t", R"({"op":"INSERT","new":{"id":9}})");
+  EXPECT_TRUE(set->for_each_match(row_level, {}, std::nullopt, record));
+  EXPECT_EQ(seen, (std::vector<std::string>{"first/-1/9", "second/-1/9", "inserts/-1/9"}));
+
+  seen.clear();
+  EXPECT_FALSE(set->for_each_match(ParsedPayload::parse("nobody", "{}"), {}, std::nullopt, record));
+  EXPECT_TRUE(seen.empty());
 }
 
 TEST(RuleSetYaml, LogActionForms) {
