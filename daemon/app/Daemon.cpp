@@ -43,7 +43,7 @@ std::string plural(std::size_t n, const char* one, const char* many) {
 // The daemon is the EventSink of its sources: events go to the router, except NOTIFYs on durable
 // channels, which only ring the outbox reader and the delivery worker.
 struct Daemon::Impl final : pg::EventSink {
-  Impl(std::shared_ptr<const config::Config> cfg, DaemonOptions o)
+  Impl(std::shared_ptr<const app::Config> cfg, DaemonOptions o)
       : options(std::move(o)),
         config(std::move(cfg)),
         signals(io, SIGTERM, SIGINT, SIGHUP),
@@ -267,7 +267,7 @@ struct Daemon::Impl final : pg::EventSink {
   }
 
   void apply_reload() {
-    auto result = config::load_config(options.config_path);
+    auto result = app::load_config(options.config_path);
     for (const auto& w : result.warnings) spdlog::warn("{}", w.to_string());
     if (!result.config) {
       for (const auto& e : result.errors) spdlog::error("{}", e.to_string());
@@ -276,7 +276,7 @@ struct Daemon::Impl final : pg::EventSink {
       reload_failed();
       return;
     }
-    auto next = std::make_shared<config::Config>(*result.config);
+    auto next = std::make_shared<app::Config>(*result.config);
     if (auto missing = router.missing_executors(*next->rules); !missing.empty()) {
       spdlog::error(
           "reload refused: action kind \"{}\" is not available; still running the "
@@ -301,14 +301,14 @@ struct Daemon::Impl final : pg::EventSink {
 
   // Keys the schema marks restart-only keep their running values; each one that changed in the
   // file is named (with old and new value unless it is a secret).
-  void keep_restart_only(config::Config& next) {
-    for (const auto& path : config::changed_restart_only_keys(*config, next)) {
+  void keep_restart_only(app::Config& next) {
+    for (const auto& path : app::changed_restart_only_keys(*config, next)) {
       const config::KeySpec* spec = config::find_key(path);
       if (spec == nullptr || spec->secret) {
         spdlog::warn("reload: {} changed; it takes effect after a restart", path);
         continue;
       }
-      auto value = [](const config::Config& c, const std::string& p) {
+      auto value = [](const app::Config& c, const std::string& p) {
         auto it = c.restart_only_values.find(p);
         return it == c.restart_only_values.end() ? std::string("(unset)")
                                                  : "\"" + it->second + "\"";
@@ -330,7 +330,7 @@ struct Daemon::Impl final : pg::EventSink {
   }
 
   DaemonOptions options;
-  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const app::Config> config;
   asio::io_context io{1};
   asio::signal_set signals;
   Metrics metrics;
@@ -360,7 +360,7 @@ struct Daemon::Impl final : pg::EventSink {
   int exit_code = 0;
 };
 
-Daemon::Daemon(std::shared_ptr<const config::Config> config, DaemonOptions options)
+Daemon::Daemon(std::shared_ptr<const app::Config> config, DaemonOptions options)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(options))) {}
 
 Daemon::~Daemon() = default;

@@ -324,7 +324,7 @@ std::string hippie_channel(std::string_view target, std::string_view prefix) {
 
 }  // namespace
 
-Hub::Hub(asio::io_context& io, Metrics& metrics, const config::Config& config,
+Hub::Hub(asio::io_context& io, Metrics& metrics, const app::Config& config,
          std::function<std::shared_ptr<const rules::RuleSet>()> rules)
     : state_(std::make_shared<HubState>(io, metrics, config, std::move(rules))),
       push_(std::make_unique<PushExecutor>(state_)) {

@@ -10,7 +10,7 @@
 #include <functional>
 #include <memory>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
 #include "rules/Action.hpp"
 
 namespace boost::asio {
@@ -36,7 +36,7 @@ class HubState;
 class Hub {
  public:
   // `rules` returns the running rule set (for SSE resumes from the outbox).
-  Hub(boost::asio::io_context& io, Metrics& metrics, const config::Config& config,
+  Hub(boost::asio::io_context& io, Metrics& metrics, const app::Config& config,
       std::function<std::shared_ptr<const rules::RuleSet>()> rules);
   ~Hub();
   Hub(const Hub&) = delete;

@@ -135,7 +135,7 @@ std::string rows_json(const pg::PgResult& r) {
   return json::serialize(a);
 }
 
-HubState::HubState(boost::asio::io_context& i, Metrics& m, const config::Config& cfg,
+HubState::HubState(boost::asio::io_context& i, Metrics& m, const app::Config& cfg,
                    std::function<std::shared_ptr<const rules::RuleSet>()> r)
     : io(i),
       metrics(m),

@@ -16,8 +16,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "app/Config.hpp"
 #include "auth/Jwt.hpp"
-#include "config/Config.hpp"
 #include "hub/ClientMessage.hpp"
 #include "hub/SqlGateway.hpp"
 #include "hub/TopicHub.hpp"
@@ -56,13 +56,13 @@ struct ReplayedEvent {
 
 class HubState {
  public:
-  HubState(boost::asio::io_context& io, Metrics& metrics, const config::Config& config,
+  HubState(boost::asio::io_context& io, Metrics& metrics, const app::Config& config,
            std::function<std::shared_ptr<const rules::RuleSet>()> rules);
 
   boost::asio::io_context& io;
   Metrics& metrics;
   const HubConfig config;
-  const config::HttpConfig http;
+  const http::HttpConfig http;
   std::unique_ptr<auth::JwtVerifier> verifier;  // null without auth.jwt
   TopicHub topics;
   SqlGateway sql;

@@ -25,7 +25,7 @@ struct Pending {
 }  // namespace
 
 struct SqlGateway::Impl {
-  Impl(asio::io_context& io, const config::PostgresConfig& pg, int n) {
+  Impl(asio::io_context& io, const pg::PostgresConfig& pg, int n) {
     for (int k = 0; k < n; ++k) {
       pg::PgSession::Options o;
       o.name = "hub SQL connection";
@@ -36,7 +36,7 @@ struct SqlGateway::Impl {
   std::vector<std::unique_ptr<pg::PgSession>> slots;
 };
 
-SqlGateway::SqlGateway(asio::io_context& io, config::PostgresConfig pg, int connections)
+SqlGateway::SqlGateway(asio::io_context& io, pg::PostgresConfig pg, int connections)
     : impl_(std::make_unique<Impl>(io, pg, connections)) {}
 
 SqlGateway::~SqlGateway() {

@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "config/Config.hpp"
+#include "pg/PgConfig.hpp"
 #include "pg/PgConnection.hpp"
 
 namespace boost::asio {
@@ -25,7 +25,7 @@ namespace pgfanout::hub {
 
 class SqlGateway {
  public:
-  SqlGateway(boost::asio::io_context& io, config::PostgresConfig pg, int connections);
+  SqlGateway(boost::asio::io_context& io, pg::PostgresConfig pg, int connections);
   ~SqlGateway();
   SqlGateway(const SqlGateway&) = delete;
   SqlGateway& operator=(const SqlGateway&) = delete;

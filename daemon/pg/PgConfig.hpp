@@ -1,10 +1,16 @@
-// The `postgres:` and `outbox:` sections of the config: how the daemon's PostgreSQL clients
-// connect, and how durable rules read pgfanout.outbox. Plain values; the keys, defaults and
-// ranges are declared in config/ConfigSchema.cpp.
+// The `postgres:`, `outbox:` and `watch:` sections of the config: how the daemon's PostgreSQL
+// clients connect, how durable rules read pgfanout.outbox, and the tables `pgfanout install`
+// watches. Plain values and their loaders; the keys and defaults are declared in
+// config/ConfigSchema.cpp.
 #pragma once
 
 #include <chrono>
 #include <string>
+#include <vector>
+
+namespace pgfanout::config {
+class MapReader;
+}
 
 namespace pgfanout::pg {
 
@@ -26,5 +32,20 @@ struct OutboxConfig {
   std::chrono::milliseconds max_age{7LL * 24 * 3600 * 1000};
   int trim_batch = 10'000;
 };
+
+struct WatchSpec {
+  std::string table;
+  std::string channel;
+  std::vector<std::string> columns;
+  std::vector<std::string> ops;
+  std::vector<std::string> changed;
+  bool per_statement = false;
+  bool durable = false;
+};
+
+// Read the sections from the top-level mapping; problems go to the reader's diagnostics.
+void load_postgres_config(config::MapReader& root, PostgresConfig& out);
+void load_outbox_config(config::MapReader& root, OutboxConfig& out);
+void load_watch_config(config::MapReader& root, std::vector<WatchSpec>& out);
 
 }  // namespace pgfanout::pg

@@ -128,9 +128,6 @@ class ActionRegistry {
   const ActionParser* find(std::string_view kind) const;
   const std::vector<std::string>& kinds() const { return kinds_; }
 
-  // The registry with every action kind this build knows.
-  static const ActionRegistry& builtin();
-
  private:
   std::vector<std::string> kinds_;
   std::vector<ActionParser> parsers_;

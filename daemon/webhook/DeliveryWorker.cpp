@@ -78,7 +78,7 @@ struct DeliveryWorker::Impl {
     std::int64_t delay_ms;
   };
 
-  Impl(asio::io_context& io_, Metrics& m, config::PostgresConfig p, config::WebhookConfig o,
+  Impl(asio::io_context& io_, Metrics& m, pg::PostgresConfig p, webhook::WebhookConfig o,
        std::string inst, WebhookSender& s)
       : io(io_),
         pg(std::move(p)),
@@ -403,8 +403,8 @@ struct DeliveryWorker::Impl {
   }
 
   asio::io_context& io;
-  config::PostgresConfig pg;
-  config::WebhookConfig opts;
+  pg::PostgresConfig pg;
+  webhook::WebhookConfig opts;
   std::string instance;
   WebhookSender& sender;
   pg::PgSession conn;
@@ -425,8 +425,8 @@ struct DeliveryWorker::Impl {
   std::vector<DeadLetter> dead_letters;
 };
 
-DeliveryWorker::DeliveryWorker(asio::io_context& io, Metrics& metrics, config::PostgresConfig pg,
-                               config::WebhookConfig options, std::string instance,
+DeliveryWorker::DeliveryWorker(asio::io_context& io, Metrics& metrics, pg::PostgresConfig pg,
+                               webhook::WebhookConfig options, std::string instance,
                                WebhookSender& sender)
     : impl_(std::make_unique<Impl>(io, metrics, std::move(pg), std::move(options),
                                    std::move(instance) + ":" + std::to_string(getpid()), sender)) {}

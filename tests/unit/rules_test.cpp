@@ -1,7 +1,8 @@
 // Templates, rule matching and the router, with a recording executor in place of Redis/HTTP.
 #include <gtest/gtest.h>
 
-#include "config/Config.hpp"
+#include "app/ActionKinds.hpp"
+#include "app/Config.hpp"
 #include "config/YamlReader.hpp"
 #include "metrics/Metrics.hpp"
 #include "rules/Event.hpp"
@@ -146,7 +147,7 @@ class RecordExecutor final : public TypedExecutor<RecordAction> {
 };
 
 ActionRegistry test_registry() {
-  ActionRegistry r = ActionRegistry::builtin();
+  ActionRegistry r = app::action_kinds();
   r.add("record", [](config::MapReader& item, std::string_view kind) -> std::unique_ptr<Action> {
     std::string error;
     auto t = Template::parse(item.string(kind), error);
@@ -161,8 +162,8 @@ struct RouterFixture : ::testing::Test {
     registry = test_registry();
     // The schema does not know the test's "record" key; the reader reports it, which is fine
     // here: the registry still parses it. Tests check what was routed.
-    auto r = config::load_config_text("postgres: {dsn: host=x}\n" + rules_yaml, "t.yaml",
-                                      config::process_env(), &registry);
+    auto r = app::load_config_text("postgres: {dsn: host=x}\n" + rules_yaml, "t.yaml",
+                                   config::process_env(), &registry);
     config_errors = r.errors.size();
     std::vector<std::string> msgs;
     for (auto& e : r.errors) {
@@ -354,7 +355,7 @@ TEST(RuleSet, ForEachMatchExpandsRowsKeepsFileOrderAndScopes) {
 }
 
 TEST(RuleSetYaml, LogActionForms) {
-  auto r = config::load_config_text(
+  auto r = app::load_config_text(
       "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    actions:\n      - log: "
       "\"{id}\"\n"
       "      - log: {message: \"m {op}\", level: warn}\n      - log: {}\n",
@@ -369,7 +370,7 @@ TEST(RuleSetYaml, LogActionForms) {
 }
 
 TEST(RuleSetYaml, WhenFields) {
-  auto r = config::load_config_text(
+  auto r = app::load_config_text(
       "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    when:\n      table: "
       "users\n"
       "      fields: {new.status: [active, banned], kind: 3}\n    actions: [{log: x}]\n",
