@@ -11,6 +11,7 @@
 #include "pg/ConnInfo.hpp"
 #include "pg/PgSession.hpp"
 #include "rules/RuleSet.hpp"
+#include "webhook/DeliveryRecords.hpp"
 
 namespace pgfanout::webhook {
 
@@ -18,18 +19,6 @@ namespace asio = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-
-std::string hash_hex(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = kHex[h & 15];
-  return out;
-}
 
 template <typename T>
 std::string int_array(const std::vector<T>& items) {
@@ -236,39 +225,18 @@ struct DeliveryWorker::Impl {
   }
 
   void record(pg::PgResult&& r) {
-    std::vector<std::int64_t> events;
-    std::vector<std::string> rule_names, ids, urls, targets, bodies;
-    std::vector<int> positions;
     const bool full = static_cast<int>(r.rows.size()) >= opts.claim_batch;
+    std::vector<ClaimedEvent> claimed;
+    claimed.reserve(r.rows.size());
     for (const auto& row : r.rows) {
-      std::int64_t outbox_id = std::stoll(row[0].value_or("0"));
-      auto payload = rules::ParsedPayload::parse(row[1].value_or(""), row[2].value_or(""));
-      rules->for_each_match(
-          payload, SteadyClock::now(), outbox_id,
-          [&](const rules::Rule& rule, const rules::Event& event, int row_index) {
-            for (std::size_t pos = 0; pos < rule.actions.size(); ++pos) {
-              const auto* hook = rule.actions[pos]->as<WebhookAction>();
-              if (hook == nullptr) continue;
-              std::string target, body, missing;
-              if (!hook->render(event, target, body, missing)) {
-                log.warn("skipped:" + rule.name,
-                         "rule " + rule.name + ": webhook skipped for outbox event " +
-                             std::to_string(outbox_id) + ": field {" + missing + "} is missing");
-                continue;
-              }
-              std::string id = "msg_" + std::to_string(outbox_id) + "_" + hash_hex(rule.name) +
-                               "_" + std::to_string(pos);
-              if (row_index >= 0) id += "_" + std::to_string(row_index);
-              events.push_back(outbox_id);
-              rule_names.push_back(rule.name);
-              positions.push_back(static_cast<int>(pos));
-              ids.push_back(std::move(id));
-              urls.push_back(hook->settings().endpoint.origin());
-              targets.push_back(std::move(target));
-              bodies.push_back(std::move(body));
-            }
-          });
+      claimed.push_back(
+          {std::stoll(row[0].value_or("0")), row[1].value_or(""), row[2].value_or("")});
     }
+    auto d = delivery_records(*rules, claimed,
+                              [this](const std::string& rule, const std::string& message) {
+                                log.warn("skipped:" + rule, message);
+                              });
+    const auto& events = d.events;
     if (events.empty()) {
       finish_transaction("COMMIT", 0, full);
       return;
@@ -277,8 +245,9 @@ struct DeliveryWorker::Impl {
     conn.query_current(
         "SELECT pgfanout.delivery_record($1::bigint[], $2::text[], $3::int[], $4::text[], "
         "$5::text[], $6::text[], $7::text[])",
-        {int_array(events), pg::text_array(rule_names), int_array(positions), pg::text_array(ids),
-         pg::text_array(urls), pg::text_array(targets), pg::text_array(bodies)},
+        {int_array(d.events), pg::text_array(d.rule_names), int_array(d.positions),
+         pg::text_array(d.ids), pg::text_array(d.urls), pg::text_array(d.targets),
+         pg::text_array(d.bodies)},
         [this, n, full](pg::PgResult&& res) {
           if (!res.ok) {
             missing_sql(res, "record");
