@@ -1,7 +1,7 @@
 #include "app/ActionKinds.hpp"
 
+#include "cache/RedisActions.hpp"
 #include "hub/PushAction.hpp"
-#include "redis/RedisActions.hpp"
 #include "rules/LogAction.hpp"
 #include "webhook/WebhookAction.hpp"
 

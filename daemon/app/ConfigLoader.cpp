@@ -7,9 +7,9 @@
 
 #include "app/ActionKinds.hpp"
 #include "app/Config.hpp"
+#include "cache/RedisActions.hpp"
 #include "config/YamlReader.hpp"
 #include "log/Log.hpp"
-#include "redis/RedisActions.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace pgfanout::app {

@@ -11,6 +11,7 @@
 #include "app/ProcessMetrics.hpp"
 #include "app/ShutdownDrain.hpp"
 #include "app/SystemdNotifier.hpp"
+#include "cache/RedisEvictor.hpp"
 #include "config/ConfigSchema.hpp"
 #include "http/HealthChecks.hpp"
 #include "http/HttpRouter.hpp"
@@ -21,7 +22,6 @@
 #include "pg/ConnInfo.hpp"
 #include "pg/NotifyListener.hpp"
 #include "pg/OutboxReader.hpp"
-#include "redis/RedisEvictor.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
 #include "webhook/DeliveryWorker.hpp"
@@ -52,7 +52,8 @@ struct Daemon::Impl final : pg::EventSink {
                       [this](const std::string& rule) { router.run_on_gap(rule); }),
         listener(io, metrics, config->postgres, *this),
         outbox(io, metrics, config->postgres, config->outbox, config->consumer, *this),
-        hub(io, metrics, *config, [this] { return router.rules(); }),
+        hub(io, metrics, config->hub, config->http, config->postgres,
+            [this] { return router.rules(); }),
         http_server(io, http_router, metrics),
         notifier(io),
         process_metrics(metrics),

@@ -324,9 +324,10 @@ std::string hippie_channel(std::string_view target, std::string_view prefix) {
 
 }  // namespace
 
-Hub::Hub(asio::io_context& io, Metrics& metrics, const app::Config& config,
+Hub::Hub(asio::io_context& io, Metrics& metrics, const HubConfig& config,
+         const http::HttpConfig& http, const pg::PostgresConfig& postgres,
          std::function<std::shared_ptr<const rules::RuleSet>()> rules)
-    : state_(std::make_shared<HubState>(io, metrics, config, std::move(rules))),
+    : state_(std::make_shared<HubState>(io, metrics, config, http, postgres, std::move(rules))),
       push_(std::make_unique<PushExecutor>(state_)) {
   hippie_ = std::make_shared<HippiePoll>(state_);
 }

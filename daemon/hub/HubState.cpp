@@ -135,13 +135,14 @@ std::string rows_json(const pg::PgResult& r) {
   return json::serialize(a);
 }
 
-HubState::HubState(boost::asio::io_context& i, Metrics& m, const app::Config& cfg,
+HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_config,
+                   const http::HttpConfig& http_config, const pg::PostgresConfig& postgres,
                    std::function<std::shared_ptr<const rules::RuleSet>()> r)
     : io(i),
       metrics(m),
-      config(cfg.hub),
-      http(cfg.http),
-      sql(i, cfg.postgres, cfg.hub.pg_connections),
+      config(hub_config),
+      http(http_config),
+      sql(i, postgres, hub_config.pg_connections),
       rules(std::move(r)),
       subscribers_(m.gauge("pgfanout_subscribers", "Connected WebSocket and SSE subscribers")),
       delivered_(m.counter("pgfanout_hub_messages_delivered_total",

@@ -16,12 +16,14 @@
 #include <unordered_map>
 #include <vector>
 
-#include "app/Config.hpp"
 #include "auth/Jwt.hpp"
+#include "http/HttpConfig.hpp"
 #include "hub/ClientMessage.hpp"
+#include "hub/HubConfig.hpp"
 #include "hub/SqlGateway.hpp"
 #include "hub/TopicHub.hpp"
 #include "metrics/Metrics.hpp"
+#include "pg/PgConfig.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace boost::asio {
@@ -56,7 +58,8 @@ struct ReplayedEvent {
 
 class HubState {
  public:
-  HubState(boost::asio::io_context& io, Metrics& metrics, const app::Config& config,
+  HubState(boost::asio::io_context& io, Metrics& metrics, const HubConfig& config,
+           const http::HttpConfig& http, const pg::PostgresConfig& postgres,
            std::function<std::shared_ptr<const rules::RuleSet>()> rules);
 
   boost::asio::io_context& io;

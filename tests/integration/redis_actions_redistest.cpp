@@ -4,8 +4,8 @@
 #include <boost/asio/io_context.hpp>
 
 #include "app/Config.hpp"
+#include "cache/RedisEvictor.hpp"
 #include "metrics/Metrics.hpp"
-#include "redis/RedisEvictor.hpp"
 #include "redis_test_client.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"

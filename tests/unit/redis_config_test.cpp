@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "app/Config.hpp"
-#include "redis/RedisActions.hpp"
+#include "cache/RedisActions.hpp"
 #include "rules/RuleSet.hpp"
 #include "support/TestSupport.hpp"
 

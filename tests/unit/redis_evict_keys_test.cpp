@@ -2,8 +2,8 @@
 #include <gtest/gtest.h>
 
 #include "app/Config.hpp"
+#include "cache/RedisActions.hpp"
 #include "metrics/Metrics.hpp"
-#include "redis/RedisActions.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace pgfanout::redis {

@@ -17,8 +17,17 @@
 #include <string>
 #include <vector>
 
+#include "redis/RedisConfig.hpp"
 #include "rules/Action.hpp"
 #include "rules/Template.hpp"
+
+namespace pgfanout::config {
+class Diagnostics;
+}
+
+namespace pgfanout::rules {
+class RuleSet;
+}
 
 namespace pgfanout::redis {
 
@@ -72,5 +81,10 @@ void register_redis_actions(rules::ActionRegistry& registry);
 // or {old.x} without `old` (an INSERT), does not apply and is passed over silently.
 void render_evict_keys(const EvictAction& action, const rules::Event& event,
                        const rules::ActionContext& ctx, std::vector<std::string>& keys);
+
+// Reports Redis actions (evict, evict_pattern, publish) whose target does not exist, or that are
+// used without any `redis:` section.
+void check_redis_targets(const rules::RuleSet& rules, const RedisConfig& redis,
+                         config::Diagnostics& diags);
 
 }  // namespace pgfanout::redis

@@ -1,4 +1,4 @@
-#include "redis/RedisEvictor.hpp"
+#include "cache/RedisEvictor.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -7,9 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
+#include "cache/EvictionQueue.hpp"
+#include "cache/RedisActions.hpp"
 #include "metrics/Metrics.hpp"
-#include "redis/EvictionQueue.hpp"
-#include "redis/RedisActions.hpp"
 #include "redis/RedisConnection.hpp"
 #include "rules/RuleSet.hpp"
 
