@@ -1,17 +1,20 @@
 -- Trigger generators: pgfanout.watch / unwatch, the registry they keep, and the trigger functions
 -- they generate.
 --
--- Trigger format 2 (pgfanout.trigger_format()): watch() generates one trigger function per watched
+-- Trigger format 3 (pgfanout.trigger_format()): watch() generates one trigger function per watched
 -- table (per op for per-statement watches), pgfanout.watch_<table oid>[_<op>], with the settings
--- compiled into its body; the triggers take no arguments. Format 1 used the generic functions
--- notify_row / notify_statement with the settings as trigger arguments. Install re-creates every
--- watch whose registry row records another format, and every watch whose table's columns changed
--- since its functions were generated.
+-- and the table's schema and name compiled into its body; the triggers take no arguments. The
+-- row-level function has no SET clause: its body names every function, operator and type with its
+-- schema (see generate_row_function). Format 2 looked the names up per row and pinned search_path;
+-- format 1 used the generic functions notify_row / notify_statement with the settings as trigger
+-- arguments. Install re-creates every watch whose registry row records another format, and every
+-- watch whose table was renamed or moved, or whose columns changed, since its functions were
+-- generated.
 
 CREATE OR REPLACE FUNCTION pgfanout.trigger_format() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pgfanout, pg_temp
-AS $$ SELECT 2 $$;
+AS $$ SELECT 3 $$;
 
 CREATE TABLE IF NOT EXISTS pgfanout.watch_registry (
   tbl            regclass PRIMARY KEY,
@@ -35,12 +38,15 @@ ALTER TABLE pgfanout.watch_registry ADD COLUMN IF NOT EXISTS column_nums smallin
 ALTER TABLE pgfanout.watch_registry ADD COLUMN IF NOT EXISTS changed_nums smallint[];
 ALTER TABLE pgfanout.watch_registry ADD COLUMN IF NOT EXISTS shape text;
 
--- The columns of a table as generated code depends on them: number, name and type of each.
+-- The table as generated code depends on it: its schema and name (compiled into the payload),
+-- then number, name and type of each column.
 CREATE OR REPLACE FUNCTION pgfanout.table_shape(tbl regclass) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
-  SELECT string_agg(a.attnum || ':' || quote_ident(a.attname) || ':' || a.atttypid || ':' || a.attcollation,
+  SELECT (SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) || ';'
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl)
+      || string_agg(a.attnum || ':' || quote_ident(a.attname) || ':' || a.atttypid || ':' || a.attcollation,
                     ',' ORDER BY a.attnum)
     FROM pg_attribute a
    WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
@@ -73,7 +79,11 @@ $fn$;
 -- Trigger functions are generated per watched table by watch(): the channel, the carried columns,
 -- the changed-columns test and the key are compiled into the function's body, so a trigger does
 -- no per-row lookup, builds no image of columns it does not carry and calls no helper function.
--- Names in generated code are quoted with format('%I'), values with format('%L').
+-- Names in generated code are quoted with format('%I'), values with format('%L'). The expressions
+-- below are immune to the caller's search_path: every function, operator and type in them is
+-- qualified with pg_catalog (functions as pg_catalog.f(..), operators as OPERATOR(pg_catalog.||),
+-- types as ::pg_catalog.text), and they use no construct that looks up an operator by its bare
+-- name (IS DISTINCT FROM, simple CASE, IN, NULLIF resolve "=" through search_path).
 
 -- The SQL expression (text) that gives the JSON text to_jsonb(value)::text would give, for a
 -- value expression `val` of type typ (a domain counts as its base type); 'null' for NULL. Common
@@ -84,47 +94,58 @@ SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
   SELECT 'coalesce(' || CASE
            -- Integers print as JSON numbers already.
-           WHEN b.t IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN val || '::text'
+           WHEN b.t IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) THEN val || '::pg_catalog.text'
            -- JSON strings and literals, escaped as jsonb escapes them; numeric prints its digits
            -- (NaN and infinities become strings, as in jsonb); dates and timestamps use the
            -- same ISO encoding as jsonb.
            WHEN b.t IN ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype, 'name'::regtype,
                         'bool'::regtype, 'numeric'::regtype, 'uuid'::regtype, 'date'::regtype,
                         'timestamp'::regtype, 'timestamptz'::regtype)
-             THEN 'to_json(' || val || ')::text'
-           WHEN b.t = 'jsonb'::regtype THEN val || '::text'
+             THEN 'pg_catalog.to_json(' || val || ')::pg_catalog.text'
+           WHEN b.t = 'jsonb'::regtype THEN val || '::pg_catalog.text'
            -- float (jsonb re-parses it as numeric: 1e+20 prints as 100000000000000000000), json
            -- (jsonb normalizes it), arrays, composites, PostGIS and anything else.
-           ELSE 'to_jsonb(' || val || ')::text'
+           ELSE 'pg_catalog.to_jsonb(' || val || ')::pg_catalog.text'
          END || ', ''null'')'
     FROM (SELECT coalesce(nullif(t.typbasetype, 0), t.oid)::regtype AS t
             FROM pg_type t WHERE t.oid = typ) AS b
 $$;
 
 -- The SQL expression (boolean) that is true when a column's value differs between the images
--- `a` and `b`, with the meaning of the jsonb comparison the payload implies. IS DISTINCT FROM on
--- the column itself where the type's equality is exactly "same JSON": integers, numeric (1.0 =
--- 1.00 both ways), text types under a deterministic collation, bool, uuid, dates, timestamps,
--- jsonb. Otherwise the column's jsonb images are compared: types without an equality operator
--- (json, point, xml), and types whose equality ignores what the JSON shows (interval: '1 day' =
+-- `a` and `b`, with the meaning of the jsonb comparison the payload implies. The column's own
+-- equality where the type's equality is exactly "same JSON": integers, numeric (1.0 = 1.00 both
+-- ways), text types under a deterministic collation, bool, uuid, dates, timestamps, jsonb.
+-- Otherwise the column's jsonb images are compared: types without an equality operator (json,
+-- point, xml), and types whose equality ignores what the JSON shows (interval: '1 day' =
 -- '24:00:00'; bpchar ignores trailing spaces; case-insensitive collations and citext; float under
 -- a low extra_float_digits; arrays compare their bounds, jsonb does not).
-CREATE OR REPLACE FUNCTION pgfanout.differs_sql(a text, b text, typ oid, coll oid) RETURNS text
+-- The test means `a IS DISTINCT FROM b`, written with OPERATOR(pg_catalog.=) because IS DISTINCT
+-- FROM looks "=" up through search_path: NOT (a = b) for a NOT NULL column (notnull; the other
+-- side of a per-statement full join is NULL only where the row is sent anyway), else
+-- (a = b) IS NOT TRUE AND (a IS NOT NULL OR b IS NOT NULL).
+CREATE OR REPLACE FUNCTION pgfanout.differs_sql(a text, b text, typ oid, coll oid, not_null boolean) RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
-  SELECT CASE
-           WHEN x.t IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype,
-                        'bool'::regtype, 'uuid'::regtype, 'date'::regtype, 'timestamp'::regtype,
-                        'timestamptz'::regtype, 'jsonb'::regtype)
-             OR (x.t IN ('text'::regtype, 'varchar'::regtype, 'name'::regtype)
-                 AND coalesce((SELECT c.collisdeterministic FROM pg_collation c WHERE c.oid = coll), true))
-             THEN a || ' IS DISTINCT FROM ' || b
-           ELSE 'to_jsonb(' || a || ') IS DISTINCT FROM to_jsonb(' || b || ')'
+  SELECT CASE WHEN not_null AND NOT x.via_jsonb
+              THEN format('NOT (%s OPERATOR(pg_catalog.=) %s)', x.l, x.r)
+              ELSE format('(%1$s OPERATOR(pg_catalog.=) %2$s) IS NOT TRUE AND (%1$s IS NOT NULL OR %2$s IS NOT NULL)',
+                          x.l, x.r)
          END
-    FROM (SELECT coalesce(nullif(t.typbasetype, 0), t.oid)::regtype AS t
-            FROM pg_type t WHERE t.oid = typ) AS x
+    FROM (SELECT CASE WHEN y.native THEN a ELSE 'pg_catalog.to_jsonb(' || a || ')' END AS l,
+                 CASE WHEN y.native THEN b ELSE 'pg_catalog.to_jsonb(' || b || ')' END AS r,
+                 NOT y.native AS via_jsonb
+            FROM (SELECT z.t IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'numeric'::regtype,
+                                 'bool'::regtype, 'uuid'::regtype, 'date'::regtype, 'timestamp'::regtype,
+                                 'timestamptz'::regtype, 'jsonb'::regtype)
+                         OR (z.t IN ('text'::regtype, 'varchar'::regtype, 'name'::regtype)
+                             AND coalesce((SELECT c.collisdeterministic FROM pg_collation c WHERE c.oid = coll), true))
+                         AS native
+                    FROM (SELECT coalesce(nullif(t.typbasetype, 0), t.oid)::regtype AS t
+                            FROM pg_type t WHERE t.oid = typ) AS z) AS y) AS x
 $$;
+-- Version 3's differs_sql had no not_null.
+DROP FUNCTION IF EXISTS pgfanout.differs_sql(text, text, oid, oid);
 
 -- The SQL expression (text) of the jsonb text of an object of the given columns of tbl, taken
 -- from the row alias `img` (e.g. NEW): '{"a": 1, "b": "x"}', keys in jsonb's order (shorter
@@ -134,10 +155,12 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
   SELECT coalesce(
-           '''{'' || ' || string_agg(
-             quote_literal(CASE WHEN k.i > 1 THEN ', ' ELSE '' END || to_json(k.attname::text)::text || ': ')
-               || ' || ' || pgfanout.json_text_sql(img || '.' || quote_ident(k.attname), k.atttypid),
-             ' || ' ORDER BY k.i) || ' || ''}''',
+           quote_literal('{' || string_agg(CASE WHEN k.i = 1 THEN to_json(k.attname::text)::text || ': ' END, ''))
+             || ' OPERATOR(pg_catalog.||) ' || string_agg(
+               CASE WHEN k.i > 1 THEN quote_literal(', ' || to_json(k.attname::text)::text || ': ')
+                                      || ' OPERATOR(pg_catalog.||) ' ELSE '' END
+               || pgfanout.json_text_sql(img || '.' || quote_ident(k.attname), k.atttypid),
+               ' OPERATOR(pg_catalog.||) ' ORDER BY k.i) || ' OPERATOR(pg_catalog.||) ''}''',
            quote_literal('{}'))
     FROM (SELECT a.attname, a.atttypid,
                  row_number() OVER (ORDER BY octet_length(a.attname::text), a.attname::text::bytea) AS i
@@ -151,30 +174,36 @@ CREATE OR REPLACE FUNCTION pgfanout.changed_sql(tbl regclass, a text, b text, co
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
-  SELECT coalesce(string_agg(pgfanout.differs_sql(a || '.' || quote_ident(x.attname), b || '.' || quote_ident(x.attname),
-                                                  x.atttypid, x.attcollation), ' OR ' ORDER BY x.attnum),
+  SELECT coalesce(string_agg('(' || pgfanout.differs_sql(a || '.' || quote_ident(x.attname),
+                                                        b || '.' || quote_ident(x.attname),
+                                                        x.atttypid, x.attcollation, x.attnotnull) || ')',
+                             ' OR ' ORDER BY x.attnum),
                   'false')
     FROM pg_attribute x
    WHERE x.attrelid = tbl AND x.attnum > 0 AND NOT x.attisdropped AND x.attname = ANY (cols)
 $$;
 
--- The envelope's head as a SQL expression: '{"v":1,"op":"..","schema":..,"table":..' (op_sql
--- gives an op name, which needs no JSON escaping).
-CREATE OR REPLACE FUNCTION pgfanout.head_sql(op_sql text, schema_sql text, table_sql text) RETURNS text
-LANGUAGE sql IMMUTABLE
+-- The envelope's head as a SQL expression: '{"v":1,"op":"..","schema":..,"table":..' with the
+-- schema and name of tbl compiled in (op_sql gives an op name, which needs no JSON escaping).
+-- A rename changes table_shape(), so the functions are generated again.
+CREATE OR REPLACE FUNCTION pgfanout.head_sql(op_sql text, tbl regclass) RETURNS text
+LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
-  SELECT quote_literal('{"v":1,"op":"') || ' || ' || op_sql || ' || ' || quote_literal('","schema":')
-    || ' || to_json(' || schema_sql || ')::text || '
-    || quote_literal(',"table":') || ' || to_json(' || table_sql || ')::text'
+  SELECT quote_literal('{"v":1,"op":"') || ' OPERATOR(pg_catalog.||) ' || op_sql || ' OPERATOR(pg_catalog.||) '
+      || quote_literal('","schema":' || to_json(n.nspname::text)::text || ',"table":' || to_json(c.relname::text)::text)
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+   WHERE c.oid = tbl
 $$;
+-- Version 3's head_sql took the names as expressions.
+DROP FUNCTION IF EXISTS pgfanout.head_sql(text, text, text);
 
 -- The envelope's tail: ',"txid":"..","at":".."}' of this transaction and statement.
 CREATE OR REPLACE FUNCTION pgfanout.tail_sql() RETURNS text
 LANGUAGE sql IMMUTABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
-  SELECT $s$',"txid":"' || pg_current_xact_id()::text || '","at":"' || to_char(statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '"}'$s$
+  SELECT $s$',"txid":"' OPERATOR(pg_catalog.||) pg_catalog.pg_current_xact_id()::pg_catalog.text OPERATOR(pg_catalog.||) '","at":"' OPERATOR(pg_catalog.||) pg_catalog.to_char(pg_catalog.statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') OPERATOR(pg_catalog.||) '"}'$s$
 $$;
 
 -- A free name for a generated function of tbl: watch_<table oid><suffix>, or with a counter when
@@ -201,6 +230,22 @@ $fn$;
 -- Generates the row-level trigger function of a watch and returns its name (in schema pgfanout).
 -- keep: carried columns (NULL: all); changed: the columns whose change counts (NULL: keep);
 -- keys: the key columns.
+--
+-- The function runs once per row, so it has no SET clause: a function with one cannot be inlined
+-- into the trigger call and saves and restores the setting on every call, which costs about as
+-- much as the rest of the function. Instead the body does not depend on search_path: every
+-- function, operator and type in it is written with its schema (pg_catalog. or pgfanout.), so a
+-- schema earlier on the writer's search_path that holds look-alike functions, operators or types
+-- cannot change what it sends. (A name without a schema would not be safe even with pg_catalog
+-- searched first when the path does not list it: the path may list it late, and an exact-match
+-- operator such as varchar = varchar in another schema wins over pg_catalog's text = text.) The
+-- function is SECURITY INVOKER, like every pgfanout function: it runs with the writer's rights,
+-- so it gives no role anything it could not do itself, and what it does (read NEW and OLD, call
+-- pg_notify, in the durable variant insert into pgfanout.outbox) needs no other rights than the
+-- write it fires for, plus the outbox grant documented in docs/triggers.md. The schema and name
+-- of the table are compiled in (a partitioned table's row trigger fires on the partition, but the
+-- payload names the watched table, which is tbl); a rename regenerates the function (see
+-- table_shape and on_ddl).
 CREATE OR REPLACE FUNCTION pgfanout.generate_row_function(tbl regclass, channel text, keep text[],
   changed text[], keys text[], durable boolean) RETURNS text
 LANGUAGE plpgsql
@@ -211,64 +256,56 @@ DECLARE
                          WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
   v_keep text[] := coalesce(keep, v_all);
   v_changed text[] := coalesce(changed, keep, v_all);
-  v_parted boolean := (SELECT c.relkind = 'p' FROM pg_class c WHERE c.oid = tbl);
+  v_schema text;
+  v_table text;
   v_name text := pgfanout.generated_name(tbl, '');
+  v_new text := pgfanout.object_sql(tbl, 'NEW', v_keep);
+  v_old text := pgfanout.object_sql(tbl, 'OLD', v_keep);
   v_send text;
 BEGIN
+  SELECT n.nspname, c.relname INTO v_schema, v_table
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
   IF durable THEN
     -- The outbox keeps the whole event (no NOTIFY size limit there); NOTIFY only rings the bell.
     v_send := format($s$
-  INSERT INTO pgfanout.outbox (channel, payload) VALUES (%1$L, v_payload::jsonb) RETURNING id INTO v_id;
-  IF pg_notify(%1$L, '{"v":1,"outbox":true,"id":' || v_id || '}') IS NULL THEN NULL; END IF;$s$, channel);
+  INSERT INTO pgfanout.outbox (channel, payload) VALUES (%1$L, v_payload::pg_catalog.jsonb) RETURNING id INTO v_id;
+  IF pg_catalog.pg_notify(%1$L, '{"v":1,"outbox":true,"id":' OPERATOR(pg_catalog.||) v_id::pg_catalog.text
+                                OPERATOR(pg_catalog.||) '}') IS NULL THEN NULL; END IF;$s$, channel);
   ELSE
-    -- Over the limit, build_payload makes the key-only (or row-less) form.
+    -- Over the limit, build_payload makes the key-only (or row-less) form; it is evaluated only then.
     v_send := format($s$
-  IF octet_length(v_payload) > %2$s THEN
-    v_payload := pgfanout.build_payload(TG_OP, v_schema, v_table, v_new::jsonb, v_old::jsonb, %3$L);
-  END IF;
   -- Called in an IF, not by PERFORM: an expression, not a query to start per row.
-  IF pg_notify(%1$L, v_payload) IS NULL THEN NULL; END IF;$s$, channel, pgfanout.notify_max_bytes(), keys);
+  IF pg_catalog.pg_notify(%1$L, CASE WHEN pg_catalog.octet_length(v_payload) OPERATOR(pg_catalog.<=) %2$s THEN v_payload
+      ELSE pgfanout.build_payload(TG_OP, %3$L, %4$L,
+             CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN (%5$s)::pg_catalog.jsonb END,
+             CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN (%6$s)::pg_catalog.jsonb END, %7$L) END) IS NULL THEN
+    NULL;
+  END IF;$s$, channel, pgfanout.notify_max_bytes(), v_schema, v_table, v_new, v_old, keys);
   END IF;
 
   EXECUTE format($f$
 CREATE OR REPLACE FUNCTION pgfanout.%1$I() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog, pgfanout, pg_temp
 AS $body$
--- Generated by pgfanout.watch(%2$s); re-run watch() to change it.
+-- Generated by pgfanout.watch(%2$s); re-run watch() to change it. Every name in it is
+-- schema-qualified: it runs under the writer's search_path.
 DECLARE
-  v_schema text := TG_TABLE_SCHEMA;
-  v_table text := TG_TABLE_NAME;
-  v_new text;
-  v_old text;
-  v_payload text;
-  v_id bigint;
+  v_payload pg_catalog.text;
+  v_id pg_catalog.int8;
 BEGIN
-  IF TG_OP = 'INSERT' THEN
-    v_new := %3$s;
-  ELSIF TG_OP = 'UPDATE' THEN
-    IF NOT (%5$s) THEN
-      RETURN NULL;
-    END IF;
-    v_new := %3$s;
-    v_old := %4$s;
-  ELSE
-    v_old := %4$s;
-  END IF;%6$s
-  v_payload := %7$s
-    || coalesce(',"new":' || v_new, '') || coalesce(',"old":' || v_old, '')
-    || %8$s;%9$s
+  IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND NOT (%5$s) THEN
+    RETURN NULL;
+  END IF;
+  v_payload := %6$s
+    OPERATOR(pg_catalog.||) CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN ',"new":' OPERATOR(pg_catalog.||) %3$s ELSE '' END
+    OPERATOR(pg_catalog.||) CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN ',"old":' OPERATOR(pg_catalog.||) %4$s ELSE '' END
+    OPERATOR(pg_catalog.||) %7$s;%8$s
   RETURN NULL;
 END
 $body$$f$,
-    v_name, quote_literal(tbl::text),
-    pgfanout.object_sql(tbl, 'NEW', v_keep), pgfanout.object_sql(tbl, 'OLD', v_keep),
+    v_name, quote_literal(tbl::text), v_new, v_old,
     pgfanout.changed_sql(tbl, 'NEW', 'OLD', v_changed),
-    CASE WHEN v_parted THEN $s$
-  -- A partitioned table: the trigger fires on the partition, the payload names the watched table.
-  SELECT w.schema_name, w.table_name INTO v_schema, v_table
-    FROM pgfanout.watched_table(TG_RELID, TG_NAME) AS w;$s$ ELSE '' END,
-    pgfanout.head_sql('TG_OP', 'v_schema', 'v_table'), pgfanout.tail_sql(), v_send);
+    pgfanout.head_sql('TG_OP', tbl), pgfanout.tail_sql(), v_send);
   RETURN v_name;
 END
 $fn$;
@@ -295,6 +332,10 @@ $$;
 -- under the NOTIFY limit (about 1 MB in the outbox), sent in order with "part":k,"parts":n.
 -- UPDATE pairs old and new rows by key (a row whose key changed gives an old-only and a new-only
 -- element); a keyless table pairs the n-th old row with the n-th new row.
+-- The elements are computed once, into an array; one pass over it in PL/pgSQL cuts oversized
+-- elements and packs the rest greedily in row order (a part is closed when the next element would
+-- not fit), joining each part's elements as it is closed; the parts are then sent. The function
+-- runs once per statement, so it keeps its SET clauses (they cost once per statement, not per row).
 CREATE OR REPLACE FUNCTION pgfanout.generate_statement_function(tbl regclass, op text, channel text,
   keep text[], changed text[], keys text[], durable boolean) RETURNS text
 LANGUAGE plpgsql
@@ -324,7 +365,8 @@ BEGIN
                                                 CASE WHEN o.%1$I IS NOT NULL THEN '"old":' || %3$s END) || '}'$s$,
                        keys[1], pgfanout.object_sql(tbl, 'n', v_keep), pgfanout.object_sql(tbl, 'o', v_keep));
       v_source := format('FROM pgfanout_new n FULL JOIN pgfanout_old o ON %s WHERE n.%I IS NULL OR o.%I IS NULL OR %s',
-                         (SELECT string_agg(format('n.%1$I = o.%1$I', k), ' AND ') FROM unnest(keys) AS k),
+                         (SELECT string_agg(format('n.%1$I OPERATOR(pg_catalog.=) o.%1$I', k), ' AND ')
+                            FROM unnest(keys) AS k),
                          keys[1], keys[1], pgfanout.changed_sql(tbl, 'n', 'o', v_changed));
     ELSE
       -- PostgreSQL records the old and new image of each updated row at the same position of the
@@ -342,19 +384,20 @@ BEGIN
     v_send := format($s$
   WITH ins AS (
     INSERT INTO pgfanout.outbox (channel, payload)
-    SELECT %L, (v_head || ',"part":' || x.k || ',"parts":' || v_part || ',"rows":[' || x.r || ']' || v_tail)::jsonb
-      FROM (SELECT u.k, string_agg(u.e, ',' ORDER BY u.i) AS r
-              FROM unnest(v_elems, v_part_of) WITH ORDINALITY AS u(e, k, i) GROUP BY u.k) AS x
-     ORDER BY x.k
+    SELECT %L, (v_head || ',"part":' || p.k || ',"parts":' || cardinality(v_parts) || ',"rows":[' || p.r || ']' || v_tail)::jsonb
+      FROM unnest(v_parts) WITH ORDINALITY AS p(r, k)
+     ORDER BY p.k
     RETURNING id)
   SELECT max(id) INTO v_id FROM ins;
   PERFORM pg_notify(%1$L, '{"v":1,"outbox":true,"id":' || v_id || '}');$s$, channel);
   ELSE
     v_send := format($s$
-  PERFORM pg_notify(%L, v_head || ',"part":' || x.k || ',"parts":' || v_part || ',"rows":[' || x.r || ']' || v_tail)
-     FROM (SELECT u.k, string_agg(u.e, ',' ORDER BY u.i) AS r
-             FROM unnest(v_elems, v_part_of) WITH ORDINALITY AS u(e, k, i) GROUP BY u.k) AS x
-    ORDER BY x.k;$s$, channel);
+  FOR k IN 1 .. cardinality(v_parts) LOOP
+    IF pg_notify(%L, v_head || ',"part":' || k || ',"parts":' || cardinality(v_parts) || ',"rows":[' || v_parts[k] || ']'
+                     || v_tail) IS NULL THEN
+      NULL;
+    END IF;
+  END LOOP;$s$, channel);
   END IF;
 
   EXECUTE format($f$
@@ -371,42 +414,43 @@ DECLARE
   -- as 10 digits each (the most an integer needs).
   v_budget integer := %5$s - (octet_length(v_head || ',"part":,"parts":,"rows":[]' || v_tail) + 20);
   v_elems text[];
-  v_lens integer[];
-  v_part_of integer[] := '{}';
-  v_part integer := 1;
-  v_used integer := 0;
+  v_len integer;
+  v_used integer := -1;      -- bytes of the open part's rows; -1: the part is empty
+  v_part text[] := '{}';     -- the open part's elements
+  v_parts text[] := '{}';    -- the closed parts' rows, each joined with ','
   v_id bigint;
 BEGIN
-  SELECT array_agg(r.e), array_agg(octet_length(r.e)) INTO v_elems, v_lens
+  SELECT array_agg(r.e) INTO v_elems
     FROM (SELECT %6$s AS e
           %7$s
           OFFSET 0) AS r;
   IF v_elems IS NULL THEN
     RETURN NULL;  -- no row changed
   END IF;
-  -- Greedy packing in row order: the part of each element, from the lengths alone.
-  FOR i IN 1 .. cardinality(v_lens) LOOP%8$s
-    IF v_used > 0 AND v_used + 1 + v_lens[i] > v_budget THEN
-      v_part := v_part + 1;
-      v_used := v_lens[i];
-    ELSIF v_used > 0 THEN
-      v_used := v_used + 1 + v_lens[i];
+  -- Greedy packing in row order.
+  FOR i IN 1 .. cardinality(v_elems) LOOP
+    v_len := octet_length(v_elems[i]);%8$s
+    IF v_used >= 0 AND v_used + 1 + v_len > v_budget THEN
+      v_parts := array_append(v_parts, array_to_string(v_part, ','));
+      v_part := ARRAY[v_elems[i]];
+      v_used := v_len;
     ELSE
-      v_used := v_lens[i];
+      v_part := array_append(v_part, v_elems[i]);
+      v_used := v_used + 1 + v_len;
     END IF;
-    v_part_of := array_append(v_part_of, v_part);
   END LOOP;
+  v_parts := array_append(v_parts, array_to_string(v_part, ','));
 %9$s
   RETURN NULL;
 END
 $body$$f$,
     v_name, quote_literal(tbl::text),
-    pgfanout.head_sql(quote_literal(op), 'TG_TABLE_SCHEMA', 'TG_TABLE_NAME'), pgfanout.tail_sql(),
+    pgfanout.head_sql(quote_literal(op), tbl), pgfanout.tail_sql(),
     v_max, v_elem, v_source,
     CASE WHEN NOT durable THEN format($s$
-    IF v_lens[i] > v_budget THEN  -- alone it would not fit a notification: cut to its key
+    IF v_len > v_budget THEN  -- alone it would not fit a notification: cut to its key
       v_elems[i] := pgfanout.cut_element(v_elems[i], %L, v_budget);
-      v_lens[i] := octet_length(v_elems[i]);
+      v_len := octet_length(v_elems[i]);
     END IF;$s$, keys) ELSE '' END,
     v_send);
   RETURN v_name;
@@ -660,7 +704,8 @@ END
 $fn$;
 
 -- Event triggers, so that generated functions follow the table: after ALTER TABLE on a watched
--- table (a column added, dropped, renamed or retyped) its functions are generated again, and a
+-- table (a column added, dropped, renamed or retyped, the table renamed or moved to another
+-- schema) and after ALTER SCHEMA on its schema (renamed) its functions are generated again, and a
 -- dropped table's functions are dropped with it. A failure there (e.g. the altering role may not
 -- create functions in schema pgfanout) does not fail the ALTER TABLE: it is reported as a warning
 -- and pgfanout.rewatch() fixes it later. Creating event triggers needs a superuser; an install
@@ -685,7 +730,12 @@ BEGIN
   END IF;
   v_tables := ARRAY(SELECT DISTINCT w.tbl FROM pg_event_trigger_ddl_commands() c
                       JOIN pgfanout.watch_registry w ON w.tbl = c.objid
-                     WHERE c.classid = 'pg_class'::regclass);
+                     WHERE c.classid = 'pg_class'::regclass
+                    UNION
+                    SELECT w.tbl FROM pg_event_trigger_ddl_commands() c
+                      JOIN pg_class t ON t.relnamespace = c.objid
+                      JOIN pgfanout.watch_registry w ON w.tbl = t.oid
+                     WHERE c.classid = 'pg_namespace'::regclass);
   IF cardinality(v_tables) > 0 THEN
     BEGIN
       PERFORM pgfanout.rewatch(tables => v_tables);
@@ -704,8 +754,13 @@ BEGIN
       USING HINT = 'after ALTER TABLE on a watched table, run SELECT pgfanout.rewatch()';
     RETURN;
   END IF;
+  -- Before SQL version 4 it fired on ALTER TABLE only.
+  IF EXISTS (SELECT 1 FROM pg_event_trigger
+              WHERE evtname = 'pgfanout_watch_ddl' AND evttags IS DISTINCT FROM '{"ALTER TABLE","ALTER SCHEMA"}') THEN
+    DROP EVENT TRIGGER pgfanout_watch_ddl;
+  END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'pgfanout_watch_ddl') THEN
-    CREATE EVENT TRIGGER pgfanout_watch_ddl ON ddl_command_end WHEN TAG IN ('ALTER TABLE')
+    CREATE EVENT TRIGGER pgfanout_watch_ddl ON ddl_command_end WHEN TAG IN ('ALTER TABLE', 'ALTER SCHEMA')
       EXECUTE FUNCTION pgfanout.on_ddl();
   END IF;
   IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'pgfanout_watch_drop') THEN

@@ -1,6 +1,6 @@
 -- Generated trigger functions follow the table: renamed, added and dropped columns, a renamed
--- table, DROP TABLE, and the same without the event triggers (rewatch() then fixes it).
-SELECT plan(14);
+-- table and schema, DROP TABLE, and the same without the event triggers (rewatch() then fixes it).
+SELECT plan(15);
 
 SELECT pgtest.exec($$
   CREATE TABLE public.dd (id int PRIMARY KEY, a text, b text, c text);
@@ -26,6 +26,13 @@ SELECT pgtest.exec($$ALTER TABLE dd RENAME COLUMN id TO "Id"; ALTER TABLE dd REN
 SELECT is((SELECT payload::jsonb - 'txid' - 'at' FROM pgtest.notifications_of($$DELETE FROM dd_renamed$$)),
   '{"v":1,"op":"DELETE","schema":"public","table":"dd_renamed","old":{"Id":1,"A 2":"x2"}}'::jsonb,
   'a renamed key and table: new names in the payload, same channel');
+
+-- A renamed schema: the payload carries the new name (the names are compiled into the function).
+SELECT pgtest.exec($$CREATE SCHEMA dd_s; CREATE TABLE dd_s.t (id int PRIMARY KEY); SELECT pgfanout.watch('dd_s.t', 'dd_s_changed');
+                    ALTER SCHEMA dd_s RENAME TO "dd S2"$$);
+SELECT pgtest.listen('dd_s_changed');
+SELECT is((SELECT payload::jsonb - 'txid' - 'at' FROM pgtest.notifications_of($$INSERT INTO "dd S2".t VALUES (1)$$)),
+  '{"v":1,"op":"INSERT","schema":"dd S2","table":"t","new":{"id":1}}'::jsonb, 'a renamed schema: its new name in the payload');
 
 -- All columns, per statement: an added column is carried, a dropped one is gone, writes work.
 SELECT pgtest.exec($$ALTER TABLE dd_all ADD COLUMN n int DEFAULT 7$$);
