@@ -68,7 +68,7 @@ base=$(measure "no trigger" "")
 row=$(measure "per-row" "SELECT pgfanout.watch('bench_items')")
 stmt=$(measure "per-statement" "SELECT pgfanout.watch('bench_items', per_statement => true)")
 
-echo "UPDATE of $rows rows, median of $runs runs, a LISTEN-ing session connected (PostgreSQL $(psql "$dsn" -XAtc 'SHOW server_version'))"
+echo "UPDATE of $rows rows, median of $runs runs, a LISTEN-ing session connected (PostgreSQL $(psql "$dsn" -XAtc 'SHOW server_version'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
 printf '%-28s %8s ms\n' "no trigger (baseline)" "$base" "per-row watch" "$row" "per-statement watch" "$stmt"
 awk -v b="$base" -v r="$row" -v s="$stmt" 'BEGIN {
   printf "per-row / baseline        %8.1fx\n", r / b

@@ -20,7 +20,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http.hpp>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
 #include "metrics/Metrics.hpp"
 #include "rules/RuleSet.hpp"
 #include "support/TestSupport.hpp"
@@ -97,11 +97,11 @@ void memory(int count) {
   test::WebhookSink sink;
   boost::asio::io_context io;
   Metrics metrics;
-  config::WebhookConfig cfg;
+  webhook::WebhookConfig cfg;
   cfg.queue_limit = 1'000'000;
   webhook::WebhookSender sender(io, metrics, cfg);
   webhook::WebhookExecutor executor(io, sender, cfg.queue_limit);
-  auto r = config::load_config_text(
+  auto r = app::load_config_text(
       "postgres: {dsn: 'postgresql:///x'}\nrules:\n  - name: hook\n    channel: c\n"
       "    actions:\n      - webhook: {url: 'http://127.0.0.1:" +
           std::to_string(sink.port()) + "/hook', secret: " + kSecret + "}\n",
@@ -143,7 +143,7 @@ void memory(int count) {
 void durable(int count) {
   test::WebhookSink sink;
   test::ScratchDatabase db("bench");
-  test::PgSession s(db.dsn());
+  test::BlockingPg s(db.dsn());
   s.exec("CREATE TABLE public.orders (id int PRIMARY KEY, v text)");
   auto config = test::write_temp_file(
       "bench.yaml", "postgres: {dsn: \"" + db.dsn() +

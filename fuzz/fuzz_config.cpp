@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::string text(reinterpret_cast<const char*>(data), size);
@@ -12,7 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (name == "SET") return std::string("value");
     return std::nullopt;
   };
-  auto result = pgfanout::config::load_config_text(text, "fuzz.yaml", env);
+  auto result = pgfanout::app::load_config_text(text, "fuzz.yaml", env);
   if (!result.config && result.errors.empty()) __builtin_trap();  // a failure must say why
   return 0;
 }

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
 #include "metrics/Metrics.hpp"
 #include "rules/Router.hpp"
 #include "rules/RuleSet.hpp"
@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto* r = new rules::Router(metrics);
     static CountingExecutor exec;
     r->add_executor("log", exec);
-    auto loaded = config::load_config_text(kConfig, "fuzz.yaml");
+    auto loaded = app::load_config_text(kConfig, "fuzz.yaml");
     r->set_rules(loaded.config->rules);
     spdlog::set_level(spdlog::level::off);
     return r;

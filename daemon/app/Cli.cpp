@@ -6,8 +6,8 @@
 #include <string_view>
 #include <vector>
 
+#include "app/Config.hpp"
 #include "app/Daemon.hpp"
-#include "config/Config.hpp"
 #include "config/ConfigSchema.hpp"
 #include "log/Log.hpp"
 #include "pg/Installer.hpp"
@@ -92,8 +92,8 @@ Args parse_args(int argc, char** argv) {
   return a;
 }
 
-config::LoadResult load_and_report(const std::string& path, bool quiet_ok) {
-  auto result = config::load_config(path);
+app::LoadResult load_and_report(const std::string& path, bool quiet_ok) {
+  auto result = app::load_config(path);
   for (const auto& w : result.warnings) {
     std::fprintf(stderr, "%s:%d:%d: warning: %s%s%s\n", w.file.c_str(), w.line, w.column,
                  w.path.c_str(), w.path.empty() ? "" : ": ", w.message.c_str());
@@ -139,7 +139,7 @@ int run_cli(int argc, char** argv) {
   if (args.command == "install") {
     auto loaded = load_and_report(args.config, true);
     if (!loaded.config) return kExitConfig;
-    auto result = pg::install(*loaded.config);
+    auto result = pg::install(loaded.config->postgres, loaded.config->watch);
     if (!result.ok) {
       std::fprintf(stderr, "pgfanout install: %s\n", result.error.c_str());
       return 1;
@@ -154,7 +154,7 @@ int run_cli(int argc, char** argv) {
     if (!args.operands.empty()) d.action = args.operands[0];
     d.dead = args.dead;
     d.ids.assign(args.operands.begin() + (args.operands.empty() ? 0 : 1), args.operands.end());
-    return webhook::run_deliveries_command(*loaded.config, d, stdout, stderr);
+    return webhook::run_deliveries_command(loaded.config->postgres, d, stdout, stderr);
   }
   if (args.command == "run") {
     if (!args.log_level.empty() && !valid_log_level(args.log_level)) {

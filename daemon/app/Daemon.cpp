@@ -12,6 +12,7 @@
 #include "app/ProcessMetrics.hpp"
 #include "app/ShutdownDrain.hpp"
 #include "app/SystemdNotifier.hpp"
+#include "cache/RedisEvictor.hpp"
 #include "config/ConfigSchema.hpp"
 #include "http/HealthChecks.hpp"
 #include "http/HttpRouter.hpp"
@@ -22,7 +23,6 @@
 #include "pg/ConnInfo.hpp"
 #include "pg/NotifyListener.hpp"
 #include "pg/OutboxReader.hpp"
-#include "redis/RedisEvictor.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
 #include "webhook/DeliveryWorker.hpp"
@@ -41,27 +41,20 @@ std::string plural(std::size_t n, const char* one, const char* many) {
 
 }  // namespace
 
-struct Daemon::Impl {
-  Impl(std::shared_ptr<const config::Config> cfg, DaemonOptions o)
+// The daemon is the EventSink of its sources: events go to the router, except NOTIFYs on durable
+// channels, which only ring the outbox reader and the delivery worker.
+struct Daemon::Impl final : pg::EventSink {
+  Impl(std::shared_ptr<const app::Config> cfg, DaemonOptions o)
       : options(std::move(o)),
         config(std::move(cfg)),
         signals(io, SIGTERM, SIGINT, SIGHUP),
         router(metrics),
         redis_evictor(io, metrics, config->redis,
                       [this](const std::string& rule) { router.run_on_gap(rule); }),
-        listener(io, metrics, config->postgres,
-                 pg::NotifyListener::Callbacks{
-                     [this](rules::Notification&& n) { on_notification(std::move(n)); },
-                     [this] { router.flush(); }, [this](bool first) { on_connected(first); },
-                     [this](const std::string& why) { on_disconnected(why); },
-                     [this](const std::string& why) { on_fatal(why); }}),
-        outbox(
-            io, metrics, config->postgres, config->outbox, config->consumer,
-            [this](const rules::Notification& n, std::shared_ptr<rules::EventCompletion> done) {
-              router.route(n, std::move(done));
-            },
-            [this] { router.flush(); }),
-        hub(io, metrics, *config, [this] { return router.rules(); }),
+        listener(io, metrics, config->postgres, *this),
+        outbox(io, metrics, config->postgres, config->outbox, config->consumer, *this),
+        hub(io, metrics, config->hub, config->http, config->postgres,
+            [this] { return router.rules(); }),
         http_server(io, http_router, metrics),
         notifier(io),
         process_metrics(metrics),
@@ -156,21 +149,27 @@ struct Daemon::Impl {
     return s;
   }
 
-  // ---- listener events
+  // ---- events from the sources (pg::EventSink)
 
-  void on_notification(rules::Notification&& n) {
-    ++notifications;
-    // On a durable channel the NOTIFY is a doorbell: the event itself is read from the outbox.
-    if (router.rules()->is_durable(n.channel)) {
-      doorbells.inc();
-      outbox.ring();
-      deliveries.ring();
-      return;
+  void on_event(pg::EventSource& from, pg::Notification&& n,
+                std::shared_ptr<pg::EventCompletion> completion) override {
+    if (&from == &listener) {
+      ++notifications;
+      // On a durable channel the NOTIFY is a doorbell: the event itself is read from the outbox.
+      if (router.rules()->is_durable(n.channel)) {
+        doorbells.inc();
+        outbox.ring();
+        deliveries.ring();
+        return;
+      }
     }
-    router.route(n);
+    router.route(n, std::move(completion));
   }
 
-  void on_connected(bool first) {
+  void on_batch_end(pg::EventSource&) override { router.flush(); }
+
+  void on_connected(pg::EventSource& from, bool first, bool missed_events) override {
+    if (&from != &listener) return;
     outbox.ring();  // catch up on durable events
     deliveries.ring();
     if (first) {
@@ -183,14 +182,16 @@ struct Daemon::Impl {
       hub.resync_all();  // subscribers may have missed events
       notifier.status(status_line());
     }
-    // PostgreSQL keeps no notifications for absent listeners: whatever was sent while nobody
-    // listened (before the first connection too) is gone, so the rules say what to do about it.
-    router.run_on_reconnect();
+    // Events sent while the source was away (before its first connection too) are gone, so the
+    // rules say what to do about it.
+    if (missed_events) router.run_on_reconnect();
   }
 
-  void on_disconnected(const std::string&) { notifier.status(status_line()); }
+  void on_disconnected(pg::EventSource&, const std::string&) override {
+    notifier.status(status_line());
+  }
 
-  void on_fatal(const std::string& why) {
+  void on_fatal(pg::EventSource&, const std::string& why) override {
     spdlog::critical("{}", why);
     exit_code = 1;
     shutdown();
@@ -270,7 +271,7 @@ struct Daemon::Impl {
   }
 
   void apply_reload() {
-    auto result = config::load_config(options.config_path);
+    auto result = app::load_config(options.config_path);
     for (const auto& w : result.warnings) spdlog::warn("{}", w.to_string());
     if (!result.config) {
       for (const auto& e : result.errors) spdlog::error("{}", e.to_string());
@@ -279,7 +280,7 @@ struct Daemon::Impl {
       reload_failed();
       return;
     }
-    auto next = std::make_shared<config::Config>(*result.config);
+    auto next = std::make_shared<app::Config>(*result.config);
     if (auto missing = router.missing_executors(*next->rules); !missing.empty()) {
       spdlog::error(
           "reload refused: action kind \"{}\" is not available; still running the "
@@ -304,14 +305,14 @@ struct Daemon::Impl {
 
   // Keys the schema marks restart-only keep their running values; each one that changed in the
   // file is named (with old and new value unless it is a secret).
-  void keep_restart_only(config::Config& next) {
-    for (const auto& path : config::changed_restart_only_keys(*config, next)) {
+  void keep_restart_only(app::Config& next) {
+    for (const auto& path : app::changed_restart_only_keys(*config, next)) {
       const config::KeySpec* spec = config::find_key(path);
       if (spec == nullptr || spec->secret) {
         spdlog::warn("reload: {} changed; it takes effect after a restart", path);
         continue;
       }
-      auto value = [](const config::Config& c, const std::string& p) {
+      auto value = [](const app::Config& c, const std::string& p) {
         auto it = c.restart_only_values.find(p);
         return it == c.restart_only_values.end() ? std::string("(unset)")
                                                  : "\"" + it->second + "\"";
@@ -333,7 +334,7 @@ struct Daemon::Impl {
   }
 
   DaemonOptions options;
-  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const app::Config> config;
   asio::io_context io{1};
   asio::signal_set signals;
   Metrics metrics;
@@ -364,7 +365,7 @@ struct Daemon::Impl {
   int exit_code = 0;
 };
 
-Daemon::Daemon(std::shared_ptr<const config::Config> config, DaemonOptions options)
+Daemon::Daemon(std::shared_ptr<const app::Config> config, DaemonOptions options)
     : impl_(std::make_unique<Impl>(std::move(config), std::move(options))) {}
 
 Daemon::~Daemon() = default;

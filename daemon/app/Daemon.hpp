@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
 
 namespace pgfanout::app {
 
@@ -20,7 +20,7 @@ struct DaemonOptions {
 
 class Daemon {
  public:
-  Daemon(std::shared_ptr<const config::Config> config, DaemonOptions options);
+  Daemon(std::shared_ptr<const app::Config> config, DaemonOptions options);
   ~Daemon();
   Daemon(const Daemon&) = delete;
   Daemon& operator=(const Daemon&) = delete;

@@ -447,4 +447,16 @@ void MapReader::each(std::string_view key, const std::function<void(MapReader&, 
   }
 }
 
+void read_section(MapReader& root, std::string_view key,
+                  const std::function<void(MapReader&)>& fn) {
+  if (auto m = root.map(key)) {
+    fn(*m);
+    return;
+  }
+  if (root.has(key)) return;  // present but not a mapping: already reported
+  MapReader defaults(YAML::Node(YAML::NodeType::Map), std::string(key), std::string(key),
+                     root.ctx());
+  fn(defaults);
+}
+
 }  // namespace pgfanout::config

@@ -97,4 +97,10 @@ std::optional<std::uint64_t> parse_size(std::string_view text);
 // Edit distance, for "did you mean" hints.
 std::size_t edit_distance(std::string_view a, std::string_view b);
 
+// Calls fn with the section `key` of `root` when it is a mapping, or with an empty mapping (so
+// every key takes its default) when it is absent; an optional section that is absent yields the
+// same values as one written with the defaults, so a reload that adds it changes nothing. A
+// section present but not a mapping is already reported and fn is not called.
+void read_section(MapReader& root, std::string_view key, const std::function<void(MapReader&)>& fn);
+
 }  // namespace pgfanout::config

@@ -12,7 +12,7 @@ namespace pgfanout::http {
 namespace asio = boost::asio;
 
 HttpServer::HttpServer(asio::io_context& io, const HttpRouter& router, Metrics& metrics)
-    : io_(io), state_(std::make_shared<HttpServerState>(router, metrics, config::HttpConfig{})) {}
+    : io_(io), state_(std::make_shared<HttpServerState>(router, metrics, http::HttpConfig{})) {}
 
 HttpServer::~HttpServer() {
   if (listener_) listener_->stop();
@@ -21,7 +21,7 @@ HttpServer::~HttpServer() {
   state_->detached = true;
 }
 
-bool HttpServer::start(const config::HttpConfig& options, std::string& error) {
+bool HttpServer::start(const http::HttpConfig& options, std::string& error) {
   state_ = std::make_shared<HttpServerState>(state_->router, state_->metrics, options);
   boost::system::error_code ec;
   auto address = asio::ip::make_address(options.address.host, ec);

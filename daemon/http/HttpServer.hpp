@@ -12,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "config/Config.hpp"
+#include "http/HttpConfig.hpp"
 #include "http/ListenAddress.hpp"
 
 namespace boost::asio {
@@ -38,7 +38,7 @@ class HttpServer {
 
   // Binds `options.address` and starts accepting. On failure returns false and sets `error`
   // ("cannot listen on 127.0.0.1:8080: Address already in use").
-  [[nodiscard]] bool start(const config::HttpConfig& options, std::string& error);
+  [[nodiscard]] bool start(const http::HttpConfig& options, std::string& error);
   // The address actually bound (with the port the kernel chose when the config said 0).
   const ListenAddress& local_address() const { return bound_; }
 

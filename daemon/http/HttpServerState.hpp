@@ -13,7 +13,7 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "config/Config.hpp"
+#include "http/HttpConfig.hpp"
 #include "metrics/Metrics.hpp"
 
 namespace pgfanout::http {
@@ -22,7 +22,7 @@ class HttpRouter;
 class HttpSession;
 
 struct HttpServerState {
-  HttpServerState(const HttpRouter& r, Metrics& m, config::HttpConfig o)
+  HttpServerState(const HttpRouter& r, Metrics& m, http::HttpConfig o)
       : router(r),
         metrics(m),
         options(std::move(o)),
@@ -41,7 +41,7 @@ struct HttpServerState {
 
   const HttpRouter& router;
   Metrics& metrics;
-  const config::HttpConfig options;
+  const http::HttpConfig options;
   Gauge& connections;
   Counter& rejected;
 

@@ -110,7 +110,7 @@ RequestAuth request_auth(HubState& hub, const UpgradeRequestView& req) {
 
 // ---- push
 
-class Hub::PushExecutor final : public rules::ActionExecutor {
+class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
  public:
   explicit PushExecutor(std::shared_ptr<HubState> state)
       : state_(std::move(state)),
@@ -121,9 +121,8 @@ class Hub::PushExecutor final : public rules::ActionExecutor {
                                            "Pushed events, by whether a subscriber was there",
                                            {{"delivered", "yes"}})) {}
 
-  void execute(const rules::Action& action, const rules::Event& event,
-               const rules::ActionContext& ctx) override {
-    const auto& push = static_cast<const PushAction&>(action);
+  void run(const PushAction& push, const rules::Event& event,
+           const rules::ActionContext& ctx) override {
     if (!rules::render_for_action(push.topic(), event, ctx, topic_, /*allow_empty=*/false)) {
       return;
     }
@@ -325,9 +324,10 @@ std::string hippie_channel(std::string_view target, std::string_view prefix) {
 
 }  // namespace
 
-Hub::Hub(asio::io_context& io, Metrics& metrics, const config::Config& config,
+Hub::Hub(asio::io_context& io, Metrics& metrics, const HubConfig& config,
+         const http::HttpConfig& http, const pg::PostgresConfig& postgres,
          std::function<std::shared_ptr<const rules::RuleSet>()> rules)
-    : state_(std::make_shared<HubState>(io, metrics, config, std::move(rules))),
+    : state_(std::make_shared<HubState>(io, metrics, config, http, postgres, std::move(rules))),
       push_(std::make_unique<PushExecutor>(state_)) {
   hippie_ = std::make_shared<HippiePoll>(state_);
 }

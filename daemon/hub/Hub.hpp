@@ -10,7 +10,9 @@
 #include <functional>
 #include <memory>
 
-#include "config/Config.hpp"
+#include "http/HttpConfig.hpp"
+#include "hub/HubConfig.hpp"
+#include "pg/PgConfig.hpp"
 #include "rules/Action.hpp"
 
 namespace boost::asio {
@@ -36,7 +38,10 @@ class HubState;
 class Hub {
  public:
   // `rules` returns the running rule set (for SSE resumes from the outbox).
-  Hub(boost::asio::io_context& io, Metrics& metrics, const config::Config& config,
+  // `config`: the hub's section; `http`: the HTTP limits it shares with the server (origins,
+  // static files); `postgres`: where its own SQL connections go.
+  Hub(boost::asio::io_context& io, Metrics& metrics, const HubConfig& config,
+      const http::HttpConfig& http, const pg::PostgresConfig& postgres,
       std::function<std::shared_ptr<const rules::RuleSet>()> rules);
   ~Hub();
   Hub(const Hub&) = delete;

@@ -135,13 +135,14 @@ std::string rows_json(const pg::PgResult& r) {
   return json::serialize(a);
 }
 
-HubState::HubState(boost::asio::io_context& i, Metrics& m, const config::Config& cfg,
+HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_config,
+                   const http::HttpConfig& http_config, const pg::PostgresConfig& postgres,
                    std::function<std::shared_ptr<const rules::RuleSet>()> r)
     : io(i),
       metrics(m),
-      config(cfg.hub),
-      http(cfg.http),
-      sql(i, cfg.postgres, cfg.hub.pg_connections),
+      config(hub_config),
+      http(http_config),
+      sql(i, postgres, hub_config.pg_connections),
       rules(std::move(r)),
       subscribers_(m.gauge("pgfanout_subscribers", "Connected WebSocket and SSE subscribers")),
       delivered_(m.counter("pgfanout_hub_messages_delivered_total",
@@ -448,13 +449,13 @@ void HubState::replay(
       for (const rules::Rule* rule : set->for_channel(channel)) {
         if (!rule->durable) continue;
         for (const auto& a : rule->actions) {
-          if (a->kind() != "push") continue;
+          const auto* push = a->as<PushAction>();
+          if (push == nullptr) continue;
           pushes = true;
-          const auto& push = static_cast<const PushAction&>(*a);
-          if (push.topic().has_fields()) {
+          if (push->topic().has_fields()) {
             any_template = true;
           } else {
-            resumable.insert(push.topic().source());
+            resumable.insert(push->topic().source());
           }
         }
       }
@@ -498,28 +499,21 @@ void HubState::replay(
           std::int64_t id = std::stoll(*r.rows[i][0]);
           const std::string& channel = *r.rows[i][1];
           auto payload = rules::ParsedPayload::parse(channel, *r.rows[i][2]);
-          std::vector<rules::Event> events;
-          auto now = std::chrono::steady_clock::now();
-          if (const auto* rows = payload->rows()) {
-            for (const auto* row : *rows) events.emplace_back(payload, row, now, id);
-          } else {
-            events.emplace_back(payload, nullptr, now, id);
-          }
-          for (const auto& ev : events) {
-            for (const rules::Rule* rule : set->for_channel(channel)) {
-              if (!rule->durable || !rule->when.matches(ev)) continue;
-              for (const auto& a : rule->actions) {
-                if (a->kind() != "push") continue;
-                const auto& push = static_cast<const PushAction&>(*a);
-                topic.clear();
-                if (!push.topic().render(ev, topic) || !wanted_set.contains(topic)) continue;
-                if (!push.render(ev, name, data, why)) continue;
-                out.push_back(
-                    {topic, id,
-                     std::make_shared<const std::string>(event_frame(topic, name, data, id))});
-              }
-            }
-          }
+          set->for_each_match(
+              payload, std::chrono::steady_clock::now(), id,
+              [&](const rules::Rule& rule, const rules::Event& ev, int) {
+                for (const auto& a : rule.actions) {
+                  const auto* push = a->as<PushAction>();
+                  if (push == nullptr) continue;
+                  topic.clear();
+                  if (!push->topic().render(ev, topic) || !wanted_set.contains(topic)) continue;
+                  if (!push->render(ev, name, data, why)) continue;
+                  out.push_back(
+                      {topic, id,
+                       std::make_shared<const std::string>(event_frame(topic, name, data, id))});
+                }
+              },
+              rules::RuleScope::DurableOnly);
         }
         done(std::move(out), std::move(lost));
       });

@@ -17,11 +17,13 @@
 #include <vector>
 
 #include "auth/Jwt.hpp"
-#include "config/Config.hpp"
+#include "http/HttpConfig.hpp"
 #include "hub/ClientMessage.hpp"
+#include "hub/HubConfig.hpp"
 #include "hub/SqlGateway.hpp"
 #include "hub/TopicHub.hpp"
 #include "metrics/Metrics.hpp"
+#include "pg/PgConfig.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace boost::asio {
@@ -56,13 +58,14 @@ struct ReplayedEvent {
 
 class HubState {
  public:
-  HubState(boost::asio::io_context& io, Metrics& metrics, const config::Config& config,
+  HubState(boost::asio::io_context& io, Metrics& metrics, const HubConfig& config,
+           const http::HttpConfig& http, const pg::PostgresConfig& postgres,
            std::function<std::shared_ptr<const rules::RuleSet>()> rules);
 
   boost::asio::io_context& io;
   Metrics& metrics;
   const HubConfig config;
-  const config::HttpConfig http;
+  const http::HttpConfig http;
   std::unique_ptr<auth::JwtVerifier> verifier;  // null without auth.jwt
   TopicHub topics;
   SqlGateway sql;

@@ -25,7 +25,8 @@ class PushAction final : public rules::Action {
         event_(std::move(event)),
         data_(std::move(data)),
         data_path_(std::move(data_path)) {}
-  std::string_view kind() const override { return "push"; }
+  static constexpr std::string_view kKind = "push";
+  std::string_view kind() const override { return kKind; }
   const rules::Template& topic() const { return topic_; }
 
   // Renders the event name and the data JSON. False (with `why`) when a field is missing.

@@ -1,7 +1,7 @@
 // SqlGateway: the hub's own PostgreSQL connections, for client commands, logins, on_subscribe
 // queries, client publishes (pg_notify) and SSE resumes from the outbox.
 //
-// A few PgConnections (hub.pg_connections), each reconnecting with backoff on its own. run()
+// A few PgSessions (hub.pg_connections), each reconnecting with backoff on its own. run()
 // sends a statement with bound text parameters to the least busy connected one, in a transaction
 // of its own whose statement_timeout is set with SET LOCAL (so no timeout outlives its statement;
 // a failed statement is rolled back), and hands over the result once that transaction has ended
@@ -14,7 +14,7 @@
 #include <memory>
 #include <string>
 
-#include "config/Config.hpp"
+#include "pg/PgConfig.hpp"
 #include "pg/PgConnection.hpp"
 
 namespace boost::asio {
@@ -25,7 +25,7 @@ namespace pgfanout::hub {
 
 class SqlGateway {
  public:
-  SqlGateway(boost::asio::io_context& io, config::PostgresConfig pg, int connections);
+  SqlGateway(boost::asio::io_context& io, pg::PostgresConfig pg, int connections);
   ~SqlGateway();
   SqlGateway(const SqlGateway&) = delete;
   SqlGateway& operator=(const SqlGateway&) = delete;
@@ -38,7 +38,7 @@ class SqlGateway {
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace pgfanout::hub

@@ -22,13 +22,13 @@ std::string error_of(PGconn* c, PGresult* r) {
 
 }  // namespace
 
-InstallResult install(const config::Config& cfg) {
+InstallResult install(const PostgresConfig& postgres, const std::vector<WatchSpec>& watch) {
   InstallResult result;
-  ConnParams params(cfg.postgres.dsn, cfg.postgres.password, cfg.postgres.connect_timeout);
+  ConnParams params(postgres.dsn, postgres.password, postgres.connect_timeout);
   ConnPtr conn(PQconnectdbParams(params.keywords(), params.values(), 1), &PQfinish);
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     result.error =
-        "cannot connect to " + describe(cfg.postgres.dsn) + ": " + error_of(conn.get(), nullptr);
+        "cannot connect to " + describe(postgres.dsn) + ": " + error_of(conn.get(), nullptr);
     return result;
   }
   auto exec = [&](const std::string& sql) {
@@ -46,7 +46,7 @@ InstallResult install(const config::Config& cfg) {
     result.error = "applying the trigger-generator SQL failed: " + result.error;
     return result;
   }
-  for (const auto& w : cfg.watch) {
+  for (const auto& w : watch) {
     std::vector<std::string> values = {w.table,
                                        w.channel,
                                        w.columns.empty() ? std::string() : text_array(w.columns),

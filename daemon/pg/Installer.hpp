@@ -3,8 +3,9 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
-#include "config/Config.hpp"
+#include "pg/PgConfig.hpp"
 
 namespace pgfanout::pg {
 
@@ -14,6 +15,7 @@ struct InstallResult {
   int watched = 0;
 };
 
-[[nodiscard]] InstallResult install(const config::Config& cfg);
+[[nodiscard]] InstallResult install(const PostgresConfig& postgres,
+                                    const std::vector<WatchSpec>& watch);
 
 }  // namespace pgfanout::pg

@@ -10,9 +10,8 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "metrics/Metrics.hpp"
-#include "pg/Backoff.hpp"
 #include "pg/ConnInfo.hpp"
-#include "pg/PgConnection.hpp"
+#include "pg/PgSession.hpp"
 
 namespace pgfanout::pg {
 
@@ -22,33 +21,46 @@ using Clock = std::chrono::steady_clock;
 struct NotifyListener::Impl {
   enum class State { Idle, Connecting, Setup, Ready, Stopped };
 
-  Impl(asio::io_context& io, Metrics& m, config::PostgresConfig o, Callbacks c)
-      : metrics(m),
-        opts(std::move(o)),
-        cb(std::move(c)),
-        conn(io,
-             PgConnection::Handlers{[this](std::string ch, std::string payload, int sender) {
-                                      on_notify(std::move(ch), std::move(payload), sender);
-                                    },
-                                    [this] {
-                                      if (cb.on_batch_end) cb.on_batch_end();
-                                    },
-                                    [this](const std::string& reason, const std::string& message) {
-                                      lost(reason, message);
-                                    }},
-             PgConnection::kDefaultMaxQueued,
-             &m.counter(kQueriesRefusedMetric, kQueriesRefusedHelp, {{"connection", "listener"}})),
-        reconnect_timer(io),
+  Impl(NotifyListener& s, asio::io_context& io, Metrics& m, PostgresConfig o, EventSink& k)
+      : self(s),
+        metrics(m),
+        opts(o),
+        sink(k),
+        session(io, std::move(o), session_options(m), session_handlers()),
         heartbeat_timer(io),
-        rng(std::random_device{}()),
         connected_gauge(m.gauge("pgfanout_pg_connected", "1 while the listener is connected")),
         reconnects(m.counter("pgfanout_pg_reconnects_total",
                              "Listener connections re-established after a loss")),
         listening_gauge(m.gauge("pgfanout_pg_listening_channels", "Channels LISTENed")),
         heartbeat_rtt(m.histogram("pgfanout_pg_heartbeat_seconds",
                                   "Round trip of the listener's own heartbeat NOTIFY")) {
+    std::mt19937_64 rng(std::random_device{}());
     heartbeat_channel =
         "pgfanout.heartbeat." + std::to_string(::getpid()) + "." + std::to_string(rng() % 1000000);
+  }
+
+  static PgSession::Options session_options(Metrics& m) {
+    PgSession::Options o;
+    o.name = "PostgreSQL listener";
+    // The backoff starts again only once LISTEN worked: a server that takes connections but
+    // cannot LISTEN (a standby) is retried at the growing delay.
+    o.confirm_on_connect = false;
+    o.refused =
+        &m.counter(kQueriesRefusedMetric, kQueriesRefusedHelp, {{"connection", "listener"}});
+    return o;
+  }
+
+  PgSession::Handlers session_handlers() {
+    PgSession::Handlers h;
+    h.on_ready = [this](bool) { setup(); };
+    h.on_lost = [this](const std::string& reason, const std::string& message, bool) {
+      lost(reason, message);
+    };
+    h.on_notify = [this](std::string ch, std::string payload, int sender) {
+      on_notify(std::move(ch), std::move(payload), sender);
+    };
+    h.on_notify_batch_end = [this] { sink.on_batch_end(self); };
+    return h;
   }
 
   Counter& disconnects(const std::string& reason) {
@@ -56,29 +68,11 @@ struct NotifyListener::Impl {
                            "Listener connections lost or refused, by reason", {{"reason", reason}});
   }
 
-  void connect() {
-    if (state == State::Stopped) return;
-    state = State::Connecting;
-    ++generation;
-    auto gen = generation;
-    conn.connect(opts.dsn, opts.password, opts.connect_timeout,
-                 [this, gen](const std::string& err) {
-                   if (gen != generation) return;
-                   if (!err.empty()) {
-                     retry(conn.last_failure_reason(), err);
-                     return;
-                   }
-                   setup();
-                 });
-  }
-
   void setup() {
     state = State::Setup;
-    auto gen = generation;
-    conn.query("SELECT pg_is_in_recovery(), pg_backend_pid()", {}, [this, gen](PgResult&& r) {
-      if (gen != generation) return;
+    session.query_current("SELECT pg_is_in_recovery(), pg_backend_pid()", {}, [this](PgResult&& r) {
       if (!r.ok || r.rows.size() != 1) {
-        retry("error", "set-up query failed: " + r.error);
+        session.fail("error", "set-up query failed: " + r.error);
         return;
       }
       pid = std::atoi(r.at(0, 1).value_or("0").c_str());
@@ -86,13 +80,13 @@ struct NotifyListener::Impl {
         std::string why = "the server at " + describe(opts.dsn) +
                           " is a hot standby (pg_is_in_recovery() is true) and cannot LISTEN; "
                           "point postgres.dsn at the primary";
-        if (!ever_connected && cb.on_fatal) {
+        if (!ever_connected) {
           disconnects("standby").inc();
           stop();
-          cb.on_fatal(why);
+          sink.on_fatal(self, why);
           return;
         }
-        retry("standby", why);
+        session.fail("standby", why);
         return;
       }
       listen_all();
@@ -101,13 +95,12 @@ struct NotifyListener::Impl {
 
   void listen_all() {
     std::set<std::string> want(wanted.begin(), wanted.end());
+    const auto& conn = session.connection();
     std::string sql = "LISTEN " + conn.escape_identifier(heartbeat_channel) + ";";
     for (const auto& c : want) sql += "LISTEN " + conn.escape_identifier(c) + ";";
-    auto gen = generation;
-    conn.query(sql, {}, [this, gen, want](PgResult&& r) {
-      if (gen != generation) return;
+    session.query_current(sql, {}, [this, want](PgResult&& r) {
       if (!r.ok) {
-        retry("error", "LISTEN failed: " + r.error);
+        session.fail("error", "LISTEN failed: " + r.error);
         return;
       }
       listening = want;
@@ -121,7 +114,7 @@ struct NotifyListener::Impl {
     bool first = !ever_connected;
     if (!first) reconnects.inc();
     ever_connected = true;
-    backoff.reset();
+    session.confirm();
     connected_gauge.set(1);
     heartbeat_outstanding = false;
     last_heartbeat = Clock::now();
@@ -129,7 +122,9 @@ struct NotifyListener::Impl {
                  describe(opts.dsn), pid);
     schedule_heartbeat();
     sync_channels();  // channels may have changed while the LISTENs were in flight
-    if (cb.on_connected) cb.on_connected(first);
+    // PostgreSQL keeps no notifications for absent listeners: whatever was sent while nobody
+    // listened (before the first connection too) is gone.
+    sink.on_connected(self, first, /*missed_events=*/true);
   }
 
   void on_notify(std::string channel, std::string payload, int backend_pid) {
@@ -142,33 +137,32 @@ struct NotifyListener::Impl {
       }
       return;
     }
-    if (!cb.on_notification) return;
-    rules::Notification n;
+    Notification n;
     n.channel = std::move(channel);
     n.payload = std::move(payload);
     n.backend_pid = backend_pid;
     n.received = Clock::now();
-    cb.on_notification(std::move(n));
+    sink.on_event(self, std::move(n), nullptr);
   }
 
   void schedule_heartbeat() {
-    auto gen = generation;
+    auto gen = session.generation();
     heartbeat_timer.expires_after(opts.heartbeat_interval);
     heartbeat_timer.async_wait([this, gen](boost::system::error_code ec) {
-      if (ec || gen != generation || state != State::Ready) return;
+      if (ec || gen != session.generation() || state != State::Ready) return;
       auto now = Clock::now();
       if (heartbeat_outstanding && now - heartbeat_sent_at > opts.heartbeat_timeout) {
-        conn.fail("heartbeat", "heartbeat NOTIFY not received within " +
-                                   std::to_string(opts.heartbeat_timeout.count()) +
-                                   " ms; the connection is deaf");
+        session.fail("heartbeat", "heartbeat NOTIFY not received within " +
+                                      std::to_string(opts.heartbeat_timeout.count()) +
+                                      " ms; the connection is deaf");
         return;
       }
       if (!heartbeat_outstanding) {
         heartbeat_outstanding = true;
         heartbeat_sent_at = now;
         ++heartbeat_seq;
-        conn.query("SELECT pg_notify($1, $2)", {heartbeat_channel, std::to_string(heartbeat_seq)},
-                   nullptr);
+        session.query("SELECT pg_notify($1, $2)",
+                      {heartbeat_channel, std::to_string(heartbeat_seq)}, nullptr);
       }
       schedule_heartbeat();
     });
@@ -177,6 +171,7 @@ struct NotifyListener::Impl {
   void sync_channels() {
     if (state != State::Ready) return;
     std::set<std::string> want(wanted.begin(), wanted.end());
+    const auto& conn = session.connection();
     std::string sql;
     for (const auto& c : want) {
       if (!listening.contains(c)) sql += "LISTEN " + conn.escape_identifier(c) + ";";
@@ -185,11 +180,9 @@ struct NotifyListener::Impl {
       if (!want.contains(c)) sql += "UNLISTEN " + conn.escape_identifier(c) + ";";
     }
     if (sql.empty()) return;
-    auto gen = generation;
-    conn.query(sql, {}, [this, gen, want](PgResult&& r) {
-      if (gen != generation) return;
+    session.query_current(sql, {}, [this, want](PgResult&& r) {
       if (!r.ok) {
-        conn.fail("error", "LISTEN/UNLISTEN failed: " + r.error);
+        session.fail("error", "LISTEN/UNLISTEN failed: " + r.error);
         return;
       }
       listening = want;
@@ -198,58 +191,43 @@ struct NotifyListener::Impl {
     });
   }
 
-  // The open connection broke (on_lost from PgConnection).
+  // The connection (or an attempt) failed; the session reconnects.
   void lost(const std::string& reason, const std::string& message) {
     if (state == State::Stopped) return;
     bool was_ready = state == State::Ready;
-    retry(reason, message);
-    if (was_ready && cb.on_disconnected) cb.on_disconnected(message);
-  }
-
-  // Counts the failure, closes, and schedules the next attempt with backoff and jitter.
-  void retry(const std::string& reason, const std::string& message) {
-    if (state == State::Stopped) return;
     disconnects(reason).inc();
-    spdlog::warn("PostgreSQL listener ({}): {}; reconnecting", describe(opts.dsn), message);
-    ++generation;
-    conn.close();
     heartbeat_timer.cancel();
     connected_gauge.set(0);
     listening.clear();
     pid = 0;
-    state = State::Idle;
-    auto delay = backoff.next();
-    auto gen = generation;
-    reconnect_timer.expires_after(delay);
-    reconnect_timer.async_wait([this, gen](boost::system::error_code ec) {
-      if (ec || gen != generation || state == State::Stopped) return;
-      connect();
-    });
+    state = State::Connecting;
+    if (was_ready) sink.on_disconnected(self, message);
+  }
+
+  void start() {
+    state = State::Connecting;
+    session.start();
   }
 
   void stop() {
     state = State::Stopped;
-    ++generation;
-    reconnect_timer.cancel();
     heartbeat_timer.cancel();
-    conn.close();
+    session.stop();
     connected_gauge.set(0);
   }
 
+  NotifyListener& self;
   Metrics& metrics;
-  config::PostgresConfig opts;
-  Callbacks cb;
-  PgConnection conn;
-  asio::steady_timer reconnect_timer, heartbeat_timer;
-  std::mt19937_64 rng;
+  PostgresConfig opts;
+  EventSink& sink;
+  PgSession session;
+  asio::steady_timer heartbeat_timer;
   Gauge& connected_gauge;
   Counter& reconnects;
   Gauge& listening_gauge;
   Histogram& heartbeat_rtt;
 
   State state = State::Idle;
-  std::uint64_t generation = 0;
-  Backoff backoff{opts.reconnect_min, opts.reconnect_max};
   bool ever_connected = false;
   int pid = 0;
   std::vector<std::string> wanted;
@@ -260,16 +238,15 @@ struct NotifyListener::Impl {
   Clock::time_point heartbeat_sent_at{}, last_heartbeat{};
 };
 
-NotifyListener::NotifyListener(asio::io_context& io, Metrics& metrics,
-                               config::PostgresConfig options, Callbacks callbacks)
-    : impl_(std::make_unique<Impl>(io, metrics, std::move(options), std::move(callbacks))) {}
+NotifyListener::NotifyListener(asio::io_context& io, Metrics& metrics, PostgresConfig options,
+                               EventSink& sink)
+    : impl_(std::make_unique<Impl>(*this, io, metrics, std::move(options), sink)) {}
 
 NotifyListener::~NotifyListener() = default;
 
 void NotifyListener::start(std::vector<std::string> channels) {
   impl_->wanted = std::move(channels);
-  impl_->state = Impl::State::Idle;
-  impl_->connect();
+  impl_->start();
 }
 
 void NotifyListener::set_channels(std::vector<std::string> channels) {

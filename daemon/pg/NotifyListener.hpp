@@ -12,19 +12,20 @@
 // with jitter), LISTENs again and then calls on_connected so the rules' on_reconnect actions run:
 // PostgreSQL drops notifications sent while nobody listened.
 //
-// A server in recovery (hot standby) cannot LISTEN: on the first connection that is fatal
-// (on_fatal), later it is treated as a failed attempt. All methods and callbacks run on the
-// io_context's thread. The object must outlive the io_context's run().
+// It is the NOTIFY EventSource: notifications go to its EventSink without a completion (NOTIFY has
+// no acknowledgement), and every (re)connection is reported with missed_events set. A server in
+// recovery (hot standby) cannot LISTEN: on the first connection that is fatal (on_fatal), later it
+// is treated as a failed attempt. The connection is a PgSession. All methods and callbacks run on
+// the io_context's thread. The object must outlive the io_context's run().
 #pragma once
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "config/Config.hpp"
-#include "rules/Event.hpp"
+#include "pg/EventSource.hpp"
+#include "pg/PgConfig.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -36,28 +37,22 @@ class Metrics;
 
 namespace pgfanout::pg {
 
-class NotifyListener {
+class NotifyListener final : public EventSource {
  public:
-  struct Callbacks {
-    std::function<void(rules::Notification&&)> on_notification;
-    std::function<void()> on_batch_end;            // after one wake-up's notifications
-    std::function<void(bool first)> on_connected;  // LISTEN established
-    std::function<void(const std::string& why)> on_disconnected;
-    std::function<void(const std::string& why)> on_fatal;  // cannot work with this server
-  };
-
-  NotifyListener(boost::asio::io_context& io, Metrics& metrics, config::PostgresConfig options,
-                 Callbacks callbacks);
-  ~NotifyListener();
+  NotifyListener(boost::asio::io_context& io, Metrics& metrics, PostgresConfig options,
+                 EventSink& sink);
+  ~NotifyListener() override;
   NotifyListener(const NotifyListener&) = delete;
   NotifyListener& operator=(const NotifyListener&) = delete;
 
-  void start(std::vector<std::string> channels);
+  std::string_view name() const override { return "notify"; }
+  void start(std::vector<std::string> channels) override;
   // LISTENs / UNLISTENs only the difference to the current channels.
-  void set_channels(std::vector<std::string> channels);
-  void stop();
+  void set_channels(std::vector<std::string> channels) override;
+  void stop() override;
 
-  bool connected() const;
+  // LISTEN is established.
+  bool connected() const override;
   // When the last heartbeat came back (steady clock); epoch when none has yet.
   std::chrono::steady_clock::time_point last_heartbeat() const;
   // Whether the listener is connected and its heartbeat is no older than heartbeat_timeout.

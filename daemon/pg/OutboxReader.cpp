@@ -6,39 +6,32 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "metrics/Metrics.hpp"
-#include "pg/Backoff.hpp"
 #include "pg/ConnInfo.hpp"
-#include "pg/PgConnection.hpp"
+#include "pg/PgSession.hpp"
 
 namespace pgfanout::pg {
 
 namespace asio = boost::asio;
 using Clock = std::chrono::steady_clock;
 
-struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
+struct OutboxReader::Impl {
   struct Event {
     std::string txid;
     std::int64_t id = 0;
   };
 
-  Impl(asio::io_context& io_, Metrics& m, config::PostgresConfig p, config::OutboxConfig o,
-       std::string c, Deliver d, std::function<void()> be)
-      : io(io_),
+  Impl(OutboxReader& s, asio::io_context& io_, Metrics& m, PostgresConfig p, OutboxConfig o,
+       std::string c, EventSink& k)
+      : self(s),
+        io(io_),
         pg(std::move(p)),
         opts(o),
         consumer(std::move(c)),
-        deliver(std::move(d)),
-        batch_end(std::move(be)),
-        conn(io_,
-             PgConnection::Handlers{
-                 nullptr, nullptr,
-                 [this](const std::string&, const std::string& message) { lost(message); }},
-             PgConnection::kDefaultMaxQueued,
-             &m.counter(kQueriesRefusedMetric, kQueriesRefusedHelp, {{"connection", "outbox"}})),
+        sink(k),
+        conn(io_, pg, session_options(m), session_handlers()),
         retry_timer(io_),
         poll_timer(io_),
         trim_timer(io_),
-        backoff(pg.reconnect_min, pg.reconnect_max),
         delivered_ok(m.counter("pgfanout_outbox_events_total",
                                "Durable events read from the outbox, by outcome",
                                {{"result", "ok"}})),
@@ -52,46 +45,48 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
         lag(m.gauge("pgfanout_outbox_lag_seconds",
                     "Age of the newest durable event acknowledged, when it was acknowledged")) {}
 
+  static PgSession::Options session_options(Metrics& m) {
+    PgSession::Options o;
+    o.name = "outbox reader";
+    o.refused = &m.counter(kQueriesRefusedMetric, kQueriesRefusedHelp, {{"connection", "outbox"}});
+    return o;
+  }
+
+  PgSession::Handlers session_handlers() {
+    PgSession::Handlers h;
+    h.on_ready = [this](bool first) {
+      schedule_poll();
+      schedule_trim(std::chrono::seconds(5));
+      // Nothing is missed while away: unacknowledged events are read again.
+      sink.on_connected(self, first, /*missed_events=*/false);
+      ring();
+    };
+    h.on_lost = [this](const std::string&, const std::string& message, bool was_up) {
+      lost();
+      if (was_up && !stopped) sink.on_disconnected(self, message);
+    };
+    return h;
+  }
+
   void start(std::vector<std::string> ch) {
     stopped = false;
     channels = std::move(ch);
-    if (!channels.empty()) connect();
+    if (!channels.empty()) conn.start();
   }
 
   void set_channels(std::vector<std::string> ch) {
-    bool was_empty = channels.empty();
     channels = std::move(ch);
     if (channels.empty() || stopped) return;
-    if (was_empty && !conn.connected() && !connecting) {
-      connect();
+    if (!conn.started()) {
+      conn.start();
     } else {
       ring();
     }
   }
 
-  void connect() {
-    if (stopped || connecting) return;
-    connecting = true;
-    auto self = shared_from_this();
-    conn.connect(pg.dsn, pg.password, pg.connect_timeout, [this, self](const std::string& err) {
-      connecting = false;
-      if (stopped) return;
-      if (!err.empty()) {
-        lost(err);
-        return;
-      }
-      backoff.reset();
-      schedule_poll();
-      schedule_trim(std::chrono::seconds(5));
-      ring();
-    });
-  }
-
-  void lost(const std::string& message) {
+  void lost() {
     if (stopped) return;
     errors.inc();
-    spdlog::warn("outbox reader ({}): {}; reconnecting", describe(pg.dsn), message);
-    conn.close();
     poll_timer.cancel();
     trim_timer.cancel();
     // An interrupted batch is delivered again after the reconnect (at-least-once).
@@ -99,11 +94,6 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
     fetching = false;
     ++batch_generation;
     inflight.set(0);
-    auto self = shared_from_this();
-    retry_timer.expires_after(backoff.next());
-    retry_timer.async_wait([this, self](boost::system::error_code ec) {
-      if (!ec) connect();
-    });
   }
 
   void ring() {
@@ -112,9 +102,8 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
   }
 
   void schedule_poll() {
-    auto self = shared_from_this();
     poll_timer.expires_after(opts.poll_interval);
-    poll_timer.async_wait([this, self](boost::system::error_code ec) {
+    poll_timer.async_wait([this](boost::system::error_code ec) {
       if (ec || stopped) return;
       ring();
       schedule_poll();
@@ -122,14 +111,13 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
   }
 
   void schedule_trim(std::chrono::milliseconds after) {
-    auto self = shared_from_this();
     trim_timer.expires_after(after);
-    trim_timer.async_wait([this, self](boost::system::error_code ec) {
-      if (ec || stopped || !conn.connected()) return;
-      conn.query(
+    trim_timer.async_wait([this](boost::system::error_code ec) {
+      if (ec || stopped || !conn.up()) return;
+      conn.query_current(
           "SELECT pgfanout.outbox_trim($1::interval, $2)",
           {std::to_string(opts.max_age.count()) + " milliseconds", std::to_string(opts.trim_batch)},
-          [this, self](PgResult&& r) {
+          [this](PgResult&& r) {
             if (!r.ok) {
               errors.inc();
               spdlog::warn("outbox trim failed: {}", r.error);
@@ -148,16 +136,14 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
   }
 
   void fetch() {
-    if (stopped || fetching || batch_active || channels.empty() || !conn.connected()) return;
+    if (stopped || fetching || batch_active || channels.empty() || !conn.up()) return;
     fetching = true;
     rung = false;
-    auto self = shared_from_this();
-    conn.query(
+    conn.query_current(
         "SELECT id, channel, payload::text, txid::text, "
         "(extract(epoch FROM clock_timestamp() - created_at) * 1000)::bigint "
         "FROM pgfanout.outbox_fetch($1, $2::text[], $3)",
-        {consumer, text_array(channels), std::to_string(opts.batch_size)},
-        [this, self](PgResult&& r) {
+        {consumer, text_array(channels), std::to_string(opts.batch_size)}, [this](PgResult&& r) {
           fetching = false;
           if (stopped) return;
           if (!r.ok) {
@@ -188,30 +174,30 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
     pending = r.rows.size();
     inflight.set(static_cast<std::int64_t>(pending));
     newest_age_ms = 0;
-    auto self = shared_from_this();
     for (std::size_t i = 0; i < r.rows.size(); ++i) {
       auto& row = r.rows[i];
       batch.push_back(Event{row[3].value_or("0"), std::stoll(row[0].value_or("0"))});
       newest_age_ms = std::stoll(row[4].value_or("0"));
-      rules::Notification n;
+      Notification n;
       n.channel = row[1].value_or("");
       n.payload = row[2].value_or("");
       n.outbox_id = batch.back().id;
       n.received = Clock::now();
-      auto completion = std::make_shared<rules::EventCompletion>([this, self, gen, i](bool ok) {
+      auto completion = std::make_shared<EventCompletion>([this, gen, i](bool ok) {
         if (gen != batch_generation) return;  // the batch was abandoned (connection lost)
         batch_ok[i] = ok ? 1 : 0;
         (ok ? delivered_ok : delivered_failed).inc();
         if (--pending == 0) {
-          // Settling can happen inside deliver(): acknowledge from a fresh handler.
-          asio::post(io, [this, self, gen] {
+          // Settling can happen inside on_event(): acknowledge from a fresh handler.
+          asio::post(io, [this, gen] {
             if (gen == batch_generation) acknowledge();
           });
         }
       });
-      deliver(n, std::move(completion));
+      sink.on_event(self, std::move(n), std::move(completion));
+      if (gen != batch_generation) return;  // the sink stopped the reader
     }
-    if (batch_end) batch_end();
+    sink.on_batch_end(self);
   }
 
   void acknowledge() {
@@ -226,34 +212,33 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
     }
     const Event& last = batch[good - 1];
     auto gen = batch_generation;
-    auto self = shared_from_this();
-    conn.query("SELECT pgfanout.outbox_ack($1, $2::xid8, $3)",
-               {consumer, last.txid, std::to_string(last.id)},
-               [this, self, gen, failed, good_count = good](PgResult&& r) {
-                 if (gen != batch_generation) return;
-                 batch_active = false;
-                 if (!r.ok) {
-                   errors.inc();
-                   spdlog::warn("outbox ack failed: {}", r.error);
-                   retry_later();
-                   return;
-                 }
-                 lag.set(static_cast<double>(newest_age_ms) / 1000.0);
-                 spdlog::debug("outbox: acknowledged up to event {}", batch[good_count - 1].id);
-                 if (failed) {
-                   spdlog::warn("outbox: an event's actions failed; retrying it in {} ms",
-                                opts.retry_delay.count());
-                   retry_later();
-                 } else {
-                   fetch();  // more may be waiting
-                 }
-               });
+    conn.query_current("SELECT pgfanout.outbox_ack($1, $2::xid8, $3)",
+                       {consumer, last.txid, std::to_string(last.id)},
+                       [this, gen, failed, good_count = good](PgResult&& r) {
+                         if (gen != batch_generation) return;
+                         batch_active = false;
+                         if (!r.ok) {
+                           errors.inc();
+                           spdlog::warn("outbox ack failed: {}", r.error);
+                           retry_later();
+                           return;
+                         }
+                         lag.set(static_cast<double>(newest_age_ms) / 1000.0);
+                         spdlog::debug("outbox: acknowledged up to event {}",
+                                       batch[good_count - 1].id);
+                         if (failed) {
+                           spdlog::warn("outbox: an event's actions failed; retrying it in {} ms",
+                                        opts.retry_delay.count());
+                           retry_later();
+                         } else {
+                           fetch();  // more may be waiting
+                         }
+                       });
   }
 
   void retry_later() {
-    auto self = shared_from_this();
     retry_timer.expires_after(opts.retry_delay);
-    retry_timer.async_wait([this, self](boost::system::error_code ec) {
+    retry_timer.async_wait([this](boost::system::error_code ec) {
       if (!ec) ring();
     });
   }
@@ -264,18 +249,17 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
     retry_timer.cancel();
     poll_timer.cancel();
     trim_timer.cancel();
-    conn.close();
+    conn.stop();
   }
 
+  OutboxReader& self;
   asio::io_context& io;
-  config::PostgresConfig pg;
-  config::OutboxConfig opts;
+  PostgresConfig pg;
+  OutboxConfig opts;
   std::string consumer;
-  Deliver deliver;
-  std::function<void()> batch_end;
-  PgConnection conn;
+  EventSink& sink;
+  PgSession conn;
   asio::steady_timer retry_timer, poll_timer, trim_timer;
-  Backoff backoff;
   Counter& delivered_ok;
   Counter& delivered_failed;
   Counter& errors;
@@ -285,7 +269,6 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
 
   std::vector<std::string> channels;
   bool stopped = true;
-  bool connecting = false;
   bool fetching = false;
   bool rung = false;
   bool batch_active = false;
@@ -296,11 +279,10 @@ struct OutboxReader::Impl : std::enable_shared_from_this<OutboxReader::Impl> {
   std::int64_t newest_age_ms = 0;
 };
 
-OutboxReader::OutboxReader(asio::io_context& io, Metrics& metrics, config::PostgresConfig pg,
-                           config::OutboxConfig options, std::string consumer, Deliver deliver,
-                           std::function<void()> batch_end)
-    : impl_(std::make_shared<Impl>(io, metrics, std::move(pg), options, std::move(consumer),
-                                   std::move(deliver), std::move(batch_end))) {}
+OutboxReader::OutboxReader(asio::io_context& io, Metrics& metrics, PostgresConfig pg,
+                           OutboxConfig options, std::string consumer, EventSink& sink)
+    : impl_(std::make_unique<Impl>(*this, io, metrics, std::move(pg), options, std::move(consumer),
+                                   sink)) {}
 
 OutboxReader::~OutboxReader() {
   impl_->stop();
@@ -322,7 +304,7 @@ bool OutboxReader::idle() const {
   return !impl_->batch_active && !impl_->fetching;
 }
 bool OutboxReader::connected() const {
-  return impl_->conn.connected();
+  return impl_->conn.up();
 }
 
 }  // namespace pgfanout::pg

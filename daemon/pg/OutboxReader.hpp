@@ -8,18 +8,17 @@
 // outbox.poll_interval (a doorbell can ring while an older transaction still holds the events
 // back), catches up after its own reconnects, and trims consumed events every trim_interval.
 //
-// It has its own connection (a fetch never waits behind the listener's LISTENs). All calls and
-// callbacks run on the io_context's thread.
+// It is the outbox EventSource: each event goes to the EventSink with its EventCompletion. It has
+// its own connection, a PgSession (a fetch never waits behind the listener's LISTENs). All calls
+// and callbacks run on the io_context's thread; the object must outlive the io_context's run().
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "config/Config.hpp"
-#include "rules/Action.hpp"
-#include "rules/Event.hpp"
+#include "pg/EventSource.hpp"
+#include "pg/PgConfig.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -31,32 +30,29 @@ class Metrics;
 
 namespace pgfanout::pg {
 
-class OutboxReader {
+class OutboxReader final : public EventSource {
  public:
-  using Deliver =
-      std::function<void(const rules::Notification&, std::shared_ptr<rules::EventCompletion>)>;
-
-  OutboxReader(boost::asio::io_context& io, Metrics& metrics, config::PostgresConfig pg,
-               config::OutboxConfig options, std::string consumer, Deliver deliver,
-               std::function<void()> batch_end);
-  ~OutboxReader();
+  OutboxReader(boost::asio::io_context& io, Metrics& metrics, PostgresConfig pg,
+               OutboxConfig options, std::string consumer, EventSink& sink);
+  ~OutboxReader() override;
   OutboxReader(const OutboxReader&) = delete;
   OutboxReader& operator=(const OutboxReader&) = delete;
 
+  std::string_view name() const override { return "outbox"; }
   // Starts reading `channels` (no connection is made while the list is empty).
-  void start(std::vector<std::string> channels);
-  void set_channels(std::vector<std::string> channels);
+  void start(std::vector<std::string> channels) override;
+  void set_channels(std::vector<std::string> channels) override;
+  void stop() override;
+  bool connected() const override;
+
   // Fetch now (a doorbell rang, or the listener reconnected).
   void ring();
-  void stop();
-
   // No batch is being delivered or acknowledged.
   bool idle() const;
-  bool connected() const;
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace pgfanout::pg

@@ -9,8 +9,9 @@
 // Top-level `url`/`password` define the target named "default"; every other key that is not a
 // shared setting names a target. An action without `target:` uses "default", or the only target
 // when there is just one. load_redis_config() reads the section against the schema and reports
-// problems with line and column; check_redis_targets() then checks that every Redis action of the
-// rules names a target that exists. Built at load time, immutable afterwards.
+// problems with line and column (cache/RedisActions.hpp's check_redis_targets() then checks that
+// every Redis action of the rules names a target that exists). Built at load time, immutable
+// afterwards.
 #pragma once
 
 #include <chrono>
@@ -24,10 +25,6 @@ namespace pgfanout::config {
 class MapReader;
 class Diagnostics;
 }  // namespace pgfanout::config
-
-namespace pgfanout::rules {
-class RuleSet;
-}
 
 namespace pgfanout::redis {
 
@@ -58,10 +55,5 @@ struct RedisConfig {
 
 // Reads `redis:` from the top-level mapping `root` into `out` (left empty when absent).
 void load_redis_config(config::MapReader& root, RedisConfig& out);
-
-// Reports Redis actions (evict, evict_pattern, publish) whose target does not exist, or that are
-// used without any `redis:` section.
-void check_redis_targets(const rules::RuleSet& rules, const RedisConfig& redis,
-                         config::Diagnostics& diags);
 
 }  // namespace pgfanout::redis

@@ -1,13 +1,9 @@
 #include "rules/Action.hpp"
 
-#include "hub/PushAction.hpp"
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
-#include "redis/RedisActions.hpp"
-#include "rules/LogAction.hpp"
 #include "rules/RuleSet.hpp"
 #include "rules/Template.hpp"
-#include "webhook/WebhookAction.hpp"
 
 namespace pgfanout::rules {
 
@@ -59,18 +55,6 @@ const ActionParser* ActionRegistry::find(std::string_view kind) const {
     if (kinds_[i] == kind) return &parsers_[i];
   }
   return nullptr;
-}
-
-const ActionRegistry& ActionRegistry::builtin() {
-  static const ActionRegistry registry = [] {
-    ActionRegistry r;
-    register_log_action(r);
-    redis::register_redis_actions(r);
-    webhook::register_webhook_action(r);
-    hub::register_push_action(r);
-    return r;
-  }();
-  return registry;
 }
 
 bool render_for_action(const Template& tpl, const Event& event, const ActionContext& ctx,

@@ -36,7 +36,18 @@ class RuleSet;
 class Action {
  public:
   virtual ~Action() = default;
+  // The kind's YAML key ("evict", "push", ...), for metrics and messages. Each kind declares it
+  // once, as `static constexpr std::string_view kKind`, and returns that very constant.
   virtual std::string_view kind() const = 0;
+
+  // This action as kind T, or nullptr when it is another kind: the one checked downcast, used
+  // instead of comparing kind() strings and casting.
+  template <class T>
+  const T* as() const {
+    auto k = kind();
+    return k.data() == T::kKind.data() && k.size() == T::kKind.size() ? static_cast<const T*>(this)
+                                                                      : nullptr;
+  }
 
   // Index of this action in its RuleSet (set by the RuleSet), for per-action metrics.
   std::size_t index() const { return index_; }
@@ -46,23 +57,9 @@ class Action {
   std::size_t index_ = 0;
 };
 
-// Settles one event read from the outbox: when the last reference is dropped, `on_settled` is
-// called with whether every action succeeded. Executors hold a reference until their work is done.
-class EventCompletion {
- public:
-  explicit EventCompletion(std::function<void(bool ok)> on_settled)
-      : on_settled_(std::move(on_settled)) {}
-  ~EventCompletion() {
-    if (on_settled_) on_settled_(!failed_);
-  }
-  EventCompletion(const EventCompletion&) = delete;
-  EventCompletion& operator=(const EventCompletion&) = delete;
-  void fail() { failed_ = true; }
-
- private:
-  std::function<void(bool)> on_settled_;
-  bool failed_ = false;
-};
+// Settles one acknowledged event (pg/EventSource.hpp): executors hold a reference until their
+// work is done.
+using EventCompletion = pg::EventCompletion;
 
 struct ActionStats {
   Counter* run = nullptr;
@@ -104,6 +101,22 @@ class ActionExecutor {
   virtual std::size_t pending() const { return 0; }
 };
 
+// An executor of one action kind T: run() receives the action as T. A mismatch (an executor
+// registered under another kind's name) fails the action instead of casting blindly.
+template <class T>
+class TypedExecutor : public ActionExecutor {
+ public:
+  void execute(const Action& action, const Event& event, const ActionContext& ctx) final {
+    if (const T* typed = action.as<T>()) {
+      run(*typed, event, ctx);
+    } else {
+      ctx.failed("the executor of \"" + std::string(T::kKind) + "\" was given a \"" +
+                 std::string(action.kind()) + "\" action");
+    }
+  }
+  virtual void run(const T& action, const Event& event, const ActionContext& ctx) = 0;
+};
+
 // Parses the action item `item` (a mapping with the kind's key `kind` and its modifiers).
 // Reports problems through the reader and returns nullptr when the action is invalid.
 using ActionParser =
@@ -114,9 +127,6 @@ class ActionRegistry {
   void add(std::string kind, ActionParser parser);
   const ActionParser* find(std::string_view kind) const;
   const std::vector<std::string>& kinds() const { return kinds_; }
-
-  // The registry with every action kind this build knows.
-  static const ActionRegistry& builtin();
 
  private:
   std::vector<std::string> kinds_;

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pg/EventSource.hpp"
+
 namespace boost::json {
 class value;
 class object;
@@ -26,13 +28,8 @@ class object;
 
 namespace pgfanout::rules {
 
-struct Notification {
-  std::string channel;
-  std::string payload;
-  int backend_pid = 0;
-  std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
-  std::optional<std::int64_t> outbox_id;  // set for events read from pgfanout.outbox
-};
+// What the sources hand over (pg/EventSource.hpp).
+using Notification = pg::Notification;
 
 enum class PayloadProblem { None, MalformedJson, InvalidUtf8 };
 

@@ -6,8 +6,7 @@
 
 namespace pgfanout::rules {
 
-void LogExecutor::execute(const Action& action, const Event& event, const ActionContext& ctx) {
-  const auto& log = static_cast<const LogAction&>(action);
+void LogExecutor::run(const LogAction& log, const Event& event, const ActionContext& ctx) {
   std::string line;
   if (!render_for_action(log.message(), event, ctx, line, /*allow_empty=*/true)) return;
   spdlog::log(log.level(), "[{}] {}", ctx.rule_name(), line);

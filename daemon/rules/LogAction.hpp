@@ -18,7 +18,8 @@ class LogAction final : public Action {
  public:
   LogAction(Template message, spdlog::level::level_enum level)
       : message_(std::move(message)), level_(level) {}
-  std::string_view kind() const override { return "log"; }
+  static constexpr std::string_view kKind = "log";
+  std::string_view kind() const override { return kKind; }
   const Template& message() const { return message_; }
   spdlog::level::level_enum level() const { return level_; }
 
@@ -27,9 +28,9 @@ class LogAction final : public Action {
   spdlog::level::level_enum level_;
 };
 
-class LogExecutor final : public ActionExecutor {
+class LogExecutor final : public TypedExecutor<LogAction> {
  public:
-  void execute(const Action& action, const Event& event, const ActionContext& ctx) override;
+  void run(const LogAction& log, const Event& event, const ActionContext& ctx) override;
 };
 
 void register_log_action(ActionRegistry& registry);

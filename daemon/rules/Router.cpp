@@ -99,19 +99,10 @@ void Router::route(const Notification& n, std::shared_ptr<EventCompletion> compl
                   " (" + std::to_string(n.payload.size()) +
                   " bytes); treated as text, so templates naming fields skip their action");
   }
-  bool matched = false;
-  auto dispatch = [&](const Event& event) {
-    for (const Rule* rule : rules) {
-      if (!rule->when.matches(event)) continue;
-      matched = true;
-      run(*rule, rule->actions, event, completion);
-    }
-  };
-  if (const auto* rows = payload->rows()) {
-    for (const auto* row : *rows) dispatch(Event(payload, row, n.received, n.outbox_id));
-  } else {
-    dispatch(Event(payload, nullptr, n.received, n.outbox_id));
-  }
+  bool matched = rules_->for_each_match(payload, n.received, n.outbox_id,
+                                        [&](const Rule& rule, const Event& event, int) {
+                                          run(rule, rule.actions, event, completion);
+                                        });
   if (!matched) cs.unmatched->inc();
 }
 

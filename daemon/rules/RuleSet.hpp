@@ -4,7 +4,10 @@
 // set while executors still finish work for the old one. Rules of one channel run in file order.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -46,6 +49,9 @@ struct Rule {
   std::vector<std::unique_ptr<Action>> on_gap;
 };
 
+// Which rules for_each_match() considers.
+enum class RuleScope { All, DurableOnly };
+
 class RuleSet {
  public:
   // Parses the `rules:` list of `root` (the top-level mapping). Problems are reported through
@@ -54,6 +60,36 @@ class RuleSet {
 
   const std::vector<std::unique_ptr<Rule>>& rules() const { return rules_; }
   const std::vector<const Rule*>& for_channel(std::string_view channel) const;
+
+  // The one rule matcher: calls fn(rule, event, row) for every rule of the payload's channel
+  // (file order; durable ones only for RuleScope::DurableOnly) whose `when` matches, for each
+  // event of the payload — the payload itself (row = -1), or each row of a per-statement
+  // payload's `rows` (row = its index). Returns whether any rule matched. The router, the durable
+  // webhook worker and SSE replay all match events through here.
+  template <class Fn>
+  bool for_each_match(const std::shared_ptr<const ParsedPayload>& payload,
+                      std::chrono::steady_clock::time_point received,
+                      std::optional<std::int64_t> outbox_id, Fn&& fn,
+                      RuleScope scope = RuleScope::All) const {
+    const auto& rules = for_channel(payload->channel());
+    bool matched = false;
+    auto match = [&](const Event& event, int row) {
+      for (const Rule* rule : rules) {
+        if (scope == RuleScope::DurableOnly && !rule->durable) continue;
+        if (!rule->when.matches(event)) continue;
+        matched = true;
+        fn(*rule, event, row);
+      }
+    };
+    if (const auto* rows = payload->rows()) {
+      for (std::size_t i = 0; i < rows->size(); ++i) {
+        match(Event(payload, (*rows)[i], received, outbox_id), static_cast<int>(i));
+      }
+    } else {
+      match(Event(payload, nullptr, received, outbox_id), -1);
+    }
+    return matched;
+  }
   const Rule* find(std::string_view name) const;
   // Channels named by the rules, sorted, without duplicates.
   std::vector<std::string> channels() const;

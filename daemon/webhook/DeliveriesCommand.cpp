@@ -29,8 +29,8 @@ std::string one_line(std::string s, std::size_t max) {
 
 }  // namespace
 
-int run_deliveries_command(const config::Config& cfg, const DeliveriesArgs& args, std::FILE* out,
-                           std::FILE* err) {
+int run_deliveries_command(const pg::PostgresConfig& postgres, const DeliveriesArgs& args,
+                           std::FILE* out, std::FILE* err) {
   if (args.action != "list" && args.action != "retry") {
     std::fprintf(err, "pgfanout deliveries: expected list or retry\n");
     return 64;
@@ -55,12 +55,11 @@ int run_deliveries_command(const config::Config& cfg, const DeliveriesArgs& args
   }
   id_array += "}";
 
-  pg::ConnParams params(cfg.postgres.dsn, cfg.postgres.password, cfg.postgres.connect_timeout);
+  pg::ConnParams params(postgres.dsn, postgres.password, postgres.connect_timeout);
   ConnPtr conn(PQconnectdbParams(params.keywords(), params.values(), 1), &PQfinish);
   if (PQstatus(conn.get()) != CONNECTION_OK) {
     std::fprintf(err, "pgfanout deliveries: cannot connect to %s: %s\n",
-                 pg::describe(cfg.postgres.dsn).c_str(),
-                 trimmed_error(conn.get(), nullptr).c_str());
+                 pg::describe(postgres.dsn).c_str(), trimmed_error(conn.get(), nullptr).c_str());
     return 1;
   }
 

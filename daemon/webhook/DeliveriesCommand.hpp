@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "config/Config.hpp"
+#include "pg/PgConfig.hpp"
 
 namespace pgfanout::webhook {
 
@@ -21,7 +21,8 @@ struct DeliveriesArgs {
 };
 
 // Returns the process exit code (0, 1 on a database error, 64 on bad arguments).
-[[nodiscard]] int run_deliveries_command(const config::Config& cfg, const DeliveriesArgs& args,
-                                         std::FILE* out, std::FILE* err);
+[[nodiscard]] int run_deliveries_command(const pg::PostgresConfig& postgres,
+                                         const DeliveriesArgs& args, std::FILE* out,
+                                         std::FILE* err);
 
 }  // namespace pgfanout::webhook

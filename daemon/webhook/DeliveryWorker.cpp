@@ -8,10 +8,10 @@
 
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
-#include "pg/Backoff.hpp"
 #include "pg/ConnInfo.hpp"
-#include "pg/PgConnection.hpp"
+#include "pg/PgSession.hpp"
 #include "rules/RuleSet.hpp"
+#include "webhook/DeliveryRecords.hpp"
 
 namespace pgfanout::webhook {
 
@@ -19,18 +19,6 @@ namespace asio = boost::asio;
 using SteadyClock = std::chrono::steady_clock;
 
 namespace {
-
-std::string hash_hex(std::string_view s) {
-  std::uint64_t h = 1469598103934665603ULL;  // FNV-1a
-  for (char c : s) {
-    h ^= static_cast<unsigned char>(c);
-    h *= 1099511628211ULL;
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(16, '0');
-  for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = kHex[h & 15];
-  return out;
-}
 
 template <typename T>
 std::string int_array(const std::vector<T>& items) {
@@ -62,14 +50,14 @@ std::vector<std::string> DeliveryWorker::claim_channels(const rules::RuleSet& ru
   for (const auto& channel : rules.durable_channels()) {
     bool has_webhook = false;
     for (const rules::Rule* rule : rules.for_channel(channel)) {
-      for (const auto& a : rule->actions) has_webhook = has_webhook || a->kind() == "webhook";
+      for (const auto& a : rule->actions) has_webhook = has_webhook || a->as<WebhookAction>();
     }
     if (has_webhook) out.push_back(channel);
   }
   return out;
 }
 
-struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl> {
+struct DeliveryWorker::Impl {
   struct Report {
     std::int64_t id;
     int attempt;
@@ -79,76 +67,57 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
     std::int64_t delay_ms;
   };
 
-  Impl(asio::io_context& io_, Metrics& m, config::PostgresConfig p, config::WebhookConfig o,
+  Impl(asio::io_context& io_, Metrics& m, pg::PostgresConfig p, webhook::WebhookConfig o,
        std::string inst, WebhookSender& s)
       : io(io_),
         pg(std::move(p)),
         opts(std::move(o)),
         instance(std::move(inst)),
         sender(s),
-        conn(io_,
-             pg::PgConnection::Handlers{
-                 nullptr, nullptr,
-                 [this](const std::string&, const std::string& msg) { lost(msg); }},
-             pg::PgConnection::kDefaultMaxQueued,
-             &m.counter(pg::kQueriesRefusedMetric, pg::kQueriesRefusedHelp,
-                        {{"connection", "webhook"}})),
-        reconnect_timer(io_),
+        conn(io_, pg, session_options(m), session_handlers()),
         poll_timer(io_),
-        backoff(pg.reconnect_min, pg.reconnect_max),
         recorded(m.counter("pgfanout_webhook_recorded_total",
                            "Durable webhook deliveries recorded in pgfanout.deliveries")),
         errors(m.counter("pgfanout_webhook_store_errors_total",
                          "Failed queries and connections of the durable delivery worker")) {}
 
+  static pg::PgSession::Options session_options(Metrics& m) {
+    pg::PgSession::Options o;
+    o.name = "webhook deliveries";
+    o.refused =
+        &m.counter(pg::kQueriesRefusedMetric, pg::kQueriesRefusedHelp, {{"connection", "webhook"}});
+    return o;
+  }
+
+  pg::PgSession::Handlers session_handlers() {
+    pg::PgSession::Handlers h;
+    h.on_ready = [this](bool) {
+      busy = false;
+      schedule_poll();
+      ring();
+    };
+    h.on_lost = [this](const std::string&, const std::string&, bool) {
+      errors.inc();
+      busy = false;
+      // Stopped with nothing left to write: no reason to come back.
+      if (stopped && pending_work() == 0) conn.stop();
+    };
+    return h;
+  }
+
   void set_rules(std::shared_ptr<const rules::RuleSet> r) {
     rules = std::move(r);
     channels = claim_channels(*rules);
     bool any = false;
-    for (const rules::Action* a : rules->all_actions()) any = any || a->kind() == "webhook";
+    for (const rules::Action* a : rules->all_actions()) any = any || a->as<WebhookAction>();
     active = any;
-    if (active && !stopped && !conn.connected() && !connecting) connect();
+    if (active && !stopped) conn.start();
     ring();
   }
 
-  void connect() {
-    if (connecting || stopped) return;
-    connecting = true;
-    auto self = shared_from_this();
-    conn.connect(pg.dsn, pg.password, pg.connect_timeout, [this, self](const std::string& err) {
-      connecting = false;
-      if (stopped && pending_work() == 0) return;
-      if (!err.empty()) {
-        lost(err);
-        return;
-      }
-      backoff.reset();
-      ++generation;
-      busy = false;
-      schedule_poll();
-      ring();
-    });
-  }
-
-  void lost(const std::string& message) {
-    errors.inc();
-    busy = false;
-    ++generation;
-    conn.close();
-    if (stopped && pending_work() == 0) return;
-    spdlog::warn("webhook deliveries ({}): {}; reconnecting", pgfanout::pg::describe(pg.dsn),
-                 message);
-    auto self = shared_from_this();
-    reconnect_timer.expires_after(backoff.next());
-    reconnect_timer.async_wait([this, self](boost::system::error_code ec) {
-      if (!ec) connect();
-    });
-  }
-
   void schedule_poll() {
-    auto self = shared_from_this();
     poll_timer.expires_after(opts.poll_interval);
-    poll_timer.async_wait([this, self](boost::system::error_code ec) {
+    poll_timer.async_wait([this](boost::system::error_code ec) {
       if (ec || stopped) return;
       if (SteadyClock::now() >= next_trim) want_trim = true;
       ring();
@@ -167,7 +136,7 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
   // One step at a time on the connection: outcomes first (they free rows), then dead letters,
   // claiming, taking, trimming.
   void cycle() {
-    if (busy || !conn.connected()) return;
+    if (busy || !conn.up()) return;
     if (!reports.empty()) return write_reports();
     if (!dead_letters.empty()) return write_dead_letter();
     if (stopped) return;
@@ -179,16 +148,13 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
   template <typename Fn>
   void run(std::string sql, pg::PgConnection::Params params, Fn fn) {
     busy = true;
-    auto gen = generation;
-    auto self = shared_from_this();
-    conn.query(std::move(sql), std::move(params),
-               [this, self, gen, fn = std::move(fn)](pg::PgResult&& r) mutable {
-                 if (gen != generation) return;  // the connection was lost meanwhile
-                 busy = false;
-                 if (!r.ok && !conn.connected()) return;
-                 fn(std::move(r));
-                 cycle();
-               });
+    // Dropped when the connection is lost meanwhile: on_lost clears `busy`.
+    conn.query_current(std::move(sql), std::move(params),
+                       [this, fn = std::move(fn)](pg::PgResult&& r) mutable {
+                         busy = false;
+                         fn(std::move(r));
+                         cycle();
+                       });
   }
 
   void missing_sql(const pg::PgResult& r, const char* what) {
@@ -243,88 +209,49 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
 
   void claim() {
     want_claim = false;
-    auto gen = generation;
-    auto self = shared_from_this();
     busy = true;
     conn.query("BEGIN", {}, [](pg::PgResult&&) {});
-    conn.query("SELECT id, channel, payload::text FROM pgfanout.outbox_claim($1, $2::text[], $3)",
-               {opts.group, pg::text_array(channels), std::to_string(opts.claim_batch)},
-               [this, self, gen](pg::PgResult&& r) {
-                 if (gen != generation) return;
-                 if (!r.ok) {
-                   if (conn.connected()) {
-                     missing_sql(r, "claim");
-                     finish_transaction("ROLLBACK", 0, false);
-                   }
-                   return;
-                 }
-                 record(std::move(r));
-               });
+    conn.query_current(
+        "SELECT id, channel, payload::text FROM pgfanout.outbox_claim($1, $2::text[], $3)",
+        {opts.group, pg::text_array(channels), std::to_string(opts.claim_batch)},
+        [this](pg::PgResult&& r) {
+          if (!r.ok) {
+            missing_sql(r, "claim");
+            finish_transaction("ROLLBACK", 0, false);
+            return;
+          }
+          record(std::move(r));
+        });
   }
 
   void record(pg::PgResult&& r) {
-    std::vector<std::int64_t> events;
-    std::vector<std::string> rule_names, ids, urls, targets, bodies;
-    std::vector<int> positions;
     const bool full = static_cast<int>(r.rows.size()) >= opts.claim_batch;
+    std::vector<ClaimedEvent> claimed;
+    claimed.reserve(r.rows.size());
     for (const auto& row : r.rows) {
-      std::int64_t outbox_id = std::stoll(row[0].value_or("0"));
-      auto payload = rules::ParsedPayload::parse(row[1].value_or(""), row[2].value_or(""));
-      auto on_event = [&](const rules::Event& event, int row_index) {
-        for (const rules::Rule* rule : rules->for_channel(event.channel())) {
-          if (!rule->when.matches(event)) continue;
-          for (std::size_t pos = 0; pos < rule->actions.size(); ++pos) {
-            const rules::Action& a = *rule->actions[pos];
-            if (a.kind() != "webhook") continue;
-            const auto& hook = static_cast<const WebhookAction&>(a);
-            std::string target, body, missing;
-            if (!hook.render(event, target, body, missing)) {
-              log.warn("skipped:" + rule->name,
-                       "rule " + rule->name + ": webhook skipped for outbox event " +
-                           std::to_string(outbox_id) + ": field {" + missing + "} is missing");
-              continue;
-            }
-            std::string id = "msg_" + std::to_string(outbox_id) + "_" + hash_hex(rule->name) + "_" +
-                             std::to_string(pos);
-            if (row_index >= 0) id += "_" + std::to_string(row_index);
-            events.push_back(outbox_id);
-            rule_names.push_back(rule->name);
-            positions.push_back(static_cast<int>(pos));
-            ids.push_back(std::move(id));
-            urls.push_back(hook.settings().endpoint.origin());
-            targets.push_back(std::move(target));
-            bodies.push_back(std::move(body));
-          }
-        }
-      };
-      auto received = SteadyClock::now();
-      if (const auto* rows = payload->rows()) {
-        for (std::size_t i = 0; i < rows->size(); ++i) {
-          on_event(rules::Event(payload, (*rows)[i], received, outbox_id), static_cast<int>(i));
-        }
-      } else {
-        on_event(rules::Event(payload, nullptr, received, outbox_id), -1);
-      }
+      claimed.push_back(
+          {std::stoll(row[0].value_or("0")), row[1].value_or(""), row[2].value_or("")});
     }
+    auto d = delivery_records(*rules, claimed,
+                              [this](const std::string& rule, const std::string& message) {
+                                log.warn("skipped:" + rule, message);
+                              });
+    const auto& events = d.events;
     if (events.empty()) {
       finish_transaction("COMMIT", 0, full);
       return;
     }
-    auto gen = generation;
-    auto self = shared_from_this();
     auto n = events.size();
-    conn.query(
+    conn.query_current(
         "SELECT pgfanout.delivery_record($1::bigint[], $2::text[], $3::int[], $4::text[], "
         "$5::text[], $6::text[], $7::text[])",
-        {int_array(events), pg::text_array(rule_names), int_array(positions), pg::text_array(ids),
-         pg::text_array(urls), pg::text_array(targets), pg::text_array(bodies)},
-        [this, self, gen, n, full](pg::PgResult&& res) {
-          if (gen != generation) return;
+        {int_array(d.events), pg::text_array(d.rule_names), int_array(d.positions),
+         pg::text_array(d.ids), pg::text_array(d.urls), pg::text_array(d.targets),
+         pg::text_array(d.bodies)},
+        [this, n, full](pg::PgResult&& res) {
           if (!res.ok) {
-            if (conn.connected()) {
-              missing_sql(res, "record");
-              finish_transaction("ROLLBACK", 0, false);
-            }
+            missing_sql(res, "record");
+            finish_transaction("ROLLBACK", 0, false);
             return;
           }
           finish_transaction("COMMIT", n, full);
@@ -332,14 +259,11 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
   }
 
   void finish_transaction(const char* sql, std::size_t recorded_rows, bool more) {
-    auto gen = generation;
-    auto self = shared_from_this();
     bool commit = std::string_view(sql) == "COMMIT";
-    conn.query(sql, {}, [this, self, gen, recorded_rows, more, commit](pg::PgResult&& r) {
-      if (gen != generation) return;
+    conn.query_current(sql, {}, [this, recorded_rows, more, commit](pg::PgResult&& r) {
       busy = false;
       if (!r.ok) {
-        if (conn.connected()) missing_sql(r, "commit");
+        missing_sql(r, "commit");
       } else if (commit) {
         if (recorded_rows > 0) {
           recorded.inc(recorded_rows);
@@ -378,10 +302,8 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
     const rules::Rule* rule = rules ? rules->find(rule_name) : nullptr;
     const WebhookAction* hook = nullptr;
     if (rule != nullptr && position >= 0 &&
-        static_cast<std::size_t>(position) < rule->actions.size() &&
-        rule->actions[static_cast<std::size_t>(position)]->kind() == "webhook") {
-      hook = static_cast<const WebhookAction*>(
-          rule->actions[static_cast<std::size_t>(position)].get());
+        static_cast<std::size_t>(position) < rule->actions.size()) {
+      hook = rule->actions[static_cast<std::size_t>(position)]->as<WebhookAction>();
     }
     auto endpoint = WebhookSender::endpoint_name(rule_name, position);
     if (hook == nullptr) {
@@ -397,13 +319,12 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
     ++in_flight;
     sender.durable_in_flight().set(static_cast<double>(in_flight));
     auto started = SteadyClock::now();
-    auto self = shared_from_this();
     std::string target = row[4].value_or("/");
     std::string body = row[5].value_or("");
     std::string url = hook->settings().endpoint.origin();
     sender.attempt(
         *hook, endpoint, webhook_id, attempt, target, body,
-        [this, self, id, attempt, age, started, rule_name, position, webhook_id, url, target,
+        [this, id, attempt, age, started, rule_name, position, webhook_id, url, target,
          body](Outcome&& o) {
           --in_flight;
           sender.durable_in_flight().set(static_cast<double>(in_flight));
@@ -447,20 +368,16 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
   void stop() {
     stopped = true;
     poll_timer.cancel();
-    if (pending_work() == 0) {
-      reconnect_timer.cancel();
-      conn.close();
-    }
+    if (pending_work() == 0) conn.stop();
   }
 
   asio::io_context& io;
-  config::PostgresConfig pg;
-  config::WebhookConfig opts;
+  pg::PostgresConfig pg;
+  webhook::WebhookConfig opts;
   std::string instance;
   WebhookSender& sender;
-  pg::PgConnection conn;
-  asio::steady_timer reconnect_timer, poll_timer;
-  pgfanout::pg::Backoff backoff;
+  pg::PgSession conn;
+  asio::steady_timer poll_timer;
   Counter& recorded;
   Counter& errors;
   RateLimitedLog log;
@@ -469,27 +386,24 @@ struct DeliveryWorker::Impl : std::enable_shared_from_this<DeliveryWorker::Impl>
   std::vector<std::string> channels;
   bool active = false;
   bool stopped = false;
-  bool connecting = false;
   bool busy = false;
   bool want_claim = false, want_take = false, want_trim = false;
   SteadyClock::time_point next_trim = SteadyClock::now() + std::chrono::seconds(10);
-  std::uint64_t generation = 0;
   std::size_t in_flight = 0;
   std::vector<Report> reports;
   std::vector<DeadLetter> dead_letters;
 };
 
-DeliveryWorker::DeliveryWorker(asio::io_context& io, Metrics& metrics, config::PostgresConfig pg,
-                               config::WebhookConfig options, std::string instance,
+DeliveryWorker::DeliveryWorker(asio::io_context& io, Metrics& metrics, pg::PostgresConfig pg,
+                               webhook::WebhookConfig options, std::string instance,
                                WebhookSender& sender)
-    : impl_(std::make_shared<Impl>(io, metrics, std::move(pg), std::move(options),
+    : impl_(std::make_unique<Impl>(io, metrics, std::move(pg), std::move(options),
                                    std::move(instance) + ":" + std::to_string(getpid()), sender)) {}
 
 DeliveryWorker::~DeliveryWorker() {
   impl_->stopped = true;
   impl_->poll_timer.cancel();
-  impl_->reconnect_timer.cancel();
-  impl_->conn.close();
+  impl_->conn.stop();
 }
 
 void DeliveryWorker::set_rules(std::shared_ptr<const rules::RuleSet> rules) {
@@ -510,7 +424,7 @@ void DeliveryWorker::record_dead_letter(const DeadLetter& letter) {
   impl_->cycle();
 }
 bool DeliveryWorker::connected() const {
-  return impl_->conn.connected();
+  return impl_->conn.up();
 }
 
 }  // namespace pgfanout::webhook

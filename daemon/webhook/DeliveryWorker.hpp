@@ -19,7 +19,8 @@
 #include <memory>
 #include <string>
 
-#include "config/Config.hpp"
+#include "pg/PgConfig.hpp"
+#include "webhook/WebhookConfig.hpp"
 #include "webhook/WebhookSender.hpp"
 
 namespace boost::asio {
@@ -38,8 +39,8 @@ namespace pgfanout::webhook {
 
 class DeliveryWorker {
  public:
-  DeliveryWorker(boost::asio::io_context& io, Metrics& metrics, config::PostgresConfig pg,
-                 config::WebhookConfig options, std::string instance, WebhookSender& sender);
+  DeliveryWorker(boost::asio::io_context& io, Metrics& metrics, pg::PostgresConfig pg,
+                 webhook::WebhookConfig options, std::string instance, WebhookSender& sender);
   ~DeliveryWorker();
   DeliveryWorker(const DeliveryWorker&) = delete;
   DeliveryWorker& operator=(const DeliveryWorker&) = delete;
@@ -60,7 +61,7 @@ class DeliveryWorker {
 
  private:
   struct Impl;
-  std::shared_ptr<Impl> impl_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace pgfanout::webhook

@@ -66,7 +66,8 @@ class WebhookAction final : public rules::Action {
   };
 
   explicit WebhookAction(Settings s) : s_(std::move(s)) {}
-  std::string_view kind() const override { return "webhook"; }
+  static constexpr std::string_view kKind = "webhook";
+  std::string_view kind() const override { return kKind; }
   const Settings& settings() const { return s_; }
 
   // Renders the request target and body for `event`. On a missing field returns false and names

@@ -33,14 +33,13 @@ WebhookExecutor::WebhookExecutor(asio::io_context& io, WebhookSender& sender, in
 
 WebhookExecutor::~WebhookExecutor() = default;
 
-void WebhookExecutor::execute(const rules::Action& action, const rules::Event& event,
-                              const rules::ActionContext& ctx) {
+void WebhookExecutor::run(const WebhookAction& hook, const rules::Event& event,
+                          const rules::ActionContext& ctx) {
   if (event.outbox_id()) {
     // Durable: the DeliveryWorker records and sends it (once across instances).
     ctx.succeeded();
     return;
   }
-  const auto& hook = static_cast<const WebhookAction&>(action);
   auto d = std::make_shared<Delivery>();
   std::string missing;
   if (!hook.render(event, d->target, d->body, missing)) {
@@ -49,7 +48,7 @@ void WebhookExecutor::execute(const rules::Action& action, const rules::Event& e
     return;
   }
   for (const auto& a : ctx.rule->actions) {
-    if (a.get() == &action) break;
+    if (a.get() == &hook) break;
     ++d->position;
   }
   d->endpoint = WebhookSender::endpoint_name(ctx.rule_name(), d->position);

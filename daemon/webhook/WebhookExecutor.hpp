@@ -30,13 +30,13 @@ class io_context;
 
 namespace pgfanout::webhook {
 
-class WebhookExecutor final : public rules::ActionExecutor {
+class WebhookExecutor final : public rules::TypedExecutor<WebhookAction> {
  public:
   WebhookExecutor(boost::asio::io_context& io, WebhookSender& sender, int queue_limit);
   ~WebhookExecutor() override;
 
-  void execute(const rules::Action& action, const rules::Event& event,
-               const rules::ActionContext& ctx) override;
+  void run(const WebhookAction& hook, const rules::Event& event,
+           const rules::ActionContext& ctx) override;
   std::size_t pending() const override { return held_; }
 
   void set_dead_letter_sink(std::function<void(const DeadLetter&)> sink) {

@@ -15,7 +15,7 @@ std::vector<double> attempt_buckets() {
 }  // namespace
 
 WebhookSender::WebhookSender(boost::asio::io_context& io, Metrics& m,
-                             const config::WebhookConfig& cfg, Clock& clock)
+                             const webhook::WebhookConfig& cfg, Clock& clock)
     : clock_(clock),
       client_(std::make_unique<WebhookClient>(
           io, WebhookClient::Options{cfg.max_connections_per_endpoint, cfg.connect_timeout,

@@ -16,11 +16,11 @@
 #include <set>
 #include <string>
 
-#include "config/Config.hpp"
 #include "webhook/Clock.hpp"
 #include "webhook/RetryPolicy.hpp"
 #include "webhook/WebhookAction.hpp"
 #include "webhook/WebhookClient.hpp"
+#include "webhook/WebhookConfig.hpp"
 
 namespace boost::asio {
 class io_context;
@@ -55,7 +55,7 @@ struct DeadLetter {
 
 class WebhookSender {
  public:
-  WebhookSender(boost::asio::io_context& io, Metrics& metrics, const config::WebhookConfig& cfg,
+  WebhookSender(boost::asio::io_context& io, Metrics& metrics, const webhook::WebhookConfig& cfg,
                 Clock& clock = SystemClock::instance());
   ~WebhookSender();
 

@@ -215,12 +215,12 @@ class CacheLoad {
 
   // Committed writes so far.
   long long written() {
-    PgSession s(dsn_);
+    BlockingPg s(dsn_);
     return std::atoll(s.value("SELECT sum(v)::text FROM public.users").value_or("0").c_str());
   }
   // Cached values that differ from the database.
   long long stale() {
-    PgSession s(dsn_);
+    BlockingPg s(dsn_);
     RedisTestClient redis(redis_port_);
     long long n = 0;
     for (int id = 1; id <= rows_; ++id) {

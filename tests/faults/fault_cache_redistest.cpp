@@ -21,7 +21,7 @@ Figures run_cache_load(const std::string& name, const std::string& again_after) 
   ScratchDatabase db("fcache");
   std::string prefix = "fcache:" + std::to_string(::getpid()) + ":" + name + ":";
   {
-    PgSession s(db.dsn());
+    BlockingPg s(db.dsn());
     s.exec(CacheLoad::table_sql(kRows));
   }
   std::string config = write_temp_file(

@@ -40,7 +40,7 @@ TEST(FaultDurable, SigkillMidStreamLosesNoDurableEvent) {
           "rules:\n  - name: items\n    channel: items_changed\n    durable: true\n"
           "    actions:\n      - log: \"durable-ev {id}\"\n");
   {
-    PgSession s(db.dsn());
+    BlockingPg s(db.dsn());
     s.exec("CREATE TABLE public.items (id bigint PRIMARY KEY, v text)");
   }
   auto [code, out] = run_pgfanout({"install", "--config", config});

@@ -249,7 +249,7 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
     WsClient c(port);
     auto ack = c.request(R"({"type":"subscribe","topic":"chan"})");
     if (!ack || ack->find("ack") == std::string::npos) return std::string("subscribe failed");
-    PgSession s(db.dsn());
+    BlockingPg s(db.dsn());
     s.value(sql, {payload});
     auto m = c.receive_containing(payload, 5s);
     return m.value_or("nothing received");
@@ -442,7 +442,7 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
     std::string marker = "m" + std::to_string(i) + "-" + std::to_string(::getpid());
     cases.push_back({"channel_" + std::to_string(i),
                      [&, ch, marker](int) {
-                       PgSession s(db.dsn());
+                       BlockingPg s(db.dsn());
                        std::string quoted = s.value("SELECT quote_literal($1)", {ch}).value_or("");
                        return notify_through("SELECT pg_notify(" + quoted + ", $1)",
                                              R"({"m":")" + marker + "\"}");
@@ -452,7 +452,7 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
   cases.push_back({"channel_truncated_by_postgres",
                    [&](int) {
                      // NOTIFY takes no parameter: the payload is a literal.
-                     PgSession s(db.dsn());
+                     BlockingPg s(db.dsn());
                      WsClient c(port);
                      c.request(R"({"type":"subscribe","topic":"chan"})");
                      s.exec("NOTIFY \"" + std::string(70, 'L') + "\", '{\"m\":\"truncated\"}'");
@@ -465,7 +465,7 @@ TEST(FaultEdges, HostileInputIsAnsweredAndCountedAndTheDaemonKeepsServing) {
                      WsClient c(port);
                      c.request(R"({"type":"subscribe","topic":"chan"})");
                      auto before = http_get(port, "/metrics").body;
-                     PgSession s(db.dsn());
+                     BlockingPg s(db.dsn());
                      s.notify("nobody_listens_here", R"({"m":"nobody"})");
                      s.notify("MIXEDCASE_CHANNEL", R"({"m":"nobody"})");  // not MixedCase_Channel
                      auto got = c.receive(1500ms);

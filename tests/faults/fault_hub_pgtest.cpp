@@ -58,7 +58,7 @@ TEST(FaultHub, ThousandClientsTenPercentNeverReading) {
   auto begin = std::chrono::steady_clock::now();
   std::vector<int> got(readers.size(), 0);
   {
-    PgSession s(db.dsn());
+    BlockingPg s(db.dsn());
     std::string pad(2000, 'p');
     for (int round = 0; round < messages / kPerRound; ++round) {
       for (int i = 0; i < kPerRound; ++i) {

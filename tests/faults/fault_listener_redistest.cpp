@@ -30,7 +30,7 @@ void run_listener_fault(const std::string& name, const std::function<void(TcpPro
   ScratchDatabase db("flisten");
   std::string prefix = "flisten:" + std::to_string(::getpid()) + ":" + name + ":";
   {
-    PgSession s(db.dsn());
+    BlockingPg s(db.dsn());
     s.exec(CacheLoad::table_sql(kRows));
   }
   TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(
@@ -100,7 +100,7 @@ void run_listener_fault(const std::string& name, const std::function<void(TcpPro
 
 TEST(FaultListener, BackendTerminated) {
   run_listener_fault("terminate", [](TcpProxy&) {
-    PgSession admin(test_dsn());
+    BlockingPg admin(test_dsn());
     admin.exec(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
         "WHERE application_name = 'pgfanout' AND pid <> pg_backend_pid()");

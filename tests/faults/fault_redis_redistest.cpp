@@ -37,7 +37,7 @@ void run_redis_fault(const std::string& name,
   TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(own.port()));
   std::string prefix = "fredis:" + name + ":";
   {
-    PgSession s(db.dsn());
+    BlockingPg s(db.dsn());
     s.exec(CacheLoad::table_sql(kRows));
   }
   std::string config = write_temp_file(

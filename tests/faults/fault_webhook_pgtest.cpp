@@ -106,7 +106,7 @@ struct Writer {
 void run_endpoint_fault(const std::string& name, Endpoint::Mode fault_mode) {
   ScratchDatabase db("fhook");
   {
-    PgSession s(db.dsn());
+    BlockingPg s(db.dsn());
     s.exec("CREATE TABLE public.items (id int PRIMARY KEY, v text)");
   }
   Endpoint ep;
@@ -142,7 +142,7 @@ void run_endpoint_fault(const std::string& name, Endpoint::Mode fault_mode) {
   f.lost = f.written - f.acted;
   f.duplicates = ep.duplicates();
   f.extra["requests"] = static_cast<long long>(ep.sink.request_count());
-  PgSession s(db.dsn());
+  BlockingPg s(db.dsn());
   f.extra["dead"] = std::atoll(
       s.value("SELECT count(*)::text FROM pgfanout.deliveries WHERE state = 'dead'")->c_str());
   f.report();
@@ -167,7 +167,7 @@ TEST(FaultWebhook, EndpointResettingThenRecovering) {
 TEST(FaultWebhook, TwoInstancesOneKilledTheOtherDeliversOnce) {
   ScratchDatabase db("fhook2");
   {
-    PgSession s(db.dsn());
+    BlockingPg s(db.dsn());
     s.exec("CREATE TABLE public.items (id int PRIMARY KEY, v text)");
   }
   Endpoint ep;

@@ -10,6 +10,10 @@
 #   PGFANOUT_TEST_PGCTL       a command prefix that runs pg_ctl as the cluster's owner
 #   PGFANOUT_TEST_REDIS_URL   redis://127.0.0.1:PORT/0
 #   PGFANOUT_TEST_REDIS_PORT, PGFANOUT_TEST_REDIS_SERVER (the redis-server binary)
+#
+# PostgreSQL runs with fsync, synchronous_commit and full_page_writes off (fast, not crash-safe).
+# PGFANOUT_TEST_PG_DURABLE=1 leaves them at PostgreSQL's defaults (on), for benchmarks that must
+# measure what a write costs with production settings.
 set -euo pipefail
 
 pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -56,11 +60,15 @@ cat >>"$work/pg/postgresql.conf" <<CONF
 port = $pgport
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$work'
+max_connections = 300
+CONF
+if [ "${PGFANOUT_TEST_PG_DURABLE:-0}" != 1 ]; then
+  cat >>"$work/pg/postgresql.conf" <<CONF
 fsync = off
 synchronous_commit = off
 full_page_writes = off
-max_connections = 300
 CONF
+fi
 "${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 start >/dev/null ||
   { cat "$work/pg.log" >&2; exit 1; }
 

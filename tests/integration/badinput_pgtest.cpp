@@ -13,7 +13,7 @@ namespace pgfanout {
 namespace {
 
 using namespace std::chrono_literals;
-using test::PgSession;
+using test::BlockingPg;
 
 double metric(const std::string& text, const std::string& series) {
   auto at = text.find("\n" + series + " ");
@@ -22,7 +22,7 @@ double metric(const std::string& text, const std::string& series) {
 }
 
 TEST(BadInput, DaemonCountsHostilePayloadsAndKeepsServing) {
-  PgSession admin(test::test_dsn());
+  BlockingPg admin(test::test_dsn());
   std::string db = "pgfanout_badinput_" + std::to_string(::getpid());
   admin.exec("CREATE DATABASE " + db +
              " ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0");
@@ -37,7 +37,7 @@ TEST(BadInput, DaemonCountsHostilePayloadsAndKeepsServing) {
     ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
     int port = d.http_port();
     ASSERT_GT(port, 0);
-    PgSession s(dsn);
+    BlockingPg s(dsn);
     s.exec("SELECT pg_notify('users_changed', '{\"id\": 1, ')");                 // malformed
     s.exec("SELECT pg_notify('users_changed', E'{\"id\": \"\\xff\\xfe\"}')");    // bad UTF-8
     s.exec("SELECT pg_notify('users_changed', '')");                             // empty

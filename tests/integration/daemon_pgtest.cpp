@@ -19,8 +19,8 @@ namespace pgfanout {
 namespace {
 
 using namespace std::chrono_literals;
+using test::BlockingPg;
 using test::DaemonProcess;
-using test::PgSession;
 
 std::string config_text(const std::string& dsn, const std::string& rules) {
   // Port 0: tests run beside other daemons, so none of them may take the default 8080.
@@ -135,7 +135,7 @@ TEST_F(DaemonFixture, MetricsShowTheEventLoopLagFromTheStart) {
 
 TEST_F(DaemonFixture, NotifyRunsTheLogAction) {
   auto d = start();
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.notify(
       "users_changed",
       R"({"v":1,"op":"UPDATE","table":"users","new":{"id":7,"username":"ann"},"old":{"id":7,"username":"anne"}})");
@@ -153,7 +153,7 @@ TEST_F(DaemonFixture, NotifyRunsTheLogAction) {
 TEST_F(DaemonFixture, OnReconnectRunsAfterTheBackendIsKilled) {
   auto d = start();
   EXPECT_TRUE(d->wait_for_output("resync users_changed"));  // first connection: nothing heard yet
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.exec(
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
       "'pgfanout' AND datname = current_database()");
@@ -175,7 +175,7 @@ TEST_F(DaemonFixture, ReloadKeepsOldRulesOnABrokenFileAndSwapsChannelsOnAGoodOne
   d->signal(SIGHUP);
   EXPECT_TRUE(d->wait_for_output("reload failed")) << d->output();
   EXPECT_TRUE(d->output_contains("rules[0].channel: \"channel\" is required"));
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.notify("users_changed", R"({"op":"UPDATE","new":{"id":1},"old":{"id":1,"username":"a"}})");
   EXPECT_TRUE(d->wait_for_output("evict user:1 name:a")) << d->output();
 
@@ -197,7 +197,7 @@ TEST_F(DaemonFixture, ReloadKeepsOldRulesOnABrokenFileAndSwapsChannelsOnAGoodOne
 }
 
 TEST_F(DaemonFixture, InstallIsIdempotentAndItsTriggersReachTheDaemon) {
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.exec("CREATE TABLE public.\"Users\" (id int PRIMARY KEY, username text, secret text)");
   {
     std::ofstream(config_path)

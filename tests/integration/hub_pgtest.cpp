@@ -24,8 +24,8 @@ namespace pgfanout {
 namespace {
 
 using namespace std::chrono_literals;
+using test::BlockingPg;
 using test::DaemonProcess;
-using test::PgSession;
 using test::WsClient;
 
 const std::string kSecret = "hub-test-secret-0123456789-abcdefghij";
@@ -110,7 +110,7 @@ class Hub : public ::testing::Test {
     std::ofstream(static_dir + "/.hidden") << "hidden";
     std::filesystem::create_symlink(outside, static_dir + "/escape.txt");
     config_path = test::write_temp_file("hub.yaml", config_text());
-    PgSession s(db->dsn());
+    BlockingPg s(db->dsn());
     s.exec(read_file(PGFANOUT_SOURCE_DIR "/examples/chat/schema.sql"));
     s.exec("CREATE TABLE public.items (id int PRIMARY KEY, v text)");
     auto [code, out] = test::run_pgfanout({"install", "--config", config_path});
@@ -221,7 +221,7 @@ TEST_F(Hub, PingSubscribeAndPush) {
   auto ack = c.request(R"({"type":"subscribe","topic":"public"})");
   ASSERT_TRUE(ack);
   EXPECT_EQ(*ack, R"({"type":"ack","ref":3})");
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.notify("broadcast", R"({"headline":"hello"})");
   auto ev = c.receive_containing("\"event\"");
   ASSERT_TRUE(ev) << daemon->output();
@@ -315,7 +315,7 @@ TEST_F(Hub, OtherUsersTopicsAreRefusedByAnySpelling) {
 }
 
 TEST_F(Hub, LoginOnSubscribeAndLivePush) {
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   // Bob writes to Ann while she is away.
   s.exec("SELECT chat.send(" + bob + ", 'ann', 'while you were away')");
 
@@ -371,7 +371,7 @@ TEST_F(Hub, CommandsTakeHostileArgumentsAsData) {
   std::string injection = R"('; DROP TABLE chat.users; --)";
   auto r = call(R"({"value":"'; DROP TABLE chat.users; --"})");
   EXPECT_NE(r.find(R"("value":")" + injection + "\""), std::string::npos) << r;
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   EXPECT_EQ(s.value("SELECT count(*) FROM chat.users WHERE username = 'ann'"), "1");
   r = call(R"({"value":"$1 $2 \\\" \\\\ ' \" ; SELECT 1"})");
   EXPECT_NE(r.find("\"ack\""), std::string::npos) << r;
@@ -497,7 +497,7 @@ TEST_F(Hub, SlowConsumerIsClosedWithoutSlowingOthers) {
   std::string body(2000, 'p');
   std::atomic<int> received{0};
   std::thread writer([&] {
-    PgSession w(db->dsn());
+    BlockingPg w(db->dsn());
     for (int i = 0; i < n; ++i) {
       auto deadline = std::chrono::steady_clock::now() + 10s;
       while (i - received.load() > 50 && std::chrono::steady_clock::now() < deadline) {
@@ -531,7 +531,7 @@ TEST_F(Hub, SseDeliversAndResumesFromTheOutbox) {
   ASSERT_TRUE(sse.wait_for("retry: 2000\n\n"));
   EXPECT_EQ(sse.status(), 200);
   EXPECT_NE(sse.text().find("Content-Type: text/event-stream"), std::string::npos);
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.exec("INSERT INTO public.items VALUES (1, 'one')");
   ASSERT_TRUE(sse.wait_for(R"("v":"one")")) << sse.text() << daemon->output();
   std::smatch m;
@@ -555,7 +555,7 @@ TEST_F(Hub, SseDeliversAndResumesFromTheOutbox) {
   // commits, taking the smaller outbox id; then A inserts and commits. Live delivery follows (txid,
   // id): A's event first, then B's. Resuming after A's event must replay B's even though B's id is
   // smaller.
-  PgSession a(db->dsn()), b(db->dsn());
+  BlockingPg a(db->dsn()), b(db->dsn());
   a.exec("BEGIN");
   a.exec("SELECT pg_current_xact_id()");
   b.exec("INSERT INTO public.items VALUES (4, 'four-b')");
@@ -600,7 +600,7 @@ TEST_F(Hub, HippieEndpoints) {
       << first.body;
   std::string client_id = m[1];
 
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.notify("broadcast", R"({"headline":"hippie"})");
   auto msg = ws.receive_containing("hippie\"");
   ASSERT_TRUE(msg);
@@ -683,7 +683,7 @@ class HubKeys : public ::testing::TestWithParam<auth::JwtAlgorithm> {
  public:
   static void SetUpTestSuite() {
     db = new test::ScratchDatabase("hubkeys");
-    PgSession s(db->dsn());
+    BlockingPg s(db->dsn());
     s.exec(read_file(PGFANOUT_SOURCE_DIR "/examples/chat/schema.sql"));
     ann = s.value("SELECT user_id FROM chat.register('ann', 'secret-ann', 'ann@example.com')")
               .value();

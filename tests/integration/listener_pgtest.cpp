@@ -8,6 +8,7 @@
 
 #include "metrics/Metrics.hpp"
 #include "pg/NotifyListener.hpp"
+#include "support/CallbackSink.hpp"
 #include "support/TcpProxy.hpp"
 #include "support/TestSupport.hpp"
 
@@ -15,12 +16,12 @@ namespace pgfanout::pg {
 namespace {
 
 using namespace std::chrono_literals;
-using test::PgSession;
+using test::BlockingPg;
 using test::run_until;
 
 struct ListenerFixture : ::testing::Test {
-  config::PostgresConfig options(const std::string& dsn) {
-    config::PostgresConfig o;
+  PostgresConfig options(const std::string& dsn) {
+    PostgresConfig o;
     o.dsn = dsn;
     o.heartbeat_interval = 200ms;
     o.heartbeat_timeout = 800ms;
@@ -31,13 +32,17 @@ struct ListenerFixture : ::testing::Test {
   }
 
   void start(const std::string& dsn, std::vector<std::string> channels) {
-    listener = std::make_unique<NotifyListener>(
-        io, metrics, options(dsn),
-        NotifyListener::Callbacks{
-            [this](rules::Notification&& n) { received.push_back(n.channel + "|" + n.payload); },
-            [this] { ++batches; }, [this](bool first) { connects.push_back(first); },
-            [this](const std::string& why) { disconnects.push_back(why); },
-            [this](const std::string& why) { fatal = why; }});
+    sink.event = [this](Notification&& n, auto) {
+      received.push_back(n.channel + "|" + n.payload);
+    };
+    sink.batch_end = [this] { ++batches; };
+    sink.connected = [this](bool first, bool missed) {
+      connects.push_back(first);
+      EXPECT_TRUE(missed) << "a NOTIFY listener always reports that it may have missed events";
+    };
+    sink.disconnected = [this](const std::string& why) { disconnects.push_back(why); };
+    sink.fatal = [this](const std::string& why) { fatal = why; };
+    listener = std::make_unique<NotifyListener>(io, metrics, options(dsn), sink);
     listener->start(std::move(channels));
     ASSERT_TRUE(run_until(
         io, [&] { return listener->connected(); }, 10s))
@@ -54,7 +59,7 @@ struct ListenerFixture : ::testing::Test {
     auto deadline = std::chrono::steady_clock::now() + t;
     while (std::chrono::steady_clock::now() < deadline) {
       if (listener->connected()) {
-        PgSession(test::test_dsn()).notify(channel, payload);
+        BlockingPg(test::test_dsn()).notify(channel, payload);
         if (run_until(
                 io, [&] { return received_contains(channel + "|" + payload); }, 1s)) {
           return true;
@@ -69,6 +74,7 @@ struct ListenerFixture : ::testing::Test {
 
   boost::asio::io_context io;
   Metrics metrics;
+  test::CallbackSink sink;
   std::unique_ptr<NotifyListener> listener;
   std::vector<std::string> received;
   std::vector<bool> connects;
@@ -79,7 +85,7 @@ struct ListenerFixture : ::testing::Test {
 
 TEST_F(ListenerFixture, ReceivesOnCaseSensitiveOddChannels) {
   start(test::test_dsn(), {"Users Changed", "we\"ird", "plain"});
-  PgSession s(test::test_dsn());
+  BlockingPg s(test::test_dsn());
   s.notify("Users Changed", R"({"id":1})");
   s.notify("we\"ird", "two");
   s.notify("users changed", "wrong case: not listened");
@@ -100,7 +106,7 @@ TEST_F(ListenerFixture, SetChannelsListensOnlyTheDifference) {
   // The LISTEN/UNLISTEN runs on the listener's connection; give it a moment.
   run_until(
       io, [] { return false; }, 300ms);
-  PgSession s(test::test_dsn());
+  BlockingPg s(test::test_dsn());
   s.notify("a", "1");
   s.notify("b", "2");
   s.notify("c", "3");
@@ -113,7 +119,7 @@ TEST_F(ListenerFixture, SetChannelsListensOnlyTheDifference) {
 TEST_F(ListenerFixture, ReconnectsAfterTerminateBackend) {
   start(test::test_dsn(), {"t1"});
   int pid = listener->backend_pid();
-  PgSession s(test::test_dsn());
+  BlockingPg s(test::test_dsn());
   EXPECT_EQ(s.value("SELECT pg_terminate_backend($1)::text", {std::to_string(pid)}), "true");
   ASSERT_TRUE(run_until(
       io, [&] { return connects.size() == 2; }, 15s));
@@ -159,13 +165,13 @@ TEST_F(ListenerFixture, KeepsRetryingWhileTheServerIsUnreachable) {
   test::TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(
                                         std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
   proxy.cut();
+  sink.event = [this](Notification&& n, auto) { received.push_back(n.payload); };
+  sink.connected = [this](bool first, bool) { connects.push_back(first); };
   listener = std::make_unique<NotifyListener>(
       io, metrics,
       options("host=127.0.0.1 port=" + std::to_string(proxy.port()) +
               " user=postgres dbname=postgres"),
-      NotifyListener::Callbacks{[this](rules::Notification&& n) { received.push_back(n.payload); },
-                                nullptr, [this](bool first) { connects.push_back(first); }, nullptr,
-                                nullptr});
+      sink);
   listener->start({"t4"});
   run_until(
       io, [] { return false; }, 1500ms);

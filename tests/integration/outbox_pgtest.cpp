@@ -14,14 +14,15 @@
 
 #include "metrics/Metrics.hpp"
 #include "pg/OutboxReader.hpp"
+#include "support/CallbackSink.hpp"
 #include "support/TestSupport.hpp"
 
 namespace pgfanout {
 namespace {
 
 using namespace std::chrono_literals;
+using test::BlockingPg;
 using test::DaemonProcess;
-using test::PgSession;
 
 struct OutboxFixture : ::testing::Test {
   void SetUp() override {
@@ -35,7 +36,7 @@ struct OutboxFixture : ::testing::Test {
             "watch:\n  - table: public.items\n    channel: items_changed\n    durable: true\n"
             "rules:\n  - name: items\n    channel: items_changed\n    durable: true\n"
             "    actions:\n      - log: \"ev {id} outbox {new.id}\"\n");
-    PgSession s(db->dsn());
+    BlockingPg s(db->dsn());
     s.exec("CREATE TABLE public.items (id int PRIMARY KEY, v text)");
     auto [code, out] = test::run_pgfanout({"install", "--config", config_path});
     ASSERT_EQ(code, 0) << out;
@@ -64,7 +65,7 @@ struct OutboxFixture : ::testing::Test {
 
 TEST_F(OutboxFixture, CommitsOutOfIdOrderAreNeverSkipped) {
   auto d = start();
-  PgSession a(db->dsn()), b(db->dsn());
+  BlockingPg a(db->dsn()), b(db->dsn());
   a.exec("BEGIN");
   a.exec("INSERT INTO items VALUES (1, 'first id, commits last')");
   b.exec("INSERT INTO items VALUES (2, 'second id, commits first')");
@@ -86,7 +87,7 @@ TEST_F(OutboxFixture, KillNineWhileTenThousandEventsAreWrittenLosesNothing) {
   constexpr int kEvents = 10'000;
   auto first = start();
   std::thread writer([&] {
-    PgSession w(db->dsn());
+    BlockingPg w(db->dsn());
     for (int i = 0; i < kEvents; i += 50) {
       w.exec("INSERT INTO items SELECT g, 'x' FROM generate_series(" + std::to_string(i + 1) +
              ", " + std::to_string(i + 50) + ") g");
@@ -122,7 +123,7 @@ TEST_F(OutboxFixture, KillNineWhileTenThousandEventsAreWrittenLosesNothing) {
 
 TEST_F(OutboxFixture, CatchesUpAfterDowntime) {
   auto d = start();
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.exec("INSERT INTO items VALUES (1, 'before')");
   ASSERT_TRUE(test::wait_until([&] { return acted(d->output()).size() == 1; }));
   d->signal(SIGTERM);
@@ -147,27 +148,26 @@ TEST_F(OutboxFixture, CatchesUpAfterDowntime) {
 
 // In-process: an event whose action fails is not acknowledged and is delivered again.
 TEST_F(OutboxFixture, FailedEventIsRedeliveredAndAckedOnlyAfterSuccess) {
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.exec("INSERT INTO items VALUES (1, 'a'), (2, 'b'), (3, 'c')");
   boost::asio::io_context io;
   Metrics metrics;
-  config::PostgresConfig pg;
-  pg.dsn = db->dsn();
-  config::OutboxConfig opts;
+  pg::PostgresConfig pgc;
+  pgc.dsn = db->dsn();
+  pg::OutboxConfig opts;
   opts.retry_delay = 50ms;
   opts.poll_interval = 100ms;
   std::vector<std::int64_t> seen;
   int failures_left = 2;
-  pg::OutboxReader reader(
-      io, metrics, pg, opts, "in-process",
-      [&](const rules::Notification& n, std::shared_ptr<rules::EventCompletion> done) {
-        seen.push_back(*n.outbox_id);
-        if (n.payload.find("\"id\": 2") != std::string::npos && failures_left > 0) {
-          --failures_left;
-          done->fail();
-        }
-      },
-      nullptr);
+  test::CallbackSink sink;
+  sink.event = [&](pg::Notification&& n, std::shared_ptr<pg::EventCompletion> done) {
+    seen.push_back(*n.outbox_id);
+    if (n.payload.find("\"id\": 2") != std::string::npos && failures_left > 0) {
+      --failures_left;
+      done->fail();
+    }
+  };
+  pg::OutboxReader reader(io, metrics, pgc, opts, "in-process", sink);
   reader.start({"items_changed"});
   ASSERT_TRUE(test::run_until(
       io, [&] { return seen.size() >= 7 && reader.idle(); }, 10s))

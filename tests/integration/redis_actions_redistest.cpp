@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
+#include "cache/RedisEvictor.hpp"
 #include "metrics/Metrics.hpp"
-#include "redis/RedisEvictor.hpp"
 #include "redis_test_client.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
@@ -30,7 +30,7 @@ class RedisActions : public ::testing::Test {
     std::string text = "postgres: {dsn: \"host=127.0.0.1\"}\nredis:\n  url: " +
                        (url.empty() ? harness_env("PGFANOUT_TEST_REDIS_URL") : url) + "\n" +
                        redis_extra + "rules:\n" + rules_yaml;
-    auto result = config::load_config_text(text, "test.yaml");
+    auto result = app::load_config_text(text, "test.yaml");
     for (const auto& e : result.errors) ADD_FAILURE() << e.to_string();
     ASSERT_TRUE(result.config);
     config = result.config;
@@ -67,7 +67,7 @@ class RedisActions : public ::testing::Test {
   std::string p = prefix();
   boost::asio::io_context io{1};
   Metrics metrics;
-  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const app::Config> config;
   std::unique_ptr<rules::Router> router;
   rules::LogExecutor log_executor;
   std::unique_ptr<redis::RedisEvictor> evictor;

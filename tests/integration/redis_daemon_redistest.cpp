@@ -38,7 +38,7 @@ class RedisDaemon : public ::testing::Test {
   std::string config_path;
   std::unique_ptr<DaemonProcess> daemon;
   RedisTestClient redis{harness_redis_port()};
-  PgSession pg{test_dsn()};
+  BlockingPg pg{test_dsn()};
 };
 
 TEST_F(RedisDaemon, NotifyEvictsOldAndNewKeys) {
@@ -113,7 +113,7 @@ TEST(RedisDaemonOutage, RedisRestartedWhileNotificationsFlowLosesNothing) {
   DaemonProcess daemon({"run", "--config", config});
   ASSERT_TRUE(daemon.wait_for_output("Redis target default")) << daemon.output();
   ASSERT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
-  PgSession pg(test_dsn());
+  BlockingPg pg(test_dsn());
   for (int i = 0; i < 50; ++i) pg.notify(channel, "{\"id\": " + std::to_string(i) + "}");
   proxy.cut();
   own.stop();
@@ -152,7 +152,7 @@ TEST(RedisDaemonOutage, SigtermGivesStuckRedisWorkTheDrainTimeoutThenExits) {
   ASSERT_TRUE(daemon.wait_for_output("Redis target default")) << daemon.output();
   ASSERT_TRUE(daemon.wait_for_output("ready")) << daemon.output();
   proxy.freeze();  // Redis stops answering; the eviction stays in flight
-  PgSession pg(test_dsn());
+  BlockingPg pg(test_dsn());
   pg.notify(channel, R"({"id": 1})");
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   auto begin = std::chrono::steady_clock::now();

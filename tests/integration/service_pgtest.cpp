@@ -25,8 +25,8 @@ namespace pgfanout {
 namespace {
 
 using namespace std::chrono_literals;
+using test::BlockingPg;
 using test::DaemonProcess;
-using test::PgSession;
 
 std::string config_text(const std::string& dsn, const std::string& listen = "127.0.0.1:0") {
   return "postgres:\n  dsn: \"" + dsn +
@@ -112,7 +112,7 @@ TEST(Service, NotifiesSystemdInOrder) {
   EXPECT_TRUE(sock.receive_until([](const auto& ms) {
     return std::count(ms.begin(), ms.end(), std::string("WATCHDOG=1")) >= 4;
   })) << d.output();
-  PgSession s(db.dsn());
+  BlockingPg s(db.dsn());
   s.notify("users_changed", R"({"id": 1})");
   EXPECT_TRUE(d.wait_for_output("user 1")) << d.output();
 
@@ -262,7 +262,7 @@ TEST(Service, MetricsParseAndNameEverySeries) {
   DaemonProcess d({"run", "--config", config});
   int port = d.http_port();
   ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
-  PgSession s(db.dsn());
+  BlockingPg s(db.dsn());
   s.notify("users_changed", R"({"id": 5})");
   s.notify("users_changed", R"({"nope": 5})");  // skipped: no {id}
   s.notify("orders_changed", R"({"id": 6})");
@@ -345,7 +345,7 @@ TEST(Service, SigtermStopsHttpAndExitsZero) {
   DaemonProcess d({"run", "--config", config});
   int port = d.http_port();
   ASSERT_TRUE(d.wait_for_output("ready")) << d.output();
-  PgSession s(db.dsn());
+  BlockingPg s(db.dsn());
   s.notify("orders_changed", R"({"id": 1})");
   ASSERT_TRUE(d.wait_for_output("order 1")) << d.output();
   d.signal(SIGTERM);

@@ -17,8 +17,8 @@ namespace pgfanout {
 namespace {
 
 using namespace std::chrono_literals;
+using test::BlockingPg;
 using test::DaemonProcess;
-using test::PgSession;
 using test::SinkReply;
 using test::SinkRequest;
 using test::WebhookSink;
@@ -26,7 +26,7 @@ using test::WebhookSink;
 struct WebhookFixture : ::testing::Test {
   void SetUp() override {
     db = std::make_unique<test::ScratchDatabase>("webhook");
-    PgSession s(db->dsn());
+    BlockingPg s(db->dsn());
     s.exec("CREATE TABLE public.items (id int PRIMARY KEY, v text)");
   }
 
@@ -81,7 +81,7 @@ TEST_F(WebhookFixture, TwoInstancesSharingOneOutboxSendEachDeliveryOnce) {
   install(config_a);
   auto a = start(config_a);
   auto b = start(config_b);
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   for (int i = 0; i < kEvents; i += 20) {
     s.exec("INSERT INTO items SELECT g, 'x' FROM generate_series(" + std::to_string(i + 1) + ", " +
            std::to_string(i + 20) + ") g");
@@ -113,7 +113,7 @@ TEST_F(WebhookFixture, KillNineMidDeliveryThenRestartDelivers) {
   auto config = write_config("instance-a", true, kFastWorker, "          timeout: 30s\n");
   install(config);
   auto first = start(config);
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.exec("INSERT INTO items VALUES (7, 'x')");
   ASSERT_TRUE(test::wait_until([&] { return sink->request_count() == 1; }, 15s)) << first->output();
   EXPECT_EQ(s.value("SELECT state FROM pgfanout.deliveries"), "sending");
@@ -143,7 +143,7 @@ TEST_F(WebhookFixture, DeadLettersAreListedAndRetriedWithTheCli) {
   auto config = write_config("instance-a", true, kFastWorker);
   install(config);
   auto d = start(config);
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   s.exec("INSERT INTO items VALUES (1, 'x')");
   ASSERT_TRUE(test::wait_until(
       [&] { return s.value("SELECT state FROM pgfanout.deliveries") == "dead"; }, 15s))
@@ -172,7 +172,7 @@ TEST_F(WebhookFixture, PlainNotifyQueueOverflowIsCounted) {
       write_config("instance-a", false, "webhook:\n  queue_limit: 3\n", "          timeout: 30s\n");
   install(config);
   auto d = start(config);
-  PgSession s(db->dsn());
+  BlockingPg s(db->dsn());
   for (int i = 1; i <= 10; ++i) s.exec("INSERT INTO items VALUES (" + std::to_string(i) + ", 'x')");
   int port = d->http_port();
   ASSERT_TRUE(test::wait_until([&] {

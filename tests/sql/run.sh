@@ -43,20 +43,31 @@ install & second=$!
 wait "$first"
 wait "$second"
 
-# An existing watch made by an older release: its registry row records another trigger format
-# and its trigger is gone. Installing again must bring it back.
+for helper in "$root"/tests/sql/helpers/*.sql; do
+  psql_db -f "$helper" >/dev/null
+done
+
+# Existing watches made by an older release. upgrade_fixture: its registry row records another
+# trigger format and its trigger is gone. upgrade_fixture_v2: per statement, with the triggers
+# and arguments of trigger format 1 (version 2's generic pgfanout.notify_statement, copied from
+# tests/sql/helpers/legacy_v2.sql).
+# Installing again must bring both to the current format.
+sed -n '/^CREATE OR REPLACE FUNCTION pgfanout_v2.notify_statement/,/^\$fn\$;/p' "$root/tests/sql/helpers/legacy_v2.sql" |
+  sed 's/pgfanout_v2\.notify_statement/pgfanout.notify_statement/' | psql_db >/dev/null
 psql_db <<'SQL' >/dev/null
 CREATE TABLE public.upgrade_fixture (id int PRIMARY KEY, name text);
 SELECT pgfanout.watch('public.upgrade_fixture');
 UPDATE pgfanout.watch_registry SET trigger_format = 0 WHERE tbl = 'public.upgrade_fixture'::regclass;
 DROP TRIGGER pgfanout_watch ON public.upgrade_fixture;
+CREATE TABLE public.upgrade_fixture_v2 (id int PRIMARY KEY, name text);
+SELECT pgfanout_v2.watch('public.upgrade_fixture_v2', 'upgrade_fixture_v2_changed', per_statement => true,
+                         prefix => 'pgfanout_watch', fn_schema => 'pgfanout');
+INSERT INTO pgfanout.watch_registry (tbl, channel, ops, per_statement, key_columns, key_source, trigger_format)
+VALUES ('public.upgrade_fixture_v2', 'upgrade_fixture_v2_changed', '{DELETE,INSERT,UPDATE}', true, '{id}',
+        'primary key', 1);
 SQL
 echo "run.sh: installing again (upgrade in place)"
 install
-
-for helper in "$root"/tests/sql/helpers/*.sql; do
-  psql_db -f "$helper" >/dev/null
-done
 
 # pg_prove splits --dbname at '=', so it cannot take a conninfo: give it a psql that adds one.
 wrapper=$(mktemp "${TMPDIR:-/tmp}/pgfanout-psql.XXXXXX")

@@ -34,18 +34,18 @@ std::string test_dsn() {
   return harness_env("PGFANOUT_TEST_DSN");
 }
 
-PgSession::PgSession(const std::string& dsn) {
+BlockingPg::BlockingPg(const std::string& dsn) {
   conn_ = PQconnectdb(dsn.c_str());
   if (PQstatus(conn_) != CONNECTION_OK) {
     ADD_FAILURE() << "cannot connect to " << dsn << ": " << PQerrorMessage(conn_);
   }
 }
 
-PgSession::~PgSession() {
+BlockingPg::~BlockingPg() {
   PQfinish(conn_);
 }
 
-std::string PgSession::try_exec(const std::string& sql) {
+std::string BlockingPg::try_exec(const std::string& sql) {
   PGresult* r = PQexec(conn_, sql.c_str());
   auto st = PQresultStatus(r);
   std::string err;
@@ -58,13 +58,13 @@ std::string PgSession::try_exec(const std::string& sql) {
   return err;
 }
 
-void PgSession::exec(const std::string& sql) {
+void BlockingPg::exec(const std::string& sql) {
   auto err = try_exec(sql);
   EXPECT_EQ(err, "") << "SQL failed: " << sql;
 }
 
-std::optional<std::string> PgSession::value(const std::string& sql,
-                                            const std::vector<std::string>& params) {
+std::optional<std::string> BlockingPg::value(const std::string& sql,
+                                             const std::vector<std::string>& params) {
   std::vector<const char*> values;
   for (const auto& p : params) values.push_back(p.c_str());
   PGresult* r = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
@@ -79,7 +79,7 @@ std::optional<std::string> PgSession::value(const std::string& sql,
   return out;
 }
 
-void PgSession::notify(const std::string& channel, const std::string& payload) {
+void BlockingPg::notify(const std::string& channel, const std::string& payload) {
   value("SELECT pg_notify($1, $2)::text", {channel, payload});
 }
 
@@ -87,13 +87,13 @@ ScratchDatabase::ScratchDatabase(const std::string& prefix) {
   std::random_device rd;
   name_ =
       "pgfanout_" + prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(rd() % 100000);
-  PgSession admin(test_dsn());
+  BlockingPg admin(test_dsn());
   admin.exec("CREATE DATABASE " + name_);
   dsn_ = test_dsn() + " dbname=" + name_;
 }
 
 ScratchDatabase::~ScratchDatabase() {
-  PgSession admin(test_dsn());
+  BlockingPg admin(test_dsn());
   admin.try_exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
 }
 

@@ -25,12 +25,12 @@ std::string harness_env(const char* name);
 std::string test_dsn();  // PGFANOUT_TEST_DSN
 
 // A blocking libpq connection for test set-up and checks.
-class PgSession {
+class BlockingPg {
  public:
-  explicit PgSession(const std::string& dsn);
-  ~PgSession();
-  PgSession(const PgSession&) = delete;
-  PgSession& operator=(const PgSession&) = delete;
+  explicit BlockingPg(const std::string& dsn);
+  ~BlockingPg();
+  BlockingPg(const BlockingPg&) = delete;
+  BlockingPg& operator=(const BlockingPg&) = delete;
 
   // Runs `sql` (may hold several statements); fails the test on error.
   void exec(const std::string& sql);

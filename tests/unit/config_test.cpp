@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
 #include "config/ConfigSchema.hpp"
 #include "config/EnvExpand.hpp"
 #include "config/YamlReader.hpp"
@@ -17,6 +17,11 @@
 
 namespace pgfanout::config {
 namespace {
+
+using app::Config;
+using app::load_config;
+using app::load_config_text;
+using app::LoadResult;
 
 EnvLookup fake_env(std::map<std::string, std::string> vars) {
   return [vars](std::string_view name) -> std::optional<std::string> {

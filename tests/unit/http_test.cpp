@@ -112,7 +112,7 @@ TEST(HealthChecks, AllMustPassAndEachIsNamed) {
 // A server on 127.0.0.1:0 whose io_context runs on a thread of its own; the test thread is the
 // client.
 struct ServerFixture : ::testing::Test {
-  void start(config::HttpConfig cfg = {}) {
+  void start(http::HttpConfig cfg = {}) {
     cfg.address = ListenAddress{"127.0.0.1", 0};
     router.add("GET", "/hello", [](const HttpRequest& q) {
       return HttpResponse::text(200, "hello " + q.query + "\n");
@@ -211,7 +211,7 @@ TEST_F(ServerFixture, KeepAliveServesPipelinedRequestsInOrder) {
 }
 
 TEST_F(ServerFixture, LimitsGive431And413AndGarbage400) {
-  config::HttpConfig cfg;
+  http::HttpConfig cfg;
   cfg.max_header_bytes = 1024;
   cfg.max_body_bytes = 16;
   start(cfg);
@@ -226,7 +226,7 @@ TEST_F(ServerFixture, LimitsGive431And413AndGarbage400) {
 }
 
 TEST_F(ServerFixture, SlowClientIsDisconnectedAfterTheReadTimeout) {
-  config::HttpConfig cfg;
+  http::HttpConfig cfg;
   cfg.read_timeout = 300ms;
   start(cfg);
   auto t0 = std::chrono::steady_clock::now();
@@ -236,7 +236,7 @@ TEST_F(ServerFixture, SlowClientIsDisconnectedAfterTheReadTimeout) {
 }
 
 TEST_F(ServerFixture, ConnectionsBeyondTheCapAreClosed) {
-  config::HttpConfig cfg;
+  http::HttpConfig cfg;
   cfg.max_connections = 1;
   start(cfg);
   int idle = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -265,7 +265,7 @@ TEST(HttpServer, PortInUseIsAClearError) {
   Metrics metrics;
   HttpRouter router;
   HttpServer first(io, router, metrics);
-  config::HttpConfig cfg;
+  http::HttpConfig cfg;
   cfg.address = ListenAddress{"127.0.0.1", 0};
   std::string error;
   ASSERT_TRUE(first.start(cfg, error)) << error;
@@ -283,7 +283,7 @@ TEST(HttpServer, ListensOnIPv6Loopback) {
   Metrics metrics;
   HttpRouter router;
   HttpServer server(io, router, metrics);
-  config::HttpConfig cfg;
+  http::HttpConfig cfg;
   cfg.address = ListenAddress{"::1", 0};
   std::string error;
   if (!server.start(cfg, error)) GTEST_SKIP() << "no IPv6 loopback here: " << error;

@@ -1,7 +1,8 @@
 // Templates, rule matching and the router, with a recording executor in place of Redis/HTTP.
 #include <gtest/gtest.h>
 
-#include "config/Config.hpp"
+#include "app/ActionKinds.hpp"
+#include "app/Config.hpp"
 #include "config/YamlReader.hpp"
 #include "metrics/Metrics.hpp"
 #include "rules/Event.hpp"
@@ -127,15 +128,16 @@ TEST(ParsedPayload, TextMalformedAndInvalidUtf8) {
 class RecordAction final : public Action {
  public:
   explicit RecordAction(Template t) : key(std::move(t)) {}
-  std::string_view kind() const override { return "record"; }
+  static constexpr std::string_view kKind = "record";
+  std::string_view kind() const override { return kKind; }
   Template key;
 };
 
-class RecordExecutor final : public ActionExecutor {
+class RecordExecutor final : public TypedExecutor<RecordAction> {
  public:
-  void execute(const Action& a, const Event& e, const ActionContext& ctx) override {
+  void run(const RecordAction& a, const Event& e, const ActionContext& ctx) override {
     std::string out;
-    if (!render_for_action(static_cast<const RecordAction&>(a).key, e, ctx, out, false)) return;
+    if (!render_for_action(a.key, e, ctx, out, false)) return;
     seen.push_back(ctx.rule_name() + "=" + out);
     ctx.succeeded();
   }
@@ -145,7 +147,7 @@ class RecordExecutor final : public ActionExecutor {
 };
 
 ActionRegistry test_registry() {
-  ActionRegistry r = ActionRegistry::builtin();
+  ActionRegistry r = app::action_kinds();
   r.add("record", [](config::MapReader& item, std::string_view kind) -> std::unique_ptr<Action> {
     std::string error;
     auto t = Template::parse(item.string(kind), error);
@@ -160,8 +162,8 @@ struct RouterFixture : ::testing::Test {
     registry = test_registry();
     // The schema does not know the test's "record" key; the reader reports it, which is fine
     // here: the registry still parses it. Tests check what was routed.
-    auto r = config::load_config_text("postgres: {dsn: host=x}\n" + rules_yaml, "t.yaml",
-                                      config::process_env(), &registry);
+    auto r = app::load_config_text("postgres: {dsn: host=x}\n" + rules_yaml, "t.yaml",
+                                   config::process_env(), &registry);
     config_errors = r.errors.size();
     std::vector<std::string> msgs;
     for (auto& e : r.errors) {
@@ -294,8 +296,66 @@ TEST_F(RouterFixture, CompletionSettlesAfterAllActions) {
   EXPECT_TRUE(ok);  // a skip is not a failure
 }
 
+TEST_F(RouterFixture, AnExecutorGivenAnotherKindFailsTheActionInsteadOfCasting) {
+  // "record" actions handed to the log executor: a wrong registration, not a crash.
+  LogExecutor log;
+  router.add_executor("record", log);
+  router.set_rules(rules_of({{"r", "c", {}, "k:{id}"}}));
+  route("c", R"({"id":1})");
+  EXPECT_EQ(metric("pgfanout_actions_failed_total", {{"rule", "r"}, {"kind", "record"}}), 1);
+}
+
+TEST(Action, AsIsTheCheckedDowncast) {
+  RecordAction record(tpl("k"));
+  const Action& a = record;
+  EXPECT_EQ(a.as<RecordAction>(), &record);
+  EXPECT_EQ(a.as<LogAction>(), nullptr);
+}
+
+TEST(RuleSet, ForEachMatchExpandsRowsKeepsFileOrderAndScopes) {
+  RuleSet rules;
+  auto add = [&](const char* name, const char* channel, WhenFilter when, bool durable) {
+    auto r = std::make_unique<Rule>();
+    r->name = name;
+    r->channel = channel;
+    r->when = std::move(when);
+    r->durable = durable;
+    rules.add(std::move(r));
+  };
+  WhenFilter inserts;
+  inserts.ops = {"INSERT"};
+  add("first", "t", {}, false);
+  add("second", "t", {}, true);
+  add("other", "u", {}, false);
+  add("inserts", "t", inserts, false);
+  const RuleSet* set = &rules;
+  auto payload =
+      ParsedPayload::parse("t", R"({"op":"UPDATE","rows":[{"new":{"id":1}},{"new":{"id":2}}]})");
+  std::vector<std::string> seen;
+  auto record = [&](const Rule& rule, const Event& event, int row) {
+    std::string id;
+    tpl("{id}").render(event, id);
+    seen.push_back(rule.name + "/" + std::to_string(row) + "/" + id);
+  };
+  EXPECT_TRUE(set->for_each_match(payload, {}, std::nullopt, record));
+  EXPECT_EQ(seen, (std::vector<std::string>{"first/0/1", "second/0/1", "first/1/2", "second/1/2"}));
+
+  seen.clear();
+  EXPECT_TRUE(set->for_each_match(payload, {}, 42, record, RuleScope::DurableOnly));
+  EXPECT_EQ(seen, (std::vector<std::string>{"second/0/1", "second/1/2"}));
+
+  seen.clear();
+  auto row_level = ParsedPayload::parse("t", R"({"op":"INSERT","new":{"id":9}})");
+  EXPECT_TRUE(set->for_each_match(row_level, {}, std::nullopt, record));
+  EXPECT_EQ(seen, (std::vector<std::string>{"first/-1/9", "second/-1/9", "inserts/-1/9"}));
+
+  seen.clear();
+  EXPECT_FALSE(set->for_each_match(ParsedPayload::parse("nobody", "{}"), {}, std::nullopt, record));
+  EXPECT_TRUE(seen.empty());
+}
+
 TEST(RuleSetYaml, LogActionForms) {
-  auto r = config::load_config_text(
+  auto r = app::load_config_text(
       "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    actions:\n      - log: "
       "\"{id}\"\n"
       "      - log: {message: \"m {op}\", level: warn}\n      - log: {}\n",
@@ -310,7 +370,7 @@ TEST(RuleSetYaml, LogActionForms) {
 }
 
 TEST(RuleSetYaml, WhenFields) {
-  auto r = config::load_config_text(
+  auto r = app::load_config_text(
       "postgres: {dsn: host=x}\nrules:\n  - name: a\n    channel: c\n    when:\n      table: "
       "users\n"
       "      fields: {new.status: [active, banned], kind: 3}\n    actions: [{log: x}]\n",

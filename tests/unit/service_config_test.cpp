@@ -4,8 +4,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "app/Config.hpp"
 #include "app/ShutdownDrain.hpp"
-#include "config/Config.hpp"
 #include "config/ConfigSchema.hpp"
 #include "support/TestSupport.hpp"
 
@@ -14,8 +14,8 @@ namespace {
 
 using namespace std::chrono_literals;
 
-config::LoadResult load(const std::string& text) {
-  return config::load_config_text(text, "test.yaml", [](std::string_view name) {
+app::LoadResult load(const std::string& text) {
+  return app::load_config_text(text, "test.yaml", [](std::string_view name) {
     return name == "PW" ? std::optional<std::string>("from-env") : std::nullopt;
   });
 }
@@ -25,7 +25,7 @@ std::string with(const std::string& extra) {
          "rules:\n  - name: a\n    channel: c\n    actions: [{log: x}]\n";
 }
 
-std::string errors(const config::LoadResult& r) {
+std::string errors(const app::LoadResult& r) {
   std::string out;
   for (const auto& e : r.errors) out += e.to_string() + "\n";
   return out;
@@ -95,7 +95,7 @@ TEST(RestartOnlyKeys, EveryChangedRestartOnlyKeyIsNamed) {
       "postgres: {dsn: host=db}\nhttp: {max_connections: 1024}\n"
       "rules:\n  - name: b\n    channel: d\n    actions: [{log: y}]\n");
   ASSERT_TRUE(same.config) << errors(same);
-  EXPECT_EQ(config::changed_restart_only_keys(*a.config, *same.config), std::vector<std::string>{});
+  EXPECT_EQ(app::changed_restart_only_keys(*a.config, *same.config), std::vector<std::string>{});
 
   auto b = load(
       "postgres:\n  dsn: host=db2\n  password: ${PW}\n"
@@ -104,10 +104,10 @@ TEST(RestartOnlyKeys, EveryChangedRestartOnlyKeyIsNamed) {
       "rules:\n  - name: a\n    channel: c\n    actions: [{log: x}]\n");
   ASSERT_TRUE(b.config) << errors(b);
   // log.level, shutdown.* and the rules reload; these do not.
-  EXPECT_EQ(config::changed_restart_only_keys(*a.config, *b.config),
+  EXPECT_EQ(app::changed_restart_only_keys(*a.config, *b.config),
             (std::vector<std::string>{"consumer", "http.idle_timeout", "http.listen",
                                       "postgres.dsn", "postgres.password"}));
-  for (const auto& path : config::changed_restart_only_keys(*a.config, *b.config)) {
+  for (const auto& path : app::changed_restart_only_keys(*a.config, *b.config)) {
     const auto* spec = config::find_key(path);
     ASSERT_NE(spec, nullptr) << path;
     EXPECT_FALSE(spec->reloadable) << path;

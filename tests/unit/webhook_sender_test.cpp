@@ -5,7 +5,7 @@
 #include <gtest/gtest.h>
 #include <boost/asio/io_context.hpp>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
 #include "metrics/Metrics.hpp"
 #include "rules/RuleSet.hpp"
 #include "support/TestSupport.hpp"
@@ -24,9 +24,9 @@ using test::WebhookSink;
 constexpr const char* kSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 struct Harness {
-  explicit Harness(const std::string& action_yaml, config::WebhookConfig cfg = {})
+  explicit Harness(const std::string& action_yaml, webhook::WebhookConfig cfg = {})
       : sender(io, metrics, cfg), executor(io, sender, cfg.queue_limit) {
-    auto r = config::load_config_text(
+    auto r = app::load_config_text(
         "postgres: {dsn: 'postgresql:///x'}\n"
         "rules:\n  - name: hook\n    channel: c\n    actions:\n"
         "      - webhook:\n" +
@@ -66,7 +66,7 @@ struct Harness {
   Metrics metrics;
   WebhookSender sender;
   WebhookExecutor executor;
-  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const app::Config> config;
   std::vector<DeadLetter> dead;
 };
 
@@ -117,7 +117,7 @@ TEST(WebhookSender, SignedRequestsOnOneKeptAliveConnection) {
 
 TEST(WebhookSender, ConcurrencyCapPerEndpoint) {
   WebhookSink sink([](const SinkRequest&) { return SinkReply{SinkReply::Kind::Hang}; });
-  config::WebhookConfig cfg;
+  webhook::WebhookConfig cfg;
   cfg.max_connections_per_endpoint = 3;
   Harness h("          url: '" + url(sink) +
                 "'\n          timeout: 500ms\n"
@@ -283,7 +283,7 @@ TEST(WebhookSender, TlsSignedByAnUnknownCaIsRefused) {
 
 TEST(WebhookSender, QueueOverflowIsDroppedAndCounted) {
   WebhookSink sink([](const SinkRequest&) { return SinkReply{SinkReply::Kind::Hang}; });
-  config::WebhookConfig cfg;
+  webhook::WebhookConfig cfg;
   cfg.queue_limit = 4;
   Harness h("          url: '" + url(sink) +
                 "'\n          timeout: 300ms\n"

@@ -3,7 +3,7 @@
 // can never choose the host), and the `webhook` action's config keys.
 #include <gtest/gtest.h>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
 #include "rules/RuleSet.hpp"
 #include "webhook/Clock.hpp"
 #include "webhook/RetryPolicy.hpp"
@@ -203,7 +203,7 @@ TEST(WebhookUrl, PlaceholdersBeforeThePathAreRefused) {
 
 TEST(WebhookUrl, PayloadValuesArePercentEncodedAndCannotChangeTheHost) {
   std::string error;
-  auto cfg = config::load_config_text(
+  auto cfg = app::load_config_text(
       "postgres: {dsn: 'postgresql:///x'}\n"
       "rules:\n  - name: r\n    channel: c\n    actions:\n"
       "      - webhook: 'http://127.0.0.1:9000/users/{id}?q={q}'\n",
@@ -222,19 +222,18 @@ TEST(WebhookUrl, PayloadValuesArePercentEncodedAndCannotChangeTheHost) {
 
 // ---- config
 
-config::LoadResult load(const std::string& action, const std::string& extra = {}) {
-  return config::load_config_text("postgres: {dsn: 'postgresql:///x'}\n" + extra +
-                                      "rules:\n  - name: r\n    channel: c\n    actions:\n"
-                                      "      - webhook:\n" +
-                                      action,
-                                  "t.yaml",
-                                  [](std::string_view name) -> std::optional<std::string> {
-                                    if (name == "HOOK_TOKEN") return "s3cret";
-                                    return std::nullopt;
-                                  });
+app::LoadResult load(const std::string& action, const std::string& extra = {}) {
+  return app::load_config_text("postgres: {dsn: 'postgresql:///x'}\n" + extra +
+                                   "rules:\n  - name: r\n    channel: c\n    actions:\n"
+                                   "      - webhook:\n" +
+                                   action,
+                               "t.yaml", [](std::string_view name) -> std::optional<std::string> {
+                                 if (name == "HOOK_TOKEN") return "s3cret";
+                                 return std::nullopt;
+                               });
 }
 
-std::string errors_of(const config::LoadResult& r) {
+std::string errors_of(const app::LoadResult& r) {
   std::string out;
   for (const auto& e : r.errors) out += e.to_string() + "\n";
   return out;

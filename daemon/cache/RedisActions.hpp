@@ -17,8 +17,17 @@
 #include <string>
 #include <vector>
 
+#include "redis/RedisConfig.hpp"
 #include "rules/Action.hpp"
 #include "rules/Template.hpp"
+
+namespace pgfanout::config {
+class Diagnostics;
+}
+
+namespace pgfanout::rules {
+class RuleSet;
+}
 
 namespace pgfanout::redis {
 
@@ -41,7 +50,8 @@ class RedisAction : public rules::Action {
 
 class EvictAction final : public RedisAction {
  public:
-  std::string_view kind() const override { return "evict"; }
+  static constexpr std::string_view kKind = "evict";
+  std::string_view kind() const override { return kKind; }
   std::vector<rules::Template> keys;
   bool unlink = true;
   std::chrono::milliseconds again_after{0};  // 0: evict once
@@ -49,13 +59,15 @@ class EvictAction final : public RedisAction {
 
 class EvictPatternAction final : public RedisAction {
  public:
-  std::string_view kind() const override { return "evict_pattern"; }
+  static constexpr std::string_view kKind = "evict_pattern";
+  std::string_view kind() const override { return kKind; }
   std::vector<rules::Template> patterns;  // rendered with glob escaping of substituted values
 };
 
 class PublishAction final : public RedisAction {
  public:
-  std::string_view kind() const override { return "publish"; }
+  static constexpr std::string_view kKind = "publish";
+  std::string_view kind() const override { return kKind; }
   rules::Template channel;
   rules::Template message;
 };
@@ -69,5 +81,10 @@ void register_redis_actions(rules::ActionRegistry& registry);
 // or {old.x} without `old` (an INSERT), does not apply and is passed over silently.
 void render_evict_keys(const EvictAction& action, const rules::Event& event,
                        const rules::ActionContext& ctx, std::vector<std::string>& keys);
+
+// Reports Redis actions (evict, evict_pattern, publish) whose target does not exist, or that are
+// used without any `redis:` section.
+void check_redis_targets(const rules::RuleSet& rules, const RedisConfig& redis,
+                         config::Diagnostics& diags);
 
 }  // namespace pgfanout::redis

@@ -1,3 +1,3 @@
 // The one translation unit that compiles Beast's implementation (BOOST_BEAST_SEPARATE_COMPILATION
-// is defined for the whole project), like app/AsioImpl.cpp does for Asio.
+// is defined for the whole project), like AsioImpl.cpp does for Asio.
 #include <boost/beast/src.hpp>

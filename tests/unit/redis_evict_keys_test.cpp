@@ -1,9 +1,9 @@
 // Rendering of evict keys (old/new sides, skips) and of glob-escaped patterns.
 #include <gtest/gtest.h>
 
-#include "config/Config.hpp"
+#include "app/Config.hpp"
+#include "cache/RedisActions.hpp"
 #include "metrics/Metrics.hpp"
-#include "redis/RedisActions.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace pgfanout::redis {
@@ -12,7 +12,7 @@ namespace {
 class EvictKeys : public ::testing::Test {
  protected:
   const EvictAction& parse(const std::string& evict) {
-    auto r = config::load_config_text(
+    auto r = app::load_config_text(
         "postgres: {dsn: \"host=x\"}\nredis: {url: redis://h}\nrules:\n  - name: r\n    channel: "
         "c\n"
         "    actions:\n      - evict: " +
@@ -31,7 +31,7 @@ class EvictKeys : public ::testing::Test {
     render_evict_keys(a, event, ctx, out);
     return out;
   }
-  std::shared_ptr<const config::Config> config;
+  std::shared_ptr<const app::Config> config;
   Counter skipped;
 };
 

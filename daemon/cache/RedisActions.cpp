@@ -1,11 +1,13 @@
-#include "redis/RedisActions.hpp"
+#include "cache/RedisActions.hpp"
 
 #include <algorithm>
 #include <functional>
 
 #include <boost/json/value.hpp>
 
+#include "config/Diagnostics.hpp"
 #include "config/YamlReader.hpp"
+#include "rules/RuleSet.hpp"
 
 namespace pgfanout::redis {
 
@@ -184,6 +186,32 @@ void register_redis_actions(rules::ActionRegistry& registry) {
   registry.add("evict", parse_evict);
   registry.add("evict_pattern", parse_evict_pattern);
   registry.add("publish", parse_publish);
+}
+
+void check_redis_targets(const rules::RuleSet& rules, const RedisConfig& redis,
+                         config::Diagnostics& diags) {
+  for (const rules::Action* a : rules.all_actions()) {
+    const auto* ra = dynamic_cast<const RedisAction*>(a);
+    if (ra == nullptr) continue;
+    const auto& where = ra->where();
+    if (redis.targets.empty() && redis.configured) continue;  // its errors are reported
+    if (redis.targets.empty()) {
+      diags.error(where.line, where.column, where.path,
+                  "\"" + std::string(a->kind()) +
+                      "\" needs a Redis: add a redis: section (redis: {url: redis://host:6379/0})");
+    } else if (ra->target().empty()) {
+      if (redis.default_target() == nullptr) {
+        diags.error(where.line, where.column, where.path,
+                    "several Redis targets and none is named \"default\": give this action a "
+                    "\"target\"");
+      }
+    } else if (redis.find(ra->target()) == nullptr) {
+      std::string names;
+      for (const auto& t : redis.targets) names += (names.empty() ? "" : ", ") + t.name;
+      diags.error(where.target_line, where.target_column, where.path + ".target",
+                  "unknown Redis target \"" + ra->target() + "\" (targets: " + names + ")");
+    }
+  }
 }
 
 }  // namespace pgfanout::redis

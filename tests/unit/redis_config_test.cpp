@@ -3,24 +3,23 @@
 
 #include <gtest/gtest.h>
 
-#include "config/Config.hpp"
-#include "redis/RedisActions.hpp"
+#include "app/Config.hpp"
+#include "cache/RedisActions.hpp"
 #include "rules/RuleSet.hpp"
 #include "support/TestSupport.hpp"
 
 namespace pgfanout::redis {
 namespace {
 
-config::LoadResult load(const std::string& redis_and_rules) {
-  return config::load_config_text("postgres: {dsn: \"host=127.0.0.1\"}\n" + redis_and_rules,
-                                  "t.yaml",
-                                  [](std::string_view name) -> std::optional<std::string> {
-                                    if (name == "REDIS_PW") return "from-env";
-                                    return std::nullopt;
-                                  });
+app::LoadResult load(const std::string& redis_and_rules) {
+  return app::load_config_text("postgres: {dsn: \"host=127.0.0.1\"}\n" + redis_and_rules, "t.yaml",
+                               [](std::string_view name) -> std::optional<std::string> {
+                                 if (name == "REDIS_PW") return "from-env";
+                                 return std::nullopt;
+                               });
 }
 
-std::string errors(const config::LoadResult& r) {
+std::string errors(const app::LoadResult& r) {
   std::string out;
   for (const auto& e : r.errors) out += e.to_string() + "\n";
   return out;

@@ -1,4 +1,4 @@
-#include "redis/RedisEvictor.hpp"
+#include "cache/RedisEvictor.hpp"
 
 #include <hiredis/hiredis.h>
 
@@ -7,9 +7,9 @@
 #include <spdlog/spdlog.h>
 #include <boost/asio/post.hpp>
 
+#include "cache/EvictionQueue.hpp"
+#include "cache/RedisActions.hpp"
 #include "metrics/Metrics.hpp"
-#include "redis/EvictionQueue.hpp"
-#include "redis/RedisActions.hpp"
 #include "redis/RedisConnection.hpp"
 #include "rules/RuleSet.hpp"
 
@@ -195,10 +195,19 @@ bool RedisEvictor::admit(Target& t, std::size_t n, const rules::ActionContext& c
 
 void RedisEvictor::execute(const rules::Action& action, const rules::Event& event,
                            const rules::ActionContext& ctx) {
-  const auto& ra = static_cast<const RedisAction&>(action);
-  Target* t = resolve(ra.target());
+  const auto* evict = action.as<EvictAction>();
+  const auto* evict_pattern = action.as<EvictPatternAction>();
+  const auto* publish = action.as<PublishAction>();
+  const RedisAction* ra = publish;
+  if (evict != nullptr) ra = evict;
+  if (evict_pattern != nullptr) ra = evict_pattern;
+  if (ra == nullptr) {
+    ctx.failed("action kind \"" + std::string(action.kind()) + "\" is not a Redis action");
+    return;
+  }
+  Target* t = resolve(ra->target());
   if (t == nullptr) {
-    ctx.failed("no Redis target \"" + (ra.target().empty() ? "default" : ra.target()) +
+    ctx.failed("no Redis target \"" + (ra->target().empty() ? "default" : ra->target()) +
                "\" (Redis targets change only on restart)");
     return;
   }
@@ -206,8 +215,8 @@ void RedisEvictor::execute(const rules::Action& action, const rules::Event& even
     ctx.failed("shutting down");
     return;
   }
-  if (action.kind() == "evict") {
-    const auto& ev = static_cast<const EvictAction&>(action);
+  if (evict != nullptr) {
+    const auto& ev = *evict;
     keys_.clear();
     render_evict_keys(ev, event, ctx, keys_);
     if (keys_.empty()) return;  // skipped (and reported), or no key applies to this op
@@ -217,8 +226,8 @@ void RedisEvictor::execute(const rules::Action& action, const rules::Event& even
     for (auto& k : keys_) t->keys.push(std::move(k), job, ev.unlink);
     return;
   }
-  if (action.kind() == "evict_pattern") {
-    const auto& ep = static_cast<const EvictPatternAction&>(action);
+  if (evict_pattern != nullptr) {
+    const auto& ep = *evict_pattern;
     std::vector<std::string> patterns;
     std::string p;
     for (const auto& tpl : ep.patterns) {
@@ -240,8 +249,7 @@ void RedisEvictor::execute(const rules::Action& action, const rules::Event& even
     }
     return;
   }
-  // publish
-  const auto& pa = static_cast<const PublishAction&>(action);
+  const auto& pa = *publish;
   PublishItem item{{}, {}, nullptr};
   if (!rules::render_for_action(pa.channel, event, ctx, item.channel, false)) return;
   if (!rules::render_for_action(pa.message, event, ctx, item.message, true)) return;

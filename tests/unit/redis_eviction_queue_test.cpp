@@ -1,4 +1,4 @@
-#include "redis/EvictionQueue.hpp"
+#include "cache/EvictionQueue.hpp"
 
 #include <gtest/gtest.h>
 

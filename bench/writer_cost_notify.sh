@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# What a watch costs a writer of single-row transactions: pgbench, each transaction one UPDATE of
+# a random row of a 100,000-row table, with no trigger (baseline), a per-row watch and a
+# per-statement watch, 1 and 8 clients. PostgreSQL runs with its production defaults (fsync,
+# synchronous_commit and full_page_writes on: PGFANOUT_TEST_PG_DURABLE=1), and a LISTEN-ing
+# session is connected, so every notification goes through the queue.
+#
+#   bench/writer_cost_notify.sh [seconds] [runs]        # starts a throwaway server via tests/harness
+#   PGFANOUT_TEST_DSN='host=... user=postgres' bench/writer_cost_notify.sh [seconds] [runs]
+#
+# Prints the median tps of `runs` runs (default 3) of `seconds` seconds (default 15) per case and
+# the ratios to the baseline measured in the same run.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/bench/lib.sh"
+if [ -z "${PGFANOUT_TEST_DSN:-}" ]; then
+  bench_preflight
+  PGFANOUT_TEST_PG_DURABLE=1 exec "$root/tests/harness/with-servers.sh" "$0" "$@"
+fi
+seconds=${1:-15}
+runs=${2:-3}
+rows=100000
+pgbin=${PGFANOUT_TEST_PGBIN:-/usr/lib/postgresql/15/bin}
+
+db="pgfanout_bench_$$_${RANDOM}"
+dsn="$PGFANOUT_TEST_DSN dbname=$db"
+psql "$PGFANOUT_TEST_DSN" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\""
+work=$(mktemp -d "${TMPDIR:-/tmp}/pgfanout-bench.XXXXXX")
+listener_pid=
+cleanup() {
+  set +e
+  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null
+  rm -rf "$work"
+  psql "$PGFANOUT_TEST_DSN" -X -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
+}
+trap cleanup EXIT
+
+psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "$(cat "$root"/sql/triggers/[0-9][0-9][0-9]_*.sql)" >/dev/null
+psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE bench_accounts (id int PRIMARY KEY, name text NOT NULL, balance int NOT NULL,
+                             updated_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO bench_accounts SELECT g, 'account ' || g, 0, now() FROM generate_series(1, $rows) g;
+VACUUM ANALYZE bench_accounts;
+SQL
+cat >"$work/update.sql" <<SQL
+\set id random(1, $rows)
+UPDATE bench_accounts SET balance = balance + 1, updated_at = now() WHERE id = :id;
+SQL
+
+(
+  echo "LISTEN bench_accounts_changed;"
+  while true; do echo "SELECT 1;"; sleep 0.2; done
+) | psql "$dsn" -X -q >/dev/null 2>&1 &
+listener_pid=$!
+sleep 0.5
+
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# Median tps of `runs` pgbench runs with the given clients.
+tps() {
+  local clients=$1
+  for _ in $(seq 1 "$runs"); do
+    "$pgbin/pgbench" -n -f "$work/update.sql" -c "$clients" -j "$clients" -T "$seconds" "$dsn" 2>/dev/null |
+      awk '/^tps = / {printf "%.0f\n", $3}'
+  done | median
+}
+watch() {
+  psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "SELECT pgfanout.unwatch('bench_accounts')" >/dev/null
+  if [ -n "$1" ]; then psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "$1" >/dev/null; fi
+  psql "$dsn" -X -q -c "CHECKPOINT" >/dev/null
+}
+
+declare -A result
+for clients in 1 8; do
+  watch ""
+  result[base,$clients]=$(tps "$clients")
+  watch "SELECT pgfanout.watch('bench_accounts')"
+  result[row,$clients]=$(tps "$clients")
+  watch "SELECT pgfanout.watch('bench_accounts', per_statement => true)"
+  result[stmt,$clients]=$(tps "$clients")
+done
+
+echo "pgbench single-row UPDATE, median tps of $runs runs of ${seconds}s, a LISTEN-ing session connected"
+echo "(PostgreSQL $(psql "$dsn" -XAtc 'SHOW server_version'), fsync=$(psql "$dsn" -XAtc 'SHOW fsync'), synchronous_commit=$(psql "$dsn" -XAtc 'SHOW synchronous_commit'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
+printf '%-24s %10s %10s\n' "" "1 writer" "8 writers"
+printf '%-24s %10s %10s\n' "no trigger (baseline)" "${result[base,1]}" "${result[base,8]}" \
+  "per-row watch" "${result[row,1]}" "${result[row,8]}" \
+  "per-statement watch" "${result[stmt,1]}" "${result[stmt,8]}"
+awk -v b1="${result[base,1]}" -v b8="${result[base,8]}" -v r1="${result[row,1]}" -v r8="${result[row,8]}" \
+    -v s1="${result[stmt,1]}" -v s8="${result[stmt,8]}" 'BEGIN {
+  printf "%-24s %9.2fx %9.2fx\n", "per-row / baseline", r1 / b1, r8 / b8
+  printf "%-24s %9.2fx %9.2fx\n", "per-statement / baseline", s1 / b1, s8 / b8
+}'
