@@ -5,6 +5,10 @@ BUILD ?= build
 JOBS ?= 2
 WERROR ?= ON
 CMAKE_FLAGS ?=
+# ccache hashes paths relative to the clone and not the build directory's name, so a second clone
+# (or CI's fresh one) reuses the cache; debug info of a reused object names the first clone's paths.
+export CCACHE_BASEDIR ?= $(CURDIR)
+export CCACHE_NOHASHDIR ?= 1
 
 .PHONY: all deps build test fuzz unit-test demo install format check-format docs clean \
   preflight-build preflight-test preflight-fuzz preflight-demo

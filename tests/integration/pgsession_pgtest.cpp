@@ -25,6 +25,11 @@ PostgresConfig config(const std::string& dsn) {
   return c;
 }
 
+// The harness's server through a proxy the test can cut.
+std::string through(const test::TcpProxy& proxy) {
+  return "host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=postgres dbname=postgres";
+}
+
 struct Session : ::testing::Test {
   void make(const std::string& dsn) {
     PgSession::Handlers h;
@@ -86,7 +91,7 @@ TEST_F(Session, RetriesWhileUnreachableAndStopsOnStop) {
   test::TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(
                                         std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
   proxy.cut();
-  make("host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=postgres dbname=postgres");
+  make(through(proxy));
   session->start();
   ASSERT_TRUE(run_until(
       io, [&] { return lost.size() >= 3; }, 10s))
@@ -126,7 +131,7 @@ TEST_F(Session, DestroyedWithAReconnectPendingOrFromItsOwnCallback) {
   test::TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(
                                         std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
   proxy.cut();
-  make("host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=postgres dbname=postgres");
+  make(through(proxy));
   session->start();
   ASSERT_TRUE(run_until(
       io, [&] { return !lost.empty(); }, 10s));
@@ -136,7 +141,7 @@ TEST_F(Session, DestroyedWithAReconnectPendingOrFromItsOwnCallback) {
 
   // Destroyed by the owner inside on_lost.
   lost.clear();
-  make("host=127.0.0.1 port=" + std::to_string(proxy.port()) + " user=postgres dbname=postgres");
+  make(through(proxy));
   on_lost_extra = [this] { session.reset(); };
   session->start();
   ASSERT_TRUE(run_until(
