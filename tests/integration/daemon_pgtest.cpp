@@ -230,6 +230,20 @@ TEST(Cli, SqlPrintsTheTriggerGenerators) {
   EXPECT_NE(out.find("FUNCTION pgfanout.watch("), std::string::npos);
 }
 
+// Regression: the daemon died of SIGPIPE (exit 141) when it wrote to a Redis connection the server
+// had closed (fault_redis_redistest, Redis stopped under load). SIGPIPE is ignored: writes fail
+// with EPIPE and the connection is handled as lost.
+TEST_F(DaemonFixture, SigpipeDoesNotEndTheDaemon) {
+  auto d = start();
+  int port = d->http_port();
+  ASSERT_GT(port, 0);
+  d->signal(SIGPIPE);
+  std::this_thread::sleep_for(200ms);
+  EXPECT_EQ(test::http_get(port, "/healthz").status, 200) << d->output();
+  d->signal(SIGTERM);
+  EXPECT_EQ(d->wait(), 0) << d->output();
+}
+
 TEST_F(DaemonFixture, SecondSignalExitsAtOnce) {
   auto d = start();
   d->signal(SIGTERM);
