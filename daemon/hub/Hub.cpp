@@ -385,10 +385,9 @@ void Hub::add_routes(http::HttpRouter& router) {
                            "message=JSON is required in the form body");
     }
     auto stream = std::make_shared<beast::tcp_stream>(std::move(u.stream));
-    hub->publish(claims, channel, *entry, parsed.message->data, {}, [stream](std::string frame) {
-      bool ok = frame.find(R"("type":"ack")") != std::string::npos;
-      respond(std::move(*stream), ok ? 200 : 503,
-              ok ? std::string(R"({"success":true})") + "\n" : frame + "\n");
+    hub->publish(claims, channel, *entry, parsed.message->data, [stream](HubResult r) {
+      respond(std::move(*stream), r.ok() ? 200 : 503,
+              r.ok() ? std::string(R"({"success":true})") + "\n" : reply_frame({}, r) + "\n");
     });
   });
   if (!state_->http.static_dir.empty()) {

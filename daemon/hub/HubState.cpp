@@ -223,20 +223,20 @@ auth::JwtResult HubState::authenticate(std::string_view token) {
 }
 
 void HubState::call(const auth::Claims* claims, const ClientMessage& m,
-                    std::function<void(std::string)> reply) {
+                    std::function<void(HubResult)> reply) {
   auto count = [this](std::string_view command, std::string_view result) {
     commands_.with({command, result}).inc();
   };
   auto it = config.commands.find(m.command);
   if (it == config.commands.end()) {
     count("(unknown)", "unknown");
-    return reply(error_frame(m.ref, "unknown_command", "no such command"));
+    return reply(HubResult::failure("unknown_command", "no such command"));
   }
   const std::string& name = it->first;
   const CommandSpec& spec = it->second;
   if (!spec.anonymous && claims == nullptr) {
     count(name, "unauthorized");
-    return reply(error_frame(m.ref, "unauthorized", "log in first"));
+    return reply(HubResult::failure("unauthorized", "log in first"));
   }
   for (const auto& [arg, _] : m.args) {
     bool known = false;
@@ -245,7 +245,7 @@ void HubState::call(const auth::Claims* claims, const ClientMessage& m,
     }
     if (!known) {
       count(name, "bad_args");
-      return reply(error_frame(m.ref, "bad_args", "unexpected argument \"" + arg + "\""));
+      return reply(HubResult::failure("bad_args", "unexpected argument \"" + arg + "\""));
     }
   }
   pg::PgConnection::Params params;
@@ -257,7 +257,7 @@ void HubState::call(const auth::Claims* claims, const ClientMessage& m,
         if (v == nullptr) {
           count(name, "bad_args");
           return reply(
-              error_frame(m.ref, "unauthorized", "the token lacks a claim " + p.source + " needs"));
+              HubResult::failure("unauthorized", "the token lacks a claim " + p.source + " needs"));
         }
         params.emplace_back(*v);
         break;
@@ -269,15 +269,15 @@ void HubState::call(const auth::Claims* claims, const ClientMessage& m,
         const ArgValue* v = find_arg(m, p.name);
         if (v == nullptr) {
           count(name, "bad_args");
-          return reply(error_frame(m.ref, "bad_args", "missing argument \"" + p.name + "\""));
+          return reply(HubResult::failure("bad_args", "missing argument \"" + p.name + "\""));
         }
         if (v->kind == ArgValue::Kind::Null) {
           params.emplace_back(std::nullopt);
         } else if (has_nul(v->text)) {
           // libpq would silently cut a text parameter at NUL.
           count(name, "bad_args");
-          return reply(error_frame(m.ref, "bad_args",
-                                   "argument \"" + p.name + "\" contains a NUL character"));
+          return reply(HubResult::failure("bad_args",
+                                          "argument \"" + p.name + "\" contains a NUL character"));
         } else {
           params.emplace_back(v->text);
         }
@@ -286,10 +286,10 @@ void HubState::call(const auth::Claims* claims, const ClientMessage& m,
     }
   }
   sql.run(spec.sql, std::move(params), spec.timeout,
-          [reply = std::move(reply), ref = m.ref, name, count](pg::PgResult&& r) {
+          [reply = std::move(reply), name, count](pg::PgResult&& r) {
             if (r.ok) {
               count(name, "ok");
-              return reply(ack_frame(ref, rows_json(r)));
+              return reply(HubResult::success(rows_json(r)));
             }
             std::string code, message;
             client_error(r, code, message);
@@ -297,39 +297,40 @@ void HubState::call(const auth::Claims* claims, const ClientMessage& m,
               spdlog::warn("command {} failed: {} ({})", name, r.error, r.sqlstate);
             }
             count(name, code);
-            reply(error_frame(ref, code, message));
+            reply(HubResult::failure(code, message));
           });
 }
 
 void HubState::login(const ClientMessage& m,
-                     std::function<void(std::string, std::optional<auth::Claims>)> reply) {
+                     std::function<void(HubResult, std::optional<auth::Claims>)> reply) {
   auto count = [this](std::string_view result) { logins_.with({result}).inc(); };
   if (!config.login || !verifier) {
     count("disabled");
-    return reply(error_frame(m.ref, "unsupported", "login is not configured"), std::nullopt);
+    return reply(HubResult::failure("unsupported", "login is not configured"), std::nullopt);
   }
   if (has_nul(m.username) || has_nul(m.password)) {
     count("failed");
-    return reply(error_frame(m.ref, "login_failed", "wrong username or password"), std::nullopt);
+    return reply(HubResult::failure("login_failed", "wrong username or password"), std::nullopt);
   }
   const LoginSpec& spec = *config.login;
   sql.run(
       spec.sql, {m.username, m.password}, std::chrono::seconds(10),
-      [this, reply = std::move(reply), ref = m.ref, count](pg::PgResult&& r) {
+      [this, reply = std::move(reply), count](pg::PgResult&& r) {
         if (detached) return;
         if (!r.ok) {
           std::string code, message;
           client_error(r, code, message);
           spdlog::warn("login statement failed: {} ({})", r.error, r.sqlstate);
           count("error");
-          return reply(error_frame(ref, code == "unavailable" ? code : "login_failed",
-                                   code == "unavailable" ? message : "wrong username or password"),
-                       std::nullopt);
+          return reply(
+              HubResult::failure(code == "unavailable" ? code : "login_failed",
+                                 code == "unavailable" ? message : "wrong username or password"),
+              std::nullopt);
         }
         if (r.rows.size() != 1) {
           if (r.rows.size() > 1) spdlog::warn("auth.login.sql returned {} rows", r.rows.size());
           count("failed");
-          return reply(error_frame(ref, "login_failed", "wrong username or password"),
+          return reply(HubResult::failure("login_failed", "wrong username or password"),
                        std::nullopt);
         }
         const LoginSpec& login = *config.login;
@@ -339,7 +340,7 @@ void HubState::login(const ClientMessage& m,
           spdlog::error("auth.login.sql has no non-null column \"{}\" (auth.login.subject)",
                         login.subject);
           count("error");
-          return reply(error_frame(ref, "login_failed", "login is misconfigured"), std::nullopt);
+          return reply(HubResult::failure("login_failed", "login is misconfigured"), std::nullopt);
         }
         json::object token_claims = claims;
         token_claims["sub"] = subject->is_string()
@@ -358,20 +359,19 @@ void HubState::login(const ClientMessage& m,
         auto checked = verifier->verify(token);
         if (!checked.ok) {
           count("error");
-          return reply(error_frame(ref, "login_failed", "login is misconfigured"), std::nullopt);
+          return reply(HubResult::failure("login_failed", "login is misconfigured"), std::nullopt);
         }
         count("ok");
         json::object result;
         result["token"] = token;
         result["expires_in"] = login.ttl.count();
         result["claims"] = std::move(token_claims);
-        reply(ack_frame(ref, json::serialize(result)), std::move(checked.claims));
+        reply(HubResult::success(json::serialize(result)), std::move(checked.claims));
       });
 }
 
 void HubState::publish(const auth::Claims* claims, const std::string& topic, std::size_t entry,
-                       const std::string& data_json, const std::string& ref,
-                       std::function<void(std::string)> reply) {
+                       const std::string& data_json, std::function<void(HubResult)> reply) {
   auto count = [this](std::string_view result) { publishes_.with({result}).inc(); };
   std::string payload = R"({"topic":)" + json_quote(topic) + R"(,"data":)" + data_json;
   const std::string* sub = claim(claims, "sub");
@@ -380,29 +380,30 @@ void HubState::publish(const auth::Claims* claims, const std::string& topic, std
   payload += '}';
   if (payload.size() > kMaxNotifyPayload) {
     count("too_large");
-    return reply(error_frame(ref, "payload_too_large", "published data must fit in 8000 bytes"));
+    return reply(HubResult::failure("payload_too_large", "published data must fit in 8000 bytes"));
   }
   const std::string& channel = config.topics[entry].publish_channel;
   sql.run("SELECT pg_notify($1, $2)", {channel, std::move(payload)}, std::chrono::seconds(5),
-          [reply = std::move(reply), ref, count](pg::PgResult&& r) {
+          [reply = std::move(reply), count](pg::PgResult&& r) {
             if (r.ok) {
               count("ok");
-              return reply(ack_frame(ref));
+              return reply(HubResult::success());
             }
             std::string code, message;
             client_error(r, code, message);
             spdlog::warn("publish failed: {} ({})", r.error, r.sqlstate);
             count("failed");
-            reply(error_frame(ref, code == "unavailable" ? code : "publish_failed",
-                              code == "unavailable" ? message : "publish failed"));
+            reply(HubResult::failure(code == "unavailable" ? code : "publish_failed",
+                                     code == "unavailable" ? message : "publish failed"));
           });
 }
 
 void HubState::on_subscribe(
-    const auth::Claims* claims, const std::string& topic, std::size_t entry, const std::string& ref,
-    std::function<void(std::vector<std::shared_ptr<const std::string>>, std::string)> done) {
+    const auth::Claims* claims, const std::string& topic, std::size_t entry,
+    std::function<void(std::vector<std::shared_ptr<const std::string>>, std::optional<HubError>)>
+        done) {
   const auto& on = config.topics[entry].on_subscribe;
-  if (!on) return done({}, {});
+  if (!on) return done({}, std::nullopt);
   pg::PgConnection::Params params;
   for (const auto& p : on->params) {
     if (p.kind == ParamRef::Kind::Topic) {
@@ -417,12 +418,12 @@ void HubState::on_subscribe(
     }
   }
   sql.run(on->sql, std::move(params), std::chrono::seconds(10),
-          [done = std::move(done), topic, ref, event = on->event](pg::PgResult&& r) {
+          [done = std::move(done), topic, event = on->event](pg::PgResult&& r) {
             if (!r.ok) {
               std::string code, message;
               client_error(r, code, message);
               spdlog::warn("on_subscribe for {} failed: {} ({})", topic, r.error, r.sqlstate);
-              return done({}, error_frame(ref, "on_subscribe_failed", message));
+              return done({}, HubError{"on_subscribe_failed", message});
             }
             std::vector<std::shared_ptr<const std::string>> frames;
             frames.reserve(r.rows.size());
@@ -430,7 +431,7 @@ void HubState::on_subscribe(
               frames.push_back(std::make_shared<const std::string>(
                   event_frame(topic, event, json::serialize(row_object(r, i)), std::nullopt)));
             }
-            done(std::move(frames), {});
+            done(std::move(frames), std::nullopt);
           });
 }
 

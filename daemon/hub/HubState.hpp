@@ -20,6 +20,7 @@
 #include "http/HttpConfig.hpp"
 #include "hub/ClientMessage.hpp"
 #include "hub/HubConfig.hpp"
+#include "hub/HubResult.hpp"
 #include "hub/SqlGateway.hpp"
 #include "hub/TopicHub.hpp"
 #include "metrics/Metrics.hpp"
@@ -87,21 +88,21 @@ class HubState {
   void rejected(std::string_view reason);
   void delivered(std::size_t n) { delivered_.inc(n); }
 
-  // ---- operations; `reply` gets the frame to send back (ack or error)
+  // ---- operations; `reply` gets the outcome (hub/HubResult.hpp), the caller makes the frame
   auth::JwtResult authenticate(std::string_view token);
+  // A declared command; on success the result is its rows as a JSON array.
   void call(const auth::Claims* claims, const ClientMessage& m,
-            std::function<void(std::string frame)> reply);
+            std::function<void(HubResult)> reply);
+  // SQL login; on success the result is {"token","expires_in","claims"} and the claims are given.
   void login(const ClientMessage& m,
-             std::function<void(std::string frame, std::optional<auth::Claims>)> reply);
+             std::function<void(HubResult, std::optional<auth::Claims>)> reply);
   void publish(const auth::Claims* claims, const std::string& topic, std::size_t entry,
-               const std::string& data_json, const std::string& ref,
-               std::function<void(std::string frame)> reply);
-  // Runs the topic entry's on_subscribe (if any); `done` gets the rows as event frames, or an
-  // error frame.
+               const std::string& data_json, std::function<void(HubResult)> reply);
+  // Runs the topic entry's on_subscribe (if any); `done` gets the rows as event frames, or the
+  // error.
   void on_subscribe(const auth::Claims* claims, const std::string& topic, std::size_t entry,
-                    const std::string& ref,
                     std::function<void(std::vector<std::shared_ptr<const std::string>> frames,
-                                       std::string error_frame)>
+                                       std::optional<HubError> error)>
                         done);
   // The durable events after outbox id `after` that push to one of `topics`. `lost` names the
   // topics that cannot be resumed completely: no durable rule pushes to them, or more than

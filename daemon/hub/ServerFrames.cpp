@@ -71,4 +71,9 @@ std::string pong_frame(std::string_view ref_json) {
   return out;
 }
 
+std::string reply_frame(std::string_view ref_json, const HubResult& result) {
+  if (result.error) return error_frame(ref_json, result.error->code, result.error->message);
+  return ack_frame(ref_json, result.result_json);
+}
+
 }  // namespace pgfanout::hub

@@ -9,6 +9,8 @@
 #include <string>
 #include <string_view>
 
+#include "hub/HubResult.hpp"
+
 namespace pgfanout::hub {
 
 std::string event_frame(std::string_view topic, std::string_view event, std::string_view data_json,
@@ -16,6 +18,8 @@ std::string event_frame(std::string_view topic, std::string_view event, std::str
 // {"type":"ack","ref":..,"result":..}; `result_json` empty: no result.
 std::string ack_frame(std::string_view ref_json, std::string_view result_json = {});
 std::string error_frame(std::string_view ref_json, std::string_view code, std::string_view message);
+// The ack (with the result) or the error frame of an operation's outcome.
+std::string reply_frame(std::string_view ref_json, const HubResult& result);
 std::string resync_frame(std::string_view topic);
 std::string pong_frame(std::string_view ref_json);
 

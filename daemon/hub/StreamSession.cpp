@@ -75,14 +75,15 @@ void StreamSession::start_subscriptions() {
   for (std::size_t i = 0; i < topics_.size(); ++i) {
     if (!hub_->config.topics[entries_[i]].on_subscribe) continue;
     ++pending_;
-    hub_->on_subscribe(
-        claims_ ? &*claims_ : nullptr, topics_[i], entries_[i], {},
-        [self](std::vector<std::shared_ptr<const std::string>> frames, std::string error) {
-          if (self->finished_) return;
-          if (!error.empty()) self->send_event(error, -1);
-          for (const auto& f : frames) self->send_event(*f, -1);
-          if (--self->pending_ == 0) self->release_held();
-        });
+    hub_->on_subscribe(claims_ ? &*claims_ : nullptr, topics_[i], entries_[i],
+                       [self](std::vector<std::shared_ptr<const std::string>> frames,
+                              std::optional<HubError> error) {
+                         if (self->finished_) return;
+                         if (error)
+                           self->send_event(error_frame({}, error->code, error->message), -1);
+                         for (const auto& f : frames) self->send_event(*f, -1);
+                         if (--self->pending_ == 0) self->release_held();
+                       });
   }
   if (last_event_id_ && format_ == Format::Sse) {
     ++pending_;

@@ -155,24 +155,24 @@ void WebSocketSession::handle(std::string_view text) {
       if (!logins_.take()) {
         return send(error_frame(m.ref, "rate_limited", "too many login attempts; wait a minute"));
       }
-      return hub_->login(m, [self](std::string frame, std::optional<auth::Claims> claims) {
+      return hub_->login(m, [self, ref = m.ref](HubResult r, std::optional<auth::Claims> claims) {
         if (self->finished_) return;
         if (claims && !self->claims_) self->claims_ = std::move(claims);
-        self->send(frame);
+        self->send(reply_frame(ref, r));
       });
     }
     case ClientMessageType::Call: {
       if (!commands_.take()) return send(error_frame(m.ref, "rate_limited", "too many commands"));
-      return hub_->call(claims(), m, [self](std::string frame) {
-        if (!self->finished_) self->send(frame);
+      return hub_->call(claims(), m, [self, ref = m.ref](HubResult r) {
+        if (!self->finished_) self->send(reply_frame(ref, r));
       });
     }
     case ClientMessageType::Publish: {
       auto d = hub_->config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
       if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
       if (!commands_.take()) return send(error_frame(m.ref, "rate_limited", "too many messages"));
-      return hub_->publish(claims(), m.topic, d.entry, m.data, m.ref, [self](std::string frame) {
-        if (!self->finished_) self->send(frame);
+      return hub_->publish(claims(), m.topic, d.entry, m.data, [self, ref = m.ref](HubResult r) {
+        if (!self->finished_) self->send(reply_frame(ref, r));
       });
     }
   }
@@ -189,11 +189,9 @@ void WebSocketSession::handle_hippie(std::string_view text) {
   if (!parsed.message) return send(error_frame({}, "bad_message", "not valid JSON"));
   if (!commands_.take()) return send(error_frame({}, "rate_limited", "too many messages"));
   auto self = shared_from_this();
-  hub_->publish(claims(), m.topic, d.entry, parsed.message->data, {}, [self](std::string frame) {
+  hub_->publish(claims(), m.topic, d.entry, parsed.message->data, [self](HubResult r) {
     // Hippie clients get no acknowledgement; errors only.
-    if (!self->finished_ && frame.find(R"("type":"error")") != std::string::npos) {
-      self->send(frame);
-    }
+    if (!self->finished_ && !r.ok()) self->send(reply_frame({}, r));
   });
 }
 
@@ -220,9 +218,9 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
   held_.push_back({m.topic, {}});
   auto self = shared_from_this();
   hub_->on_subscribe(
-      claims(), m.topic, d.entry, m.ref,
+      claims(), m.topic, d.entry,
       [self, topic = m.topic, ref = m.ref](std::vector<std::shared_ptr<const std::string>> frames,
-                                           std::string error) {
+                                           std::optional<HubError> error) {
         if (self->finished_) return;
         auto it = std::find_if(self->held_.begin(), self->held_.end(),
                                [&](const Held& h) { return h.topic == topic; });
@@ -230,7 +228,7 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
         Held held = std::move(*it);
         self->held_.erase(it);
         for (const auto& f : held.frames) self->held_bytes_ -= f->size();
-        self->send(error.empty() ? ack_frame(ref) : std::move(error));
+        self->send(error ? error_frame(ref, error->code, error->message) : ack_frame(ref));
         for (const auto& f : frames) self->send(*f);
         for (auto& f : held.frames) self->send_frame(std::move(f));
       });
