@@ -4,8 +4,10 @@
 //
 // Held by shared_ptr by the Hub and by every session, so a session finishing after the Hub is
 // gone still finds it (`detached` is then set and nothing is started any more). Results of SQL
-// work come back through callbacks on the event loop; sessions keep themselves alive in them.
-// Event loop thread only.
+// work come back through callbacks on the event loop as HubResults; sessions keep themselves
+// alive in them. One file per job: connections and counters here (HubState.cpp), commands,
+// publish and on_subscribe (HubCommands.cpp), SQL login (HubLogin.cpp), SSE resume
+// (HubReplay.cpp); what they share in HubSql.hpp. Event loop thread only.
 #pragma once
 
 #include <chrono>
