@@ -13,27 +13,18 @@
 # demo use none of them (they start throwaway servers on free ports). See docs/development.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-table=$here/deps.txt
+source "$here/deps-table.sh"
 profiles=("$@")
 [ ${#profiles[@]} -gt 0 ] || profiles=(build test fuzz browser demo bench)
-
-wanted=" "
-for p in "${profiles[@]}"; do
-  if [ "$p" = browser ] && [ "${PGFANOUT_WITH_BROWSER:-1}" = 0 ]; then continue; fi
-  wanted+="$p "
-done
+deps_select "${profiles[@]}" || exit 2
 
 missing=()
-while read -r package plist checks flag; do
-  case $package in '' | '#'*) continue ;; esac
-  use=0
-  IFS=, read -ra ps <<<"$plist"
-  for p in "${ps[@]}"; do [[ $wanted == *" $p "* ]] && use=1; done
-  [ "$use" = 1 ] || continue
-  if [ "${flag:-}" = if-absent ]; then
+for i in "${!deps_packages[@]}"; do
+  package=${deps_packages[$i]}
+  if [ "${deps_flags[$i]}" = if-absent ]; then
     # Only when none of its commands exists (an image may ship its own Node.js and npm).
     present=1
-    IFS=, read -ra cs <<<"$checks"
+    IFS=, read -ra cs <<<"${deps_checks[$i]}"
     for c in "${cs[@]}"; do
       case $c in cmd:*) command -v "${c#cmd:}" >/dev/null 2>&1 || present=0 ;; esac
     done
@@ -42,7 +33,7 @@ while read -r package plist checks flag; do
   if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'ok installed'; then
     missing+=("$package")
   fi
-done <"$table"
+done
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

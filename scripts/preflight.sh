@@ -11,36 +11,20 @@
 set -uo pipefail
 src=${BASH_SOURCE[0]}
 case $src in */*) here=${src%/*} ;; *) here=. ;; esac
-table=${PGFANOUT_DEPS_TABLE:-$here/deps.txt}
+source "$here/deps-table.sh"
 
 if [ $# -eq 0 ]; then
   echo "usage: scripts/preflight.sh PROFILE... (build test fuzz browser demo bench)" >&2
   exit 2
 fi
-if [ ! -r "$table" ]; then
-  echo "preflight: cannot read $table" >&2
-  exit 2
-fi
-wanted=" "
-for p in "$@"; do
-  case $p in
-    build | test | fuzz | browser | demo | bench) ;;
-    *) echo "preflight: unknown profile '$p' (build test fuzz browser demo bench)" >&2; exit 2 ;;
-  esac
-  if [ "$p" = browser ] && [ "${PGFANOUT_WITH_BROWSER:-1}" = 0 ]; then continue; fi
-  wanted+="$p "
-done
+deps_select "$@" || exit 2
+wanted=$deps_wanted
 
 missing=0
 checked=0
-while read -r package profiles checks _; do
-  case $package in '' | '#'*) continue ;; esac
-  use=0
-  IFS=, read -ra plist <<<"$profiles"
-  for p in "${plist[@]}"; do
-    if [[ $wanted == *" $p "* ]]; then use=1; fi
-  done
-  [ "$use" = 1 ] || continue
+for i in "${!deps_packages[@]}"; do
+  package=${deps_packages[$i]}
+  checks=${deps_checks[$i]}
   IFS=, read -ra clist <<<"$checks"
   for c in "${clist[@]}"; do
     checked=$((checked + 1))
@@ -55,12 +39,12 @@ while read -r package profiles checks _; do
         echo "preflight: $what is missing (no such file); Debian package $package provides it, and scripts/install-deps.sh should have installed it"
         ;;
       *)
-        echo "preflight: $table: bad check '$c' for $package" >&2
+        echo "preflight: $deps_table: bad check '$c' for $package" >&2
         ;;
     esac
     missing=$((missing + 1))
   done
-done <"$table"
+done
 
 if [ "$missing" -gt 0 ]; then
   echo "preflight: $missing of $checked checks failed for:${wanted% } — run scripts/install-deps.sh as root (or reinstall the packages named above)"

@@ -22,8 +22,8 @@ bad=$(awk '!/^#/ && NF {
   n = split($3, cs, ","); for (i = 1; i <= n; i++) if (cs[i] !~ /^(cmd|file):./) print "line " NR ": check " cs[i]
   if (NF == 4 && $4 != "if-absent") print "line " NR ": flag " $4 }' "$table")
 check "deps.txt is well formed" "$([ -z "$bad" ]; echo $?)" "$bad"
-grep -q 'deps.txt' "$root/scripts/install-deps.sh"
-check "install-deps.sh installs from deps.txt" $? "install-deps.sh does not read deps.txt"
+grep -q "deps-table.sh" "$root/scripts/install-deps.sh" && grep -q "deps-table.sh" "$root/scripts/preflight.sh"
+check "install-deps.sh and preflight.sh read deps.txt through one reader" $? "deps-table.sh is not sourced by both"
 grep -q '^libtap-parser-sourcehandler-pgtap-perl .*cmd:pg_prove' "$table"
 check "pg_prove's package is in the table" $? "libtap-parser-sourcehandler-pgtap-perl / cmd:pg_prove missing from deps.txt"
 
