@@ -10,8 +10,12 @@
 #   bench_alive                           # still running? else log + exit 1
 #   bench_rss_kb / bench_hwm_kb           # VmRSS / VmHWM of the process, after bench_alive
 #   bench_stop                            # SIGTERM and wait; fails if it had died meanwhile
+#   bench_scratch_db                      # a new database with the trigger SQL: sets db and dsn
+#   bench_listen CHANNEL                  # a psql session LISTENing on CHANNEL in the background
+#   bench_median                          # the median of the numbers on stdin
+#   bench_cleanup                         # for an EXIT trap: stops all of the above
 
-bench_name= bench_log= bench_pid=
+bench_name= bench_log= bench_pid= bench_listener_pid= db= dsn=
 
 bench_preflight() {
   "$root/scripts/preflight.sh" build bench || {
@@ -74,11 +78,38 @@ bench_stop() {
   bench_pid=
 }
 
-# For an EXIT trap: stop whatever is still running, quietly.
+# A fresh database on the harness's server (PGFANOUT_TEST_DSN) with the trigger generators
+# installed; bench_cleanup drops it.
+bench_scratch_db() {
+  db="pgfanout_bench_$$_${RANDOM}"
+  dsn="$PGFANOUT_TEST_DSN dbname=$db"
+  psql "$PGFANOUT_TEST_DSN" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\""
+  psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "$(cat "$root"/sql/triggers/[0-9][0-9][0-9]_*.sql)" >/dev/null
+}
+
+# A session that LISTENs on $1 in $dsn and keeps reading, so that notifications really go
+# through PostgreSQL's queue (it skips channels nobody listens to); psql reports them after each
+# command.
+bench_listen() {
+  (
+    echo "LISTEN $1;"
+    while true; do echo "SELECT 1;"; sleep 0.2; done
+  ) | psql "$dsn" -X -q >/dev/null 2>&1 &
+  bench_listener_pid=$!
+  sleep 0.5
+}
+
+bench_median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# For an EXIT trap: stop whatever is still running and drop the scratch database, quietly.
 bench_cleanup() {
   if [ -n "$bench_pid" ]; then
     kill -TERM "$bench_pid" 2>/dev/null
     wait "$bench_pid" 2>/dev/null || true
     bench_pid=
+  fi
+  if [ -n "$bench_listener_pid" ]; then kill "$bench_listener_pid" 2>/dev/null || true; fi
+  if [ -n "$db" ]; then
+    psql "$PGFANOUT_TEST_DSN" -X -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   fi
 }

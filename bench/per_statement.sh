@@ -17,18 +17,9 @@ fi
 rows=${1:-100000}
 runs=${2:-5}
 
-db="pgfanout_bench_$$_${RANDOM}"
-dsn="$PGFANOUT_TEST_DSN dbname=$db"
-psql "$PGFANOUT_TEST_DSN" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\""
-listener_pid=
-cleanup() {
-  set +e
-  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null
-  psql "$PGFANOUT_TEST_DSN" -X -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
-}
-trap cleanup EXIT
+bench_scratch_db
+trap bench_cleanup EXIT
 
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "$(cat "$root"/sql/triggers/[0-9][0-9][0-9]_*.sql)" >/dev/null
 psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE TABLE bench_items (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL,
                           stock int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
@@ -36,13 +27,7 @@ INSERT INTO bench_items SELECT g, 'item ' || g, (g % 1000) / 10.0, 0, now() FROM
 VACUUM ANALYZE bench_items;
 SQL
 
-# A session that LISTENs and keeps reading (psql reports notifications after each command).
-(
-  echo "LISTEN bench_items_changed;"
-  while true; do echo "SELECT 1;"; sleep 0.2; done
-) | psql "$dsn" -X -q >/dev/null 2>&1 &
-listener_pid=$!
-sleep 0.5
+bench_listen bench_items_changed
 
 # Milliseconds for one UPDATE of every row, commit included.
 time_update() {
@@ -53,7 +38,6 @@ UPDATE bench_items SET stock = stock + 1;
 SELECT round(extract(epoch FROM clock_timestamp() - t) * 1000) FROM t0;
 SQL
 }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 measure() {
   local label=$1 watch=$2
   psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "SELECT pgfanout.unwatch('bench_items')" >/dev/null
@@ -62,7 +46,7 @@ measure() {
   for _ in $(seq 1 "$runs"); do
     psql "$dsn" -X -q -c "VACUUM bench_items" >/dev/null
     time_update
-  done | median
+  done | bench_median
 }
 base=$(measure "no trigger" "")
 row=$(measure "per-row" "SELECT pgfanout.watch('bench_items')")

@@ -22,20 +22,14 @@ runs=${2:-3}
 rows=100000
 pgbin=${PGFANOUT_TEST_PGBIN:-/usr/lib/postgresql/15/bin}
 
-db="pgfanout_bench_$$_${RANDOM}"
-dsn="$PGFANOUT_TEST_DSN dbname=$db"
-psql "$PGFANOUT_TEST_DSN" -X -q -v ON_ERROR_STOP=1 -c "CREATE DATABASE \"$db\""
+bench_scratch_db
 work=$(mktemp -d "${TMPDIR:-/tmp}/pgfanout-bench.XXXXXX")
-listener_pid=
 cleanup() {
-  set +e
-  [ -n "$listener_pid" ] && kill "$listener_pid" 2>/dev/null
+  bench_cleanup
   rm -rf "$work"
-  psql "$PGFANOUT_TEST_DSN" -X -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1
 }
 trap cleanup EXIT
 
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "$(cat "$root"/sql/triggers/[0-9][0-9][0-9]_*.sql)" >/dev/null
 psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<SQL
 CREATE TABLE bench_accounts (id int PRIMARY KEY, name text NOT NULL, balance int NOT NULL,
                              updated_at timestamptz NOT NULL DEFAULT now());
@@ -47,21 +41,15 @@ cat >"$work/update.sql" <<SQL
 UPDATE bench_accounts SET balance = balance + 1, updated_at = now() WHERE id = :id;
 SQL
 
-(
-  echo "LISTEN bench_accounts_changed;"
-  while true; do echo "SELECT 1;"; sleep 0.2; done
-) | psql "$dsn" -X -q >/dev/null 2>&1 &
-listener_pid=$!
-sleep 0.5
+bench_listen bench_accounts_changed
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Median tps of `runs` pgbench runs with the given clients.
 tps() {
   local clients=$1
   for _ in $(seq 1 "$runs"); do
     "$pgbin/pgbench" -n -f "$work/update.sql" -c "$clients" -j "$clients" -T "$seconds" "$dsn" 2>/dev/null |
       awk '/^tps = / {printf "%.0f\n", $3}'
-  done | median
+  done | bench_median
 }
 watch() {
   psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "SELECT pgfanout.unwatch('bench_accounts')" >/dev/null
