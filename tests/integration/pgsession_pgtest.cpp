@@ -41,6 +41,16 @@ struct Session : ::testing::Test {
     session = std::make_unique<PgSession>(io, config(dsn), PgSession::Options{"test session"}, h);
   }
 
+  // Starts a session whose server is unreachable (through a cut proxy) until proxy->restore().
+  void start_unreachable() {
+    proxy = std::make_unique<test::TcpProxy>(
+        "127.0.0.1",
+        static_cast<std::uint16_t>(std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
+    proxy->cut();
+    make(through(*proxy));
+    session->start();
+  }
+
   std::string backend_pid() {
     std::optional<std::string> pid;
     session->query("SELECT pg_backend_pid()", {},
@@ -51,6 +61,7 @@ struct Session : ::testing::Test {
   }
 
   boost::asio::io_context io;
+  std::unique_ptr<test::TcpProxy> proxy;
   std::unique_ptr<PgSession> session;
   std::vector<bool> ready;
   std::vector<std::string> lost;
@@ -88,18 +99,14 @@ TEST_F(Session, ReconnectsAfterItsBackendIsTerminated) {
 }
 
 TEST_F(Session, RetriesWhileUnreachableAndStopsOnStop) {
-  test::TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(
-                                        std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
-  proxy.cut();
-  make(through(proxy));
-  session->start();
+  start_unreachable();
   ASSERT_TRUE(run_until(
       io, [&] { return lost.size() >= 3; }, 10s))
       << lost.size();
   for (const auto& l : lost) EXPECT_EQ(l.substr(l.find(':')), ":attempt") << l;
   EXPECT_TRUE(ready.empty());
 
-  proxy.restore();
+  proxy->restore();
   ASSERT_TRUE(run_until(
       io, [&] { return session->up(); }, 10s));
   EXPECT_EQ(ready, std::vector<bool>{true});
@@ -128,11 +135,7 @@ TEST_F(Session, FailMakesANewConnection) {
 }
 
 TEST_F(Session, DestroyedWithAReconnectPendingOrFromItsOwnCallback) {
-  test::TcpProxy proxy("127.0.0.1", static_cast<std::uint16_t>(
-                                        std::stoi(test::harness_env("PGFANOUT_TEST_PGPORT"))));
-  proxy.cut();
-  make(through(proxy));
-  session->start();
+  start_unreachable();
   ASSERT_TRUE(run_until(
       io, [&] { return !lost.empty(); }, 10s));
   session.reset();  // its reconnect timer is pending
@@ -141,7 +144,7 @@ TEST_F(Session, DestroyedWithAReconnectPendingOrFromItsOwnCallback) {
 
   // Destroyed by the owner inside on_lost.
   lost.clear();
-  make(through(proxy));
+  make(through(*proxy));
   on_lost_extra = [this] { session.reset(); };
   session->start();
   ASSERT_TRUE(run_until(
