@@ -11,7 +11,8 @@
 #   PGFANOUT_TEST_REDIS_URL   redis://127.0.0.1:PORT/0
 #   PGFANOUT_TEST_REDIS_PORT, PGFANOUT_TEST_REDIS_SERVER (the redis-server binary)
 #
-# PostgreSQL runs with fsync, synchronous_commit and full_page_writes off (fast, not crash-safe).
+# PostgreSQL runs with wal_level = logical (the WAL source's tests stream from replication slots)
+# and with fsync, synchronous_commit and full_page_writes off (fast, not crash-safe).
 # PGFANOUT_TEST_PG_DURABLE=1 leaves them at PostgreSQL's defaults (on), for benchmarks that must
 # measure what a write costs with production settings.
 set -euo pipefail
@@ -61,6 +62,10 @@ port = $pgport
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$work'
 max_connections = 300
+wal_level = logical
+max_replication_slots = 20
+max_wal_senders = 20
+max_slot_wal_keep_size = 1GB
 CONF
 if [ "${PGFANOUT_TEST_PG_DURABLE:-0}" != 1 ]; then
   cat >>"$work/pg/postgresql.conf" <<CONF
