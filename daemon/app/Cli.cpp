@@ -8,6 +8,7 @@
 
 #include "app/Config.hpp"
 #include "app/Daemon.hpp"
+#include "app/WalPlan.hpp"
 #include "config/ConfigSchema.hpp"
 #include "log/Log.hpp"
 #include "pg/Installer.hpp"
@@ -32,6 +33,8 @@ Usage:
   pgfanout check   --reference                           print the configuration reference
   pgfanout sql                                           print the trigger-generator SQL
   pgfanout install [--config FILE]                       apply that SQL and the config's watch: entries
+                                                         (and the WAL source's publication and slot)
+  pgfanout wal drop [--config FILE]                      drop the WAL source's slot and publication
   pgfanout deliveries list [--dead] [--config FILE]      undelivered durable webhooks / dead letters
   pgfanout deliveries retry ID...|--dead [--config FILE] send dead letters again
   pgfanout --version | --help
@@ -82,7 +85,7 @@ Args parse_args(int argc, char** argv) {
       a.dead = true;
     } else if (!arg.starts_with("-") && a.command.empty()) {
       a.command = std::string(arg);
-    } else if (!arg.starts_with("-") && a.command == "deliveries") {
+    } else if (!arg.starts_with("-") && (a.command == "deliveries" || a.command == "wal")) {
       a.operands.emplace_back(arg);
     } else {
       a.error = "unknown argument \"" + std::string(arg) + "\"";
@@ -139,12 +142,29 @@ int run_cli(int argc, char** argv) {
   if (args.command == "install") {
     auto loaded = load_and_report(args.config, true);
     if (!loaded.config) return kExitConfig;
-    auto result = pg::install(loaded.config->postgres, loaded.config->watch);
+    auto result =
+        pg::install(loaded.config->postgres, loaded.config->watch, wal_plan(*loaded.config));
+    for (const auto& n : result.notices) std::printf("%s\n", n.c_str());
     if (!result.ok) {
       std::fprintf(stderr, "pgfanout install: %s\n", result.error.c_str());
       return 1;
     }
     std::printf("installed the trigger generators and %d watch(es)\n", result.watched);
+    return 0;
+  }
+  if (args.command == "wal") {
+    if (args.operands.size() != 1 || args.operands[0] != "drop") {
+      std::fprintf(stderr, "pgfanout: usage: pgfanout wal drop [--config FILE]\n");
+      return kExitUsage;
+    }
+    auto loaded = load_and_report(args.config, true);
+    if (!loaded.config) return kExitConfig;
+    auto result = pg::drop_wal(loaded.config->postgres, loaded.config->wal);
+    for (const auto& n : result.notices) std::printf("%s\n", n.c_str());
+    if (!result.ok) {
+      std::fprintf(stderr, "pgfanout wal drop: %s\n", result.error.c_str());
+      return 1;
+    }
     return 0;
   }
   if (args.command == "deliveries") {

@@ -19,6 +19,7 @@
 #include "http/HttpConfig.hpp"
 #include "hub/HubConfig.hpp"
 #include "pg/PgConfig.hpp"
+#include "pg/WalConfig.hpp"
 #include "redis/RedisConfig.hpp"
 #include "webhook/WebhookConfig.hpp"
 
@@ -46,6 +47,7 @@ struct Config {
   webhook::WebhookConfig webhook;
   hub::HubConfig hub;
   std::vector<pg::WatchSpec> watch;
+  pg::WalConfig wal;
   std::shared_ptr<const rules::RuleSet> rules;
   // The value of every key that a reload cannot change, by YAML path ("postgres.dsn"), as read
   // (defaults included), so a reload can name each such key that changed.

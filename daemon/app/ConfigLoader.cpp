@@ -130,6 +130,8 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
   redis::load_redis_config(root, cfg->redis);
   webhook::load_webhook_config(root, cfg->webhook);
   pg::load_watch_config(root, cfg->watch);
+  pg::load_wal_config(root, cfg->wal);
+  for (const auto& w : cfg->watch) cfg->wal.enabled = cfg->wal.enabled || w.via == "wal";
   hub::load_hub_config(root, cfg->hub);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : action_kinds());
   redis::check_redis_targets(*cfg->rules, cfg->redis, diags);

@@ -259,6 +259,24 @@ const KeySpec kKeys[] = {
    "Delivered rows stay in pgfanout.deliveries this long (for `pgfanout deliveries list`), then "
    "are deleted. Dead letters are kept until retried or deleted by hand."},
 
+  // ---- wal
+  {"wal", Map, "", kRestart, kPlain, kOptional,
+   "The logical-replication source (needs wal_level = logical; see docs/wal.md). It runs when this "
+   "section is present or a watch entry says `via: wal`."},
+  {"wal.slot", String, "pgfanout", kRestart, kPlain, kOptional,
+   "The permanent pgoutput slot, created by `pgfanout install`. One per instance (e.g. "
+   "`pgfanout_${HOSTNAME}`): a slot is streamed by one connection at a time."},
+  {"wal.publication", String, "pgfanout", kRestart, kPlain, kOptional,
+   "The publication `pgfanout install` keeps in step with the `via: wal` watch entries."},
+  {"wal.status_interval", Duration, "10s", kRestart, kPlain, kOptional,
+   "Send the server the confirmed position at least this often (and whenever it asks)."},
+  {"wal.max_pending", Int, "10000", kRestart, kPlain, kOptional,
+   "Row events whose actions have not completed beyond which reading from the slot pauses."},
+  {"wal.retry_delay", Duration, "1s", kRestart, kPlain, kOptional,
+   "After an action failed, stream again from the confirmed position after this delay."},
+  {"wal.monitor_interval", Duration, "5s", kRestart, kPlain, kOptional,
+   "How often the slot's retained WAL, lag and status are read for the metrics and /healthz."},
+
   // ---- watch
   {"watch", List, "", kReload, kPlain, kOptional,
    "Tables that `pgfanout install` puts notification triggers on (pgfanout.watch)."},
@@ -274,6 +292,9 @@ const KeySpec kKeys[] = {
    "One notification per statement carrying `rows`, split to fit NOTIFY's 8000-byte limit."},
   {"watch[].durable", Bool, "false", kReload, kPlain, kOptional,
    "Also write each event to pgfanout.outbox in the same transaction."},
+  {"watch[].via", String, "notify", kRestart, kPlain, kOptional,
+   "`notify`: a trigger NOTIFYs each change; `wal`: no trigger, the WAL source decodes the "
+   "change from the publication (see docs/wal.md)."},
 
   // ---- rules
   {"rules", List, "", kReload, kPlain, kRequired, "What to do with notifications."},

@@ -68,6 +68,14 @@ void load_watch_config(config::MapReader& root, std::vector<WatchSpec>& out) {
     s.changed = w.string_list("changed");
     s.per_statement = w.boolean("per_statement");
     s.durable = w.boolean("durable");
+    s.via = w.string("via");
+    if (s.via != "notify" && s.via != "wal") {
+      w.error("via", "unknown source \"" + s.via + "\" (notify or wal)");
+    } else if (s.via == "wal" && s.per_statement) {
+      w.error("per_statement", "applies to `via: notify` only (the WAL source reports rows)");
+    } else if (s.via == "wal" && s.durable) {
+      w.error("durable", "applies to `via: notify` only (the WAL itself is durable)");
+    }
     out.push_back(std::move(s));
   });
 }

@@ -94,6 +94,22 @@ ScratchDatabase::ScratchDatabase(const std::string& prefix) {
 
 ScratchDatabase::~ScratchDatabase() {
   BlockingPg admin(test_dsn());
+  // A database with a replication slot cannot be dropped: end the slots' streams, drop them.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    admin.try_exec(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+        "WHERE database = '" +
+        name_ + "' AND active_pid IS NOT NULL");
+    admin.try_exec(
+        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+        "WHERE database = '" +
+        name_ + "' AND NOT active");
+    if (admin.value("SELECT count(*) FROM pg_replication_slots WHERE database = '" + name_ + "'") ==
+        "0") {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   admin.try_exec("DROP DATABASE IF EXISTS " + name_ + " WITH (FORCE)");
 }
 

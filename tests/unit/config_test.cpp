@@ -294,6 +294,48 @@ TEST(ConfigLoader, WatchDefaultOpsAreAllThree) {
   EXPECT_EQ(r.config->watch[0].ops, (std::vector<std::string>{"INSERT", "UPDATE", "DELETE"}));
 }
 
+TEST(ConfigLoader, WalSectionAndViaWal) {
+  const std::string rules = "rules: [{name: a, channel: c, actions: [{log: x}]}]\n";
+  // Without a wal: section and without `via: wal`, the WAL source does not run.
+  auto off = load("postgres: {dsn: host=x}\nwatch: [{table: t}]\n" + rules);
+  ASSERT_TRUE(off.config);
+  EXPECT_FALSE(off.config->wal.enabled);
+  EXPECT_EQ(off.config->watch[0].via, "notify");
+  // `via: wal` turns it on with the default names.
+  auto on = load("postgres: {dsn: host=x}\nwatch: [{table: t, via: wal}]\n" + rules);
+  ASSERT_TRUE(on.config) << ::testing::PrintToString(messages(on));
+  EXPECT_TRUE(on.config->wal.enabled);
+  EXPECT_EQ(on.config->wal.slot, "pgfanout");
+  EXPECT_EQ(on.config->wal.publication, "pgfanout");
+  auto named = load("postgres: {dsn: host=x}\nwal: {slot: app_1, publication: Pub}\n" + rules);
+  ASSERT_TRUE(named.config);
+  EXPECT_TRUE(named.config->wal.enabled);
+  EXPECT_EQ(named.config->wal.slot, "app_1");
+  EXPECT_EQ(named.config->wal.publication, "Pub");
+}
+
+TEST(ConfigLoader, WalErrorsArePositioned) {
+  const std::string rules = "rules: [{name: a, channel: c, actions: [{log: x}]}]\n";
+  struct Case {
+    std::string yaml, message;
+  } cases[] = {
+      {"wal: {slot: Bad-Name}\n", "test.yaml:2:13: wal.slot: a slot name is 1 to 63"},
+      {"watch: [{table: t, via: kafka}]\n",
+       "test.yaml:2:25: watch[0].via: unknown source \"kafka\""},
+      {"watch: [{table: t, via: wal, durable: true}]\n",
+       "watch[0].durable: applies to `via: notify` only"},
+      {"watch: [{table: t, via: wal, per_statement: true}]\n",
+       "watch[0].per_statement: applies to `via: notify` only"},
+  };
+  for (const auto& c : cases) {
+    auto r = load("postgres: {dsn: host=x}\n" + c.yaml + rules);
+    ASSERT_FALSE(r.config) << c.yaml;
+    ASSERT_EQ(r.errors.size(), 1u) << ::testing::PrintToString(messages(r));
+    EXPECT_NE(r.errors[0].to_string().find(c.message), std::string::npos)
+        << r.errors[0].to_string();
+  }
+}
+
 TEST(ConfigLoader, FiftyThousandLineRulesFile) {
   std::string text = "postgres: {dsn: host=x}\nrules:\n";
   int lines = 2;
