@@ -41,6 +41,7 @@ struct WatchSpec {
   std::vector<std::string> changed;
   bool per_statement = false;
   bool durable = false;
+  std::string via = "notify";  // `notify`: a trigger; `wal`: the logical-replication source
 };
 
 // Read the sections from the top-level mapping; problems go to the reader's diagnostics.
