@@ -10,7 +10,7 @@ namespace pgfanout::pg {
 
 const char* const kTableKeySql = R"sql(
 SELECT n.nspname::pg_catalog.text, c.relname::pg_catalog.text, a.attname::pg_catalog.text
-  FROM pg_catalog.unnest($1::pg_catalog.text[], $2::pg_catalog.text[]) AS w(s, t)
+  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) AS w(s, t)
   JOIN pg_catalog.pg_namespace n ON n.nspname = w.s
   JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = w.t
   JOIN LATERAL (
