@@ -23,6 +23,7 @@
 #include "pg/ConnInfo.hpp"
 #include "pg/NotifyListener.hpp"
 #include "pg/OutboxReader.hpp"
+#include "pg/WalSource.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
 #include "webhook/DeliveryWorker.hpp"
@@ -67,6 +68,10 @@ struct Daemon::Impl final : pg::EventSink {
     webhook_executor.set_dead_letter_sink(
         [this](const webhook::DeadLetter& letter) { deliveries.record_dead_letter(letter); });
     router.add_executor("push", hub.push_executor());
+    if (config->wal.enabled) {
+      wal = std::make_unique<pg::WalSource>(io, metrics, config->postgres, config->wal,
+                                            config->watch, *this);
+    }
     hub.add_routes(http_router);
     register_health_checks();
     register_routes();
@@ -96,6 +101,7 @@ struct Daemon::Impl final : pg::EventSink {
     redis_evictor.start();
     listener.start(std::move(channels));
     outbox.start(config->rules->durable_channels());
+    if (wal) wal->start({});
     loop_lag.start();
     io.run();
     spdlog::info("pgfanout stopped");
@@ -113,6 +119,26 @@ struct Daemon::Impl final : pg::EventSink {
       return http::HealthStatus{
           true, "listening on " + plural(listener.channels().size(), "channel", "channels")};
     });
+    if (wal) {
+      health.add("wal", [this] {
+        auto s = wal->status();
+        if (s.slot_lost) {
+          return http::HealthStatus{
+              false, "replication slot lost (" + s.slot_status + "); re-creating it"};
+        }
+        if (!s.streaming) {
+          return http::HealthStatus{
+              false, s.last_error.empty() ? "connecting" : "not streaming: " + s.last_error};
+        }
+        std::string detail = "streaming";
+        if (s.lag_bytes >= 0) detail += ", " + std::to_string(s.lag_bytes) + " bytes behind";
+        if (s.slot_losses > 0) {
+          detail += "; the slot was lost and re-created " + std::to_string(s.slot_losses) +
+                    " time(s) since start";
+        }
+        return http::HealthStatus{true, detail};
+      });
+    }
     if (redis_evictor.has_targets()) {
       health.add("redis", [this] {
         std::string detail;
@@ -191,6 +217,16 @@ struct Daemon::Impl final : pg::EventSink {
     notifier.status(status_line());
   }
 
+  // A source lost events for good (a re-created replication slot): what the rules say to do
+  // about a gap runs, and subscribers resynchronize.
+  void on_events_lost(pg::EventSource& from, const std::string& why) override {
+    spdlog::warn("{} source lost events ({}): running on_gap actions", from.name(), why);
+    for (const auto& rule : router.rules()->rules()) {
+      if (!rule->durable) router.run_on_gap(rule->name);
+    }
+    hub.resync_all();
+  }
+
   void on_fatal(pg::EventSource&, const std::string& why) override {
     spdlog::critical("{}", why);
     exit_code = 1;
@@ -229,6 +265,7 @@ struct Daemon::Impl final : pg::EventSink {
     http_server.stop_accepting();
     listener.stop();
     outbox.stop();
+    if (wal) wal->stop();
     router.flush();
     webhook_executor.begin_shutdown();
     deliveries.stop();
@@ -349,6 +386,7 @@ struct Daemon::Impl final : pg::EventSink {
       io, metrics, config->postgres, config->webhook, config->consumer, webhook_sender};
   pg::NotifyListener listener;
   pg::OutboxReader outbox;
+  std::unique_ptr<pg::WalSource> wal;  // when the config has `wal:` or a `via: wal` watch
   Counter& doorbells = metrics.counter("pgfanout_outbox_doorbells_total",
                                        "NOTIFYs on durable channels (they only wake the reader)");
   http::HttpRouter http_router;

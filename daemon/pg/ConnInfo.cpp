@@ -5,7 +5,7 @@
 namespace pgfanout::pg {
 
 ConnParams::ConnParams(const std::string& dsn, const std::string& password,
-                       std::chrono::milliseconds connect_timeout) {
+                       std::chrono::milliseconds connect_timeout, bool replication) {
   auto add = [&](const char* k, std::string v) {
     keywords_.emplace_back(k);
     values_.push_back(std::move(v));
@@ -19,6 +19,7 @@ ConnParams::ConnParams(const std::string& dsn, const std::string& password,
                              2, std::chrono::ceil<std::chrono::seconds>(connect_timeout).count())));
   add("dbname", dsn);
   if (!password.empty()) add("password", password);
+  if (replication) add("replication", "database");
   for (std::size_t i = 0; i < keywords_.size(); ++i) {
     keyword_ptrs_.push_back(keywords_[i].c_str());
     value_ptrs_.push_back(values_[i].c_str());

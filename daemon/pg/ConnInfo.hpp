@@ -14,8 +14,10 @@ namespace pgfanout::pg {
 
 class ConnParams {
  public:
+  // `replication`: a logical replication connection (replication=database), after the DSN so
+  // the DSN cannot turn it off.
   ConnParams(const std::string& dsn, const std::string& password,
-             std::chrono::milliseconds connect_timeout);
+             std::chrono::milliseconds connect_timeout, bool replication = false);
   const char* const* keywords() const { return keyword_ptrs_.data(); }
   const char* const* values() const { return value_ptrs_.data(); }
 

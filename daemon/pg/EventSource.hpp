@@ -33,6 +33,7 @@ struct Notification {
   int backend_pid = 0;
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   std::optional<std::int64_t> outbox_id;  // set for events read from pgfanout.outbox
+  std::optional<std::uint64_t> lsn;       // set for events decoded from the WAL
 };
 
 // Settles one acknowledged event: when the last reference is dropped, `on_settled` is called with
@@ -68,6 +69,9 @@ class EventSink {
   // listeners), so whatever the rules say to do about that (on_reconnect) should run.
   virtual void on_connected(EventSource& from, bool first, bool missed_events) = 0;
   virtual void on_disconnected(EventSource& from, const std::string& why) = 0;
+  // Events are known to be lost (a replication slot was invalidated and had to be re-created):
+  // the rules' on_gap actions should run.
+  virtual void on_events_lost(EventSource& from, const std::string& why) = 0;
   // The source cannot work with this server at all (a hot standby cannot LISTEN); the daemon
   // stops.
   virtual void on_fatal(EventSource& from, const std::string& why) = 0;

@@ -35,6 +35,7 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
     std::string sql;
     Params params;
     QueryDone done;
+    bool copy_both = false;  // starts copy-both mode
   };
 
   Impl(asio::io_context& io_, Handlers h, std::size_t max_queued_, Counter* refused_)
@@ -57,12 +58,13 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
   }
 
   void connect(const std::string& dsn, const std::string& password,
-               std::chrono::milliseconds timeout, std::function<void(const std::string&)> done) {
+               std::chrono::milliseconds timeout, std::function<void(const std::string&)> done,
+               bool replication) {
     close();
     ++generation;
     state = State::Connecting;
     on_connected = std::move(done);
-    ConnParams params(dsn, password, timeout);
+    ConnParams params(dsn, password, timeout, replication);
     conn = PQconnectStartParams(params.keywords(), params.values(), 1);
     if (conn == nullptr || PQstatus(conn) == CONNECTION_BAD) {
       connect_failed("error", conn != nullptr ? trim(PQerrorMessage(conn)) : "out of memory");
@@ -158,6 +160,12 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
       if (done) done(std::move(r));
       return;
     }
+    if (copying) {
+      PgResult r;
+      r.error = "the connection is streaming and takes no queries";
+      if (done) done(std::move(r));
+      return;
+    }
     if (queries.size() >= max_queued) {
       if (refused != nullptr) refused->inc();
       PgResult r;
@@ -237,7 +245,7 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
                         return;
                       }
                       on_readable();
-                      if (gen == generation) start_read();
+                      if (gen == generation && !copy_paused) start_read();
                     }));
   }
 
@@ -282,9 +290,18 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
       fail("error", trim(PQerrorMessage(conn)));
       return;
     }
+    if (copying) {
+      drain_copy();
+      return;
+    }
     auto gen = generation;
     while (in_flight && PQisBusy(conn) == 0) {
       PGresult* r = PQgetResult(conn);
+      if (r != nullptr && PQresultStatus(r) == PGRES_COPY_BOTH && queries.front().copy_both) {
+        PQclear(r);
+        enter_copy();
+        return;
+      }
       if (r == nullptr) {
         Query q = std::move(queries.front());
         queries.pop_front();
@@ -328,6 +345,90 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
     if (any && handlers.on_notify_batch_end) handlers.on_notify_batch_end();
   }
 
+  void start_copy_both(std::string command, CopyHandlers h, QueryDone started) {
+    if (state != State::Open || copying) {
+      PgResult r;
+      r.error = state != State::Open ? "not connected" : "already streaming";
+      if (started) started(std::move(r));
+      return;
+    }
+    copy = std::move(h);
+    queries.push_back(Query{std::move(command), {}, std::move(started), true});
+    send_next();
+  }
+
+  void enter_copy() {
+    Query q = std::move(queries.front());
+    queries.pop_front();
+    in_flight = false;
+    copying = true;
+    current = PgResult{};
+    auto gen = generation;
+    PgResult ok;
+    ok.ok = true;
+    if (q.done) q.done(std::move(ok));
+    if (gen == generation) drain_copy();
+  }
+
+  // Hands on the CopyData messages libpq has, kNotifyTurn's worth per turn of the loop.
+  void drain_copy() {
+    const auto gen = generation;
+    const auto until = std::chrono::steady_clock::now() + kNotifyTurn;
+    bool any = false;
+    while (!copy_paused) {
+      char* buf = nullptr;
+      int n = PQgetCopyData(conn, &buf, 1);
+      if (n == 0) break;  // no complete message yet
+      if (n < 0) {
+        std::string message = trim(PQerrorMessage(conn));
+        if (n == -1) {  // the server ended the stream: its reason is in the final result
+          if (PGresult* r = PQgetResult(conn)) {
+            if (PQresultStatus(r) == PGRES_FATAL_ERROR) message = trim(PQresultErrorMessage(r));
+            PQclear(r);
+          }
+          if (message.empty()) message = "the server ended the replication stream";
+        }
+        fail("error", message);
+        return;
+      }
+      any = true;
+      bool more = copy.on_data(std::string_view(buf, static_cast<std::size_t>(n)));
+      PQfreemem(buf);
+      if (gen != generation) return;
+      if (!more) copy_paused = true;
+      if (!copy_paused && std::chrono::steady_clock::now() >= until) {
+        asio::post(sock.get_executor(), [weak = weak_from_this(), gen] {
+          auto self = weak.lock();
+          if (self && self->generation == gen) self->drain_copy();
+        });
+        break;
+      }
+    }
+    if (any && copy.on_batch_end) copy.on_batch_end();
+  }
+
+  bool put_copy_data(std::string_view data) {
+    if (!copying || conn == nullptr) return false;
+    int r = PQputCopyData(conn, data.data(), static_cast<int>(data.size()));
+    if (r < 0) {
+      fail("error", "cannot write to the server: " + trim(PQerrorMessage(conn)));
+      return false;
+    }
+    if (r == 0) return false;
+    flush_output();
+    return true;
+  }
+
+  void resume_copy() {
+    if (!copying || !copy_paused) return;
+    copy_paused = false;
+    asio::post(sock.get_executor(), [weak = weak_from_this(), gen = generation] {
+      auto self = weak.lock();
+      if (self && self->generation == gen) self->drain_copy();
+    });
+    start_read();
+  }
+
   void fail(const std::string& reason, const std::string& message) {
     if (state == State::Closed) return;
     if (state == State::Connecting) {
@@ -358,7 +459,7 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
       PQfinish(conn);
       conn = nullptr;
     }
-    reading = writing = in_flight = false;
+    reading = writing = in_flight = copying = copy_paused = false;
     queries.clear();
   }
 
@@ -370,6 +471,8 @@ struct PgConnection::Impl : std::enable_shared_from_this<PgConnection::Impl> {
   State state = State::Closed;
   std::uint64_t generation = 0;
   bool reading = false, writing = false, in_flight = false;
+  bool copying = false, copy_paused = false;
+  CopyHandlers copy;
   std::deque<Query> queries;
   PgResult current;
   std::function<void(const std::string&)> on_connected;
@@ -390,12 +493,28 @@ PgConnection::~PgConnection() {
 
 void PgConnection::connect(const std::string& dsn, const std::string& password,
                            std::chrono::milliseconds connect_timeout,
-                           std::function<void(const std::string&)> done) {
-  impl_->connect(dsn, password, connect_timeout, std::move(done));
+                           std::function<void(const std::string&)> done, bool replication) {
+  impl_->connect(dsn, password, connect_timeout, std::move(done), replication);
 }
 
 void PgConnection::query(std::string sql, Params params, QueryDone done) {
   impl_->query(std::move(sql), std::move(params), std::move(done));
+}
+
+void PgConnection::start_copy_both(std::string command, CopyHandlers handlers, QueryDone started) {
+  impl_->start_copy_both(std::move(command), std::move(handlers), std::move(started));
+}
+
+bool PgConnection::put_copy_data(std::string_view data) {
+  return impl_->put_copy_data(data);
+}
+
+void PgConnection::resume_copy() {
+  impl_->resume_copy();
+}
+
+bool PgConnection::copying() const {
+  return impl_->copying;
 }
 
 void PgConnection::close() {

@@ -58,6 +58,14 @@ class PgConnection {
   using Params = std::vector<std::optional<std::string>>;
   using QueryDone = std::function<void(PgResult&&)>;
 
+  // Copy-both mode (a replication connection's stream). on_data gets each CopyData message and
+  // returns false to pause: no more is read from the socket until resume_copy() (the server's
+  // walsender then waits, which bounds memory). on_batch_end follows each run of messages.
+  struct CopyHandlers {
+    std::function<bool(std::string_view data)> on_data;
+    std::function<void()> on_batch_end;
+  };
+
   struct Handlers {
     std::function<void(std::string channel, std::string payload, int backend_pid)> on_notify;
     std::function<void()> on_notify_batch_end;  // after each run of notifications
@@ -76,13 +84,25 @@ class PgConnection {
 
   // Starts connecting; `done` gets "" on success or the error. `reason` of a failure passed to
   // on_lost is one of: error, connect_timeout.
+  // `replication`: a logical replication connection (see start_copy_both).
   void connect(const std::string& dsn, const std::string& password,
                std::chrono::milliseconds connect_timeout,
-               std::function<void(const std::string& error)> done);
+               std::function<void(const std::string& error)> done, bool replication = false);
   // Queues a statement (several statements when `params` is empty). Fails at once (through
   // `done`) when not connected, and, with `done` posted rather than called, when queue_limit
   // statements are already queued.
   void query(std::string sql, Params params, QueryDone done);
+  // Queues a command that starts copy-both mode (START_REPLICATION on a connection made with
+  // replication=database). `started` gets an ok result once the stream runs, or the error (with
+  // its SQLSTATE: 55006 when another connection streams from the slot). Afterwards the
+  // connection takes no more queries; the stream ends with the connection (on_lost).
+  void start_copy_both(std::string command, CopyHandlers handlers, QueryDone started);
+  // Sends one CopyData message to the server (a standby status update). False when not
+  // streaming or libpq's buffer is full (try again later).
+  bool put_copy_data(std::string_view data);
+  // Reads again after on_data returned false.
+  void resume_copy();
+  bool copying() const;
   // Closes the connection (queued queries are dropped without callbacks). Safe to call twice.
   void close();
   // Closes the connection as broken: fails queued queries and calls on_lost(reason, message).

@@ -45,19 +45,22 @@ struct PgSession::Impl : std::enable_shared_from_this<PgSession::Impl> {
     up = false;
     auto gen = generation;
     std::weak_ptr<Impl> weak = weak_from_this();
-    conn.connect(pg.dsn, pg.password, pg.connect_timeout, [weak, gen](const std::string& error) {
-      auto self = weak.lock();
-      if (!self || gen != self->generation || !self->started) return;
-      if (!error.empty()) {
-        self->lost(self->conn.last_failure_reason(), error);
-        return;
-      }
-      self->up = true;
-      bool first = !self->ever_up;
-      self->ever_up = true;
-      if (self->opts.confirm_on_connect) self->backoff.reset();
-      if (self->handlers.on_ready) self->handlers.on_ready(first);
-    });
+    conn.connect(
+        pg.dsn, pg.password, pg.connect_timeout,
+        [weak, gen](const std::string& error) {
+          auto self = weak.lock();
+          if (!self || gen != self->generation || !self->started) return;
+          if (!error.empty()) {
+            self->lost(self->conn.last_failure_reason(), error);
+            return;
+          }
+          self->up = true;
+          bool first = !self->ever_up;
+          self->ever_up = true;
+          if (self->opts.confirm_on_connect) self->backoff.reset();
+          if (self->handlers.on_ready) self->handlers.on_ready(first);
+        },
+        opts.replication);
   }
 
   // Closes, tells the owner, and schedules the next attempt.
@@ -153,6 +156,19 @@ void PgSession::query_current(std::string sql, PgConnection::Params params,
                       if (!self || gen != self->generation || !self->conn.connected()) return;
                       if (done) done(std::move(r));
                     });
+}
+
+void PgSession::start_copy_both(std::string command, PgConnection::CopyHandlers handlers,
+                                PgConnection::QueryDone started) {
+  impl_->conn.start_copy_both(std::move(command), std::move(handlers), std::move(started));
+}
+
+bool PgSession::put_copy_data(std::string_view data) {
+  return impl_->conn.put_copy_data(data);
+}
+
+void PgSession::resume_copy() {
+  impl_->conn.resume_copy();
 }
 
 bool PgSession::started() const {

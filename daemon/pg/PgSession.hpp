@@ -61,6 +61,7 @@ class PgSession {
     bool confirm_on_connect = true;
     std::size_t queue_limit = PgConnection::kDefaultMaxQueued;
     Counter* refused = nullptr;  // counts statements refused by a full queue
+    bool replication = false;    // a logical replication connection (for start_copy_both)
   };
 
   PgSession(boost::asio::io_context& io, PostgresConfig pg, Options options, Handlers handlers);
@@ -80,6 +81,12 @@ class PgSession {
 
   void query(std::string sql, PgConnection::Params params, PgConnection::QueryDone done);
   void query_current(std::string sql, PgConnection::Params params, PgConnection::QueryDone done);
+
+  // Streaming on a replication session: PgConnection's calls, on the current connection.
+  void start_copy_both(std::string command, PgConnection::CopyHandlers handlers,
+                       PgConnection::QueryDone started);
+  bool put_copy_data(std::string_view data);
+  void resume_copy();
 
   bool started() const;
   bool up() const;  // connected (on_ready has run for the current connection)

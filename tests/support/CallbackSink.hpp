@@ -16,6 +16,7 @@ struct CallbackSink final : pg::EventSink {
   std::function<void(bool first, bool missed_events)> connected;
   std::function<void(const std::string& why)> disconnected;
   std::function<void(const std::string& why)> fatal;
+  std::function<void(const std::string& why)> events_lost;
 
   void on_event(pg::EventSource&, pg::Notification&& n,
                 std::shared_ptr<pg::EventCompletion> completion) override {
@@ -29,6 +30,9 @@ struct CallbackSink final : pg::EventSink {
   }
   void on_disconnected(pg::EventSource&, const std::string& why) override {
     if (disconnected) disconnected(why);
+  }
+  void on_events_lost(pg::EventSource&, const std::string& why) override {
+    if (events_lost) events_lost(why);
   }
   void on_fatal(pg::EventSource&, const std::string& why) override {
     if (fatal) fatal(why);
