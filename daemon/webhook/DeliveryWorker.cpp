@@ -1,49 +1,8 @@
 #include "webhook/DeliveryWorker.hpp"
 
-#include <unistd.h>
-
-#include <spdlog/spdlog.h>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
-
-#include "log/Log.hpp"
-#include "metrics/Metrics.hpp"
-#include "pg/ConnInfo.hpp"
-#include "pg/PgSession.hpp"
-#include "rules/RuleSet.hpp"
-#include "webhook/DeliveryRecords.hpp"
+#include "webhook/DeliveryWorkerImpl.hpp"
 
 namespace pgfanout::webhook {
-
-namespace asio = boost::asio;
-using SteadyClock = std::chrono::steady_clock;
-
-namespace {
-
-template <typename T>
-std::string int_array(const std::vector<T>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += std::to_string(items[i]);
-  }
-  return out + "}";
-}
-
-std::string optional_int_array(const std::vector<int>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out += ',';
-    out += items[i] == 0 ? std::string("NULL") : std::to_string(items[i]);
-  }
-  return out + "}";
-}
-
-std::string interval(std::chrono::milliseconds ms) {
-  return std::to_string(ms.count()) + " milliseconds";
-}
-
-}  // namespace
 
 std::vector<std::string> DeliveryWorker::claim_channels(const rules::RuleSet& rules) {
   std::vector<std::string> out;
@@ -57,342 +16,74 @@ std::vector<std::string> DeliveryWorker::claim_channels(const rules::RuleSet& ru
   return out;
 }
 
-struct DeliveryWorker::Impl {
-  struct Report {
-    std::int64_t id;
-    int attempt;
-    std::string state;
-    int status;
-    std::string error;
-    std::int64_t delay_ms;
-  };
-
-  Impl(asio::io_context& io_, Metrics& m, pg::PostgresConfig p, webhook::WebhookConfig o,
-       std::string inst, WebhookSender& s)
-      : io(io_),
-        pg(std::move(p)),
-        opts(std::move(o)),
-        instance(std::move(inst)),
-        sender(s),
-        conn(io_, pg, session_options(m), session_handlers()),
-        poll_timer(io_),
-        recorded(m.counter("pgfanout_webhook_recorded_total",
-                           "Durable webhook deliveries recorded in pgfanout.deliveries")),
-        errors(m.counter("pgfanout_webhook_store_errors_total",
-                         "Failed queries and connections of the durable delivery worker")) {}
-
-  static pg::PgSession::Options session_options(Metrics& m) {
-    pg::PgSession::Options o;
-    o.name = "webhook deliveries";
-    o.refused =
-        &m.counter(pg::kQueriesRefusedMetric, pg::kQueriesRefusedHelp, {{"connection", "webhook"}});
-    return o;
-  }
-
-  pg::PgSession::Handlers session_handlers() {
-    pg::PgSession::Handlers h;
-    h.on_ready = [this](bool) {
-      busy = false;
-      schedule_poll();
-      ring();
-    };
-    h.on_lost = [this](const std::string&, const std::string&, bool) {
-      errors.inc();
-      busy = false;
-      // Stopped with nothing left to write: no reason to come back.
-      if (stopped && pending_work() == 0) conn.stop();
-    };
-    return h;
-  }
-
-  void set_rules(std::shared_ptr<const rules::RuleSet> r) {
-    rules = std::move(r);
-    channels = claim_channels(*rules);
-    bool any = false;
-    for (const rules::Action* a : rules->all_actions()) any = any || a->as<WebhookAction>();
-    active = any;
-    if (active && !stopped) conn.start();
+pg::PgSession::Handlers DeliveryWorker::Impl::session_handlers() {
+  pg::PgSession::Handlers h;
+  h.on_ready = [this](bool) {
+    busy = false;
+    schedule_poll();
     ring();
-  }
-
-  void schedule_poll() {
-    poll_timer.expires_after(opts.poll_interval);
-    poll_timer.async_wait([this](boost::system::error_code ec) {
-      if (ec || stopped) return;
-      if (SteadyClock::now() >= next_trim) want_trim = true;
-      ring();
-      schedule_poll();
-    });
-  }
-
-  void ring() {
-    want_claim = true;
-    want_take = true;
-    cycle();
-  }
-
-  std::size_t pending_work() const { return in_flight + reports.size() + dead_letters.size(); }
-
-  // One step at a time on the connection: outcomes first (they free rows), then dead letters,
-  // claiming, taking, trimming.
-  void cycle() {
-    if (busy || !conn.up()) return;
-    if (!reports.empty()) return write_reports();
-    if (!dead_letters.empty()) return write_dead_letter();
-    if (stopped) return;
-    if (want_claim && !channels.empty()) return claim();
-    if (want_take && in_flight < static_cast<std::size_t>(opts.max_in_flight)) return take();
-    if (want_trim) return trim();
-  }
-
-  template <typename Fn>
-  void run(std::string sql, pg::PgConnection::Params params, Fn fn) {
-    busy = true;
-    // Dropped when the connection is lost meanwhile: on_lost clears `busy`.
-    conn.query_current(std::move(sql), std::move(params),
-                       [this, fn = std::move(fn)](pg::PgResult&& r) mutable {
-                         busy = false;
-                         fn(std::move(r));
-                         cycle();
-                       });
-  }
-
-  void missing_sql(const pg::PgResult& r, const char* what) {
+  };
+  h.on_lost = [this](const std::string&, const std::string&, bool) {
     errors.inc();
-    if (r.sqlstate == "42883" || r.sqlstate == "42P01" || r.sqlstate == "3F000") {
-      log.log(spdlog::level::err, "missing",
-              "webhook deliveries: pgfanout.deliveries is missing in the database; run `pgfanout "
-              "install` (durable webhooks wait until it exists)");
-    } else {
-      log.warn(what, std::string("webhook deliveries: ") + what + " failed: " + r.error);
-    }
+    busy = false;
+    // Stopped with nothing left to write: no reason to come back.
+    if (stopped && pending_work() == 0) conn.stop();
+  };
+  return h;
+}
+
+void DeliveryWorker::Impl::set_rules(std::shared_ptr<const rules::RuleSet> r) {
+  rules = std::move(r);
+  channels = claim_channels(*rules);
+  bool any = false;
+  for (const rules::Action* a : rules->all_actions()) any = any || a->as<WebhookAction>();
+  active = any;
+  if (active && !stopped) conn.start();
+  ring();
+}
+
+void DeliveryWorker::Impl::schedule_poll() {
+  poll_timer.expires_after(opts.poll_interval);
+  poll_timer.async_wait([this](boost::system::error_code ec) {
+    if (ec || stopped) return;
+    if (SteadyClock::now() >= next_trim) want_trim = true;
+    ring();
+    schedule_poll();
+  });
+}
+
+void DeliveryWorker::Impl::ring() {
+  want_claim = true;
+  want_take = true;
+  cycle();
+}
+
+void DeliveryWorker::Impl::cycle() {
+  if (busy || !conn.up()) return;
+  if (!reports.empty()) return write_reports();
+  if (!dead_letters.empty()) return write_dead_letter();
+  if (stopped) return;
+  if (want_claim && !channels.empty()) return claim();
+  if (want_take && in_flight < static_cast<std::size_t>(opts.max_in_flight)) return take();
+  if (want_trim) return trim();
+}
+
+void DeliveryWorker::Impl::missing_sql(const pg::PgResult& r, const char* what) {
+  errors.inc();
+  if (r.sqlstate == "42883" || r.sqlstate == "42P01" || r.sqlstate == "3F000") {
+    log.log(spdlog::level::err, "missing",
+            "webhook deliveries: pgfanout.deliveries is missing in the database; run `pgfanout "
+            "install` (durable webhooks wait until it exists)");
+  } else {
+    log.warn(what, std::string("webhook deliveries: ") + what + " failed: " + r.error);
   }
+}
 
-  void write_reports() {
-    std::vector<std::int64_t> ids;
-    std::vector<int> attempts, statuses;
-    std::vector<std::string> states, errs;
-    std::vector<std::int64_t> delays;
-    for (auto& r : reports) {
-      ids.push_back(r.id);
-      attempts.push_back(r.attempt);
-      states.push_back(r.state);
-      statuses.push_back(r.status);
-      errs.push_back(r.error);
-      delays.push_back(r.delay_ms);
-    }
-    auto count = reports.size();
-    run("SELECT pgfanout.delivery_report($1::bigint[], $2::int[], $3::text[], $4::int[], "
-        "$5::text[], $6::bigint[])",
-        {int_array(ids), int_array(attempts), pg::text_array(states), optional_int_array(statuses),
-         pg::text_array(errs), int_array(delays)},
-        [this, count](pg::PgResult&& r) {
-          if (!r.ok) {
-            // Not retried: the rows' leases run out and they are sent again (at-least-once).
-            missing_sql(r, "report");
-          }
-          reports.erase(reports.begin(), reports.begin() + static_cast<std::ptrdiff_t>(count));
-        });
-  }
-
-  void write_dead_letter() {
-    DeadLetter d = std::move(dead_letters.front());
-    dead_letters.erase(dead_letters.begin());
-    run("SELECT pgfanout.delivery_dead_letter($1, $2::int, $3, $4, $5, $6, $7::int, "
-        "NULLIF($8::int, 0), $9)",
-        {d.rule, std::to_string(d.action), d.webhook_id, d.url, d.target, d.body,
-         std::to_string(d.attempts), std::to_string(d.last_status), d.last_error},
-        [this](pg::PgResult&& r) {
-          if (!r.ok) missing_sql(r, "dead letter");
-        });
-  }
-
-  void claim() {
-    want_claim = false;
-    busy = true;
-    conn.query("BEGIN", {}, [](pg::PgResult&&) {});
-    conn.query_current(
-        "SELECT id, channel, payload::text FROM pgfanout.outbox_claim($1, $2::text[], $3)",
-        {opts.group, pg::text_array(channels), std::to_string(opts.claim_batch)},
-        [this](pg::PgResult&& r) {
-          if (!r.ok) {
-            missing_sql(r, "claim");
-            finish_transaction("ROLLBACK", 0, false);
-            return;
-          }
-          record(std::move(r));
-        });
-  }
-
-  void record(pg::PgResult&& r) {
-    const bool full = static_cast<int>(r.rows.size()) >= opts.claim_batch;
-    std::vector<ClaimedEvent> claimed;
-    claimed.reserve(r.rows.size());
-    for (const auto& row : r.rows) {
-      claimed.push_back(
-          {std::stoll(row[0].value_or("0")), row[1].value_or(""), row[2].value_or("")});
-    }
-    auto d = delivery_records(*rules, claimed,
-                              [this](const std::string& rule, const std::string& message) {
-                                log.warn("skipped:" + rule, message);
-                              });
-    const auto& events = d.events;
-    if (events.empty()) {
-      finish_transaction("COMMIT", 0, full);
-      return;
-    }
-    auto n = events.size();
-    conn.query_current(
-        "SELECT pgfanout.delivery_record($1::bigint[], $2::text[], $3::int[], $4::text[], "
-        "$5::text[], $6::text[], $7::text[])",
-        {int_array(d.events), pg::text_array(d.rule_names), int_array(d.positions),
-         pg::text_array(d.ids), pg::text_array(d.urls), pg::text_array(d.targets),
-         pg::text_array(d.bodies)},
-        [this, n, full](pg::PgResult&& res) {
-          if (!res.ok) {
-            missing_sql(res, "record");
-            finish_transaction("ROLLBACK", 0, false);
-            return;
-          }
-          finish_transaction("COMMIT", n, full);
-        });
-  }
-
-  void finish_transaction(const char* sql, std::size_t recorded_rows, bool more) {
-    bool commit = std::string_view(sql) == "COMMIT";
-    conn.query_current(sql, {}, [this, recorded_rows, more, commit](pg::PgResult&& r) {
-      busy = false;
-      if (!r.ok) {
-        missing_sql(r, "commit");
-      } else if (commit) {
-        if (recorded_rows > 0) {
-          recorded.inc(recorded_rows);
-          want_take = true;
-        }
-        if (more) want_claim = true;
-      }
-      cycle();
-    });
-  }
-
-  void take() {
-    want_take = false;
-    auto free = static_cast<std::size_t>(opts.max_in_flight) - in_flight;
-    auto n = std::min<std::size_t>(free, static_cast<std::size_t>(opts.claim_batch));
-    run("SELECT id, rule, action, webhook_id, target, body, attempts, "
-        "(extract(epoch FROM now() - created_at) * 1000)::bigint "
-        "FROM pgfanout.delivery_take($1, $2::interval, $3)",
-        {instance, interval(opts.lease), std::to_string(n)}, [this, n](pg::PgResult&& r) {
-          if (!r.ok) {
-            missing_sql(r, "take");
-            return;
-          }
-          if (r.rows.size() >= n) want_take = true;
-          for (auto& row : r.rows) send(row);
-        });
-  }
-
-  void send(std::vector<std::optional<std::string>>& row) {
-    std::int64_t id = std::stoll(row[0].value_or("0"));
-    std::string rule_name = row[1].value_or("");
-    int position = std::stoi(row[2].value_or("0"));
-    std::string webhook_id = row[3].value_or("");
-    int attempt = std::stoi(row[6].value_or("1"));
-    auto age = std::chrono::milliseconds(std::stoll(row[7].value_or("0")));
-    const rules::Rule* rule = rules ? rules->find(rule_name) : nullptr;
-    const WebhookAction* hook = nullptr;
-    if (rule != nullptr && position >= 0 &&
-        static_cast<std::size_t>(position) < rule->actions.size()) {
-      hook = rule->actions[static_cast<std::size_t>(position)]->as<WebhookAction>();
-    }
-    auto endpoint = WebhookSender::endpoint_name(rule_name, position);
-    if (hook == nullptr) {
-      reports.push_back({id, attempt, "dead", 0,
-                         "rule " + endpoint + " is no longer a webhook in the config", 0});
-      return;
-    }
-    if (sender.disabled(endpoint)) {
-      reports.push_back({id, attempt, "dead", 0,
-                         "endpoint disabled by 410 Gone until the config is reloaded", 0});
-      return;
-    }
-    ++in_flight;
-    sender.durable_in_flight().set(static_cast<double>(in_flight));
-    auto started = SteadyClock::now();
-    std::string target = row[4].value_or("/");
-    std::string body = row[5].value_or("");
-    std::string url = hook->settings().endpoint.origin();
-    sender.attempt(
-        *hook, endpoint, webhook_id, attempt, target, body,
-        [this, id, attempt, age, started, rule_name, position, webhook_id, url, target,
-         body](Outcome&& o) {
-          --in_flight;
-          sender.durable_in_flight().set(static_cast<double>(in_flight));
-          std::string error = o.decision.reason;
-          if (!o.result.body_excerpt.empty() && o.decision.verdict != Verdict::Delivered) {
-            error += ": " + o.result.body_excerpt;
-          }
-          switch (o.decision.verdict) {
-            case Verdict::Delivered:
-              sender.count_delivered(age + (SteadyClock::now() - started));
-              reports.push_back({id, attempt, "done", o.result.status, "", 0});
-              break;
-            case Verdict::Retry: {
-              auto delay = std::chrono::duration_cast<std::chrono::milliseconds>(
-                  o.decision.next_attempt - sender.clock().now());
-              reports.push_back({id, attempt, "pending", o.result.status, error,
-                                 std::max<std::int64_t>(0, delay.count())});
-              break;
-            }
-            case Verdict::Dead:
-            case Verdict::EndpointGone:
-              sender.count_dead(DeadLetter{rule_name, position, webhook_id, url, target, body,
-                                           attempt, o.result.status, error});
-              reports.push_back({id, attempt, "dead", o.result.status, error, 0});
-              break;
-          }
-          want_take = true;
-          cycle();
-        });
-  }
-
-  void trim() {
-    want_trim = false;
-    next_trim = SteadyClock::now() + std::chrono::minutes(1);
-    run("SELECT pgfanout.deliveries_trim($1::interval, 10000)", {interval(opts.keep_done)},
-        [this](pg::PgResult&& r) {
-          if (!r.ok) missing_sql(r, "trim");
-        });
-  }
-
-  void stop() {
-    stopped = true;
-    poll_timer.cancel();
-    if (pending_work() == 0) conn.stop();
-  }
-
-  asio::io_context& io;
-  pg::PostgresConfig pg;
-  webhook::WebhookConfig opts;
-  std::string instance;
-  WebhookSender& sender;
-  pg::PgSession conn;
-  asio::steady_timer poll_timer;
-  Counter& recorded;
-  Counter& errors;
-  RateLimitedLog log;
-
-  std::shared_ptr<const rules::RuleSet> rules;
-  std::vector<std::string> channels;
-  bool active = false;
-  bool stopped = false;
-  bool busy = false;
-  bool want_claim = false, want_take = false, want_trim = false;
-  SteadyClock::time_point next_trim = SteadyClock::now() + std::chrono::seconds(10);
-  std::size_t in_flight = 0;
-  std::vector<Report> reports;
-  std::vector<DeadLetter> dead_letters;
-};
+void DeliveryWorker::Impl::stop() {
+  stopped = true;
+  poll_timer.cancel();
+  if (pending_work() == 0) conn.stop();
+}
 
 DeliveryWorker::DeliveryWorker(asio::io_context& io, Metrics& metrics, pg::PostgresConfig pg,
                                webhook::WebhookConfig options, std::string instance,

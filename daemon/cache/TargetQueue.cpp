@@ -1,0 +1,186 @@
+#include "cache/TargetQueue.hpp"
+
+#include <hiredis/hiredis.h>
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/post.hpp>
+
+namespace pgfanout::redis {
+
+namespace {
+
+// Commands in flight per target. Enough to keep a local Redis busy; bounded so that a slow
+// server backs work up into the (bounded, observable) queue rather than into hiredis's buffers.
+constexpr std::size_t kMaxInFlight = 32;
+
+}  // namespace
+
+TargetQueue::TargetQueue(boost::asio::io_context& io, Metrics& metrics, const RedisConfig& config,
+                         const RedisTarget& spec, Owner& owner, Families families)
+    : io_(io),
+      config_(config),
+      name_(spec.name),
+      owner_(owner),
+      families_(families),
+      keys_(config.queue_limit) {
+  Labels l{{"target", spec.name}};
+  queued_gauge_ = &metrics.gauge("pgfanout_redis_queued",
+                                 "Keys, publishes and patterns queued or in flight, by target", l);
+  keys_sent_ = &metrics.counter("pgfanout_redis_keys_sent_total",
+                                "Keys sent in UNLINK/DEL commands that Redis answered", l);
+  keys_deleted_ = &metrics.counter("pgfanout_redis_keys_deleted_total",
+                                   "Keys that existed and were deleted (UNLINK/DEL replies)", l);
+  keys_failed_ = &metrics.counter("pgfanout_redis_keys_failed_total",
+                                  "Keys whose UNLINK/DEL got an error reply (not retried)", l);
+  keys_deduplicated_ = &metrics.counter(
+      "pgfanout_redis_keys_deduplicated_total",
+      "Keys left out of an UNLINK/DEL command because the same key was already in it", l);
+  publishes_sent_ =
+      &metrics.counter("pgfanout_redis_publishes_total", "PUBLISH commands answered", l);
+  RedisConnection::Options o{spec.name,
+                             spec.url,
+                             config.connect_timeout,
+                             config.command_timeout,
+                             config.reconnect_min,
+                             config.reconnect_max};
+  conn_ = std::make_unique<RedisConnection>(
+      io, metrics, std::move(o),
+      RedisConnection::Callbacks{[this] { pump(); }, [](const std::string&) {}});
+}
+
+bool TargetQueue::admit(std::size_t n, const rules::ActionContext& ctx, bool second_round) {
+  if (keys_.has_room(total() - keys_.size() + n)) {
+    full_logged_ = false;
+    return true;
+  }
+  // Full: drop the new work, never silently. The action fails (an outbox event is retried) and
+  // the rule's on_gap actions run once the target can take work again.
+  const std::string& rule = ctx.rule_name();
+  if (!full_logged_) {
+    spdlog::error(
+        "Redis target {}: queue full ({} queued, limit {}); dropping evictions and "
+        "running on_gap for the affected rules once Redis catches up",
+        name_, total(), config_.queue_limit);
+    full_logged_ = true;
+  }
+  families_.dropped.with({rule, name_}).inc();
+  gap_rules_.insert(rule);
+  const std::string why = "Redis target " + name_ + ": queue full; dropped (on_gap will run)";
+  if (second_round) {
+    ctx.failed_after_success(why);  // the first eviction already counted the action
+  } else {
+    ctx.failed(why);
+  }
+  return false;
+}
+
+void TargetQueue::pump() {
+  if (!conn_->ready()) {
+    update_gauge();
+    return;
+  }
+  if (!gap_rules_.empty() && total() <= config_.queue_limit / 2) {
+    auto rules = std::move(gap_rules_);
+    gap_rules_.clear();
+    for (const auto& rule : rules) {
+      families_.gaps.with({rule}).inc();
+      spdlog::warn("Redis target {}: evictions of rule {} were dropped; running its on_gap", name_,
+                   rule);
+      // Posted: on_gap re-enters the router, which calls back into execute() and flush().
+      boost::asio::post(io_, [this, rule] { owner_.gap(rule); });
+    }
+  }
+  // Keys before publishes: a publish never overtakes an eviction queued before it.
+  while (in_flight_ < kMaxInFlight && conn_->ready()) {
+    if (keys_.pending() > 0) {
+      send_batch();
+    } else if (!publishes_.empty()) {
+      send_publish();
+    } else {
+      break;
+    }
+  }
+  if (scans_.can_step() && in_flight_ < kMaxInFlight && conn_->ready()) scans_.step(*this);
+  update_gauge();
+}
+
+void TargetQueue::count_error(const std::string& message) {
+  families_.errors.with({name_, error_code(message)}).inc();
+}
+
+void TargetQueue::send_batch() {
+  auto batch = std::make_shared<EvictionQueue<Job*>::Batch>(keys_.take(config_.batch_keys));
+  argv_.clear();
+  argv_len_.clear();
+  argv_.push_back(batch->unlink ? "UNLINK" : "DEL");
+  argv_len_.push_back(batch->unlink ? 6 : 3);
+  for (std::size_t i : batch->unique) {
+    argv_.push_back(batch->items[i].key.data());
+    argv_len_.push_back(batch->items[i].key.size());
+  }
+  keys_deduplicated_->inc(batch->duplicates());
+  ++in_flight_;
+  conn_->command(argv_.size(), argv_.data(), argv_len_.data(), [this, batch](redisReply* r) {
+    --in_flight_;
+    Reply reply = classify(r);
+    if (handed_back(reply, [&] { keys_.requeue(std::move(*batch)); })) return;
+    keys_.done(*batch);
+    if (!reply.ok()) {
+      const std::size_t sent = batch->unique.size();
+      std::string error = std::string(batch->unlink ? "UNLINK" : "DEL") + " " +
+                          batch->items.front().key +
+                          (sent > 1 ? " (and " + std::to_string(sent - 1) + " more)" : "") +
+                          " on Redis target " + name_ + ": " + reply.message;
+      keys_failed_->inc(sent);
+      for (auto& item : batch->items) answer(*item.ref, &error);
+    } else {
+      conn_->note_success();
+      keys_sent_->inc(batch->unique.size());
+      if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
+        keys_deleted_->inc(static_cast<std::uint64_t>(r->integer));
+      }
+      for (auto& item : batch->items) answer(*item.ref, nullptr);
+    }
+    pump();
+  });
+}
+
+void TargetQueue::send_publish() {
+  auto item = std::make_shared<PublishItem>(std::move(publishes_.front()));
+  publishes_.pop_front();
+  const char* argv[] = {"PUBLISH", item->channel.data(), item->message.data()};
+  std::size_t lens[] = {7, item->channel.size(), item->message.size()};
+  ++in_flight_;
+  ++publishes_in_flight_;
+  conn_->command(3, argv, lens, [this, item](redisReply* r) {
+    --in_flight_;
+    --publishes_in_flight_;
+    Reply reply = classify(r);
+    if (handed_back(reply, [&] { publishes_.push_front(std::move(*item)); })) return;
+    if (!reply.ok()) {
+      std::string error =
+          "PUBLISH " + item->channel + " on Redis target " + name_ + ": " + reply.message;
+      answer(*item->job, &error);
+    } else {
+      conn_->note_success();
+      publishes_sent_->inc();
+      answer(*item->job, nullptr);
+    }
+    pump();
+  });
+}
+
+void TargetQueue::stop() {
+  conn_->stop();
+}
+
+void TargetQueue::abandon(const std::string& why) {
+  std::vector<Job*> refs;
+  keys_.clear([&](Job* j) { refs.push_back(j); });
+  for (auto& p : publishes_) refs.push_back(p.job);
+  publishes_.clear();
+  scans_.abandon([&](Job& j) { refs.push_back(&j); });
+  for (Job* j : refs) answer(*j, &why);
+}
+
+}  // namespace pgfanout::redis
