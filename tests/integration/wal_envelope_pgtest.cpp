@@ -330,3 +330,44 @@ TEST_F(WalEnvelope, AppEventsFromLogicalMessages) {
   EXPECT_EQ(wal[1].channel, "now");
   EXPECT_EQ(wal[1].payload, "at once");
 }
+
+TEST_F(WalEnvelope, ColumnsChangedOpsAndPerStatementAsTheTrigger) {
+  s->exec("CREATE TABLE filtered (id int4 PRIMARY KEY, title text, body text)");
+  s->exec("CREATE TABLE batched (id int4 PRIMARY KEY, n int4)");
+  s->exec("ALTER TABLE filtered REPLICA IDENTITY FULL");
+  s->exec("ALTER TABLE batched REPLICA IDENTITY FULL");
+  s->exec(
+      "SELECT pgfanout.watch('filtered', columns => '{title}', changed => '{title}', "
+      "ops => '{INSERT,UPDATE}')");
+  s->exec("SELECT pgfanout.watch('batched', per_statement => true)");
+  s->exec("LISTEN filtered_changed");
+  s->exec("LISTEN batched_changed");
+  auto f = wal_watch("filtered");
+  f.columns = {"title"};
+  f.changed = {"title"};
+  f.ops = {"INSERT", "UPDATE"};
+  auto b = wal_watch("batched");
+  b.per_statement = true;
+  start("filtered, batched", {f, b});
+
+  run("INSERT INTO filtered VALUES (1, 'a', 'x')");
+  run("UPDATE filtered SET body = 'y'");   // not a watched change
+  run("UPDATE filtered SET title = 'b'");  // sent, with id and title only
+  run("DELETE FROM filtered");             // not a watched op
+  run("INSERT INTO batched VALUES (1, 1)");
+  run("INSERT INTO batched SELECT g, g FROM generate_series(2, 4) AS g");
+  run("UPDATE batched SET n = n + 1 WHERE id <= 2");
+  run("DELETE FROM batched WHERE id = 4");
+  auto wal = read_slot();
+  ASSERT_EQ(notified.size(), 6u);
+  ASSERT_EQ(wal.size(), notified.size());
+  for (std::size_t i = 0; i < wal.size(); ++i) {
+    SCOPED_TRACE("change " + std::to_string(i));
+    EXPECT_EQ(without_at(wal[i].payload), without_at(notified[i]));
+  }
+  EXPECT_NE(wal[1].payload.find(R"("new":{"id": 1, "title": "b"},"old":{"id": 1, "title": "a"})"),
+            std::string::npos);
+  EXPECT_NE(wal[3].payload.find(R"("parts":1,"rows":[{"new":{"n": 2, "id": 2}},)"),
+            std::string::npos)
+      << wal[3].payload;
+}
