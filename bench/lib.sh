@@ -110,6 +110,10 @@ bench_cleanup() {
   fi
   if [ -n "$bench_listener_pid" ]; then kill "$bench_listener_pid" 2>/dev/null || true; fi
   if [ -n "$db" ]; then
+    # A database with replication slots cannot be dropped: end their streams and drop them first.
+    psql "$PGFANOUT_TEST_DSN" -X -q -c "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE database = '$db' AND active_pid IS NOT NULL" >/dev/null 2>&1 || true
+    sleep 0.3
+    psql "$PGFANOUT_TEST_DSN" -X -q -c "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '$db'" >/dev/null 2>&1 || true
     psql "$PGFANOUT_TEST_DSN" -X -q -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   fi
 }
