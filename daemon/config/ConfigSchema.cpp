@@ -190,6 +190,10 @@ const KeySpec kKeys[] = {
    "PostgreSQL connections for commands, logins, on_subscribe, publish and SSE resume."},
   {"hub.resume_limit", Int, "1000", kRestart, kPlain, kOptional,
    "Most outbox events replayed to one SSE client resuming with Last-Event-ID."},
+  {"hub.history_size", Int, "10000", kRestart, kPlain, kOptional,
+   "Pushed events from the WAL source kept in memory (over all topics) for clients that resume "
+   "with the id of the last one they saw (SSE Last-Event-ID, WebSocket subscribe `after`); an "
+   "older id gets `resync`. 0: none kept."},
 
   // ---- shutdown
   {"shutdown", Map, "", kReload, kPlain, kOptional, "SIGTERM / SIGINT handling."},

@@ -4,6 +4,8 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
+#include "pg/ReplicationProtocol.hpp"
+
 namespace pgfanout::hub {
 
 namespace json = boost::json;
@@ -108,6 +110,16 @@ ParsedClientMessage parse_client_message(std::string_view text) {
   if (t == "subscribe" || t == "unsubscribe") {
     m.type = t == "subscribe" ? ClientMessageType::Subscribe : ClientMessageType::Unsubscribe;
     if (!string_field(o, "topic", m.topic, error, 1024)) return bad(ref, error);
+    if (const json::value* after = o.if_contains("after");
+        after != nullptr && m.type == ClientMessageType::Subscribe) {
+      if (after->is_string()) {
+        m.after =
+            pg::parse_lsn(std::string_view(after->as_string().data(), after->as_string().size()));
+      }
+      if (!m.after) {
+        return bad(ref, "\"after\" must be the id of an event from the WAL, such as \"0/16B3748\"");
+      }
+    }
   } else if (t == "publish") {
     m.type = ClientMessageType::Publish;
     if (!string_field(o, "topic", m.topic, error, 1024)) return bad(ref, error);

@@ -8,6 +8,7 @@
 // fuzz/client_message_fuzz.cpp.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,7 +30,9 @@ struct ClientMessage {
   ClientMessageType type = ClientMessageType::Ping;
   std::string ref;    // the `ref` as JSON text (a string or an integer), "" when absent
   std::string topic;  // subscribe, unsubscribe, publish
-  std::string data;   // publish: the `data` value as compact JSON
+  // subscribe: resume after this event (its id, a WAL position) from the hub's history.
+  std::optional<std::uint64_t> after;
+  std::string data;  // publish: the `data` value as compact JSON
   std::string command;
   std::vector<std::pair<std::string, ArgValue>> args;  // call, in the order sent
   std::string username, password;                      // login

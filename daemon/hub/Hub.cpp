@@ -18,6 +18,7 @@
 #include "hub/StreamSession.hpp"
 #include "hub/WebSocketSession.hpp"
 #include "metrics/Metrics.hpp"
+#include "pg/ReplicationProtocol.hpp"
 #include "rules/RuleSet.hpp"
 
 namespace pgfanout::hub {
@@ -50,7 +51,10 @@ class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
                   "\" is not valid: " + why);
       return;
     }
-    if (!state_->topics.has_subscribers(topic_)) {
+    const bool listened = state_->topics.has_subscribers(topic_);
+    // An event from the WAL is kept for clients that resume, listened to now or not.
+    const bool keep = event.lsn() && state_->history.enabled();
+    if (!listened && !keep) {
       // Nobody listens here: nothing to serialize.
       no_subscribers_.inc();
       ctx.succeeded();
@@ -62,8 +66,18 @@ class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
     }
     HubMessage m;
     m.topic = topic_;
-    m.id = event.outbox_id();
+    if (auto id = event.outbox_id()) {
+      m.id = std::to_string(*id);
+    } else if (auto lsn = event.lsn()) {
+      m.id = pg::format_lsn(*lsn);
+    }
     m.frame = std::make_shared<const std::string>(event_frame(topic_, name_, data_, m.id));
+    if (keep) state_->history.record(*event.lsn(), topic_, m.frame);
+    if (!listened) {
+      no_subscribers_.inc();
+      ctx.succeeded();
+      return;
+    }
     m.data = std::make_shared<const std::string>(data_);
     state_->delivered(state_->topics.publish(m));
     delivered_.inc();

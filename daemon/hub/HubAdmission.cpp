@@ -9,6 +9,7 @@
 
 #include "hub/HubState.hpp"
 #include "hub/ServerFrames.hpp"
+#include "pg/ReplicationProtocol.hpp"
 
 namespace pgfanout::hub {
 
@@ -199,7 +200,15 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   // An id that is not one the hub sent cannot be resumed from: the client gets `resync` for
   // every topic rather than a stream that silently skips what it missed.
   bool resume_unknown = false;
-  if (!last.empty()) {
+  std::optional<std::uint64_t> last_lsn;
+  if (last.find('/') != std::string::npos) {
+    // The WAL position of an event from the WAL source: resumed from the hub's history.
+    last_lsn = pg::parse_lsn(last);
+    if (!last_lsn) {
+      resume_unknown = true;
+      hub->count_client_error("bad_last_event_id");
+    }
+  } else if (!last.empty()) {
     try {
       std::size_t used = 0;
       long long id = std::stoll(last, &used);
@@ -223,7 +232,7 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   }
   auto session = std::make_shared<StreamSession>(hub, std::move(u.stream), format);
   session->run(std::move(unique_topics), std::move(unique_entries), std::move(a->claims),
-               last_event_id, resume_unknown);
+               last_event_id, resume_unknown, last_lsn);
 }
 
 // The channel of `/_hippie/<kind>/<channel>`.

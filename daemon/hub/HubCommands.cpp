@@ -151,7 +151,7 @@ void HubState::on_subscribe(
             frames.reserve(r.rows.size());
             for (std::size_t i = 0; i < r.rows.size(); ++i) {
               frames.push_back(std::make_shared<const std::string>(
-                  event_frame(topic, event, json::serialize(row_object(r, i)), std::nullopt)));
+                  event_frame(topic, event, json::serialize(row_object(r, i)), {})));
             }
             done(std::move(frames), std::nullopt);
           });

@@ -77,6 +77,7 @@ struct HubConfig {
   double commands_per_second = 20;
   int pg_connections = 2;
   int resume_limit = 1000;
+  std::size_t history_size = 10'000;  // pushed WAL events kept for resume (EventHistory)
 };
 
 // Reads the hub's sections from the top-level mapping; problems go to the reader's diagnostics.

@@ -243,6 +243,7 @@ void load_limits(config::MapReader& root, HubConfig& hub) {
     hub.commands_per_second = static_cast<double>(m.integer("commands_per_second", 1, 100'000));
     hub.pg_connections = static_cast<int>(m.integer("pg_connections", 1, 64));
     hub.resume_limit = static_cast<int>(m.integer("resume_limit", 1, 1'000'000));
+    hub.history_size = static_cast<std::size_t>(m.integer("history_size", 0, 10'000'000));
     if (hub.max_message_bytes < 256) m.error("max_message_size", "must be at least 256 bytes");
     if (hub.send_queue_bytes < 4096) m.error("send_queue_size", "must be at least 4KiB");
     if (hub.idle_timeout.count() < 1000) m.error("idle_timeout", "must be at least 1s");

@@ -89,9 +89,9 @@ void HubState::replay(
                   topic.clear();
                   if (!push->topic().render(ev, topic) || !wanted_set.contains(topic)) continue;
                   if (!push->render(ev, name, data, why)) continue;
-                  out.push_back(
-                      {topic, id,
-                       std::make_shared<const std::string>(event_frame(topic, name, data, id))});
+                  out.push_back({topic, std::to_string(id),
+                                 std::make_shared<const std::string>(
+                                     event_frame(topic, name, data, std::to_string(id)))});
                 }
               },
               rules::RuleScope::DurableOnly);

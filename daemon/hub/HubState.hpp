@@ -21,6 +21,7 @@
 #include "auth/Jwt.hpp"
 #include "http/HttpConfig.hpp"
 #include "hub/ClientMessage.hpp"
+#include "hub/EventHistory.hpp"
 #include "hub/HubConfig.hpp"
 #include "hub/HubResult.hpp"
 #include "hub/SqlGateway.hpp"
@@ -55,7 +56,7 @@ class RateLimit {
 
 struct ReplayedEvent {
   std::string topic;
-  std::int64_t id = 0;
+  std::string id;
   std::shared_ptr<const std::string> frame;
 };
 
@@ -71,6 +72,7 @@ class HubState {
   const http::HttpConfig http;
   std::unique_ptr<auth::JwtVerifier> verifier;  // null without auth.jwt
   TopicHub topics;
+  EventHistory history{config.history_size};
   SqlGateway sql;
   std::function<std::shared_ptr<const rules::RuleSet>()> rules;
   bool detached = false;

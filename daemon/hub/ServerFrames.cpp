@@ -20,7 +20,7 @@ void add_ref(std::string& out, std::string_view ref_json) {
 }  // namespace
 
 std::string event_frame(std::string_view topic, std::string_view event, std::string_view data_json,
-                        std::optional<std::int64_t> id) {
+                        std::string_view id) {
   std::string out;
   out.reserve(48 + topic.size() + event.size() + data_json.size());
   out += R"({"type":"event","topic":)";
@@ -29,9 +29,13 @@ std::string event_frame(std::string_view topic, std::string_view event, std::str
   out += json_quote(event);
   out += ",\"data\":";
   out += data_json.empty() ? std::string_view("null") : data_json;
-  if (id) {
+  if (!id.empty()) {
     out += ",\"id\":";
-    out += std::to_string(*id);
+    if (id.find('/') == std::string_view::npos) {
+      out += id;
+    } else {
+      out += json_quote(id);
+    }
   }
   out += '}';
   return out;

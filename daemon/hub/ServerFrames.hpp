@@ -13,8 +13,10 @@
 
 namespace pgfanout::hub {
 
+// `id`: the event's id as SSE carries it — an outbox id (digits, a JSON number in the frame) or a
+// WAL position ("16/B374D848", a JSON string); empty for none.
 std::string event_frame(std::string_view topic, std::string_view event, std::string_view data_json,
-                        std::optional<std::int64_t> id);
+                        std::string_view id);
 // {"type":"ack","ref":..,"result":..}; `result_json` empty: no result.
 std::string ack_frame(std::string_view ref_json, std::string_view result_json = {});
 std::string error_frame(std::string_view ref_json, std::string_view code, std::string_view message);

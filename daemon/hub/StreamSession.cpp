@@ -6,6 +6,7 @@
 
 #include "hub/ServerFrames.hpp"
 #include "hub/Wire.hpp"
+#include "pg/ReplicationProtocol.hpp"
 
 namespace pgfanout::hub {
 
@@ -30,11 +31,13 @@ StreamSession::~StreamSession() {
 
 void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t> entries,
                         std::optional<auth::Claims> claims,
-                        std::optional<std::int64_t> last_event_id, bool resume_unknown) {
+                        std::optional<std::int64_t> last_event_id, bool resume_unknown,
+                        std::optional<std::uint64_t> last_lsn) {
   topics_ = std::move(topics);
   entries_ = std::move(entries);
   claims_ = std::move(claims);
   last_event_id_ = last_event_id;
+  last_lsn_ = last_lsn;
   resume_unknown_ = resume_unknown;
   if (!hub_->admit(this)) {
     stream_.next_layer().close();
@@ -69,8 +72,14 @@ void StreamSession::start_subscriptions() {
   for (const auto& t : topics_) hub_->topics.subscribe(t, this);
   if (resume_unknown_ && format_ == Format::Sse) {
     for (const auto& t : topics_) {
-      send_event(resync_frame(t), -1);
+      send_event(resync_frame(t), {});
     }
+  }
+  if (last_lsn_ && format_ == Format::Sse) {
+    // From the in-memory history of WAL events, before any live event can come.
+    auto replay = hub_->history.since(*last_lsn_, topics_);
+    for (const auto* e : replay.events) send_event(*e->frame, pg::format_lsn(e->lsn));
+    for (const auto& t : replay.lost) send_event(resync_frame(t), {});
   }
   for (std::size_t i = 0; i < topics_.size(); ++i) {
     if (!hub_->config.topics[entries_[i]].on_subscribe) continue;
@@ -80,8 +89,8 @@ void StreamSession::start_subscriptions() {
                               std::optional<HubError> error) {
                          if (self->finished_) return;
                          if (error)
-                           self->send_event(error_frame({}, error->code, error->message), -1);
-                         for (const auto& f : frames) self->send_event(*f, -1);
+                           self->send_event(error_frame({}, error->code, error->message), {});
+                         for (const auto& f : frames) self->send_event(*f, {});
                          if (--self->pending_ == 0) self->release_held();
                        });
   }
@@ -92,7 +101,7 @@ void StreamSession::start_subscriptions() {
                    if (self->finished_) return;
                    for (const auto& e : events) self->send_event(*e.frame, e.id);
                    // What could not be replayed: the client must reload those topics.
-                   for (const auto& t : lost) self->send_event(resync_frame(t), -1);
+                   for (const auto& t : lost) self->send_event(resync_frame(t), {});
                    if (--self->pending_ == 0) self->release_held();
                  });
   }
@@ -118,7 +127,7 @@ void StreamSession::deliver(const HubMessage& message) {
 }
 
 void StreamSession::resync(std::string_view topic) {
-  send_event(resync_frame(topic), -1);
+  send_event(resync_frame(topic), {});
 }
 
 void StreamSession::shutdown() {
@@ -130,7 +139,7 @@ void StreamSession::drop() {
   stream_.cut();
 }
 
-void StreamSession::send_event(std::string_view body, std::int64_t id) {
+void StreamSession::send_event(std::string_view body, std::string_view id) {
   send(std::make_shared<const std::string>(format_ == Format::Sse ? sse_event(body, id)
                                                                   : multipart_part(body)));
 }

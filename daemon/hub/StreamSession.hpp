@@ -35,9 +35,10 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
 
   // `entries[i]` is the topics: entry that allowed `topics[i]`. `resume_unknown`: the client
   // asked to resume from an id that is not one (it gets `resync` for every topic).
+  // `last_event_id` resumes from the outbox, `last_lsn` (a WAL position) from the hub's history.
   void run(std::vector<std::string> topics, std::vector<std::size_t> entries,
            std::optional<auth::Claims> claims, std::optional<std::int64_t> last_event_id,
-           bool resume_unknown = false);
+           bool resume_unknown = false, std::optional<std::uint64_t> last_lsn = {});
 
   void deliver(const HubMessage& message) override;
   void resync(std::string_view topic) override;
@@ -49,7 +50,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   // `bytes`: as they go on the wire.
   void send(std::shared_ptr<const std::string> bytes);
   // `body`: a protocol frame (SSE) or the bare data (multipart); `id` >= 0: SSE `id:` line.
-  void send_event(std::string_view body, std::int64_t id);
+  void send_event(std::string_view body, std::string_view id);
   bool over_limit(std::size_t more);
   void drop();
   void watch_close();
@@ -63,6 +64,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   std::vector<std::size_t> entries_;
   std::optional<auth::Claims> claims_;
   std::optional<std::int64_t> last_event_id_;
+  std::optional<std::uint64_t> last_lsn_;
   std::size_t held_bytes_ = 0;
   bool resume_unknown_ = false;
   int pending_ = 0;  // on_subscribe / replay queries still running; live events are held

@@ -24,7 +24,7 @@ struct HubMessage {
   std::string_view topic;
   std::shared_ptr<const std::string> frame;  // the `event` frame (WebSocket, SSE)
   std::shared_ptr<const std::string> data;   // the bare `data` JSON (Hippie clients)
-  std::optional<std::int64_t> id;            // outbox id of a durable event
+  std::string id;  // outbox id or WAL position of the event (event_frame), empty for none
   // The message as each kind of subscriber writes it, encoded by the first one (Wire.hpp).
   mutable std::array<std::shared_ptr<const std::string>, 4> wire{};
 };

@@ -213,14 +213,17 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
   }
   hub_->topics.subscribe(m.topic, this);
   topics_.push_back(m.topic);
-  if (!hub_->config.topics[d.entry].on_subscribe) return send(ack_frame(m.ref));
+  if (!hub_->config.topics[d.entry].on_subscribe) {
+    send(ack_frame(m.ref));
+    return replay_after(m);
+  }
   // Live events are kept back until the rows are sent, so the client sees them in order.
   held_.push_back({m.topic, {}});
   auto self = shared_from_this();
   hub_->on_subscribe(
       claims(), m.topic, d.entry,
-      [self, topic = m.topic, ref = m.ref](std::vector<std::shared_ptr<const std::string>> frames,
-                                           std::optional<HubError> error) {
+      [self, m, topic = m.topic, ref = m.ref](
+          std::vector<std::shared_ptr<const std::string>> frames, std::optional<HubError> error) {
         if (self->finished_) return;
         auto it = std::find_if(self->held_.begin(), self->held_.end(),
                                [&](const Held& h) { return h.topic == topic; });
@@ -230,8 +233,18 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
         for (const auto& f : held.frames) self->held_bytes_ -= f->size();
         self->send(error ? error_frame(ref, error->code, error->message) : ack_frame(ref));
         for (const auto& f : frames) self->send(*f);
+        self->replay_after(m);
         for (auto& f : held.frames) self->send_frame(std::move(f));
       });
+}
+
+// A subscribe with `after`: the kept WAL events of the topic after that one, or `resync` when the
+// history does not reach back to it.
+void WebSocketSession::replay_after(const ClientMessage& m) {
+  if (!m.after) return;
+  auto replay = hub_->history.since(*m.after, {m.topic});
+  for (const auto* e : replay.events) send(*e->frame);
+  for (const auto& t : replay.lost) send(resync_frame(t));
 }
 
 void WebSocketSession::unsubscribe(const ClientMessage& m) {

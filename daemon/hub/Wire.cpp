@@ -23,12 +23,12 @@ std::string websocket_text_frame(std::string_view payload) {
   return out;
 }
 
-std::string sse_event(std::string_view frame, std::int64_t id) {
+std::string sse_event(std::string_view frame, std::string_view id) {
   std::string out;
   out.reserve(frame.size() + 32);
-  if (id >= 0) {
+  if (!id.empty()) {
     out += "id: ";
-    out += std::to_string(id);
+    out += id;
     out += '\n';
   }
   out += "data: ";
@@ -55,8 +55,7 @@ const std::shared_ptr<const std::string>& wire_bytes(const HubMessage& message, 
       slot = std::make_shared<const std::string>(websocket_text_frame(*message.data));
       break;
     case Wire::Sse:
-      slot =
-          std::make_shared<const std::string>(sse_event(*message.frame, message.id.value_or(-1)));
+      slot = std::make_shared<const std::string>(sse_event(*message.frame, message.id));
       break;
     case Wire::Multipart:
       slot = std::make_shared<const std::string>(multipart_part(*message.data));

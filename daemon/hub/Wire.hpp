@@ -24,8 +24,8 @@ enum class Wire : std::size_t {
 };
 
 std::string websocket_text_frame(std::string_view payload);
-// `id` < 0: no `id:` line.
-std::string sse_event(std::string_view frame, std::int64_t id);
+// `id` empty: no `id:` line.
+std::string sse_event(std::string_view frame, std::string_view id);
 std::string multipart_part(std::string_view data);
 
 const std::shared_ptr<const std::string>& wire_bytes(const HubMessage& message, Wire wire);

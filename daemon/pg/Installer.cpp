@@ -124,7 +124,8 @@ bool sync_publication(Session& s, const WalConfig& wal, const std::vector<std::s
       "    || coalesce((SELECT pg_catalog.string_agg(t::regclass::text, ', ') "
       "                   FROM pg_catalog.unnest($2::text[]) t), '') "
       "    || pg_catalog.format('; ALTER PUBLICATION %I SET "
-      "                          (publish = ''insert, update, delete, truncate'')', $1::text)",
+      "                          (publish = ''insert, update, delete, truncate'', "
+      "                           publish_via_partition_root = true)', $1::text)",
       {wal.publication.c_str(), list.c_str(), exists->c_str()});
   return stmt && s.run(*stmt);
 }

@@ -59,12 +59,26 @@ class ParsedPayload {
 
 enum class Side { New, Old };
 
+// Where an event can be found again: its pgfanout.outbox id, or its WAL position (LSN) when it
+// came from the WAL source; neither for a NOTIFY.
+struct EventPosition {
+  std::optional<std::int64_t> outbox_id;
+  std::optional<std::uint64_t> lsn;
+
+  EventPosition() = default;
+  EventPosition(std::nullopt_t) {}
+  EventPosition(std::int64_t id) : outbox_id(id) {}
+  EventPosition(std::optional<std::int64_t> id) : outbox_id(id) {}
+  EventPosition(std::optional<std::int64_t> id, std::optional<std::uint64_t> wal)
+      : outbox_id(id), lsn(wal) {}
+};
+
 class Event {
  public:
   Event() = default;
   Event(std::shared_ptr<const ParsedPayload> payload, const boost::json::object* row,
-        std::chrono::steady_clock::time_point received, std::optional<std::int64_t> outbox_id = {})
-      : payload_(std::move(payload)), row_(row), received_(received), outbox_id_(outbox_id) {}
+        std::chrono::steady_clock::time_point received, EventPosition position = {})
+      : payload_(std::move(payload)), row_(row), received_(received), position_(position) {}
 
   // A payload-less event for on_reconnect / on_gap actions: only {channel} renders.
   static Event synthetic(std::string channel);
@@ -73,7 +87,8 @@ class Event {
   const std::string& channel() const { return payload_->channel(); }
   const std::string& raw() const { return payload_->raw(); }
   std::chrono::steady_clock::time_point received() const { return received_; }
-  std::optional<std::int64_t> outbox_id() const { return outbox_id_; }
+  std::optional<std::int64_t> outbox_id() const { return position_.outbox_id; }
+  std::optional<std::uint64_t> lsn() const { return position_.lsn; }
 
   // The value at a path split into segments; nullptr when absent or when the payload is not JSON.
   const boost::json::value* find(const std::vector<std::string>& path, Side side = Side::New) const;
@@ -84,7 +99,7 @@ class Event {
   std::shared_ptr<const ParsedPayload> payload_;
   const boost::json::object* row_ = nullptr;
   std::chrono::steady_clock::time_point received_{};
-  std::optional<std::int64_t> outbox_id_;
+  EventPosition position_;
 };
 
 // Whether `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past U+10FFFF).

@@ -68,9 +68,8 @@ class RuleSet {
   // webhook worker and SSE replay all match events through here.
   template <class Fn>
   bool for_each_match(const std::shared_ptr<const ParsedPayload>& payload,
-                      std::chrono::steady_clock::time_point received,
-                      std::optional<std::int64_t> outbox_id, Fn&& fn,
-                      RuleScope scope = RuleScope::All) const {
+                      std::chrono::steady_clock::time_point received, EventPosition position,
+                      Fn&& fn, RuleScope scope = RuleScope::All) const {
     const auto& rules = for_channel(payload->channel());
     bool matched = false;
     auto match = [&](const Event& event, int row) {
@@ -83,10 +82,10 @@ class RuleSet {
     };
     if (const auto* rows = payload->rows()) {
       for (std::size_t i = 0; i < rows->size(); ++i) {
-        match(Event(payload, (*rows)[i], received, outbox_id), static_cast<int>(i));
+        match(Event(payload, (*rows)[i], received, position), static_cast<int>(i));
       }
     } else {
-      match(Event(payload, nullptr, received, outbox_id), -1);
+      match(Event(payload, nullptr, received, position), -1);
     }
     return matched;
   }

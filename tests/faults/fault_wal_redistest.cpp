@@ -48,7 +48,7 @@ TEST(FaultWal, KillNineWhileEvictionsAreInFlightLosesNone) {
   proxy.freeze();  // evictions are sent but never answered
   BlockingPg(db.dsn()).exec("UPDATE items SET v = 'b'");
   const std::string committed =
-      BlockingPg(db.dsn()).value("SELECT pg_current_wal_lsn()").value_or("");
+      BlockingPg(db.dsn()).value("SELECT pg_current_wal_insert_lsn()").value_or("");
   ASSERT_TRUE(wait_until([&] {
     return daemon_metric(first.port, "pgfanout_wal_events_total") >= 200;
   })) << first.process->output();

@@ -48,6 +48,21 @@ TEST(ClientMessage, Types) {
   EXPECT_EQ(p.message->type, ClientMessageType::Unsubscribe);
 }
 
+TEST(ClientMessage, SubscribeAfterAWalPosition) {
+  auto p = parse_client_message(R"({"type":"subscribe","topic":"items","after":"0/16B3748"})");
+  ASSERT_TRUE(p.message) << p.error;
+  ASSERT_TRUE(p.message->after);
+  EXPECT_EQ(*p.message->after, 0x16B3748u);
+  EXPECT_FALSE(parse_client_message(R"({"type":"subscribe","topic":"items"})").message->after);
+  for (const char* bad : {R"({"type":"subscribe","topic":"items","after":"1041"})",
+                          R"({"type":"subscribe","topic":"items","after":7})",
+                          R"({"type":"subscribe","topic":"items","after":"x/y"})"}) {
+    auto r = parse_client_message(bad);
+    EXPECT_FALSE(r.message) << bad;
+    EXPECT_NE(r.error.find("\"after\""), std::string::npos) << r.error;
+  }
+}
+
 TEST(ClientMessage, Refusals) {
   struct Case {
     const char* text;
@@ -84,10 +99,12 @@ TEST(ClientMessage, Refusals) {
 }
 
 TEST(ServerFrames, Shapes) {
-  EXPECT_EQ(event_frame("user:7", "message", R"({"id":1})", 42),
+  EXPECT_EQ(event_frame("user:7", "message", R"({"id":1})", "42"),
             R"({"type":"event","topic":"user:7","event":"message","data":{"id":1},"id":42})");
-  EXPECT_EQ(event_frame("t", "e", "", std::nullopt),
+  EXPECT_EQ(event_frame("t", "e", "", ""),
             R"({"type":"event","topic":"t","event":"e","data":null})");
+  EXPECT_EQ(event_frame("t", "e", "1", "0/16B3748"),
+            R"({"type":"event","topic":"t","event":"e","data":1,"id":"0/16B3748"})");
   EXPECT_EQ(ack_frame("1", "[]"), R"({"type":"ack","ref":1,"result":[]})");
   EXPECT_EQ(ack_frame(""), R"({"type":"ack"})");
   EXPECT_EQ(error_frame(R"("r")", "forbidden", "no \"access\""),

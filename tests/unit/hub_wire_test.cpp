@@ -227,7 +227,7 @@ TEST(HubWire, SharedEncodingsAreMadeOncePerKind) {
   m.topic = "t";
   m.frame = std::make_shared<const std::string>(R"({"type":"event","topic":"t","data":{"a":1}})");
   m.data = std::make_shared<const std::string>(R"({"a":1})");
-  m.id = 42;
+  m.id = "42";
   const auto& ws = wire_bytes(m, Wire::WebSocketEvent);
   EXPECT_EQ(ws.get(), wire_bytes(m, Wire::WebSocketEvent).get());
   EXPECT_EQ(*ws, "\x81" + std::string(1, static_cast<char>(m.frame->size())) + *m.frame);
@@ -235,7 +235,8 @@ TEST(HubWire, SharedEncodingsAreMadeOncePerKind) {
   EXPECT_EQ(*wire_bytes(m, Wire::Sse), "id: 42\ndata: " + *m.frame + "\n\n");
   EXPECT_EQ(*wire_bytes(m, Wire::Multipart),
             "Content-Type: application/json\n\n" + *m.data + "\n--|||\n");
-  EXPECT_EQ(sse_event("{}", -1), "data: {}\n\n");
+  EXPECT_EQ(sse_event("{}", ""), "data: {}\n\n");
+  EXPECT_EQ(sse_event("{}", "0/16B3748"), "id: 0/16B3748\ndata: {}\n\n");
 }
 
 }  // namespace
