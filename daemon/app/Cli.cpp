@@ -134,7 +134,7 @@ int run_cli(int argc, char** argv) {
   }
   if (args.command == "check") {
     if (args.reference) {
-      std::fputs(config::reference_markdown().c_str(), stdout);
+      std::fputs(app::config_schema().reference_markdown().c_str(), stdout);
       return 0;
     }
     return load_and_report(args.config, false).config ? 0 : kExitConfig;

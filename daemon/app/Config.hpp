@@ -5,7 +5,7 @@
 // owns the whole: load_config() reads the file, calls each area's loader and parses the rules with
 // the registry of action kinds (app/ActionKinds.hpp). Built once and then immutable; a reload
 // builds a new one and the daemon swaps the parts that can change (rules, log level) while
-// keeping the rest.
+// keeping the rest: keep_restart_only() keeps each part whose keys the schema marks restart-only.
 #pragma once
 
 #include <chrono>
@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "config/ConfigSchema.hpp"
 #include "config/Diagnostics.hpp"
 #include "config/EnvExpand.hpp"
 #include "http/HttpConfig.hpp"
@@ -31,14 +32,16 @@ class ActionRegistry;
 namespace pgfanout::app {
 
 struct ShutdownConfig {
-  std::chrono::milliseconds drain_timeout{10'000};
+  ShutdownConfig();  // the defaults of its rows
+  std::chrono::milliseconds drain_timeout;
 };
 
 struct Config {
+  Config();  // the defaults of the top-level rows
   std::string file;
-  int version = 1;
+  int version;
   std::string consumer;
-  std::string log_level = "info";
+  std::string log_level;
   pg::PostgresConfig postgres;
   pg::OutboxConfig outbox;
   http::HttpConfig http;
@@ -53,6 +56,13 @@ struct Config {
   // (defaults included), so a reload can name each such key that changed.
   std::map<std::string, std::string> restart_only_values;
 };
+
+// Every key of a config file: the app's own rows and each area's, in documentation order.
+const config::Schema& config_schema();
+
+// Gives `next` the running value of every part of the config whose keys a reload cannot change
+// (the rows' reload flags say which).
+void keep_restart_only(const Config& running, Config& next);
 
 // The YAML paths of the restart-only keys whose values differ between `running` and `next`.
 std::vector<std::string> changed_restart_only_keys(const Config& running, const Config& next);

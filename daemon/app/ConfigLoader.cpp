@@ -1,6 +1,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "app/ActionKinds.hpp"
 #include "app/Config.hpp"
 #include "cache/RedisActions.hpp"
+#include "config/Fields.hpp"
 #include "config/YamlReader.hpp"
 #include "log/Log.hpp"
 #include "rules/RuleSet.hpp"
@@ -75,11 +77,129 @@ YAML::Node expansion_limit_passed(const YAML::Node& doc, std::size_t limit) {
 constexpr std::size_t kAliasNodeAllowance = 250000;
 
 void load_shutdown(MapReader& root, ShutdownConfig& shutdown) {
-  config::read_section(root, "shutdown",
-                       [&](MapReader& m) { shutdown.drain_timeout = m.duration("drain_timeout"); });
+  config::read_section(root, "shutdown", [&](MapReader& m) { config::read_fields(m, shutdown); });
+}
+
+std::span<const config::KeySpec> top_level_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"version", Int, "1", kRestart, kPlain, kOptional,
+   "Config format version. Only 1 exists.",
+   config::field<&Config::version>(config::between(1, 1))},
+  {"consumer", String, "", kRestart, kPlain, kOptional,
+   "This instance's name for outbox positions. Default: the host name.",
+   config::field<&Config::consumer>()},
+  {"log", Map, "", kReload, kPlain, kOptional, "Logging."},
+  {"log.level", String, "info", kReload, kPlain, kOptional,
+   "trace, debug, info, warn, error or off. `--log-level` on the command line wins.",
+   config::field<&Config::log_level>()},
+  };
+  // clang-format on
+  return kRows;
+}
+
+std::span<const config::KeySpec> shutdown_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"shutdown", Map, "", kReload, kPlain, kOptional, "SIGTERM / SIGINT handling."},
+  {"shutdown.drain_timeout", Duration, "10s", kReload, kPlain, kOptional,
+   "After SIGTERM, how long queued and in-flight actions may take to finish before the daemon "
+   "exits anyway. Keep it below systemd's TimeoutStopSec.",
+   config::field<&ShutdownConfig::drain_timeout>()},
+  };
+  // clang-format on
+  return kRows;
+}
+
+// The parts of Config, each with the top-level keys it is read from, in the order they are read
+// and documented. The sections an area reads have their rows and loader here: the schema, the
+// loading and what a reload keeps (the parts with a restart-only key) all come from this table.
+struct Part {
+  std::array<std::string_view, 4> keys;
+  void (*keep)(const Config& running, Config& next);
+  std::span<const config::KeySpec> (*rows)() = nullptr;
+  void (*load)(MapReader& root, Config& cfg) = nullptr;
+};
+
+template <auto M>
+void keep(const Config& running, Config& next) {
+  next.*M = running.*M;
+}
+
+// An area's section: Config's member M, read by Load from the keys `keys`, declared by `rows`.
+template <auto M, auto Load>
+Part section(std::array<std::string_view, 4> keys, std::span<const config::KeySpec> (*rows)()) {
+  return {keys, keep<M>, rows, [](MapReader& root, Config& cfg) { Load(root, cfg.*M); }};
+}
+
+const Part kOwnParts[] = {
+    {{"version"}, keep<&Config::version>},
+    {{"consumer"}, keep<&Config::consumer>},
+    {{"log"}, keep<&Config::log_level>},
+    {{"rules"}, keep<&Config::rules>},
+};
+
+const Part kSections[] = {
+    section<&Config::postgres, pg::load_postgres_config>({"postgres"}, pg::postgres_keys),
+    section<&Config::outbox, pg::load_outbox_config>({"outbox"}, pg::outbox_keys),
+    section<&Config::http, http::load_http_config>({"http"}, http::http_keys),
+    section<&Config::shutdown, load_shutdown>({"shutdown"}, shutdown_keys),
+    section<&Config::redis, redis::load_redis_config>({"redis"}, redis::redis_keys),
+    section<&Config::webhook, webhook::load_webhook_config>({"webhook"}, webhook::webhook_keys),
+    section<&Config::watch, pg::load_watch_config>({"watch"}, pg::watch_keys),
+    section<&Config::wal, pg::load_wal_config>({"wal"}, pg::wal_keys),
+    section<&Config::hub, hub::load_hub_config>({"auth", "topics", "commands", "hub"},
+                                                hub::hub_keys),
+};
+
+// Whether a key at or below the top-level key `key` is restart-only.
+bool restart_only(std::string_view key) {
+  for (const auto& row : config_schema().keys()) {
+    std::string_view path = row.path;
+    if (!path.starts_with(key)) continue;
+    std::string_view rest = path.substr(key.size());
+    if (!rest.empty() && !rest.starts_with('.') && !rest.starts_with("[]")) continue;
+    if (!row.reloadable) return true;
+  }
+  return false;
 }
 
 }  // namespace
+
+const config::Schema& config_schema() {
+  static const config::Schema schema = [] {
+    std::vector<std::span<const config::KeySpec>> parts{top_level_keys()};
+    for (const auto& section : kSections) parts.push_back(section.rows());
+    parts.push_back(rules::rule_keys());
+    parts.push_back(action_kinds().keys());  // each kind's, registered with its parser
+    return config::Schema(parts);
+  }();
+  return schema;
+}
+
+Config::Config() {
+  config::apply_defaults(top_level_keys(), *this);
+}
+
+ShutdownConfig::ShutdownConfig() {
+  config::apply_defaults(shutdown_keys(), *this);
+}
+
+void keep_restart_only(const Config& running, Config& next) {
+  for (std::span<const Part> parts :
+       {std::span<const Part>(kOwnParts), std::span<const Part>(kSections)}) {
+    for (const auto& part : parts) {
+      bool keep_it = false;
+      for (auto key : part.keys) keep_it = keep_it || (!key.empty() && restart_only(key));
+      if (keep_it) part.keep(running, next);
+    }
+  }
+  next.restart_only_values = running.restart_only_values;
+}
 
 LoadResult load_config_text(const std::string& text, const std::string& name, const EnvLookup& env,
                             const rules::ActionRegistry* registry, const std::string& base_dir) {
@@ -109,30 +229,22 @@ LoadResult load_config_text(const std::string& text, const std::string& name, co
   }
 
   auto cfg = std::make_shared<Config>();
-  LoadContext ctx{diags, env, base_dir, &cfg->restart_only_values};
+  LoadContext ctx{config_schema(), diags, env, base_dir, &cfg->restart_only_values};
   MapReader root(doc, "", "", ctx);
   cfg->file = name;
-  cfg->version = static_cast<int>(root.integer("version", 1, 1));
-  cfg->consumer = root.string("consumer");
+  config::read_fields(root, *cfg);  // version, consumer
   if (cfg->consumer.empty()) cfg->consumer = host_name();
   if (auto log = root.map("log")) {
-    cfg->log_level = log->string("level");
+    config::read_fields(*log, *cfg);  // level
     if (!valid_log_level(cfg->log_level)) {
       log->error("level", "unknown log level \"" + cfg->log_level +
                               "\" (trace, debug, info, warn, error or off)");
     }
   }
-  // One call per area: each reads its own section (next to its code).
-  pg::load_postgres_config(root, cfg->postgres);
-  pg::load_outbox_config(root, cfg->outbox);
-  http::load_http_config(root, cfg->http);
-  load_shutdown(root, cfg->shutdown);
-  redis::load_redis_config(root, cfg->redis);
-  webhook::load_webhook_config(root, cfg->webhook);
-  pg::load_watch_config(root, cfg->watch);
-  pg::load_wal_config(root, cfg->wal);
+  // Each area reads its own section (next to its code).
+  for (const auto& section : kSections) section.load(root, *cfg);
+  // A `via: wal` watch needs the WAL source even without a `wal:` section.
   for (const auto& w : cfg->watch) cfg->wal.enabled = cfg->wal.enabled || w.via == "wal";
-  hub::load_hub_config(root, cfg->hub);
   cfg->rules = rules::RuleSet::parse(root, registry ? *registry : action_kinds());
   redis::check_redis_targets(*cfg->rules, cfg->redis, diags);
 

@@ -344,7 +344,7 @@ struct Daemon::Impl final : pg::EventSink {
   // file is named (with old and new value unless it is a secret).
   void keep_restart_only(app::Config& next) {
     for (const auto& path : app::changed_restart_only_keys(*config, next)) {
-      const config::KeySpec* spec = config::find_key(path);
+      const config::KeySpec* spec = app::config_schema().find(path);
       if (spec == nullptr || spec->secret) {
         spdlog::warn("reload: {} changed; it takes effect after a restart", path);
         continue;
@@ -359,15 +359,7 @@ struct Daemon::Impl final : pg::EventSink {
           "using {})",
           path, value(*config, path), value(next, path), value(*config, path));
     }
-    next.version = config->version;
-    next.consumer = config->consumer;
-    next.postgres = config->postgres;
-    next.http = config->http;
-    next.outbox = config->outbox;
-    next.redis = config->redis;
-    next.webhook = config->webhook;
-    next.hub = config->hub;
-    next.restart_only_values = config->restart_only_values;
+    app::keep_restart_only(*config, next);
   }
 
   DaemonOptions options;

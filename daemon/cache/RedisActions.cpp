@@ -182,7 +182,40 @@ void render_evict_keys(const EvictAction& action, const rules::Event& event,
   }
 }
 
+namespace {
+
+std::span<const config::KeySpec> redis_action_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"rules[].actions[].evict", TemplateList, "", kReload, kPlain, kOptional,
+   "Delete these Redis keys (UNLINK, pipelined and batched). On an UPDATE carrying `new` and "
+   "`old`, a template that depends on the side is rendered for both and both keys go."},
+  {"rules[].actions[].evict_pattern", TemplateList, "", kReload, kPlain, kOptional,
+   "Delete the keys matching these glob patterns (SCAN MATCH + UNLINK, a bounded step at a "
+   "time). Substituted values are glob-escaped."},
+  {"rules[].actions[].publish", Map, "", kReload, kPlain, kOptional, "Redis PUBLISH."},
+  {"rules[].actions[].publish.channel", Template, "", kReload, kPlain, kRequired,
+   "The Redis channel."},
+  {"rules[].actions[].publish.message", Template, "{payload}", kReload, kPlain, kOptional,
+   "The message."},
+  {"rules[].actions[].target", String, "", kReload, kPlain, kOptional,
+   "Redis actions: the named `redis:` target. Default: the target named `default`, or the only one."},
+  {"rules[].actions[].unlink", Bool, "true", kReload, kPlain, kOptional,
+   "evict: UNLINK (frees memory in the background); false: DEL."},
+  {"rules[].actions[].again_after", Duration, "", kReload, kPlain, kOptional,
+   "evict: delete the same keys again after this delay, for readers that cached the old row "
+   "just before the commit (see docs/cache-invalidation.md)."},
+  };
+  // clang-format on
+  return kRows;
+}
+
+}  // namespace
+
 void register_redis_actions(rules::ActionRegistry& registry) {
+  registry.add_keys(redis_action_keys());
   registry.add("evict", parse_evict);
   registry.add("evict_pattern", parse_evict_pattern);
   registry.add("publish", parse_publish);

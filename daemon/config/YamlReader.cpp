@@ -51,8 +51,8 @@ MapReader::MapReader(YAML::Node node, std::string schema_path, std::string yaml_
     return;
   }
   valid_ = true;
-  const bool wildcard = has_wildcard_child(schema_path_);
-  const auto known = child_keys(schema_path_);
+  const bool wildcard = ctx_->schema.has_wildcard_child(schema_path_);
+  const auto known = ctx_->schema.child_keys(schema_path_);
   std::set<std::string> seen;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
     // A copy: yaml-cpp's iterator hands out a temporary pair, so a reference would dangle.
@@ -69,7 +69,8 @@ MapReader::MapReader(YAML::Node node, std::string schema_path, std::string yaml_
     if (wildcard) continue;
     if (std::find(known.begin(), known.end(), name) != known.end()) continue;
     if (name.ends_with("_file")) {
-      const KeySpec* base = find_key(join_schema(schema_path_, name.substr(0, name.size() - 5)));
+      const KeySpec* base =
+          ctx_->schema.find(join_schema(schema_path_, name.substr(0, name.size() - 5)));
       if (base != nullptr && base->secret) continue;
     }
     std::string message = "unknown key \"" + name + "\"";
@@ -138,7 +139,7 @@ std::vector<std::string> MapReader::keys() const {
 }
 
 const KeySpec* MapReader::spec(std::string_view key) const {
-  return find_key(join_schema(schema_path_, key));
+  return ctx_->schema.find(join_schema(schema_path_, key));
 }
 
 void MapReader::error_at(const YAML::Node& at, const std::string& yaml_path, std::string message) {

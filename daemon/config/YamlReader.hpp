@@ -27,6 +27,7 @@
 namespace pgfanout::config {
 
 struct LoadContext {
+  const Schema& schema;  // the keys of the whole file
   Diagnostics& diags;
   EnvLookup env;
   std::string base_dir;  // relative *_file paths are resolved from here

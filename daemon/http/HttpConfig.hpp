@@ -1,9 +1,11 @@
 // The `http:` section of the config: where the HTTP server listens and its limits. Plain values
-// and their loader; the keys and defaults are declared in config/ConfigSchema.cpp.
+// and their loader; http_keys() declares the keys, each setting's default, range and member
+// (config/Fields.hpp).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -11,21 +13,26 @@
 
 namespace pgfanout::config {
 class MapReader;
-}
+struct KeySpec;
+}  // namespace pgfanout::config
 
 namespace pgfanout::http {
 
 struct HttpConfig {
-  std::string listen = "127.0.0.1:8080";  // as written
-  ListenAddress address{"127.0.0.1", 8080};
-  int max_connections = 1024;
-  std::uint64_t max_header_bytes = 8 * 1024;
-  std::uint64_t max_body_bytes = 64 * 1024;
-  std::chrono::milliseconds read_timeout{10'000};
-  std::chrono::milliseconds idle_timeout{60'000};
+  HttpConfig();           // the defaults of http_keys()
+  std::string listen;     // as written
+  ListenAddress address;  // parsed from `listen`
+  int max_connections;
+  std::uint64_t max_header_bytes;
+  std::uint64_t max_body_bytes;
+  std::chrono::milliseconds read_timeout;
+  std::chrono::milliseconds idle_timeout;
   std::vector<std::string> allowed_origins;  // empty: any Origin
   std::string static_dir;                    // empty: no static files
 };
+
+// The keys of `http:`, in documentation order.
+std::span<const config::KeySpec> http_keys();
 
 void load_http_config(config::MapReader& root, HttpConfig& out);
 

@@ -1,7 +1,8 @@
 // HubConfig: the validated `auth:`, `topics:`, `commands:` and `hub:` sections, which configure
 // the WebSocket / SSE hub (`http.allowed_origins` and `http.static` are in HttpConfig).
 //
-// Plain values, built by load_hub_config() while the config file loads and immutable afterwards.
+// Plain values, built by load_hub_config() while the config file loads and immutable afterwards;
+// hub_keys() declares the keys, each setting's default, range and member (config/Fields.hpp).
 // These keys take effect at start-up only (a reload reports a change and keeps the running ones).
 #pragma once
 
@@ -9,6 +10,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -17,7 +19,8 @@
 
 namespace pgfanout::config {
 class MapReader;
-}
+struct KeySpec;
+}  // namespace pgfanout::config
 
 namespace pgfanout::hub {
 
@@ -30,55 +33,63 @@ struct ParamRef {
 };
 
 struct OnSubscribe {
+  OnSubscribe();  // the defaults of hub_keys()
   std::string sql;
   std::vector<ParamRef> params;
-  std::string event = "message";
+  std::string event;
 };
 
 struct TopicEntry {
-  std::string publish_channel = "pgfanout_publish";
+  TopicEntry();
+  std::string publish_channel;
   std::optional<OnSubscribe> on_subscribe;
 };
 
 struct CommandSpec {
+  CommandSpec();
   std::string sql;
   std::vector<ParamRef> params;
-  std::chrono::milliseconds timeout{5'000};
-  bool anonymous = false;
+  std::chrono::milliseconds timeout;
+  bool anonymous;
 };
 
 struct LoginSpec {
+  LoginSpec();
   std::string sql;
-  std::string subject = "user_id";
-  std::chrono::seconds ttl{12 * 3600};
-  int attempts_per_minute = 5;
+  std::string subject;
+  std::chrono::seconds ttl;
+  int attempts_per_minute;
   // RS256 / ES256: the PEM private key that signs minted tokens (HS256 uses auth.jwt.secret).
   std::string private_key_pem;
 };
 
 struct HubConfig {
+  HubConfig();
   bool jwt_enabled = false;  // auth.jwt configured
   auth::JwtOptions jwt;
   std::optional<LoginSpec> login;
-  bool allow_query_token = false;
+  bool allow_query_token;
 
   auth::TopicAcl acl;
   std::vector<TopicEntry> topics;  // parallel to acl.entries()
   std::map<std::string, CommandSpec, std::less<>> commands;
 
-  int max_connections = 10'000;
-  std::uint64_t max_message_bytes = 64 * 1024;
-  int max_subscriptions = 100;
-  std::uint64_t send_queue_bytes = 1024 * 1024;
-  std::chrono::milliseconds idle_timeout{60'000};
-  std::chrono::milliseconds message_timeout{10'000};
-  std::chrono::milliseconds sse_heartbeat{15'000};
-  std::chrono::milliseconds hippie_ping{20'000};
-  double commands_per_second = 20;
-  int pg_connections = 2;
-  int resume_limit = 1000;
-  std::size_t history_size = 10'000;  // pushed WAL events kept for resume (EventHistory)
+  int max_connections;
+  std::uint64_t max_message_bytes;
+  int max_subscriptions;
+  std::uint64_t send_queue_bytes;
+  std::chrono::milliseconds idle_timeout;
+  std::chrono::milliseconds message_timeout;
+  std::chrono::milliseconds sse_heartbeat;
+  std::chrono::milliseconds hippie_ping;
+  double commands_per_second;
+  int pg_connections;
+  int resume_limit;
+  std::size_t history_size;  // pushed WAL events kept for resume (EventHistory)
 };
+
+// The keys of `auth:`, `topics:`, `commands:` and `hub:`, in documentation order.
+std::span<const config::KeySpec> hub_keys();
 
 // Reads the hub's sections from the top-level mapping; problems go to the reader's diagnostics.
 void load_hub_config(config::MapReader& root, HubConfig& out);

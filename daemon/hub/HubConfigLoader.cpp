@@ -2,6 +2,7 @@
 #include <sstream>
 
 #include "config/ChannelName.hpp"
+#include "config/Fields.hpp"
 #include "config/YamlReader.hpp"
 #include "hub/HubConfig.hpp"
 
@@ -104,7 +105,7 @@ void check_login_key(config::MapReader& login, const auth::JwtOptions& jwt,
 void load_auth(config::MapReader& root, HubConfig& hub) {
   auto auth = root.map("auth");
   if (!auth) return;
-  hub.allow_query_token = auth->boolean("allow_query_token");
+  config::read_fields(*auth, hub);
   if (auto jwt = auth->map("jwt")) {
     hub.jwt_enabled = true;
     std::string alg = jwt->string("algorithm");
@@ -137,10 +138,7 @@ void load_auth(config::MapReader& root, HubConfig& hub) {
   }
   if (auto login = auth->map("login")) {
     LoginSpec spec;
-    spec.sql = login->string("sql");
-    spec.subject = login->string("subject");
-    spec.ttl = std::chrono::duration_cast<std::chrono::seconds>(login->duration("ttl"));
-    spec.attempts_per_minute = static_cast<int>(login->integer("attempts_per_minute", 1, 1000));
+    config::read_fields(*login, spec);
     check_placeholders(*login, spec.sql, 2);
     std::string key_file = login->string("private_key_file");
     if (!hub.jwt_enabled) {
@@ -161,7 +159,7 @@ void load_auth(config::MapReader& root, HubConfig& hub) {
         check_login_key(*login, hub.jwt, spec.private_key_pem);
       }
     }
-    if (spec.ttl.count() < 60) login->error("ttl", "must be at least 1m");
+    config::check_fields(*login, spec);
     hub.login = std::move(spec);
   }
 }
@@ -187,15 +185,14 @@ void load_topics(config::MapReader& root, HubConfig& hub) {
     if (e.anonymous && e.pattern.has_claims()) {
       t.error("anonymous", "a pattern with {claim} segments cannot be anonymous");
     }
-    extra.publish_channel = t.string("publish_channel");
+    config::read_fields(t, extra);
     if (auto problem = config::channel_name_problem(extra.publish_channel); !problem.empty()) {
       t.error("publish_channel", std::move(problem));
     }
     if (auto os = t.map("on_subscribe")) {
       OnSubscribe on;
-      on.sql = os->string("sql");
+      config::read_fields(*os, on);
       on.params = read_params(*os, /*bare_is_claim=*/true);
-      on.event = os->string("event");
       check_placeholders(*os, on.sql, on.params.size());
       extra.on_subscribe = std::move(on);
     }
@@ -213,11 +210,9 @@ void load_commands(config::MapReader& root, HubConfig& hub) {
                         commands->ctx());
     if (!c.valid()) continue;
     CommandSpec spec;
-    spec.sql = c.string("sql");
+    config::read_fields(c, spec);
     spec.params = read_params(c, /*bare_is_claim=*/false);
-    spec.timeout = c.duration("timeout");
-    spec.anonymous = c.boolean("anonymous");
-    if (spec.timeout.count() < 1) c.error("timeout", "must be positive");
+    config::check_fields(c, spec);
     check_placeholders(c, spec.sql, spec.params.size());
     if (spec.anonymous) {
       for (const auto& p : spec.params) {
@@ -232,24 +227,8 @@ void load_commands(config::MapReader& root, HubConfig& hub) {
 
 void load_limits(config::MapReader& root, HubConfig& hub) {
   auto read = [&](config::MapReader& m) {
-    hub.max_connections = static_cast<int>(m.integer("max_connections", 1, 1'000'000));
-    hub.max_message_bytes = m.size("max_message_size");
-    hub.max_subscriptions = static_cast<int>(m.integer("max_subscriptions", 1, 100'000));
-    hub.send_queue_bytes = m.size("send_queue_size");
-    hub.idle_timeout = m.duration("idle_timeout");
-    hub.message_timeout = m.duration("message_timeout");
-    hub.sse_heartbeat = m.duration("sse_heartbeat");
-    hub.hippie_ping = m.duration("hippie_ping");
-    hub.commands_per_second = static_cast<double>(m.integer("commands_per_second", 1, 100'000));
-    hub.pg_connections = static_cast<int>(m.integer("pg_connections", 1, 64));
-    hub.resume_limit = static_cast<int>(m.integer("resume_limit", 1, 1'000'000));
-    hub.history_size = static_cast<std::size_t>(m.integer("history_size", 0, 10'000'000));
-    if (hub.max_message_bytes < 256) m.error("max_message_size", "must be at least 256 bytes");
-    if (hub.send_queue_bytes < 4096) m.error("send_queue_size", "must be at least 4KiB");
-    if (hub.idle_timeout.count() < 1000) m.error("idle_timeout", "must be at least 1s");
-    if (hub.message_timeout.count() < 100) m.error("message_timeout", "must be at least 100ms");
-    if (hub.sse_heartbeat.count() < 100) m.error("sse_heartbeat", "must be at least 100ms");
-    if (hub.hippie_ping.count() < 100) m.error("hippie_ping", "must be at least 100ms");
+    config::read_fields(m, hub);
+    config::check_fields(m, hub);
   };
   if (auto m = root.map("hub")) {
     read(*m);

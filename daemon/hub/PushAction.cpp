@@ -76,7 +76,31 @@ bool PushAction::render(const rules::Event& event, std::string& name, std::strin
   return true;
 }
 
+namespace {
+
+std::span<const config::KeySpec> push_action_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"rules[].actions[].push", Map, "", kReload, kPlain, kOptional,
+   "Push the event to the WebSocket / SSE subscribers of a topic."},
+  {"rules[].actions[].push.topic", Template, "", kReload, kPlain, kRequired,
+   "The topic, e.g. `user:{to_user}`; a rendering that is not a valid topic skips the action."},
+  {"rules[].actions[].push.event", Template, "message", kReload, kPlain, kOptional,
+   "The `event` name clients see."},
+  {"rules[].actions[].push.data", Template, "", kReload, kPlain, kOptional,
+   "The `data`: a single `{path}` inserts that JSON value; other text becomes a JSON string. "
+   "Default: the payload's `new` object, else the payload JSON, else its text."},
+  };
+  // clang-format on
+  return kRows;
+}
+
+}  // namespace
+
 void register_push_action(rules::ActionRegistry& registry) {
+  registry.add_keys(push_action_keys());
   registry.add(
       "push", [](config::MapReader& item, std::string_view kind) -> std::unique_ptr<rules::Action> {
         YAML::Node value = item.node(kind);

@@ -1,36 +1,40 @@
 // The `postgres:`, `outbox:` and `watch:` sections of the config: how the daemon's PostgreSQL
 // clients connect, how durable rules read pgfanout.outbox, and the tables `pgfanout install`
-// watches. Plain values and their loaders; the keys and defaults are declared in
-// config/ConfigSchema.cpp.
+// watches. Plain values, their loaders and their keys: the rows of postgres_keys(),
+// outbox_keys() and watch_keys() give each setting's default, range and member (config/Fields.hpp).
 #pragma once
 
 #include <chrono>
+#include <span>
 #include <string>
 #include <vector>
 
 namespace pgfanout::config {
 class MapReader;
-}
+struct KeySpec;
+}  // namespace pgfanout::config
 
 namespace pgfanout::pg {
 
 struct PostgresConfig {
+  PostgresConfig();  // the defaults of postgres_keys()
   std::string dsn;
   std::string password;  // empty: from the DSN or the usual libpq sources
-  std::chrono::milliseconds connect_timeout{10'000};
-  std::chrono::milliseconds heartbeat_interval{5'000};
-  std::chrono::milliseconds heartbeat_timeout{15'000};
-  std::chrono::milliseconds reconnect_min{100};
-  std::chrono::milliseconds reconnect_max{30'000};
+  std::chrono::milliseconds connect_timeout;
+  std::chrono::milliseconds heartbeat_interval;
+  std::chrono::milliseconds heartbeat_timeout;
+  std::chrono::milliseconds reconnect_min;
+  std::chrono::milliseconds reconnect_max;
 };
 
 struct OutboxConfig {
-  std::chrono::milliseconds poll_interval{1'000};
-  int batch_size = 500;
-  std::chrono::milliseconds retry_delay{1'000};
-  std::chrono::milliseconds trim_interval{60'000};
-  std::chrono::milliseconds max_age{7LL * 24 * 3600 * 1000};
-  int trim_batch = 10'000;
+  OutboxConfig();  // the defaults of outbox_keys()
+  std::chrono::milliseconds poll_interval;
+  int batch_size;
+  std::chrono::milliseconds retry_delay;
+  std::chrono::milliseconds trim_interval;
+  std::chrono::milliseconds max_age;
+  int trim_batch;
 };
 
 struct WatchSpec {
@@ -43,6 +47,11 @@ struct WatchSpec {
   bool durable = false;
   std::string via = "notify";  // "notify" (a trigger) or "wal" (decoded from the publication)
 };
+
+// The keys of the sections, in documentation order.
+std::span<const config::KeySpec> postgres_keys();
+std::span<const config::KeySpec> outbox_keys();
+std::span<const config::KeySpec> watch_keys();
 
 // Read the sections from the top-level mapping; problems go to the reader's diagnostics.
 void load_postgres_config(config::MapReader& root, PostgresConfig& out);

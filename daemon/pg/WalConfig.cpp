@@ -1,5 +1,6 @@
 #include "pg/WalConfig.hpp"
 
+#include "config/Fields.hpp"
 #include "config/YamlReader.hpp"
 
 namespace pgfanout::pg {
@@ -17,24 +18,53 @@ bool valid_slot_name(const std::string& s) {
 
 }  // namespace
 
+std::span<const config::KeySpec> wal_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"wal", Map, "", kRestart, kPlain, kOptional,
+   "The logical-replication source (needs wal_level = logical; see docs/wal.md). It runs when this "
+   "section is present or a watch entry says `via: wal`."},
+  {"wal.slot", String, "pgfanout", kRestart, kPlain, kOptional,
+   "The permanent pgoutput slot, created by `pgfanout install`. One per instance (e.g. "
+   "`pgfanout_${HOSTNAME}`): a slot is streamed by one connection at a time.",
+   config::field<&WalConfig::slot>()},
+  {"wal.publication", String, "pgfanout", kRestart, kPlain, kOptional,
+   "The publication `pgfanout install` keeps in step with the `via: wal` watch entries.",
+   config::field<&WalConfig::publication>()},
+  {"wal.status_interval", Duration, "10s", kRestart, kPlain, kOptional,
+   "Send the server the confirmed position at least this often (and whenever it asks).",
+   config::field<&WalConfig::status_interval>(config::at_least(100, "must be at least 100ms"))},
+  {"wal.max_pending", Int, "10000", kRestart, kPlain, kOptional,
+   "Row events whose actions have not completed beyond which reading from the slot pauses.",
+   config::field<&WalConfig::max_pending>(config::between(1, 10'000'000))},
+  {"wal.retry_delay", Duration, "1s", kRestart, kPlain, kOptional,
+   "After an action failed, stream again from the confirmed position after this delay.",
+   config::field<&WalConfig::retry_delay>(config::kPositive)},
+  {"wal.monitor_interval", Duration, "5s", kRestart, kPlain, kOptional,
+   "How often the slot's retained WAL, lag and status are read for the metrics and /healthz.",
+   config::field<&WalConfig::monitor_interval>(config::at_least(100, "must be at least 100ms"))},
+  };
+  // clang-format on
+  return kRows;
+}
+
+WalConfig::WalConfig() {
+  config::apply_defaults(wal_keys(), *this);
+}
+
 void load_wal_config(config::MapReader& root, WalConfig& w) {
   w.enabled = root.has("wal");
   config::read_section(root, "wal", [&](config::MapReader& m) {
-    w.slot = m.string("slot");
-    w.publication = m.string("publication");
-    w.status_interval = m.duration("status_interval");
-    w.max_pending = static_cast<std::size_t>(m.integer("max_pending", 1, 10'000'000));
-    w.retry_delay = m.duration("retry_delay");
-    w.monitor_interval = m.duration("monitor_interval");
+    config::read_fields(m, w);
+    config::check_fields(m, w);
     if (!valid_slot_name(w.slot)) {
       m.error("slot", "a slot name is 1 to 63 lower-case letters, digits and underscores");
     }
     if (w.publication.empty() || w.publication.size() > 63) {
       m.error("publication", "must be 1 to 63 bytes");
     }
-    if (w.status_interval.count() < 100) m.error("status_interval", "must be at least 100ms");
-    if (w.retry_delay.count() <= 0) m.error("retry_delay", "must be positive");
-    if (w.monitor_interval.count() < 100) m.error("monitor_interval", "must be at least 100ms");
   });
 }
 

@@ -1,22 +1,36 @@
 #include "redis/RedisConfig.hpp"
 
 #include <algorithm>
-#include <array>
 
+#include "config/Fields.hpp"
 #include "config/YamlReader.hpp"
 
 namespace pgfanout::redis {
 
 namespace {
 
-// Keys of `redis:` that are settings rather than target names.
-constexpr std::array<std::string_view, 11> kSettings = {
-    "url",          "url_file",   "password",        "password_file",   "queue_limit",
-    "batch_keys",   "scan_count", "connect_timeout", "command_timeout", "reconnect_min",
-    "reconnect_max"};
+// Keys of `redis:` that are settings rather than target names: its rows (and `KEY_file` of the
+// secret ones).
+const std::vector<std::string>& settings() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const auto& row : redis_keys()) {
+      std::string_view path = row.path;
+      if (!path.starts_with("redis.") || row.name() == "*" ||
+          path.substr(6).find('.') != path.npos) {
+        continue;
+      }
+      out.emplace_back(row.name());
+      if (row.secret) out.push_back(std::string(row.name()) + "_file");
+    }
+    return out;
+  }();
+  return names;
+}
 
 bool is_setting(std::string_view key) {
-  return std::find(kSettings.begin(), kSettings.end(), key) != kSettings.end();
+  const auto& names = settings();
+  return std::find(names.begin(), names.end(), key) != names.end();
 }
 
 // Reads url + password of one target from `m` (the `redis` mapping or a named target's mapping).
@@ -41,6 +55,57 @@ bool read_target(config::MapReader& m, std::string name, std::vector<RedisTarget
 
 }  // namespace
 
+std::span<const config::KeySpec> redis_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"redis", Map, "", kRestart, kPlain, kOptional,
+   "Redis for the evict, evict_pattern and publish actions: `{url: ...}` for one target, or "
+   "named targets `{cache: {url: ...}, sessions: {url: ...}}` that actions pick with `target:`."},
+  {"redis.url", String, "", kRestart, kSecret, kOptional,
+   "The default target: `redis://[[user]:password@]host[:port][/db]` or "
+   "`unix:///path/redis.sock?db=N`. `rediss://` (TLS) is not supported by this build: run a TLS "
+   "tunnel (stunnel, spiped, ssh -L) on loopback and point the url at it."},
+  {"redis.password", String, "", kRestart, kSecret, kOptional,
+   "Password of the default target (AUTH), overriding one in the url."},
+  {"redis.queue_limit", Int, "100000", kRestart, kPlain, kOptional,
+   "Keys, publishes and patterns a target may hold queued or in flight while Redis is down or "
+   "slow. Beyond it new work is dropped, the action fails and the rule's on_gap actions run once "
+   "Redis catches up.",
+   config::field<&RedisConfig::queue_limit>(config::between(1, 100'000'000))},
+  {"redis.batch_keys", Int, "512", kRestart, kPlain, kOptional,
+   "Most keys in one pipelined UNLINK/DEL command.",
+   config::field<&RedisConfig::batch_keys>(config::between(1, 100'000))},
+  {"redis.scan_count", Int, "500", kRestart, kPlain, kOptional,
+   "COUNT of each SCAN step of evict_pattern (one step in flight per target, round-robin).",
+   config::field<&RedisConfig::scan_count>(config::between(1, 1'000'000))},
+  {"redis.connect_timeout", Duration, "5s", kRestart, kPlain, kOptional,
+   "How long connecting and logging in may take.",
+   config::field<&RedisConfig::connect_timeout>(config::at_least(100, "must be at least 100ms"))},
+  {"redis.command_timeout", Duration, "10s", kRestart, kPlain, kOptional,
+   "A connection with commands in flight and no reply for this long is closed and re-opened.",
+   config::field<&RedisConfig::command_timeout>(config::at_least(100, "must be at least 100ms"))},
+  {"redis.reconnect_min", Duration, "100ms", kRestart, kPlain, kOptional,
+   "First reconnect delay; doubles on each failure, with jitter.",
+   config::field<&RedisConfig::reconnect_min>(config::kPositive)},
+  {"redis.reconnect_max", Duration, "30s", kRestart, kPlain, kOptional, "Longest reconnect delay.",
+   config::field<&RedisConfig::reconnect_max>()},
+  {"redis.*", Map, "", kRestart, kPlain, kOptional,
+   "A named target (any other key of `redis:`). A target named `default`, or the only one, "
+   "serves actions without `target:`."},
+  {"redis.*.url", String, "", kRestart, kSecret, kRequired, "The target's URL, as `redis.url`."},
+  {"redis.*.password", String, "", kRestart, kSecret, kOptional,
+   "The target's password, overriding one in the url."},
+  };
+  // clang-format on
+  return kRows;
+}
+
+RedisConfig::RedisConfig() {
+  config::apply_defaults(redis_keys(), *this);
+}
+
 const RedisTarget* RedisConfig::find(std::string_view name) const {
   for (const auto& t : targets) {
     if (t.name == name) return &t;
@@ -60,16 +125,8 @@ void load_redis_config(config::MapReader& root, RedisConfig& out) {
     return;
   }
   out.configured = true;
-  out.queue_limit = static_cast<std::size_t>(m->integer("queue_limit", 1, 100'000'000));
-  out.batch_keys = static_cast<std::size_t>(m->integer("batch_keys", 1, 100'000));
-  out.scan_count = static_cast<std::size_t>(m->integer("scan_count", 1, 1'000'000));
-  out.connect_timeout = m->duration("connect_timeout");
-  out.command_timeout = m->duration("command_timeout");
-  out.reconnect_min = m->duration("reconnect_min");
-  out.reconnect_max = m->duration("reconnect_max");
-  if (out.connect_timeout.count() < 100) m->error("connect_timeout", "must be at least 100ms");
-  if (out.command_timeout.count() < 100) m->error("command_timeout", "must be at least 100ms");
-  if (out.reconnect_min.count() <= 0) m->error("reconnect_min", "must be positive");
+  config::read_fields(*m, out);
+  config::check_fields(*m, out);
   if (out.reconnect_max < out.reconnect_min) m->error("reconnect_max", "must be >= reconnect_min");
 
   if (m->has("url") || m->has("url_file")) {
@@ -93,7 +150,7 @@ void load_redis_config(config::MapReader& root, RedisConfig& out) {
       std::string message = "unknown key \"" + key + "\"";
       std::string_view best;
       std::size_t best_d = SIZE_MAX;
-      for (auto s : kSettings) {
+      for (std::string_view s : settings()) {
         auto d = config::edit_distance(key, s);
         if (d < best_d) {
           best_d = d;

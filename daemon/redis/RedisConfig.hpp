@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 namespace pgfanout::config {
 class MapReader;
 class Diagnostics;
+struct KeySpec;
 }  // namespace pgfanout::config
 
 namespace pgfanout::redis {
@@ -36,15 +38,16 @@ struct RedisTarget {
 };
 
 struct RedisConfig {
+  RedisConfig();                     // the defaults of redis_keys()
   std::vector<RedisTarget> targets;  // empty: no `redis:` section, or none that is valid
   bool configured = false;           // a `redis:` section is present
-  std::size_t queue_limit = 100'000;
-  std::size_t batch_keys = 512;
-  std::size_t scan_count = 500;
-  std::chrono::milliseconds connect_timeout{5'000};
-  std::chrono::milliseconds command_timeout{10'000};
-  std::chrono::milliseconds reconnect_min{100};
-  std::chrono::milliseconds reconnect_max{30'000};
+  std::size_t queue_limit;
+  std::size_t batch_keys;
+  std::size_t scan_count;
+  std::chrono::milliseconds connect_timeout;
+  std::chrono::milliseconds command_timeout;
+  std::chrono::milliseconds reconnect_min;
+  std::chrono::milliseconds reconnect_max;
 
   // The target an action without `target:` uses; nullptr when there is none (or it is ambiguous).
   const RedisTarget* default_target() const;
@@ -52,6 +55,9 @@ struct RedisConfig {
 
   bool operator==(const RedisConfig&) const = default;
 };
+
+// The keys of `redis:`, in documentation order; the settings' rows store into RedisConfig.
+std::span<const config::KeySpec> redis_keys();
 
 // Reads `redis:` from the top-level mapping `root` into `out` (left empty when absent).
 void load_redis_config(config::MapReader& root, RedisConfig& out);

@@ -50,6 +50,10 @@ void ActionRegistry::add(std::string kind, ActionParser parser) {
   parsers_.push_back(std::move(parser));
 }
 
+void ActionRegistry::add_keys(std::span<const config::KeySpec> keys) {
+  keys_.insert(keys_.end(), keys.begin(), keys.end());
+}
+
 const ActionParser* ActionRegistry::find(std::string_view kind) const {
   for (std::size_t i = 0; i < kinds_.size(); ++i) {
     if (kinds_[i] == kind) return &parsers_[i];

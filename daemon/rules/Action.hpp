@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "config/ConfigSchema.hpp"
 #include "rules/Event.hpp"
 
 namespace pgfanout {
@@ -125,12 +126,17 @@ using ActionParser =
 class ActionRegistry {
  public:
   void add(std::string kind, ActionParser parser);
+  // The schema rows of the kinds' keys ("rules[].actions[].evict", ...), declared next to their
+  // parsers and registered with them.
+  void add_keys(std::span<const config::KeySpec> keys);
   const ActionParser* find(std::string_view kind) const;
   const std::vector<std::string>& kinds() const { return kinds_; }
+  std::span<const config::KeySpec> keys() const { return keys_; }
 
  private:
   std::vector<std::string> kinds_;
   std::vector<ActionParser> parsers_;
+  std::vector<config::KeySpec> keys_;
 };
 
 // Renders `tpl` into `out` for an action, reporting a missing field or (unless `allow_empty`)

@@ -13,7 +13,29 @@ void LogExecutor::run(const LogAction& log, const Event& event, const ActionCont
   ctx.succeeded();
 }
 
+namespace {
+
+std::span<const config::KeySpec> log_action_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"rules[].actions[].log", Any, "", kReload, kPlain, kOptional,
+   "Log the event: a template string, or `{message: TEMPLATE, level: info}`. "
+   "Default message: `{channel} {payload}`."},
+  {"rules[].actions[].log.message", Template, "{channel} {payload}", kReload, kPlain, kOptional,
+   "The line to log."},
+  {"rules[].actions[].log.level", String, "info", kReload, kPlain, kOptional,
+   "Level of the line: debug, info, warn or error."},
+  };
+  // clang-format on
+  return kRows;
+}
+
+}  // namespace
+
 void register_log_action(ActionRegistry& registry) {
+  registry.add_keys(log_action_keys());
   registry.add("log",
                [](config::MapReader& item, std::string_view kind) -> std::unique_ptr<Action> {
                  std::string message = "{channel} {payload}";

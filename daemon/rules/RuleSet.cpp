@@ -10,6 +10,38 @@
 
 namespace pgfanout::rules {
 
+std::span<const config::KeySpec> rule_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"rules", List, "", kReload, kPlain, kRequired, "What to do with notifications."},
+  {"rules[].name", String, "", kReload, kPlain, kRequired, "Unique rule name (used in logs and metrics)."},
+  {"rules[].channel", String, "", kReload, kPlain, kRequired,
+   "NOTIFY channel (case-sensitive, as pg_notify sends it). 1 to 63 bytes, no NUL, not starting "
+   "with `pgfanout.` (reserved for the daemon's own heartbeat)."},
+  {"rules[].when", Map, "", kReload, kPlain, kOptional,
+   "Filter: the rule runs only for notifications that match every given condition."},
+  {"rules[].when.op", StringList, "", kReload, kPlain, kOptional,
+   "INSERT, UPDATE, DELETE or TRUNCATE (the payload's `op`)."},
+  {"rules[].when.table", StringList, "", kReload, kPlain, kOptional, "The payload's `table`."},
+  {"rules[].when.schema", StringList, "", kReload, kPlain, kOptional, "The payload's `schema`."},
+  {"rules[].when.fields", Map, "", kReload, kPlain, kOptional,
+   "Equality on payload fields: `{path: value}` or `{path: [v1, v2]}`; paths as in templates."},
+  {"rules[].when.fields.*", Any, "", kReload, kPlain, kOptional, "A value or a list of values."},
+  {"rules[].durable", Bool, "false", kReload, kPlain, kOptional,
+   "Read this channel's events from pgfanout.outbox (at-least-once); the NOTIFY only wakes the reader."},
+  {"rules[].actions", List, "", kReload, kPlain, kRequired, "Actions run for each matching notification."},
+  {"rules[].on_reconnect", List, "", kReload, kPlain, kOptional,
+   "Actions run after the listener (re)connects, when notifications may have been missed. "
+   "Same action keys as `actions`; templates can use only {channel}."},
+  {"rules[].on_gap", List, "", kReload, kPlain, kOptional,
+   "Actions run when an action of this rule could not be queued (e.g. Redis down too long)."},
+  };
+  // clang-format on
+  return kRows;
+}
+
 namespace {
 
 bool contains(const std::vector<std::string>& list, std::string_view v) {
@@ -29,7 +61,7 @@ std::vector<std::unique_ptr<Action>> parse_actions(config::MapReader& rule, std:
         if (kinds.empty()) {
           // An unknown key was already reported (with a hint); do not pile a second error on it.
           for (const auto& k : item.keys()) {
-            if (config::find_key("rules[].actions[]." + k) == nullptr) return;
+            if (item.ctx().schema.find("rules[].actions[]." + k) == nullptr) return;
           }
           std::string list;
           for (const auto& k : registry.kinds()) list += (list.empty() ? "" : ", ") + k;
@@ -46,7 +78,8 @@ std::vector<std::unique_ptr<Action>> parse_actions(config::MapReader& rule, std:
         // (`again_after:` on a log action): say so rather than ignore it.
         bool stray = false;
         for (const auto& extra : item.unread_keys()) {
-          if (config::find_key("rules[].actions[]." + extra) == nullptr) continue;  // reported
+          if (item.ctx().schema.find("rules[].actions[]." + extra) == nullptr)
+            continue;  // reported
           item.error(extra, "\"" + extra + "\" does not apply to a " + kinds[0] + " action");
           stray = true;
         }

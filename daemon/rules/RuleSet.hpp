@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -21,6 +22,10 @@ class MapReader;
 }
 
 namespace pgfanout::rules {
+
+// The keys of `rules:` and of a rule, in documentation order (each action kind registers its own
+// keys with its parser).
+std::span<const config::KeySpec> rule_keys();
 
 struct FieldMatch {
   std::string path_text;

@@ -270,7 +270,57 @@ std::unique_ptr<rules::Action> parse_webhook(config::MapReader& item, std::strin
 
 }  // namespace
 
+namespace {
+
+std::span<const config::KeySpec> webhook_action_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"rules[].actions[].webhook", Any, "", kReload, kPlain, kOptional,
+   "Call a webhook: a URL, or the mapping below. Signed per Standard Webhooks when a secret is "
+   "given, retried with backoff; on a durable rule delivered once across instances (see "
+   "docs/webhooks.md)."},
+  {"rules[].actions[].webhook.url", Template, "", kReload, kPlain, kRequired,
+   "http:// or https:// URL. Placeholders only in the path and query, where values are "
+   "percent-encoded (`/` too); scheme, host and port are fixed by the config."},
+  {"rules[].actions[].webhook.method", String, "POST", kReload, kPlain, kOptional,
+   "POST, PUT or PATCH."},
+  {"rules[].actions[].webhook.headers", Map, "", kReload, kPlain, kOptional,
+   "Extra request headers `{Name: value}` (${ENV} expands; no templates). Content-Type "
+   "defaults to application/json."},
+  {"rules[].actions[].webhook.headers.*", String, "", kReload, kPlain, kOptional,
+   "A header value."},
+  {"rules[].actions[].webhook.body", Template, "{payload}", kReload, kPlain, kOptional,
+   "The request body."},
+  {"rules[].actions[].webhook.secret", String, "", kReload, kSecret, kOptional,
+   "Signing secret `whsec_<base64>`; several space-separated secrets sign with each (key "
+   "rotation). Without one, requests are unsigned (but still carry webhook-id and "
+   "webhook-timestamp)."},
+  {"rules[].actions[].webhook.timeout", Duration, "10s", kReload, kPlain, kOptional,
+   "Total time for one attempt, connecting included."},
+  {"rules[].actions[].webhook.ca_file", String, "", kReload, kPlain, kOptional,
+   "PEM file of the CA(s) that sign the endpoint's certificate, instead of the system store. "
+   "The host name is always verified."},
+  {"rules[].actions[].webhook.retry", Map, "", kReload, kPlain, kOptional, "Retries."},
+  {"rules[].actions[].webhook.retry.schedule", StringList, "[0s, 5s, 5m, 30m, 2h, 5h, 10h, 10h]",
+   kReload, kPlain, kOptional,
+   "Delay before each attempt (the first entry is the first attempt): each retry waits a random "
+   "time up to its entry (full jitter). 429 and 503 with Retry-After wait what it says instead. "
+   "After the last attempt the delivery becomes a dead letter."},
+  {"rules[].actions[].webhook.retry.permanent", StringList, "[400, 401, 403, 404, 422]", kReload,
+   kPlain, kOptional,
+   "Statuses that are not retried: the delivery becomes a dead letter at once. 410 Gone always "
+   "disables the endpoint until the next reload."},
+  };
+  // clang-format on
+  return kRows;
+}
+
+}  // namespace
+
 void register_webhook_action(rules::ActionRegistry& registry) {
+  registry.add_keys(webhook_action_keys());
   registry.add("webhook", parse_webhook);
 }
 

@@ -1,28 +1,35 @@
 // The `webhook:` section of the config: queues, connections and the durable delivery worker.
-// Plain values and their loader; the keys and defaults are declared in config/ConfigSchema.cpp.
+// Plain values and their loader; webhook_keys() declares the keys, each setting's default, range
+// and member (config/Fields.hpp).
 #pragma once
 
 #include <chrono>
+#include <span>
 #include <string>
 
 namespace pgfanout::config {
 class MapReader;
-}
+struct KeySpec;
+}  // namespace pgfanout::config
 
 namespace pgfanout::webhook {
 
 struct WebhookConfig {
-  int queue_limit = 10'000;
-  int max_connections_per_endpoint = 8;
-  std::chrono::milliseconds connect_timeout{5'000};
-  std::chrono::milliseconds idle_timeout{30'000};
-  std::string group = "webhooks";
-  int claim_batch = 200;
-  int max_in_flight = 256;
-  std::chrono::milliseconds lease{60'000};
-  std::chrono::milliseconds poll_interval{1'000};
-  std::chrono::milliseconds keep_done{86'400'000};
+  WebhookConfig();  // the defaults of webhook_keys()
+  int queue_limit;
+  int max_connections_per_endpoint;
+  std::chrono::milliseconds connect_timeout;
+  std::chrono::milliseconds idle_timeout;
+  std::string group;
+  int claim_batch;
+  int max_in_flight;
+  std::chrono::milliseconds lease;
+  std::chrono::milliseconds poll_interval;
+  std::chrono::milliseconds keep_done;
 };
+
+// The keys of `webhook:`, in documentation order.
+std::span<const config::KeySpec> webhook_keys();
 
 void load_webhook_config(config::MapReader& root, WebhookConfig& out);
 

@@ -488,14 +488,14 @@ TEST(Units, DurationsAndSizes) {
 // ---- schema and its generated reference
 
 TEST(ConfigSchema, EveryKeyHasADescriptionAndAParent) {
-  for (const auto& k : schema()) {
+  for (const auto& k : app::config_schema().keys()) {
     EXPECT_FALSE(k.description.empty()) << k.path;
     std::string path(k.path);
     auto dot = path.rfind('.');
     if (dot == std::string::npos) continue;
     std::string parent = path.substr(0, dot);
     if (parent.ends_with("[]")) parent.resize(parent.size() - 2);
-    EXPECT_NE(find_key(parent), nullptr) << "parent of " << k.path;
+    EXPECT_NE(app::config_schema().find(parent), nullptr) << "parent of " << k.path;
   }
 }
 
@@ -504,7 +504,7 @@ TEST(ConfigSchema, DocsConfigurationMdIsGeneratedFromTheSchema) {
   ASSERT_TRUE(in) << "docs/configuration.md is missing: run `make docs`";
   std::stringstream s;
   s << in.rdbuf();
-  EXPECT_EQ(s.str(), reference_markdown())
+  EXPECT_EQ(s.str(), app::config_schema().reference_markdown())
       << "docs/configuration.md is out of date: run `make docs`";
 }
 

@@ -15,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include "app/Config.hpp"
 #include "config/ConfigSchema.hpp"
 #include "support/TestSupport.hpp"
 
@@ -84,7 +85,7 @@ std::string config_with_secrets(int port, const std::string& suffix) {
 }
 
 TEST(DaemonLogs, SecretKeysAreAllCovered) {
-  for (const auto& key : config::schema()) {
+  for (const auto& key : app::config_schema().keys()) {
     if (!key.secret) continue;
     EXPECT_TRUE(secret_settings().contains(std::string(key.path)))
         << key.path << " is secret: teach this test to set it and look for it in the log";

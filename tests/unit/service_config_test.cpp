@@ -108,7 +108,7 @@ TEST(RestartOnlyKeys, EveryChangedRestartOnlyKeyIsNamed) {
             (std::vector<std::string>{"consumer", "http.idle_timeout", "http.listen",
                                       "postgres.dsn", "postgres.password"}));
   for (const auto& path : app::changed_restart_only_keys(*a.config, *b.config)) {
-    const auto* spec = config::find_key(path);
+    const auto* spec = app::config_schema().find(path);
     ASSERT_NE(spec, nullptr) << path;
     EXPECT_FALSE(spec->reloadable) << path;
   }

@@ -1,0 +1,162 @@
+// The keys of the hub's sections (`auth:`, `topics:`, `commands:`, `hub:`) and the defaults of
+// the structs their rows store into; hub/HubConfigLoader.cpp reads them.
+#include "config/Fields.hpp"
+#include "hub/HubConfig.hpp"
+
+namespace pgfanout::hub {
+
+std::span<const config::KeySpec> hub_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"auth", Map, "", kRestart, kPlain, kOptional,
+   "How WebSocket / SSE clients prove who they are (see docs/protocol.md)."},
+  {"auth.jwt", Map, "", kRestart, kPlain, kOptional,
+   "JSON Web Tokens. A token comes from `Authorization: Bearer`, the `Sec-WebSocket-Protocol` "
+   "header (`bearer, TOKEN`), or an `auth` message."},
+  {"auth.jwt.algorithm", String, "HS256", kRestart, kPlain, kOptional,
+   "HS256, RS256 or ES256. Tokens signed with any other algorithm (`none` included) are refused."},
+  {"auth.jwt.secret", String, "", kRestart, kSecret, kOptional,
+   "HS256 secret, at least 32 bytes. Also signs the tokens that `auth.login` returns."},
+  {"auth.jwt.public_key_file", String, "", kRestart, kPlain, kOptional,
+   "RS256 / ES256: PEM file of the public key (`BEGIN PUBLIC KEY`)."},
+  {"auth.jwt.audience", String, "", kRestart, kPlain, kOptional,
+   "When set, a token's `aud` must be (or contain) this value."},
+  {"auth.jwt.issuer", String, "", kRestart, kPlain, kOptional,
+   "When set, a token's `iss` must equal this value."},
+  {"auth.jwt.leeway", Duration, "30s", kRestart, kPlain, kOptional,
+   "Clock skew allowed when checking `exp` and `nbf`."},
+  {"auth.allow_query_token", Bool, "false", kRestart, kPlain, kOptional,
+   "Also accept `?access_token=TOKEN` in the URL (it ends up in access logs; avoid).",
+   config::field<&HubConfig::allow_query_token>()},
+  {"auth.login", Map, "", kRestart, kPlain, kOptional,
+   "SQL login: a `login {username, password}` message runs this statement; one row mints a token "
+   "whose claims are the row's columns, signed with `auth.jwt.algorithm` (needs `auth.jwt`): "
+   "with `auth.jwt.secret` for HS256, with `auth.login.private_key_file` for RS256 / ES256."},
+  {"auth.login.sql", String, "", kRestart, kPlain, kRequired,
+   "Statement with $1 = username and $2 = password, e.g. `SELECT user_id, username FROM "
+   "chat.login($1, $2)`. No row: `login_failed`.",
+   config::field<&LoginSpec::sql>()},
+  {"auth.login.subject", String, "user_id", kRestart, kPlain, kOptional,
+   "The column that becomes the token's `sub`.",
+   config::field<&LoginSpec::subject>()},
+  {"auth.login.ttl", Duration, "12h", kRestart, kPlain, kOptional, "Lifetime of a minted token.",
+   config::field<&LoginSpec::ttl>(config::at_least(60'000, "must be at least 1m"))},
+  {"auth.login.attempts_per_minute", Int, "5", kRestart, kPlain, kOptional,
+   "Login attempts allowed per connection per minute; more get `rate_limited`.",
+   config::field<&LoginSpec::attempts_per_minute>(config::between(1, 1000))},
+  {"auth.login.private_key_file", String, "", kRestart, kPlain, kOptional,
+   "RS256 / ES256: PEM file of the private key that signs minted tokens (`BEGIN PRIVATE KEY`), "
+   "the pair of `auth.jwt.public_key_file`. Required for those algorithms; not used with HS256."},
+  {"topics", List, "", kRestart, kPlain, kOptional,
+   "Who may subscribe or publish to which topics. The first entry whose pattern matches decides; "
+   "a topic no entry matches is refused."},
+  {"topics[].pattern", String, "", kRestart, kPlain, kRequired,
+   "Segments separated by `:`; a segment is a literal, `{claim}` (equal to that claim of the "
+   "client's token, e.g. `user:{sub}`) or `*` (any one segment)."},
+  {"topics[].allow", StringList, "[subscribe]", kRestart, kPlain, kOptional,
+   "subscribe and/or publish."},
+  {"topics[].anonymous", Bool, "false", kRestart, kPlain, kOptional,
+   "Clients without a token may use these topics too."},
+  {"topics[].publish_channel", String, "pgfanout_publish", kRestart, kPlain, kOptional,
+   "Client `publish` runs `SELECT pg_notify(CHANNEL, {\"topic\", \"data\", \"sender\"})`; a rule "
+   "on this channel pushes it back, on every instance. 1 to 63 bytes, no NUL, not starting with "
+   "`pgfanout.`.",
+   config::field<&TopicEntry::publish_channel>()},
+  {"topics[].on_subscribe", Map, "", kRestart, kPlain, kOptional,
+   "A statement whose rows are sent to a new subscriber as events before live ones."},
+  {"topics[].on_subscribe.sql", String, "", kRestart, kPlain, kRequired,
+   "E.g. `SELECT * FROM chat.unread($1)`.",
+   config::field<&OnSubscribe::sql>()},
+  {"topics[].on_subscribe.params", StringList, "", kRestart, kPlain, kOptional,
+   "`$user` (the token's `sub`), `$claim.NAME`, `$topic`, or a bare claim name."},
+  {"topics[].on_subscribe.event", String, "message", kRestart, kPlain, kOptional,
+   "The `event` name of those rows.",
+   config::field<&OnSubscribe::event>()},
+  {"commands", Map, "", kRestart, kPlain, kOptional,
+   "Named SQL statements a client may `call`; no other SQL can be run from a client."},
+  {"commands.*", Map, "", kRestart, kPlain, kOptional, "One command."},
+  {"commands.*.sql", String, "", kRestart, kPlain, kRequired,
+   "Statement with $1.. bound to `params` (never interpolated).",
+   config::field<&CommandSpec::sql>()},
+  {"commands.*.params", StringList, "", kRestart, kPlain, kOptional,
+   "`$user` (the token's `sub`), `$claim.NAME`, or an argument name from the call's `args`."},
+  {"commands.*.timeout", Duration, "5s", kRestart, kPlain, kOptional,
+   "statement_timeout of one call.",
+   config::field<&CommandSpec::timeout>(config::kPositive)},
+  {"commands.*.anonymous", Bool, "false", kRestart, kPlain, kOptional,
+   "Clients without a token may call it (e.g. `register`).",
+   config::field<&CommandSpec::anonymous>()},
+  {"hub", Map, "", kRestart, kPlain, kOptional, "WebSocket and SSE subscribers."},
+  {"hub.max_connections", Int, "10000", kRestart, kPlain, kOptional,
+   "WebSocket, SSE and Hippie connections beyond this get 503. At most half of it can be Hippie "
+   "long-poll pipes whose client has not polled yet.",
+   config::field<&HubConfig::max_connections>(config::between(1, 1'000'000))},
+  {"hub.max_message_size", Size, "64KiB", kRestart, kPlain, kOptional,
+   "Largest client message; a larger one closes the connection (1009).",
+   config::field<&HubConfig::max_message_bytes>(config::at_least(256, "must be at least 256 bytes"))},
+  {"hub.max_subscriptions", Int, "100", kRestart, kPlain, kOptional,
+   "Topics one connection may subscribe to.",
+   config::field<&HubConfig::max_subscriptions>(config::between(1, 100'000))},
+  {"hub.send_queue_size", Size, "1MiB", kRestart, kPlain, kOptional,
+   "Bytes queued for one client; a client that falls further behind is closed (1013) and counted "
+   "in `pgfanout_subscribers_dropped_total{reason=\"slow\"}`.",
+   config::field<&HubConfig::send_queue_bytes>(config::at_least(4096, "must be at least 4KiB"))},
+  {"hub.idle_timeout", Duration, "60s", kRestart, kPlain, kOptional,
+   "A WebSocket is pinged after half of this without traffic, and closed when nothing came back "
+   "within it.",
+   config::field<&HubConfig::idle_timeout>(config::at_least(1000, "must be at least 1s"))},
+  {"hub.message_timeout", Duration, "10s", kRestart, kPlain, kOptional,
+   "A client message sent in fragments must be complete within this after its first fragment; a "
+   "client that takes longer is closed (1008) and counted in "
+   "`pgfanout_subscribers_dropped_total{reason=\"message_timeout\"}`.",
+   config::field<&HubConfig::message_timeout>(config::at_least(100, "must be at least 100ms"))},
+  {"hub.sse_heartbeat", Duration, "15s", kRestart, kPlain, kOptional,
+   "An idle SSE stream gets a comment line this often.",
+   config::field<&HubConfig::sse_heartbeat>(config::at_least(100, "must be at least 100ms"))},
+  {"hub.hippie_ping", Duration, "20s", kRestart, kPlain, kOptional,
+   "Hippie clients get `{\"type\":\"ping\"}` this often. A long-poll pipe expires when not "
+   "polled for three of these, or for one when its client never polled it.",
+   config::field<&HubConfig::hippie_ping>(config::at_least(100, "must be at least 100ms"))},
+  {"hub.commands_per_second", Int, "20", kRestart, kPlain, kOptional,
+   "Commands and publishes per connection per second (bursts of twice that); more get "
+   "`rate_limited`.",
+   config::field<&HubConfig::commands_per_second>(config::between(1, 100'000))},
+  {"hub.pg_connections", Int, "2", kRestart, kPlain, kOptional,
+   "PostgreSQL connections for commands, logins, on_subscribe, publish and SSE resume.",
+   config::field<&HubConfig::pg_connections>(config::between(1, 64))},
+  {"hub.resume_limit", Int, "1000", kRestart, kPlain, kOptional,
+   "Most outbox events replayed to one SSE client resuming with Last-Event-ID.",
+   config::field<&HubConfig::resume_limit>(config::between(1, 1'000'000))},
+  {"hub.history_size", Int, "10000", kRestart, kPlain, kOptional,
+   "Pushed events from the WAL source kept in memory (over all topics) for clients that resume "
+   "with the id of the last one they saw (SSE Last-Event-ID, WebSocket subscribe `after`); an "
+   "older id gets `resync`. 0: none kept.",
+   config::field<&HubConfig::history_size>(config::between(0, 10'000'000))},
+  };
+  // clang-format on
+  return kRows;
+}
+
+OnSubscribe::OnSubscribe() {
+  config::apply_defaults(hub_keys(), *this);
+}
+
+TopicEntry::TopicEntry() {
+  config::apply_defaults(hub_keys(), *this);
+}
+
+CommandSpec::CommandSpec() {
+  config::apply_defaults(hub_keys(), *this);
+}
+
+LoginSpec::LoginSpec() {
+  config::apply_defaults(hub_keys(), *this);
+}
+
+HubConfig::HubConfig() {
+  config::apply_defaults(hub_keys(), *this);
+}
+
+}  // namespace pgfanout::hub
