@@ -6,6 +6,8 @@
 #   burst    one UPDATE of N rows of a `via: wal` table in one transaction, whose rule evicts
 #            key:{id} (N keys pre-filled): from the commit returning until every key is gone,
 #            and the daemon's peak RSS meanwhile (VmHWM, reset before each burst);
+#            next to the decoding ceiling: a pg_recvlogical on a second slot, run alone after
+#            the daemon is done, receiving that transaction (commit to --endpos);
 #            then N pg_notify (the NOTIFY path) and N pgfanout.emit (a WAL message each) in one
 #            transaction, the same way;
 #   steady   RATE single-row commits per second, each one pgfanout.emit (WAL), then each one
@@ -111,7 +113,17 @@ burst() {
   echo "burst $name: $N keys; the transaction took $(val commit_seconds "$work/burst-$name.txt") s; all gone $(val after_commit_seconds "$work/burst-$name.txt") s after the commit returned = $(val rate_after_commit "$work/burst-$name.txt") keys/s; first to last gone $(val first_to_last_seconds "$work/burst-$name.txt") s = $(val rate_first_to_last "$work/burst-$name.txt") keys/s; BEGIN to last: $(val rate_total "$work/burst-$name.txt") keys/s; keys left: $(val keys_left "$work/burst-$name.txt")"
   echo "  daemon RSS after: $(bench_rss_kb) kB, peak during it (VmHWM): $(bench_hwm_kb) kB"
 }
+pgbin=${PGFANOUT_TEST_PGBIN:-/usr/lib/postgresql/15/bin}
+"$pgbin/pg_recvlogical" -d "$dsn" --slot bench_ceiling --create-slot -P pgoutput
 burst wal-update "key:" burst-update "$dsn" wal_items "$N" "$port"
+end=$(qv "SELECT pg_current_wal_lsn()")
+t0=$(date +%s.%N)
+"$pgbin/pg_recvlogical" -d "$dsn" --slot bench_ceiling --start --endpos "$end" -o proto_version=1 \
+  -o publication_names=bench_wal -f /dev/null
+t1=$(date +%s.%N)
+qv "SELECT pg_drop_replication_slot('bench_ceiling')" >/dev/null
+ceiling=$(awk -v a="$t0" -v b="$t1" -v n="$N" 'BEGIN {printf "%.4f s = %.0f rows/s", b - a, n / (b - a)}')
+echo "  decoding ceiling: pg_recvlogical alone received the $N-row transaction in $ceiling"
 burst notify "bench:" burst "$dsn" bench "$N" "$port" notify
 burst wal-emit "bench:" burst "$dsn" bench "$N" "$port" emit
 rcli flushall >/dev/null

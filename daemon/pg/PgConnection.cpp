@@ -6,8 +6,7 @@ namespace pgfanout::pg {
 
 void PgConnection::Impl::connect(const std::string& dsn, const std::string& password,
                                  std::chrono::milliseconds timeout,
-                                 std::function<void(const std::string&)> done,
-                                 bool replication) {
+                                 std::function<void(const std::string&)> done, bool replication) {
   close();
   ++generation;
   state = State::Connecting;
@@ -155,8 +154,7 @@ void PgConnection::query(std::string sql, Params params, QueryDone done) {
   impl_->query(std::move(sql), std::move(params), std::move(done));
 }
 
-void PgConnection::start_copy_both(std::string command, CopyHandlers handlers,
-                                   QueryDone started) {
+void PgConnection::start_copy_both(std::string command, CopyHandlers handlers, QueryDone started) {
   impl_->start_copy_both(std::move(command), std::move(handlers), std::move(started));
 }
 

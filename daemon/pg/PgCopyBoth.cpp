@@ -5,8 +5,7 @@
 
 namespace pgfanout::pg {
 
-void PgConnection::Impl::start_copy_both(std::string command, CopyHandlers h,
-                                         QueryDone started) {
+void PgConnection::Impl::start_copy_both(std::string command, CopyHandlers h, QueryDone started) {
   if (state != State::Open || copying) {
     PgResult r;
     r.error = state != State::Open ? "not connected" : "already streaming";
