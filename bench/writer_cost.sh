@@ -232,5 +232,8 @@ for c in "${writers[@]}"; do
   printf '  %2s writers: %s (median %s)\n' "$c" "$(tr '\n' ' ' <"$work/catchup-$c")" "$(bench_median <"$work/catchup-$c")"
 done
 echo "WAL case, daemon RSS after the 32-writer point: $(tr '\n' ' ' <"$work/rss")kB; peak (VmHWM) $(tr '\n' ' ' <"$work/hwm")kB"
-echo "WAL case, per run: 'tps transactions' at 1 / 8 / 32 writers:"
-for c in "${writers[@]}"; do printf '  %2s: %s\n' "$c" "$(tr '\n' ',' <"$work/wal-$c" | sed 's/,$//; s/,/, /g')"; done
+echo "every run's tps (the spread says how much the machine moved the medians):"
+for case in base notify wal recv recvdef; do
+  for c in "${writers[@]}"; do printf '  %-8s %2s writers: %s\n' "$case" "$c" "$(awk '{print $1}' "$work/$case-$c" | tr '\n' ' ')"; done
+done
+echo "WAL case: $(awk '{n += $2} END {print n}' "$work"/wal-*) changes committed by pgbench over all runs"
