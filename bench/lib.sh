@@ -9,6 +9,7 @@
 #   bench_wait_log LOG PATTERN [SECONDS]  # waits until LOG matches PATTERN, the process still alive
 #   bench_alive                           # still running? else log + exit 1
 #   bench_rss_kb / bench_hwm_kb           # VmRSS / VmHWM of the process, after bench_alive
+#   bench_reset_hwm                       # VmHWM back to the current RSS (a new peak to measure)
 #   bench_stop                            # SIGTERM and wait; fails if it had died meanwhile
 #   bench_scratch_db                      # a new database with the trigger SQL: sets db and dsn
 #   bench_listen CHANNEL                  # a psql session LISTENing on CHANNEL in the background
@@ -68,6 +69,11 @@ bench_rss_kb() {
 bench_hwm_kb() {
   bench_alive
   awk '/^VmHWM/ {print $2}' "/proc/$bench_pid/status"
+}
+
+bench_reset_hwm() {
+  bench_alive
+  echo 5 >"/proc/$bench_pid/clear_refs"
 }
 
 bench_stop() {

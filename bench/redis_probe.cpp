@@ -1,16 +1,22 @@
-// Measuring helper for bench/redis_evict.sh (not part of the daemon). Modes:
+// Measuring helper for bench/redis_evict.sh and bench/wal_evict.sh (not part of the daemon).
+// Modes:
 //
 //   redis_probe listen-ceiling DSN CHANNEL N
 //       The raw ceiling: a minimal libpq LISTEN consumer. Fires N distinct notifications in one
 //       transaction on a second connection and prints how fast they are all received.
-//   redis_probe burst DSN CHANNEL N REDIS_PORT
-//       Fires N notifications {"id": 1..N} in one transaction and waits until the Redis database
-//       is empty (DBSIZE polled every millisecond): the daemon evicting N pre-filled keys.
+//   redis_probe burst DSN CHANNEL N REDIS_PORT [notify|emit]
+//       Fires N events {"id": 1..N} in one transaction (pg_notify, or pgfanout.emit for the WAL
+//       source) and waits until the Redis database is empty (DBSIZE polled every millisecond):
+//       the daemon evicting N pre-filled keys.
+//   redis_probe burst-update DSN TABLE N REDIS_PORT
+//       The same wait after `UPDATE TABLE SET v = v + 1` (N rows, one transaction): the WAL
+//       source's row changes evicting N pre-filled keys.
 //   redis_probe steady-listen DSN CHANNEL RATE SECONDS
 //       The latency ceiling: the same paced commits, received by a minimal libpq consumer.
-//   redis_probe steady DSN CHANNEL REDIS_PORT RATE SECONDS PREFIX
-//       RATE single-row commits per second (each one pg_notify with a new id), with a Redis
-//       keyspace-event subscriber timestamping each key's UNLINK/DEL: commit-to-key-gone latency.
+//   redis_probe steady DSN CHANNEL REDIS_PORT RATE SECONDS PREFIX [notify|emit]
+//       RATE single-row commits per second (each one pg_notify, or pgfanout.emit, with a new
+//       id), with a Redis keyspace-event subscriber timestamping each key's UNLINK/DEL:
+//       commit-to-key-gone latency.
 //
 // Every mode prints `key=value` lines for the script to parse.
 #include <hiredis/hiredis.h>
@@ -53,9 +59,17 @@ void pg_exec(PGconn* c, const std::string& sql) {
   PQclear(r);
 }
 
+// How an event is sent: NOTIFY, or a transactional logical message for the WAL source.
+std::string send_function(const std::string& via) {
+  if (via == "notify") return "pg_notify";
+  if (via == "emit") return "pgfanout.emit";
+  std::fprintf(stderr, "unknown sender %s (notify or emit)\n", via.c_str());
+  std::exit(2);
+}
+
 // One transaction, N distinct payloads (PostgreSQL folds identical ones within a transaction).
-std::string burst_sql(const std::string& channel, long n) {
-  return "SELECT count(pg_notify('" + channel +
+std::string burst_sql(const std::string& channel, long n, const std::string& via = "notify") {
+  return "SELECT count(" + send_function(via) + "('" + channel +
          "', json_build_object('id', g)::text)) FROM generate_series(1, " + std::to_string(n) +
          ") g";
 }
@@ -112,12 +126,13 @@ int listen_ceiling(const char* dsn, const std::string& channel, long n) {
   return received == n ? 0 : 1;
 }
 
-int burst(const char* dsn, const std::string& channel, long n, int port) {
+// Runs `sql` (one transaction that makes n evictions) and waits until Redis is empty.
+int burst(const char* dsn, const std::string& sql, long n, int port) {
   PGconn* sender = pg_connect(dsn);
   redisContext* redis = redis_connect(port);
   long long before = redis_int(redis, "DBSIZE");
   auto t0 = Clock::now();
-  pg_exec(sender, burst_sql(channel, n));
+  pg_exec(sender, sql);
   auto committed = Clock::now();
   long long left = before;
   auto deadline = committed + std::chrono::seconds(120);
@@ -144,7 +159,8 @@ int burst(const char* dsn, const std::string& channel, long n, int port) {
 }
 
 int steady(const char* dsn, const std::string& channel, int port, int rate, int secs,
-           const std::string& prefix) {
+           const std::string& prefix, const std::string& via) {
+  const std::string function = send_function(via);
   long n = static_cast<long>(rate) * secs;
   redisContext* setup = redis_connect(port);
   freeReplyObject(redisCommand(setup, "CONFIG SET notify-keyspace-events Eg"));
@@ -195,7 +211,7 @@ int steady(const char* dsn, const std::string& channel, int port, int rate, int 
   std::string sql;
   for (long i = 1; i <= n; ++i) {
     std::this_thread::sleep_until(start + step * (i - 1));
-    sql = "SELECT pg_notify('" + channel + "', '{\"id\": " + std::to_string(i) + "}')";
+    sql = "SELECT " + function + "('" + channel + "', '{\"id\": " + std::to_string(i) + "}'::text)";
     pg_exec(sender, sql);  // autocommit: one single-row commit
     committed[i] = Clock::now();
   }
@@ -287,14 +303,21 @@ int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "listen-ceiling" && argc == 5)
     return listen_ceiling(argv[2], argv[3], std::atol(argv[4]));
-  if (mode == "burst" && argc == 6)
-    return burst(argv[2], argv[3], std::atol(argv[4]), std::atoi(argv[5]));
+  if (mode == "burst" && (argc == 6 || argc == 7)) {
+    long n = std::atol(argv[4]);
+    return burst(argv[2], burst_sql(argv[3], n, argc == 7 ? argv[6] : "notify"), n,
+                 std::atoi(argv[5]));
+  }
+  if (mode == "burst-update" && argc == 6) {
+    return burst(argv[2], "UPDATE " + std::string(argv[3]) + " SET v = v + 1", std::atol(argv[4]),
+                 std::atoi(argv[5]));
+  }
   if (mode == "steady-listen" && argc == 6) {
     return steady_listen(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
   }
-  if (mode == "steady" && argc == 8) {
+  if (mode == "steady" && (argc == 8 || argc == 9)) {
     return steady(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]), std::atoi(argv[6]),
-                  argv[7]);
+                  argv[7], argc == 9 ? argv[8] : "notify");
   }
   std::fprintf(stderr, "usage: see the comment at the top of bench/redis_probe.cpp\n");
   return 2;
