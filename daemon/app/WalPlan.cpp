@@ -1,5 +1,6 @@
 #include "app/WalPlan.hpp"
 
+#include <algorithm>
 #include <cctype>
 
 #include "app/Config.hpp"
@@ -10,29 +11,32 @@ namespace pgfanout::app {
 
 namespace {
 
-bool any_side_dependent(const std::vector<rules::Template>& templates) {
+void add_old_columns(const std::vector<rules::Template>& templates, std::vector<std::string>& out) {
   for (const auto& t : templates) {
-    if (t.depends_on_side()) return true;
+    if (!t.depends_on_side()) continue;
+    for (auto& c : t.old_row_columns()) {
+      if (std::find(out.begin(), out.end(), c) == out.end()) out.push_back(std::move(c));
+    }
   }
-  return false;
 }
 
-bool needs_old_values(const Config& config, const pg::WatchSpec& w) {
-  if (!w.changed.empty()) return true;
+// The old values the rules on the watch's channel read: evicting the old row's keys needs the
+// columns those keys are made of.
+pg::OldValues old_values(const Config& config, const pg::WatchSpec& w) {
+  pg::OldValues o;
+  o.table = w.table;
+  o.all = !w.changed.empty();
   const std::string channel = watch_channel(w);
   for (const auto& rule : config.rules->rules()) {
     if (rule->channel != channel) continue;
     for (const auto& action : rule->actions) {
-      if (const auto* e = action->as<redis::EvictAction>(); e && any_side_dependent(e->keys)) {
-        return true;
-      }
-      if (const auto* p = action->as<redis::EvictPatternAction>();
-          p && any_side_dependent(p->patterns)) {
-        return true;
+      if (const auto* e = action->as<redis::EvictAction>()) add_old_columns(e->keys, o.columns);
+      if (const auto* p = action->as<redis::EvictPatternAction>()) {
+        add_old_columns(p->patterns, o.columns);
       }
     }
   }
-  return false;
+  return o;
 }
 
 }  // namespace
@@ -65,7 +69,9 @@ pg::WalPlan wal_plan(const Config& config) {
   if (!config.wal.enabled) return plan;
   plan.wal = &config.wal;
   for (const auto& w : config.watch) {
-    if (w.via == "wal" && needs_old_values(config, w)) plan.old_value_tables.push_back(w.table);
+    if (w.via != "wal") continue;
+    auto o = old_values(config, w);
+    if (o.all || !o.columns.empty()) plan.old_values.push_back(std::move(o));
   }
   return plan;
 }

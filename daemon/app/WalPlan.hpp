@@ -14,9 +14,10 @@ struct Config;
 // pgfanout.watch() and the WAL source name it.
 std::string watch_channel(const pg::WatchSpec& w);
 
-// The WAL source's plan (no WAL source: `wal` stays null). A table needs old values when its
-// entry has `changed:` or a rule on its channel evicts keys (or patterns) that depend on the row's
-// side, e.g. `user:{username}` (the old row's key must go too when the name changes).
+// The WAL source's plan (no WAL source: `wal` stays null). A table needs its whole old row when
+// its entry has `changed:`, and the old values of the columns that rules on its channel evict keys
+// (or patterns) of, e.g. `user:{username}` (the old name's key must go too on a rename); the
+// installer sets REPLICA IDENTITY FULL only when those are not all in the table's key.
 pg::WalPlan wal_plan(const Config& config);
 
 }  // namespace pgfanout::app

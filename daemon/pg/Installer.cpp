@@ -130,21 +130,36 @@ bool sync_publication(Session& s, const WalConfig& wal, const std::vector<std::s
   return stmt && s.run(*stmt);
 }
 
-// UPDATE and DELETE on a published table need a replica identity, and old values need FULL.
-bool set_replica_identity(Session& s, const std::string& table, bool needs_old,
+// UPDATE and DELETE on a published table need a replica identity, and old values beyond the
+// identity's columns need FULL.
+bool set_replica_identity(Session& s, const std::string& table, const OldValues* needs,
                           InstallResult& result) {
+  std::string wanted = text_array(needs ? needs->columns : std::vector<std::string>{});
+  // The identity's columns: the replica identity index, else the primary key (for DEFAULT).
   auto rows = s.run(
-      "SELECT c.oid::regclass::text, c.relreplident, EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
-      "WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)) "
+      "SELECT c.oid::regclass::text, c.relreplident, "
+      "       (SELECT pg_catalog.string_agg(x, ', ') FROM pg_catalog.unnest($2::text[]) x "
+      "         WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+      "           JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+      "                AND a.attnum = ANY (i.indkey::pg_catalog.int2[]) "
+      "          WHERE i.indrelid = c.oid AND a.attname = x "
+      "            AND (i.indisreplident OR (c.relreplident = 'd' AND i.indisprimary)))), "
+      "       EXISTS (SELECT 1 FROM pg_catalog.pg_index i "
+      "         WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisreplident)) "
       "FROM pg_catalog.pg_class c WHERE c.oid = $1::regclass",
-      {table.c_str()});
+      {table.c_str(), wanted.c_str()});
   if (!rows || rows->empty()) return rows.has_value();
   const auto& r = (*rows)[0];
   const std::string& name = r[0];
   const bool full = r[1] == "f";
-  const bool has_identity = r[1] == "i" || (r[1] == "d" && r[2] == "t");
+  const bool has_identity = r[1] == "i" || (r[1] == "d" && r[3] == "t");
+  const std::string& beyond_key = r[2];  // columns the rules read that the identity lacks
+  const bool needs_old = needs != nullptr && (needs->all || !beyond_key.empty());
   std::string why;
-  if (needs_old && !full) why = "its watch needs old values";
+  if (needs_old && !full) {
+    why = needs->all ? "its watch has `changed:` (old and new rows are compared)"
+                     : "its rules read old values of " + beyond_key + ", not only its key";
+  }
   if (!needs_old && !full && !has_identity) why = "it has no primary key or replica identity index";
   if (why.empty()) return true;
   auto stmt = s.value("SELECT pg_catalog.format('ALTER TABLE %s REPLICA IDENTITY FULL', $1::text)",
@@ -206,9 +221,11 @@ InstallResult install(const PostgresConfig& postgres, const std::vector<WatchSpe
       if (!s.run("SELECT pgfanout.unwatch($1::regclass)", {w.table.c_str()})) {
         return failed("watch " + w.table);
       }
-      const auto& old_tables = plan.old_value_tables;
-      bool needs_old = std::find(old_tables.begin(), old_tables.end(), w.table) != old_tables.end();
-      if (plan.wal != nullptr && !set_replica_identity(s, w.table, needs_old, result)) {
+      const OldValues* needs = nullptr;
+      for (const auto& o : plan.old_values) {
+        if (o.table == w.table) needs = &o;
+      }
+      if (plan.wal != nullptr && !set_replica_identity(s, w.table, needs, result)) {
         return failed("watch " + w.table);
       }
       wal_tables.push_back(w.table);

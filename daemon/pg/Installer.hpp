@@ -21,12 +21,19 @@ struct InstallResult {
   std::vector<std::string> notices;
 };
 
+// The old values a `via: wal` table's events must carry.
+struct OldValues {
+  std::string table;                 // as written in the config
+  bool all = false;                  // the whole old row (`changed:` compares old and new)
+  std::vector<std::string> columns;  // the old row's columns the rules read (keys of the old row)
+};
+
 // What the WAL source needs from the database.
 struct WalPlan {
   const WalConfig* wal = nullptr;  // null: no WAL source, nothing of it is installed
-  // The `via: wal` watch tables (as written in the config) whose events must carry old values
-  // (`changed:`, or rules that evict keys of the old row): they get REPLICA IDENTITY FULL.
-  std::vector<std::string> old_value_tables;
+  // Tables whose events need old values beyond their key get REPLICA IDENTITY FULL (the default
+  // identity logs the old key only).
+  std::vector<OldValues> old_values;
 };
 
 // Notify watches get their triggers (pgfanout.watch); `via: wal` watches lose any trigger a

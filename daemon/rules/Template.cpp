@@ -1,5 +1,7 @@
 #include "rules/Template.hpp"
 
+#include <algorithm>
+
 #include <boost/json/value.hpp>
 
 namespace pgfanout::rules {
@@ -77,6 +79,17 @@ std::optional<Template> Template::parse(std::string_view text, std::string& erro
   // A template naming both {new.x} and {old.x} renders the same on either side; one with bare
   // fields may not.
   return t;
+}
+
+std::vector<std::string> Template::old_row_columns() const {
+  std::vector<std::string> out;
+  for (const auto& p : parts_) {
+    if (p.kind != Kind::Field || p.path.empty()) continue;
+    if (p.path.size() > 1 && p.path[0] == "new") continue;
+    const std::string& column = p.path.size() > 1 && p.path[0] == "old" ? p.path[1] : p.path[0];
+    if (std::find(out.begin(), out.end(), column) == out.end()) out.push_back(column);
+  }
+  return out;
 }
 
 void append_glob_escaped(std::string_view value, std::string& out) {

@@ -36,6 +36,9 @@ class Template {
   // explicitly new./old. qualified, or has both).
   bool depends_on_side() const { return side_dependent_; }
   bool has_fields() const { return has_fields_; }
+  // The columns a rendering with Side::Old can read from the old row: the first segment of each
+  // unqualified field and the column of each `old.` field.
+  std::vector<std::string> old_row_columns() const;
   const std::string& source() const { return source_; }
 
  private:

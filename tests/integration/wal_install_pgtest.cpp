@@ -37,7 +37,8 @@ struct WalInstallTest : ::testing::Test {
 };
 
 TEST_F(WalInstallTest, PublicationIdentitiesAndSlot) {
-  WalPlan plan{&wal, {"items"}};
+  // users: the rules read the old `id` only (its key): no FULL needed. items: `changed:`.
+  WalPlan plan{&wal, {OldValues{"users", false, {"id"}}, OldValues{"items", true, {}}}};
   auto r = install(pg, {spec("users", "wal"), spec("items", "wal"), spec("nopk", "wal")}, plan);
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(q("SELECT string_agg(tablename, ',' ORDER BY tablename) FROM pg_publication_tables "
@@ -46,7 +47,7 @@ TEST_F(WalInstallTest, PublicationIdentitiesAndSlot) {
   EXPECT_EQ(q("SELECT pubinsert AND pubupdate AND pubdelete AND pubtruncate FROM pg_publication "
               "WHERE pubname = 'pgfanout'"),
             "t");
-  // users has a primary key and needs no old values: left alone.
+  // users has a primary key and needs no old values beyond it: left alone.
   EXPECT_EQ(q("SELECT relreplident FROM pg_class WHERE oid = 'users'::regclass"), "d");
   EXPECT_EQ(q("SELECT relreplident FROM pg_class WHERE oid = 'items'::regclass"), "f");
   EXPECT_EQ(q("SELECT relreplident FROM pg_class WHERE oid = 'nopk'::regclass"), "f");
@@ -64,6 +65,17 @@ TEST_F(WalInstallTest, PublicationIdentitiesAndSlot) {
   EXPECT_EQ(q("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + wal.slot + "'"),
             "1");
   for (const auto& n : again.notices) EXPECT_EQ(n.find("created"), std::string::npos) << n;
+}
+
+TEST_F(WalInstallTest, OldValuesOfNonKeyColumnsNeedFullIdentity) {
+  // `evict: user:{username}` reads the old username, which the default identity does not log.
+  auto r = install(pg, {spec("users", "wal")},
+                   WalPlan{&wal, {OldValues{"users", false, {"id", "username"}}}});
+  ASSERT_TRUE(r.ok) << r.error;
+  EXPECT_EQ(q("SELECT relreplident FROM pg_class WHERE oid = 'users'::regclass"), "f");
+  bool named = false;
+  for (const auto& n : r.notices) named = named || n.find("username") != std::string::npos;
+  EXPECT_TRUE(named) << "the notice names the column";
 }
 
 TEST_F(WalInstallTest, MovingATableFromNotifyToWalRemovesItsTrigger) {
