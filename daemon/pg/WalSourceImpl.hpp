@@ -1,0 +1,171 @@
+// WalSource's state, shared by its two halves: the stream (START_REPLICATION, decoding,
+// completions, the confirmed position and status updates: WalSource.cpp) and the monitor
+// connection (catalog lookups, the slot's metrics, a lost slot re-created: WalSlotMonitor.cpp).
+// Private to the pg area.
+#pragma once
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <deque>
+
+#include "metrics/Metrics.hpp"
+#include "pg/PgSession.hpp"
+#include "pg/ReplicationProtocol.hpp"
+#include "pg/WalDecoder.hpp"
+#include "pg/WalSource.hpp"
+
+namespace pgfanout::pg {
+
+namespace asio = boost::asio;
+
+struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
+  // One transaction between its Begin and the settling of its events' completions.
+  struct Txn {
+    std::uint64_t end = 0;  // the end of its commit record: what to confirm
+    std::size_t outstanding = 0;
+    bool committed = false;
+    bool failed = false;
+  };
+  // The state of one stream connection; completions of an earlier one find it replaced.
+  struct Run {
+    std::deque<std::shared_ptr<Txn>> txns;  // oldest first; the back may still be open
+    std::shared_ptr<Txn> open;
+    std::size_t pending = 0;  // events whose completion has not settled
+    bool paused = false;      // on_data returned false
+    bool waiting_types = false;
+    bool failed = false;  // restarting after a failed action
+  };
+
+  Impl(asio::io_context& io_, Metrics& metrics_, PostgresConfig pg_, WalConfig wal_,
+       std::vector<WatchSpec> watch_, EventSink& sink_, EventSource& self_)
+      : io(io_),
+        metrics(metrics_),
+        pg(std::move(pg_)),
+        wal(std::move(wal_)),
+        watch(std::move(watch_)),
+        sink(sink_),
+        self(self_),
+        status_timer(io_),
+        monitor_timer(io_),
+        retry_timer(io_),
+        decoder(watch) {}
+
+  void init() {
+    std::weak_ptr<Impl> weak = weak_from_this();
+    PgSession::Handlers mh;
+    mh.on_ready = [weak](bool) {
+      if (auto s = weak.lock()) s->monitor_ready();
+    };
+    mh.on_lost = [weak](const std::string&, const std::string& message, bool) {
+      if (auto s = weak.lock()) s->state.last_error = message;
+    };
+    monitor = std::make_unique<PgSession>(io, pg, PgSession::Options{"WAL monitor"}, mh);
+
+    PgSession::Handlers sh;
+    sh.on_ready = [weak](bool) {
+      if (auto s = weak.lock()) s->stream_ready();
+    };
+    sh.on_lost = [weak](const std::string& reason, const std::string& message, bool was_up) {
+      if (auto s = weak.lock()) s->stream_lost(reason, message, was_up);
+    };
+    PgSession::Options so{"WAL stream"};
+    so.confirm_on_connect = false;  // confirmed once START_REPLICATION works
+    so.replication = true;
+    stream = std::make_unique<PgSession>(io, pg, so, sh);
+  }
+
+  // ---- the monitor connection: catalog, slot, metrics
+
+  void monitor_ready();
+
+  void load_table_keys();
+
+  // Reads the slot; a lost or missing slot is re-created, then the stream starts.
+  void check_slot();
+
+  void schedule_monitor();
+
+  // The slot is lost or missing: the changes since its position are gone. The rules' on_gap
+  // actions run, the slot is made again, and streaming goes on from the new slot's start.
+  void slot_gone(const std::string& why);
+
+  void update_status_gauges();
+
+  // The decoder met types it does not know: reading stays paused until they are loaded.
+  void need_types(const std::vector<std::uint32_t>& oids);
+
+  void load_types();
+
+  // ---- the stream connection
+
+  void stream_ready();
+
+  void start_failed(const PgResult& r);
+
+  void stream_lost(const std::string& reason, const std::string& message, bool was_up);
+
+  // One CopyData message. False pauses reading.
+  bool on_data(std::string_view data);
+
+  void deliver(WalEvent&& ev);
+
+  // Confirms the settled transactions at the front; a failed one restarts the stream.
+  void advance();
+
+  void advance_to(std::uint64_t lsn);
+
+  void maybe_resume();
+
+  void restart_after_failure();
+
+  // ---- standby status updates
+
+  void arm_status_timer();
+
+  void send_status();
+
+  void stop();
+
+  asio::io_context& io;
+  Metrics& metrics;
+  PostgresConfig pg;
+  WalConfig wal;
+  std::vector<WatchSpec> watch;
+  EventSink& sink;
+  EventSource& self;
+  asio::steady_timer status_timer, monitor_timer, retry_timer;
+  WalDecoder decoder;
+  std::unique_ptr<PgSession> monitor, stream;
+  std::shared_ptr<Run> run;
+  std::vector<WalEvent> events;  // reused buffer
+  std::vector<std::uint32_t> pending_types;
+  std::uint64_t confirmed = 0, received = 0, sent = 0;
+  std::chrono::steady_clock::time_point sent_at{};
+  bool streaming = false, ever_streamed = false, stopped = false, recreating = false;
+  Status state;
+
+  Counter& events_total =
+      metrics.counter("pgfanout_wal_events_total", "Events decoded from the replication stream");
+  Counter& restarts = metrics.counter("pgfanout_wal_stream_restarts_total",
+                                      "Replication stream connections lost or restarted");
+  Counter& action_failures =
+      metrics.counter("pgfanout_wal_action_failures_total",
+                      "Transactions streamed again because one of their actions failed");
+  Counter& decode_errors = metrics.counter("pgfanout_wal_decode_errors_total",
+                                           "Replication messages that could not be decoded");
+  Counter& slot_lost_total =
+      metrics.counter("pgfanout_wal_slot_lost_total",
+                      "Times the replication slot was lost or missing and re-created");
+  Counter& status_updates =
+      metrics.counter("pgfanout_wal_status_updates_total", "Standby status updates sent");
+  Gauge& confirmed_gauge = metrics.gauge("pgfanout_wal_confirmed_lsn",
+                                         "The WAL position confirmed to the server (as a number)");
+  Gauge& retained_gauge =
+      metrics.gauge("pgfanout_wal_retained_bytes",
+                    "WAL the server keeps for the slot (current position - restart_lsn)");
+  Gauge& lag_gauge = metrics.gauge(
+      "pgfanout_wal_lag_bytes", "WAL not yet confirmed (current position - confirmed_flush_lsn)");
+};
+
+}  // namespace pgfanout::pg
