@@ -122,21 +122,7 @@ struct Daemon::Impl final : pg::EventSink {
     if (wal) {
       health.add("wal", [this] {
         auto s = wal->status();
-        if (s.slot_lost) {
-          return http::HealthStatus{
-              false, "replication slot lost (" + s.slot_status + "); re-creating it"};
-        }
-        if (!s.streaming) {
-          return http::HealthStatus{
-              false, s.last_error.empty() ? "connecting" : "not streaming: " + s.last_error};
-        }
-        std::string detail = "streaming";
-        if (s.lag_bytes >= 0) detail += ", " + std::to_string(s.lag_bytes) + " bytes behind";
-        if (s.slot_losses > 0) {
-          detail += "; the slot was lost and re-created " + std::to_string(s.slot_losses) +
-                    " time(s) since start";
-        }
-        return http::HealthStatus{true, detail};
+        return http::HealthStatus{s.healthy(), s.detail()};
       });
     }
     if (redis_evictor.has_targets()) {

@@ -292,6 +292,18 @@ WalSource::Status WalSource::status() const {
   return s;
 }
 
+std::string WalSource::Status::detail() const {
+  if (slot_lost) return "replication slot lost (" + slot_status + "); re-creating it";
+  if (!streaming) return last_error.empty() ? "connecting" : "not streaming: " + last_error;
+  std::string d = "streaming";
+  if (lag_bytes >= 0) d += ", " + std::to_string(lag_bytes) + " bytes behind";
+  if (slot_losses > 0) {
+    d += "; the slot was lost and re-created " + std::to_string(slot_losses) +
+         " time(s) since start";
+  }
+  return d;
+}
+
 void WalSource::send_status() {
   impl_->send_status();
 }

@@ -56,6 +56,10 @@ class WalSource final : public EventSource {
     std::int64_t lag_bytes = -1;       // current WAL position minus the confirmed one
     std::uint64_t confirmed = 0;       // the position confirmed to the server
     std::string last_error;
+
+    // For /healthz: streaming with the slot in place.
+    bool healthy() const { return streaming && !slot_lost; }
+    std::string detail() const;
   };
 
   WalSource(boost::asio::io_context& io, Metrics& metrics, PostgresConfig pg, WalConfig wal,
