@@ -65,6 +65,10 @@ struct Daemon::Impl final : pg::EventSink {
       router.add_executor(kind, redis_evictor);
     }
     router.add_executor("webhook", webhook_executor);
+    webhook_executor.set_durable_recorder(
+        [this](webhook::DeliveryRow row, std::function<void(const std::string&)> done) {
+          deliveries.record(std::move(row), std::move(done));
+        });
     webhook_executor.set_dead_letter_sink(
         [this](const webhook::DeadLetter& letter) { deliveries.record_dead_letter(letter); });
     router.add_executor("push", hub.push_executor());

@@ -58,7 +58,11 @@ struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
       if (auto s = weak.lock()) s->monitor_ready();
     };
     mh.on_lost = [weak](const std::string&, const std::string& message, bool) {
-      if (auto s = weak.lock()) s->state.last_error = message;
+      auto s = weak.lock();
+      if (!s) return;
+      s->state.last_error = message;
+      // A re-creation cut short is tried again once the monitor is back (check_slot).
+      s->recreating = false;
     };
     monitor = std::make_unique<PgSession>(io, pg, PgSession::Options{"WAL monitor"}, mh);
 

@@ -30,7 +30,9 @@ std::span<const config::KeySpec> rule_keys() {
    "Equality on payload fields: `{path: value}` or `{path: [v1, v2]}`; paths as in templates."},
   {"rules[].when.fields.*", Any, "", kReload, kPlain, kOptional, "A value or a list of values."},
   {"rules[].durable", Bool, "false", kReload, kPlain, kOptional,
-   "Read this channel's events from pgfanout.outbox (at-least-once); the NOTIFY only wakes the reader."},
+   "Read this channel's events from pgfanout.outbox (at-least-once); the NOTIFY only wakes the "
+   "reader. For events from the WAL source: webhooks are recorded in pgfanout.deliveries and sent "
+   "once across instances (see docs/wal.md)."},
   {"rules[].actions", List, "", kReload, kPlain, kRequired, "Actions run for each matching notification."},
   {"rules[].on_reconnect", List, "", kReload, kPlain, kOptional,
    "Actions run after the listener (re)connects, when notifications may have been missed. "

@@ -1,5 +1,7 @@
 #include "webhook/DeliveryRecords.hpp"
 
+#include <cstdio>
+
 #include <chrono>
 
 #include "rules/RuleSet.hpp"
@@ -29,6 +31,12 @@ std::string delivery_id(std::int64_t outbox_id, const std::string& rule, std::si
       "msg_" + std::to_string(outbox_id) + "_" + hash_hex(rule) + "_" + std::to_string(position);
   if (row >= 0) id += "_" + std::to_string(row);
   return id;
+}
+
+std::string wal_delivery_id(std::uint64_t lsn, const std::string& rule, std::size_t position) {
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llX", static_cast<unsigned long long>(lsn));
+  return std::string("msg_wal_") + hex + "_" + hash_hex(rule) + "_" + std::to_string(position);
 }
 
 DeliveryRecords delivery_records(

@@ -47,5 +47,8 @@ DeliveryRecords delivery_records(
 // The stable webhook-id of a delivery (row -1 for a row-level payload).
 std::string delivery_id(std::int64_t outbox_id, const std::string& rule, std::size_t position,
                         int row);
+// The same for an event from the WAL source, from its position: every instance streaming the
+// event derives the same id.
+std::string wal_delivery_id(std::uint64_t lsn, const std::string& rule, std::size_t position);
 
 }  // namespace pgfanout::webhook

@@ -67,6 +67,40 @@ void DeliveryWorker::Impl::write_dead_letter() {
       });
 }
 
+void DeliveryWorker::Impl::write_rows() {
+  const auto n = std::min(to_record.size(), static_cast<std::size_t>(opts.claim_batch));
+  recording.assign(std::make_move_iterator(to_record.begin()),
+                   std::make_move_iterator(to_record.begin() + static_cast<std::ptrdiff_t>(n)));
+  to_record.erase(to_record.begin(), to_record.begin() + static_cast<std::ptrdiff_t>(n));
+  std::vector<std::string> rule_names, ids, urls, targets, bodies;
+  std::vector<std::int64_t> positions;
+  std::string events = "{";
+  for (const auto& p : recording) {
+    events += events.size() > 1 ? ",NULL" : "NULL";  // not outbox events
+    rule_names.push_back(p.row.rule);
+    positions.push_back(p.row.action);
+    ids.push_back(p.row.webhook_id);
+    urls.push_back(p.row.url);
+    targets.push_back(p.row.target);
+    bodies.push_back(p.row.body);
+  }
+  events += "}";
+  run("SELECT pgfanout.delivery_record($1::bigint[], $2::text[], $3::int[], $4::text[], "
+      "$5::text[], $6::text[], $7::text[])",
+      {events, pg::text_array(rule_names), int_array(positions), pg::text_array(ids),
+       pg::text_array(urls), pg::text_array(targets), pg::text_array(bodies)},
+      [this](pg::PgResult&& r) {
+        auto done = std::move(recording);
+        recording.clear();
+        if (!r.ok) missing_sql(r, "record");
+        if (r.ok) {
+          recorded.inc(done.size());
+          want_take = true;
+        }
+        for (auto& p : done) p.done(r.ok ? std::string() : r.error);
+      });
+}
+
 void DeliveryWorker::Impl::claim() {
   want_claim = false;
   busy = true;

@@ -23,9 +23,13 @@ pg::PgSession::Handlers DeliveryWorker::Impl::session_handlers() {
     schedule_poll();
     ring();
   };
-  h.on_lost = [this](const std::string&, const std::string&, bool) {
+  h.on_lost = [this](const std::string&, const std::string& message, bool) {
     errors.inc();
     busy = false;
+    // Rows in flight may or may not be written: their events come again (recording is idempotent).
+    auto lost = std::move(recording);
+    recording.clear();
+    for (auto& r : lost) r.done("connection to PostgreSQL lost: " + message);
     // Stopped with nothing left to write: no reason to come back.
     if (stopped && pending_work() == 0) conn.stop();
   };
@@ -62,6 +66,7 @@ void DeliveryWorker::Impl::cycle() {
   if (busy || !conn.up()) return;
   if (!reports.empty()) return write_reports();
   if (!dead_letters.empty()) return write_dead_letter();
+  if (!to_record.empty()) return write_rows();
   if (stopped) return;
   if (want_claim && !channels.empty()) return claim();
   if (want_take && in_flight < static_cast<std::size_t>(opts.max_in_flight)) return take();
@@ -109,6 +114,15 @@ void DeliveryWorker::stop() {
 std::size_t DeliveryWorker::pending() const {
   return impl_->pending_work();
 }
+void DeliveryWorker::record(DeliveryRow row, std::function<void(const std::string&)> done) {
+  if (!impl_->active || impl_->stopped) {
+    done(impl_->stopped ? "shutting down" : "durable webhook deliveries are not running");
+    return;
+  }
+  impl_->to_record.push_back({std::move(row), std::move(done)});
+  impl_->cycle();
+}
+
 void DeliveryWorker::record_dead_letter(const DeadLetter& letter) {
   if (!impl_->active) return;
   impl_->dead_letters.push_back(letter);

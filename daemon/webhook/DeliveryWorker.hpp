@@ -54,6 +54,10 @@ class DeliveryWorker {
   // Deliveries in flight plus outcomes and dead letters not yet written.
   std::size_t pending() const;
   void record_dead_letter(const DeadLetter& letter);
+  // Records a durable delivery of an event from the WAL source; `done` gets "" once the row is in
+  // pgfanout.deliveries (or was already, recorded by another instance), else the error (the
+  // event's position is then not confirmed and the event comes again).
+  void record(DeliveryRow row, std::function<void(const std::string& error)> done);
   bool connected() const;
 
   // The durable channels of `rules` that have a rule with a webhook action.

@@ -57,7 +57,9 @@ struct DeliveryWorker::Impl {
   void set_rules(std::shared_ptr<const rules::RuleSet> r);
   void schedule_poll();
   void ring();
-  std::size_t pending_work() const { return in_flight + reports.size() + dead_letters.size(); }
+  std::size_t pending_work() const {
+    return in_flight + reports.size() + dead_letters.size() + to_record.size() + recording.size();
+  }
 
   // One step at a time on the connection: outcomes first (they free rows), then dead letters,
   // claiming, taking, trimming.
@@ -77,6 +79,7 @@ struct DeliveryWorker::Impl {
   void missing_sql(const pg::PgResult& r, const char* what);
   void write_reports();
   void write_dead_letter();
+  void write_rows();
   void claim();
   void record(pg::PgResult&& r);
   void finish_transaction(const char* sql, std::size_t recorded_rows, bool more);
@@ -104,6 +107,11 @@ struct DeliveryWorker::Impl {
   std::size_t in_flight = 0;
   std::vector<Report> reports;
   std::vector<DeadLetter> dead_letters;
+  struct PendingRow {
+    DeliveryRow row;
+    std::function<void(const std::string&)> done;
+  };
+  std::vector<PendingRow> to_record, recording;  // WAL events' rows: waiting, being written
 };
 
 }  // namespace pgfanout::webhook

@@ -6,6 +6,7 @@
 
 #include "metrics/Metrics.hpp"
 #include "rules/RuleSet.hpp"
+#include "webhook/DeliveryRecords.hpp"
 
 namespace pgfanout::webhook {
 
@@ -50,6 +51,25 @@ void WebhookExecutor::run(const WebhookAction& hook, const rules::Event& event,
   for (const auto& a : ctx.rule->actions) {
     if (a.get() == &hook) break;
     ++d->position;
+  }
+  if (event.lsn() && ctx.rule->durable && recorder_) {
+    // Durable, from the WAL: recorded under an id derived from the event's position, so every
+    // instance streaming it records the same row; the event's position is confirmed once the row
+    // is written, and the DeliveryWorker sends it.
+    DeliveryRow row{ctx.rule_name(),
+                    d->position,
+                    wal_delivery_id(*event.lsn(), ctx.rule_name(), d->position),
+                    hook.settings().endpoint.origin(),
+                    std::move(d->target),
+                    std::move(d->body)};
+    recorder_(std::move(row), [ctx](const std::string& error) {
+      if (error.empty()) {
+        ctx.succeeded();
+      } else {
+        ctx.failed("recording the durable webhook delivery failed: " + error);
+      }
+    });
+    return;
   }
   d->endpoint = WebhookSender::endpoint_name(ctx.rule_name(), d->position);
   if (sender_.disabled(d->endpoint)) {

@@ -39,6 +39,10 @@ class WebhookExecutor final : public rules::TypedExecutor<WebhookAction> {
            const rules::ActionContext& ctx) override;
   std::size_t pending() const override { return held_; }
 
+  // Where durable deliveries of events from the WAL source go (the DeliveryWorker): recorded in
+  // pgfanout.deliveries once across instances, sent from there.
+  using Recorder = std::function<void(DeliveryRow, std::function<void(const std::string&)>)>;
+  void set_durable_recorder(Recorder recorder) { recorder_ = std::move(recorder); }
   void set_dead_letter_sink(std::function<void(const DeadLetter&)> sink) {
     dead_letters_ = std::move(sink);
   }
@@ -67,6 +71,7 @@ class WebhookExecutor final : public rules::TypedExecutor<WebhookAction> {
   bool stopping_ = false;
   bool abandoned_ = false;
   std::function<void(const DeadLetter&)> dead_letters_;
+  Recorder recorder_;
 };
 
 }  // namespace pgfanout::webhook

@@ -41,6 +41,18 @@ struct Outcome {
 };
 
 // What a delivery that will not be retried leaves behind.
+// A durable delivery of an event that is not in the outbox (an event from the WAL source): its
+// row for pgfanout.deliveries, recorded under `webhook_id` — the same on every instance that
+// streams the event — so that it is recorded, and sent, once across instances.
+struct DeliveryRow {
+  std::string rule;
+  int action = 0;  // position in the rule's actions
+  std::string webhook_id;
+  std::string url;
+  std::string target;
+  std::string body;
+};
+
 struct DeadLetter {
   std::string rule;
   int action = 0;  // position in the rule's actions

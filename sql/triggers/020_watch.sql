@@ -85,6 +85,13 @@ $fn$;
 -- types as ::pg_catalog.text), and they use no construct that looks up an operator by its bare
 -- name (IS DISTINCT FROM, simple CASE, IN, NULLIF resolve "=" through search_path).
 
+-- A column name for generated code, always double-quoted: quote_ident leaves words that are
+-- keywords only in PL/pgSQL (by, open, alias...) bare, and NEW.by does not compile there.
+CREATE OR REPLACE FUNCTION pgfanout.quote_column(name name) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pgfanout, pg_temp
+AS $$ SELECT '"' || replace(name::text, '"', '""') || '"' $$;
+
 -- The SQL expression (text) that gives the JSON text to_jsonb(value)::text would give, for a
 -- value expression `val` of type typ (a domain counts as its base type); 'null' for NULL. Common
 -- types get a cheaper expression with the same output; any other type goes through to_jsonb.
@@ -159,7 +166,7 @@ AS $$
              || ' OPERATOR(pg_catalog.||) ' || string_agg(
                CASE WHEN k.i > 1 THEN quote_literal(', ' || to_json(k.attname::text)::text || ': ')
                                       || ' OPERATOR(pg_catalog.||) ' ELSE '' END
-               || pgfanout.json_text_sql(img || '.' || quote_ident(k.attname), k.atttypid),
+               || pgfanout.json_text_sql(img || '.' || pgfanout.quote_column(k.attname), k.atttypid),
                ' OPERATOR(pg_catalog.||) ' ORDER BY k.i) || ' OPERATOR(pg_catalog.||) ''}''',
            quote_literal('{}'))
     FROM (SELECT a.attname, a.atttypid,
@@ -174,8 +181,8 @@ CREATE OR REPLACE FUNCTION pgfanout.changed_sql(tbl regclass, a text, b text, co
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
-  SELECT coalesce(string_agg('(' || pgfanout.differs_sql(a || '.' || quote_ident(x.attname),
-                                                        b || '.' || quote_ident(x.attname),
+  SELECT coalesce(string_agg('(' || pgfanout.differs_sql(a || '.' || pgfanout.quote_column(x.attname),
+                                                        b || '.' || pgfanout.quote_column(x.attname),
                                                         x.atttypid, x.attcollation, x.attnotnull) || ')',
                              ' OR ' ORDER BY x.attnum),
                   'false')

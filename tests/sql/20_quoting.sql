@@ -1,6 +1,6 @@
 -- Odd identifiers: capitals, spaces, quotes, semicolons. Names must arrive intact and must not
 -- be able to inject SQL into the generated triggers.
-SELECT plan(12);
+SELECT plan(14);
 
 SELECT pgtest.exec($$
   CREATE SCHEMA "Odd Schema";
@@ -48,6 +48,20 @@ SELECT has_table('public', 'victim', 'nothing was injected');
 SELECT is(pgtest.value($$SELECT pgfanout.unwatch('"Odd Schema"."Odd ""Name"" t"')$$), 't', 'unwatch of the odd table');
 SELECT is_empty($$SELECT 1 FROM pg_trigger WHERE tgrelid = '"Odd Schema"."Odd ""Name"" t"'::regclass$$,
   'its triggers are gone');
+
+-- Words that are keywords only in PL/pgSQL (quote_ident leaves them bare) as column names, in a
+-- per-row watch with changed: (the generated code reads NEW.<column> and OLD.<column>).
+SELECT pgtest.exec($$
+  CREATE TABLE public.kw (id int PRIMARY KEY, "by" text, "open" text, "alias" int);
+  SELECT pgfanout.watch('public.kw', changed => '{by,open}');
+$$);
+SELECT pgtest.listen('kw_changed');
+SELECT is((SELECT payload::jsonb -> 'new' FROM pgtest.notifications_of($$
+  INSERT INTO public.kw VALUES (1, 'ann', 'yes', 2)
+$$)), '{"id":1,"by":"ann","open":"yes","alias":2}'::jsonb, 'columns named by, open and alias');
+SELECT is((SELECT payload::jsonb -> 'old' ->> 'by' FROM pgtest.notifications_of($$
+  UPDATE public.kw SET "by" = 'bob'
+$$)), 'ann', 'changed: on a column named by');
 
 -- Error messages quote the name so it can be pasted back.
 SELECT throws_like($$SELECT pgfanout.watch('"Odd Schema"."Odd ""Name"" t"', columns => '{"my col"}')$$,
