@@ -33,26 +33,38 @@ void WalSource::Impl::monitor_ready() {
   });
 }
 
-void WalSource::Impl::load_table_keys() {
-  auto params = decoder.table_key_params();
-  PgConnection::Params p(params.begin(), params.end());
+void WalSource::Impl::catalog_rows(
+    const char* sql, PgConnection::Params params, const std::string& what,
+    std::function<void(Impl&, const std::vector<std::string>&)> on_row,
+    std::function<void(Impl&)> then) {
   auto weak = weak_from_this();
-  monitor->query_current(kTableKeySql, std::move(p), [weak](PgResult&& r) {
+  monitor->query_current(sql, std::move(params), [weak, what, on_row, then](PgResult&& r) {
     auto s = weak.lock();
     if (!s) return;
     if (!r.ok) {
-      s->monitor->fail("error", "reading the watched tables' keys: " + r.error);
+      s->monitor->fail("error", "reading " + what + ": " + r.error);
       return;
     }
+    std::vector<std::string> values;
     for (const auto& row : r.rows) {
-      std::vector<std::string> values;
+      values.clear();
       for (const auto& v : row) values.push_back(v.value_or(""));
-      s->decoder.add_table_key_row(values);
+      on_row(*s, values);
     }
-    s->monitor->confirm();
-    s->check_slot();
-    if (!s->pending_types.empty()) s->load_types();
+    then(*s);
   });
+}
+
+void WalSource::Impl::load_table_keys() {
+  auto params = decoder.table_key_params();
+  catalog_rows(
+      kTableKeySql, PgConnection::Params(params.begin(), params.end()), "the watched tables' keys",
+      [](Impl& s, const std::vector<std::string>& row) { s.decoder.add_table_key_row(row); },
+      [](Impl& s) {
+        s.monitor->confirm();
+        s.check_slot();
+        if (!s.pending_types.empty()) s.load_types();
+      });
 }
 
 void WalSource::Impl::check_slot() {
@@ -168,24 +180,16 @@ void WalSource::Impl::load_types() {
     list += (i ? "," : "") + std::to_string(pending_types[i]);
   }
   list += "}";
-  auto weak = weak_from_this();
-  monitor->query_current(kTypeCatalogSql, {list}, [weak](PgResult&& r) {
-    auto s = weak.lock();
-    if (!s) return;
-    if (!r.ok) {
-      s->monitor->fail("error", "reading types: " + r.error);
-      return;
-    }
-    for (const auto& row : r.rows) {
-      std::vector<std::string> values;
-      for (const auto& v : row) values.push_back(v.value_or(""));
-      s->decoder.types().add_row(values);
-    }
-    s->pending_types.clear();
-    if (s->run) {
-      s->run->waiting_types = false;
-      s->maybe_resume();
-    }
-  });
+  catalog_rows(
+      kTypeCatalogSql, {list}, "types",
+      [](Impl& s, const std::vector<std::string>& row) { s.decoder.types().add_row(row); },
+      [](Impl& s) {
+        s.pending_types.clear();
+        if (s.run) {
+          s.run->waiting_types = false;
+          s.maybe_resume();
+        }
+      });
 }
+
 }  // namespace pgfanout::pg

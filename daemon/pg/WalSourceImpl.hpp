@@ -83,6 +83,11 @@ struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
 
   void monitor_ready();
 
+  // Runs a catalog query on the monitor: each row (NULL as "") goes to on_row, then `then` runs.
+  // A failure closes the monitor connection; it reconnects and asks again.
+  void catalog_rows(const char* sql, PgConnection::Params params, const std::string& what,
+                    std::function<void(Impl&, const std::vector<std::string>&)> on_row,
+                    std::function<void(Impl&)> then);
   void load_table_keys();
 
   // Reads the slot; a lost or missing slot is re-created, then the stream starts.
