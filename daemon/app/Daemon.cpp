@@ -60,18 +60,17 @@ struct Daemon::Impl final : pg::EventSink {
         notifier(io),
         process_metrics(metrics),
         drain(io, [this] { return router.pending() + deliveries.pending(); }) {
-    router.add_executor("log", log_executor);
-    for (const char* kind : {"evict", "evict_pattern", "publish"}) {
-      router.add_executor(kind, redis_evictor);
+    // Each executor runs the kinds it names (ActionExecutor::kinds()).
+    for (rules::ActionExecutor* e : std::initializer_list<rules::ActionExecutor*>{
+             &log_executor, &redis_evictor, &webhook_executor, &hub.push_executor()}) {
+      router.add(*e);
     }
-    router.add_executor("webhook", webhook_executor);
     webhook_executor.set_durable_recorder(
         [this](webhook::DeliveryRow row, std::function<void(const std::string&)> done) {
           deliveries.record(std::move(row), std::move(done));
         });
     webhook_executor.set_dead_letter_sink(
         [this](const webhook::DeadLetter& letter) { deliveries.record_dead_letter(letter); });
-    router.add_executor("push", hub.push_executor());
     if (config->wal.enabled) {
       wal = std::make_unique<pg::WalSource>(io, metrics, config->postgres, config->wal,
                                             config->watch, *this);

@@ -201,4 +201,8 @@ void RedisEvictor::abandon() {
   again_.clear();
 }
 
+std::vector<std::string_view> RedisEvictor::kinds() const {
+  return {EvictAction::kKind, EvictPatternAction::kKind, PublishAction::kKind};
+}
+
 }  // namespace pgfanout::redis

@@ -55,6 +55,7 @@ class RedisEvictor final : public rules::ActionExecutor, public TargetQueue::Own
 
   // Connects every target.
   void start();
+  std::vector<std::string_view> kinds() const override;
   // Runs evict, evict_pattern and publish actions (any other kind fails).
   void execute(const rules::Action& action, const rules::Event& event,
                const rules::ActionContext& ctx) override;

@@ -96,6 +96,9 @@ class ActionExecutor {
  public:
   virtual ~ActionExecutor() = default;
   virtual void execute(const Action& action, const Event& event, const ActionContext& ctx) = 0;
+  // The action kinds this executor runs (their kKind constants): Router::add registers it under
+  // each, so a kind added to an executor needs no change where the daemon is put together.
+  virtual std::vector<std::string_view> kinds() const { return {}; }
   virtual void flush() {}
   // Actions accepted by execute() whose outcome is not reported yet (queued or in flight).
   // At shutdown the daemon waits (up to shutdown.drain_timeout) until every executor reports 0.
@@ -116,6 +119,7 @@ class TypedExecutor : public ActionExecutor {
     }
   }
   virtual void run(const T& action, const Event& event, const ActionContext& ctx) = 0;
+  std::vector<std::string_view> kinds() const override { return {T::kKind}; }
 };
 
 // Parses the action item `item` (a mapping with the kind's key `kind` and its modifiers).

@@ -120,6 +120,10 @@ void Router::run(const Rule& rule, const std::vector<std::unique_ptr<Action>>& a
   }
 }
 
+void Router::add(ActionExecutor& executor) {
+  for (auto kind : executor.kinds()) add_executor(std::string(kind), executor);
+}
+
 void Router::add_executor(std::string kind, ActionExecutor& executor) {
   executors_[std::move(kind)] = &executor;
   // One executor may serve several kinds (Redis: evict, evict_pattern, publish); flush and count

@@ -29,6 +29,8 @@ class Router {
   ~Router();
 
   void add_executor(std::string kind, ActionExecutor& executor);
+  // Registers `executor` under each of its kinds().
+  void add(ActionExecutor& executor);
   // The action kinds used by `rules` that have no executor (an error at start-up).
   std::vector<std::string> missing_executors(const RuleSet& rules) const;
 
