@@ -6,6 +6,7 @@
 #include <boost/json/value.hpp>
 
 #include "hub/HubState.hpp"
+#include "pg/WalTypes.hpp"
 
 namespace pgfanout::hub {
 
@@ -15,24 +16,17 @@ namespace {
 
 json::value column_value(const std::optional<std::string>& text, unsigned oid) {
   if (!text) return nullptr;
-  switch (oid) {
-    case 16:  // bool
+  boost::system::error_code ec;
+  switch (pg::builtin_json_kind(oid)) {
+    case pg::JsonKind::Bool:
       return *text == "t";
-    case 20:      // int8
-    case 21:      // int2
-    case 23:      // int4
-    case 26:      // oid
-    case 700:     // float4
-    case 701:     // float8
-    case 1700: {  // numeric
-      boost::system::error_code ec;
+    case pg::JsonKind::Number: {
       json::value v = json::parse(*text, ec);
       if (!ec && v.is_number()) return v;
       return json::string(*text);  // NaN, Infinity
     }
-    case 114:     // json
-    case 3802: {  // jsonb
-      boost::system::error_code ec;
+    case pg::JsonKind::Json:
+    case pg::JsonKind::Jsonb: {
       json::value v = json::parse(*text, ec);
       if (!ec) return v;
       return json::string(*text);

@@ -39,10 +39,8 @@ SELECT c.start::pg_catalog.text, t.oid::pg_catalog.text, t.typname::pg_catalog.t
   LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem
 )sql";
 
-namespace {
-
-JsonKind kind_of_base(TypeOid base, TypeOid element, bool composite, bool json_cast) {
-  switch (base) {
+JsonKind builtin_json_kind(TypeOid oid) {
+  switch (oid) {
     case 20:    // int8
     case 21:    // int2
     case 23:    // int4
@@ -64,8 +62,14 @@ JsonKind kind_of_base(TypeOid base, TypeOid element, bool composite, bool json_c
     case 1184:
       return JsonKind::TimestampTz;
     default:
-      break;
+      return JsonKind::String;
   }
+}
+
+namespace {
+
+JsonKind kind_of_base(TypeOid base, TypeOid element, bool composite, bool json_cast) {
+  if (auto k = builtin_json_kind(base); k != JsonKind::String) return k;
   if (element != 0) return JsonKind::Array;
   if (composite || json_cast) return JsonKind::AsText;
   return JsonKind::String;

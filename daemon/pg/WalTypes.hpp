@@ -54,6 +54,10 @@ enum class JsonKind {
   AsText,  // a json cast or a composite: text output as a string, marked (see above)
 };
 
+// The kind of a built-in scalar type (numbers, bool, json, jsonb, date and timestamps); String for
+// any other type oid (an array, a domain or an extension's type needs the catalog: TypeCatalog).
+JsonKind builtin_json_kind(TypeOid oid);
+
 struct TypeInfo {
   TypeOid oid = 0;
   TypeOid base = 0;     // oid itself unless a domain
