@@ -101,17 +101,27 @@ sleep 0.3
 echo "replica identity of wal_items: $(qv "SELECT relreplident FROM pg_class WHERE relname = 'wal_items'") (d: default, f: full); wal.max_pending: $MAX_PENDING"
 echo "daemon RSS idle: $(bench_rss_kb) kB"
 
+# CPU time (user + system, in clock ticks) a process has used so far; 0 when it is gone.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+hz=$(getconf CLK_TCK)
+walsender_pid=$(qv "SELECT pid FROM pg_stat_replication WHERE application_name = 'pgfanout' LIMIT 1")
+redis_pid=$(pgrep -f "redis-server.*:$port" | head -1)
+
 # burst NAME PREFIX PROBE-ARGS...: N pre-filled keys, the transaction, until Redis is empty.
 burst() {
-  local name=$1 prefix=$2
+  local name=$1 prefix=$2 d0 w0 r0 cpu
   shift 2
   rcli flushall >/dev/null
   prefill "$N" "$prefix"
   bench_reset_hwm
+  d0=$(cpu_ticks "$bench_pid") w0=$(cpu_ticks "$walsender_pid") r0=$(cpu_ticks "$redis_pid")
   "$work/redis_probe" "$@" >"$work/burst-$name.txt" || bench_alive
   bench_alive
+  # Where the CPU went during the burst (BEGIN to the last key gone): which process bounds it.
+  cpu="  cpu seconds during it: daemon $(awk -v a="$d0" -v b="$(cpu_ticks "$bench_pid")" -v h="$hz" 'BEGIN {printf "%.2f", (b - a) / h}'), walsender $(awk -v a="$w0" -v b="$(cpu_ticks "$walsender_pid")" -v h="$hz" 'BEGIN {printf "%.2f", (b - a) / h}'), redis $(awk -v a="$r0" -v b="$(cpu_ticks "$redis_pid")" -v h="$hz" 'BEGIN {printf "%.2f", (b - a) / h}')"
   echo "burst $name: $N keys; the transaction took $(val commit_seconds "$work/burst-$name.txt") s; all gone $(val after_commit_seconds "$work/burst-$name.txt") s after the commit returned = $(val rate_after_commit "$work/burst-$name.txt") keys/s; first to last gone $(val first_to_last_seconds "$work/burst-$name.txt") s = $(val rate_first_to_last "$work/burst-$name.txt") keys/s; BEGIN to last: $(val rate_total "$work/burst-$name.txt") keys/s; keys left: $(val keys_left "$work/burst-$name.txt")"
   echo "  daemon RSS after: $(bench_rss_kb) kB, peak during it (VmHWM): $(bench_hwm_kb) kB"
+  echo "$cpu"
 }
 pgbin=${PGFANOUT_TEST_PGBIN:-/usr/lib/postgresql/15/bin}
 "$pgbin/pg_recvlogical" -d "$dsn" --slot bench_ceiling --create-slot -P pgoutput
