@@ -39,10 +39,20 @@ std::optional<std::uint32_t> parse_hex32(std::string_view s) {
 }  // namespace
 
 std::string format_lsn(Lsn lsn) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%X/%X", static_cast<unsigned>(lsn >> 32),
-                static_cast<unsigned>(lsn & 0xffffffffu));
-  return buf;
+  // Upper-case hex of each half without leading zeros, as pg_lsn prints it (once per event:
+  // without printf).
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(17);
+  auto half = [&](std::uint32_t v) {
+    int shift = 28;
+    while (shift > 0 && ((v >> shift) & 0xf) == 0) shift -= 4;
+    for (; shift >= 0; shift -= 4) out += kHex[(v >> shift) & 0xf];
+  };
+  half(static_cast<std::uint32_t>(lsn >> 32));
+  out += '/';
+  half(static_cast<std::uint32_t>(lsn & 0xffffffffu));
+  return out;
 }
 
 std::optional<Lsn> parse_lsn(std::string_view text) {

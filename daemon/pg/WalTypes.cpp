@@ -300,6 +300,11 @@ Conversion TypeCatalog::append_json(TypeOid type, std::string_view text, std::st
   }
   switch (t->kind) {
     case JsonKind::Number:
+      // An integer's text output is already the JSON jsonb prints (the common key column).
+      if (t->base == 20 || t->base == 21 || t->base == 23 || t->base == 26) {
+        out += text;
+        return Conversion::Exact;
+      }
       if (auto n = normalize_json_number(text)) {
         out += *n;
       } else {
