@@ -26,10 +26,10 @@ WebSocketSession::WebSocketSession(std::shared_ptr<HubState> hub, beast::tcp_str
     : ws_(std::move(stream)),
       hub_(std::move(hub)),
       mode_(mode),
-      hippie_topic_(std::move(hippie_topic)),
-      commands_(hub_->config.commands_per_second, 2 * hub_->config.commands_per_second),
-      logins_(hub_->config.login ? hub_->config.login->attempts_per_minute / 60.0 : 1.0,
-              hub_->config.login ? hub_->config.login->attempts_per_minute : 1) {}
+      hippie_topic_(mode == Mode::Hippie
+                        ? std::make_unique<const std::string>(std::move(hippie_topic))
+                        : nullptr),
+      commands_(hub_->config.commands_per_second, 2 * hub_->config.commands_per_second) {}
 
 WebSocketSession::~WebSocketSession() {
   finish();
@@ -37,7 +37,7 @@ WebSocketSession::~WebSocketSession() {
 
 void WebSocketSession::run(bhttp::request<bhttp::string_body> request,
                            std::optional<auth::Claims> claims, std::string subprotocol) {
-  claims_ = std::move(claims);
+  if (claims) claims_ = std::make_unique<auth::Claims>(std::move(*claims));
   if (!hub_->admit(this)) {
     // Beast answers the upgrade with an error when the stream is not accepted; simplest is to
     // refuse with a plain close right after the handshake is impossible: close the socket.
@@ -68,8 +68,8 @@ void WebSocketSession::on_accept(beast::error_code ec) {
   accepted_ = true;
   if (mode_ == Mode::Hippie) {
     send(R"({"type":"hippie.pipe.set_client_id","client_id":")" + random_client_id() + "\"}");
-    hub_->topics.subscribe(hippie_topic_, this);
-    topics_.push_back(hippie_topic_);
+    hub_->topics.subscribe(*hippie_topic_, this);
+    topics_.push_back(*hippie_topic_);
     start_ping();
   }
   do_read();
@@ -147,17 +147,24 @@ void WebSocketSession::handle(std::string_view text) {
       if (claims_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
       auto r = hub_->authenticate(m.token);
       if (!r.ok) return send(error_frame(m.ref, "unauthorized", r.message));
-      claims_ = std::move(r.claims);
+      claims_ = std::make_unique<auth::Claims>(std::move(r.claims));
       return send(ack_frame(m.ref));
     }
     case ClientMessageType::Login: {
       if (claims_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
-      if (!logins_.take()) {
+      if (!logins_) {
+        const auto& login = hub_->config.login;
+        logins_ = std::make_unique<RateLimit>(login ? login->attempts_per_minute / 60.0 : 1.0,
+                                              login ? login->attempts_per_minute : 1);
+      }
+      if (!logins_->take()) {
         return send(error_frame(m.ref, "rate_limited", "too many login attempts; wait a minute"));
       }
       return hub_->login(m, [self, ref = m.ref](HubResult r, std::optional<auth::Claims> claims) {
         if (self->finished_) return;
-        if (claims && !self->claims_) self->claims_ = std::move(claims);
+        if (claims && !self->claims_) {
+          self->claims_ = std::make_unique<auth::Claims>(std::move(*claims));
+        }
         self->send(reply_frame(ref, r));
       });
     }
@@ -181,7 +188,7 @@ void WebSocketSession::handle(std::string_view text) {
 void WebSocketSession::handle_hippie(std::string_view text) {
   // A Hippie client publishes by sending a JSON object on its pipe.
   ClientMessage m;
-  m.topic = hippie_topic_;
+  m.topic = *hippie_topic_;
   auto d = hub_->config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
   if (!d.allowed) return send(error_frame({}, d.code, d.message));
   auto parsed =

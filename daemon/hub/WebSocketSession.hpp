@@ -71,7 +71,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   void start_ping();
   void finish();
 
-  const auth::Claims* claims() const { return claims_ ? &*claims_ : nullptr; }
+  const auth::Claims* claims() const { return claims_.get(); }
 
   struct Held {
     std::string topic;
@@ -82,13 +82,15 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   boost::beast::flat_buffer buffer_;
   std::shared_ptr<HubState> hub_;
   Mode mode_;
-  std::string hippie_topic_;
-  std::optional<auth::Claims> claims_;
+  std::unique_ptr<const std::string> hippie_topic_;  // Hippie mode only
+  // On the heap: most connections of a busy hub are idle subscribers, many without a token,
+  // and a map in place would cost each of them its size.
+  std::unique_ptr<auth::Claims> claims_;
   std::size_t held_bytes_ = 0;
   std::vector<std::string> topics_;
   std::vector<Held> held_;  // live events kept back until on_subscribe rows are sent
   RateLimit commands_;
-  RateLimit logins_;
+  std::unique_ptr<RateLimit> logins_;                 // made at the first login attempt
   std::unique_ptr<boost::asio::steady_timer> timer_;  // Hippie pings; the hard close of a slow one
   // Set while fragments of a message have arrived but not its last one: its deadline.
   std::unique_ptr<boost::asio::steady_timer> message_timer_;
