@@ -62,6 +62,15 @@ bool valid_dsn(const std::string& dsn, std::string& error) {
   return true;
 }
 
+std::string quote_literal(const std::string& text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'') out += '\'';
+    out += c;
+  }
+  return out + "'";
+}
+
 std::string quote_ident(const std::string& name) {
   std::string out = "\"";
   for (char c : name) {

@@ -34,6 +34,9 @@ bool valid_dsn(const std::string& dsn, std::string& error);
 
 // Quotes an identifier for SQL (double quotes, doubled inner quotes).
 std::string quote_ident(const std::string& name);
+// Quotes a string literal for SQL (single quotes, doubled inner quotes), for the few statements
+// that take no bound parameters (a replication connection's START_REPLICATION).
+std::string quote_literal(const std::string& text);
 
 // A text[] literal for a bound parameter: {"a","b \"c\""}.
 std::string text_array(const std::vector<std::string>& items);

@@ -14,15 +14,6 @@ namespace {
 // Status updates: checked this often, sent when the position moved or status_interval passed.
 constexpr auto kStatusTick = 1s;
 
-std::string quote_literal(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'') out += '\'';
-    out += c;
-  }
-  return out + "'";
-}
-
 }  // namespace
 
 void WalSource::Impl::stream_ready() {
@@ -30,16 +21,20 @@ void WalSource::Impl::stream_ready() {
   decoder.reset();
   // Values are decoded from their text output: the walsender's session must print them as
   // the decoder reads them (and as to_jsonb prints them).
+  auto weak_self = weak_from_this();
   stream->query(
       "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
       "SET extra_float_digits = 1; SET bytea_output = 'hex'",
-      {}, [](PgResult&&) {});
-  std::string publication = "\"";
-  for (char c : wal.publication) publication += c == '"' ? std::string("\"\"") : std::string(1, c);
-  publication += "\"";
+      {}, [weak_self](PgResult&& r) {
+        auto s = weak_self.lock();
+        // Values decoded in other formats would be wrong, not just late: no streaming then.
+        if (s && !r.ok && !r.error.empty()) {
+          s->stream->fail("error", "setting the stream's output formats failed: " + r.error);
+        }
+      });
   std::string command = "START_REPLICATION SLOT " + wal.slot + " LOGICAL " + format_lsn(confirmed) +
-                        " (proto_version '1', publication_names " + quote_literal(publication) +
-                        ", messages 'true')";
+                        " (proto_version '1', publication_names " +
+                        quote_literal(quote_ident(wal.publication)) + ", messages 'true')";
   auto weak = weak_from_this();
   PgConnection::CopyHandlers copy;
   copy.on_data = [weak](std::string_view data) {

@@ -111,7 +111,9 @@ struct DeliveryWorker::Impl {
     DeliveryRow row;
     std::function<void(const std::string&)> done;
   };
-  std::vector<PendingRow> to_record, recording;  // WAL events' rows: waiting, being written
+  // WAL events' rows: waiting, being written. Bounded by the WAL source's wal.max_pending: each
+  // row holds its event's completion, and the source stops reading while that many are open.
+  std::vector<PendingRow> to_record, recording;
 };
 
 }  // namespace pgfanout::webhook

@@ -52,7 +52,11 @@ void WebhookExecutor::run(const WebhookAction& hook, const rules::Event& event,
     if (a.get() == &hook) break;
     ++d->position;
   }
-  if (event.lsn() && ctx.rule->durable && recorder_) {
+  if (event.lsn() && ctx.rule->durable) {
+    if (!recorder_) {
+      ctx.failed("durable webhook of an event from the WAL: no delivery recorder");
+      return;
+    }
     // Durable, from the WAL: recorded under an id derived from the event's position, so every
     // instance streaming it records the same row; the event's position is confirmed once the row
     // is written, and the DeliveryWorker sends it.
