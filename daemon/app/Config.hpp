@@ -48,6 +48,7 @@ struct Config {
   ShutdownConfig shutdown;
   redis::RedisConfig redis;
   webhook::WebhookConfig webhook;
+  hub::AccessConfig access;  // auth:, topics:, commands: (reloadable)
   hub::HubConfig hub;
   std::vector<pg::WatchSpec> watch;
   pg::WalConfig wal;

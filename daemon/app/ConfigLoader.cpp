@@ -152,8 +152,9 @@ const Part kSections[] = {
     section<&Config::webhook, webhook::load_webhook_config>({"webhook"}, webhook::webhook_keys),
     section<&Config::watch, pg::load_watch_config>({"watch"}, pg::watch_keys),
     section<&Config::wal, pg::load_wal_config>({"wal"}, pg::wal_keys),
-    section<&Config::hub, hub::load_hub_config>({"auth", "topics", "commands", "hub"},
-                                                hub::hub_keys),
+    section<&Config::access, hub::load_access_config>({"auth", "topics", "commands"},
+                                                      hub::access_keys),
+    section<&Config::hub, hub::load_hub_config>({"hub"}, hub::hub_keys),
 };
 
 // Whether a key at or below the top-level key `key` is restart-only.

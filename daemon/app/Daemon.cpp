@@ -54,7 +54,7 @@ struct Daemon::Impl final : pg::EventSink {
                       [this](const std::string& rule) { router.run_on_gap(rule); }),
         listener(io, metrics, config->postgres, *this),
         outbox(io, metrics, config->postgres, config->outbox, config->consumer, *this),
-        hub(io, metrics, config->hub, config->http, config->postgres,
+        hub(io, metrics, config->hub, config->access, config->http, config->postgres,
             [this] { return router.rules(); }),
         http_server(io, http_router, metrics),
         notifier(io),
@@ -320,6 +320,11 @@ struct Daemon::Impl final : pg::EventSink {
     webhook_sender.reset_disabled();
     deliveries.set_rules(next->rules);
     listener.set_channels(next->rules->channels());
+    auto access = hub.set_access(next->access);  // nothing dropped but what the rules withdraw
+    spdlog::info(
+        "reload: access rules checked on {} connection(s): {} closed (token key no "
+        "longer trusted), {} subscription(s) withdrawn",
+        access.checked, access.closed, access.unsubscribed);
     outbox.set_channels(next->rules->durable_channels());
     if (options.log_level_override.empty()) set_log_level(next->log_level);
     config = next;

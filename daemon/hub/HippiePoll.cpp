@@ -48,11 +48,11 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
                          public HubConnection {
  public:
   Pipe(std::shared_ptr<HubState> hub, std::string id, std::string topic,
-       std::optional<auth::Claims> claims)
+       std::optional<Identity> identity)
       : hub_(std::move(hub)),
         id_(std::move(id)),
         topic_(std::move(topic)),
-        claims_(std::move(claims)),
+        identity_(std::move(identity)),
         timer_(hub_->io) {}
   ~Pipe() { close(); }
 
@@ -76,13 +76,13 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
     }
   }
 
-  bool same_client(const std::optional<auth::Claims>& claims) const {
-    auto sub = [](const std::optional<auth::Claims>& c) -> std::string {
-      if (!c) return "\x01anonymous";
-      auto it = c->find("sub");
-      return it == c->end() ? std::string("\x01no sub") : it->second;
+  bool same_client(const std::optional<Identity>& identity) const {
+    auto sub = [](const std::optional<Identity>& i) -> std::string {
+      if (!i) return "\x01anonymous";
+      auto it = i->claims.find("sub");
+      return it == i->claims.end() ? std::string("\x01no sub") : it->second;
     };
-    return sub(claims) == sub(claims_);
+    return sub(identity) == sub(identity_);
   }
 
   // Whether the client has come back with this pipe's id at least once.
@@ -121,6 +121,21 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
   }
   void resync(std::string_view) override {}
   void shutdown() override { close(); }
+  // A pipe has one topic: it closes when its key or its topic is no longer allowed (the client's
+  // next poll then gets a new pipe, or 401 / 403).
+  void recheck() override {
+    if (closed_) return;
+    if (identity_ && !hub_->key_trusted(identity_->key_id)) {
+      hub_->closed_for_key();
+      return close();
+    }
+    auto d = hub_->access().config.acl.check(topic_, auth::TopicAccess::Subscribe,
+                                             identity_ ? &identity_->claims : nullptr);
+    if (!d.allowed) {
+      hub_->unsubscribed_forbidden();
+      close();
+    }
+  }
 
   // A pipe whose id never came back lives one ping interval; one polled, three after its last poll.
   bool expired(std::chrono::steady_clock::time_point now) const {
@@ -145,7 +160,7 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
   std::shared_ptr<HubState> hub_;
   std::string id_;
   std::string topic_;
-  std::optional<auth::Claims> claims_;
+  std::optional<Identity> identity_;
   asio::steady_timer timer_;
   std::optional<beast::tcp_stream> waiting_;
   std::vector<std::shared_ptr<const std::string>> buffer_;
@@ -164,9 +179,9 @@ HippiePoll::~HippiePoll() {
 }
 
 void HippiePoll::poll(beast::tcp_stream&& stream, const std::string& channel,
-                      const std::string& client_id, std::optional<auth::Claims> claims) {
-  const auth::Claims* c = claims ? &*claims : nullptr;
-  auto d = hub_->config.acl.check(channel, auth::TopicAccess::Subscribe, c);
+                      const std::string& client_id, std::optional<Identity> identity) {
+  const auth::Claims* c = identity ? &identity->claims : nullptr;
+  auto d = hub_->access().config.acl.check(channel, auth::TopicAccess::Subscribe, c);
   if (!d.allowed) {
     hub_->rejected(d.code);
     return answer(std::move(stream), d.code == "unauthorized" ? 401 : 403,
@@ -184,7 +199,7 @@ void HippiePoll::poll(beast::tcp_stream&& stream, const std::string& channel,
     }
     auto it = pipes_.find(client_id);
     if (it != pipes_.end() && !it->second->expired(std::chrono::steady_clock::now()) &&
-        it->second->same_client(claims)) {
+        it->second->same_client(identity)) {
       if (!it->second->claimed()) --unclaimed_;
       it->second->poll(std::move(stream));
       return;
@@ -200,7 +215,7 @@ void HippiePoll::poll(beast::tcp_stream&& stream, const std::string& channel,
                               "too many new long-poll pipes waiting for their first poll"));
   }
   std::string id = random_client_id();
-  auto pipe = std::make_shared<Pipe>(hub_, id, channel, std::move(claims));
+  auto pipe = std::make_shared<Pipe>(hub_, id, channel, std::move(identity));
   if (!pipe->open()) {
     return answer(std::move(stream), 503, error_frame({}, "unavailable", "too many connections"));
   }

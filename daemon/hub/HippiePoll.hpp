@@ -30,7 +30,7 @@ class HippiePoll : public std::enable_shared_from_this<HippiePoll> {
   ~HippiePoll();
 
   void poll(boost::beast::tcp_stream&& stream, const std::string& channel,
-            const std::string& client_id, std::optional<auth::Claims> claims);
+            const std::string& client_id, std::optional<Identity> identity);
   void stop();
 
  private:

@@ -92,9 +92,11 @@ class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
 };
 
 Hub::Hub(asio::io_context& io, Metrics& metrics, const HubConfig& config,
-         const http::HttpConfig& http, const pg::PostgresConfig& postgres,
+         const AccessConfig& access, const http::HttpConfig& http,
+         const pg::PostgresConfig& postgres,
          std::function<std::shared_ptr<const rules::RuleSet>()> rules)
-    : state_(std::make_shared<HubState>(io, metrics, config, http, postgres, std::move(rules))),
+    : state_(std::make_shared<HubState>(io, metrics, config, access, http, postgres,
+                                        std::move(rules))),
       push_(std::make_unique<PushExecutor>(state_)) {
   hippie_ = std::make_shared<HippiePoll>(state_);
 }
@@ -129,7 +131,7 @@ void Hub::add_routes(http::HttpRouter& router) {
     if (!a) return;
     std::string client_id;
     for (const auto& v : UpgradeRequestView(u.request).query_values("client_id")) client_id = v;
-    poll->poll(std::move(u.stream), channel, client_id, std::move(a->claims));
+    poll->poll(std::move(u.stream), channel, client_id, std::move(a->identity));
   });
   router.add_takeover("/_hippie/pub/", [hub](http::UpgradeRequest&& u) {
     std::string channel = hippie_channel(u.request.target(), "/_hippie/pub/");
@@ -141,7 +143,7 @@ void Hub::add_routes(http::HttpRouter& router) {
     if (!a) return;
     auto entry = acl_allows(*hub, u, channel, auth::TopicAccess::Publish, *a);
     if (!entry) return;
-    const auth::Claims* claims = a->claims ? &*a->claims : nullptr;
+    const auth::Claims* claims = a->claims();
     std::string message;
     for (const auto& v : form_values(u.request.body(), "message")) message = v;
     auto parsed = parse_client_message(R"({"type":"publish","topic":"x","data":)" +
@@ -171,6 +173,10 @@ void Hub::stop() {
   state_->shutdown_all();
   std::static_pointer_cast<HippiePoll>(hippie_)->stop();
   state_->sql.stop();
+}
+
+AccessChange Hub::set_access(const AccessConfig& access) {
+  return state_->set_access(access);
 }
 
 void Hub::resync_all() {

@@ -38,10 +38,11 @@ class HubState;
 class Hub {
  public:
   // `rules` returns the running rule set (for SSE resumes from the outbox).
-  // `config`: the hub's section; `http`: the HTTP limits it shares with the server (origins,
-  // static files); `postgres`: where its own SQL connections go.
+  // `config`: the hub's section; `access`: auth:, topics: and commands:; `http`: the HTTP limits
+  // it shares with the server (origins, static files); `postgres`: where its own SQL connections
+  // go.
   Hub(boost::asio::io_context& io, Metrics& metrics, const HubConfig& config,
-      const http::HttpConfig& http, const pg::PostgresConfig& postgres,
+      const AccessConfig& access, const http::HttpConfig& http, const pg::PostgresConfig& postgres,
       std::function<std::shared_ptr<const rules::RuleSet>()> rules);
   ~Hub();
   Hub(const Hub&) = delete;
@@ -52,6 +53,9 @@ class Hub {
   void start();
   // Closes every subscriber connection and the SQL connections.
   void stop();
+  // Applies new access rules (a reload) without dropping connections: each open one is checked
+  // again (HubConnection::recheck); says what that took away.
+  AccessChange set_access(const AccessConfig& access);
   // Tells every subscriber that events may have been lost (the listener reconnected).
   void resync_all();
 

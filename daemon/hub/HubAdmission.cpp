@@ -58,17 +58,18 @@ RequestAuth request_auth(HubState& hub, const UpgradeRequestView& req) {
       if (items[i] == "pgfanout") out.subprotocol = "pgfanout";
     }
   }
-  if (token.empty() && hub.config.allow_query_token) {
+  if (token.empty() && hub.access().config.allow_query_token) {
     for (const auto& v : req.query_values("access_token")) token = v;
   }
   if (token.empty()) return out;
-  auto r = hub.authenticate(token);
+  std::string key_id;
+  auto r = hub.authenticate(token, &key_id);
   if (!r.ok) {
     out.ok = false;
     out.error = r.message;
     return out;
   }
-  out.claims = std::move(r.claims);
+  out.identity = Identity{std::move(r.claims), std::move(key_id)};
   return out;
 }
 
@@ -138,7 +139,7 @@ std::optional<RequestAuth> authenticate(HubState& hub, http::UpgradeRequest& u) 
 std::optional<std::size_t> acl_allows(HubState& hub, http::UpgradeRequest& u,
                                       const std::string& topic, auth::TopicAccess access,
                                       const RequestAuth& a) {
-  auto d = hub.config.acl.check(topic, access, a.claims ? &*a.claims : nullptr);
+  auto d = hub.access().config.acl.check(topic, access, a.claims());
   if (d.allowed) return d.entry;
   refuse(hub, std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code, d.message);
   return std::nullopt;
@@ -159,7 +160,7 @@ void open_websocket(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&&
   }
   auto session =
       std::make_shared<WebSocketSession>(hub, std::move(u.stream), mode, std::move(hippie_topic));
-  session->run(std::move(u.request), std::move(a->claims), std::move(a->subprotocol));
+  session->run(std::move(u.request), std::move(a->identity), std::move(a->subprotocol));
 }
 
 void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
@@ -181,8 +182,7 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   }
   std::vector<std::size_t> entries;
   for (const auto& t : topics) {
-    auto d =
-        hub->config.acl.check(t, auth::TopicAccess::Subscribe, a->claims ? &*a->claims : nullptr);
+    auto d = hub->access().config.acl.check(t, auth::TopicAccess::Subscribe, a->claims());
     if (!d.allowed) {
       refuse(*hub, std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code,
              t + ": " + d.message);
@@ -226,12 +226,11 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   for (std::size_t i = 0; i < topics.size(); ++i) {
     if (i > 0 && topics[i] == topics[i - 1]) continue;
     unique_topics.push_back(topics[i]);
-    auto d = hub->config.acl.check(topics[i], auth::TopicAccess::Subscribe,
-                                   a->claims ? &*a->claims : nullptr);
+    auto d = hub->access().config.acl.check(topics[i], auth::TopicAccess::Subscribe, a->claims());
     unique_entries.push_back(d.entry);
   }
   auto session = std::make_shared<StreamSession>(hub, std::move(u.stream), format);
-  session->run(std::move(unique_topics), std::move(unique_entries), std::move(a->claims),
+  session->run(std::move(unique_topics), std::move(unique_entries), std::move(a->identity),
                last_event_id, resume_unknown, last_lsn);
 }
 

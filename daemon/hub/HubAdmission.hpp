@@ -47,8 +47,9 @@ class UpgradeRequestView {
 
 struct RequestAuth {
   bool ok = true;
-  std::optional<auth::Claims> claims;
+  std::optional<Identity> identity;  // a valid token was given
   std::string subprotocol;
+  const auth::Claims* claims() const { return identity ? &identity->claims : nullptr; }
   std::string error;
 };
 

@@ -18,8 +18,10 @@ void HubState::call(const auth::Claims* claims, const ClientMessage& m,
   auto count = [this](std::string_view command, std::string_view result) {
     commands_.with({command, result}).inc();
   };
-  auto it = config.commands.find(m.command);
-  if (it == config.commands.end()) {
+  // The command's spec lives in the rules in force now; the reply may come after a reload.
+  auto access = access_snapshot();
+  auto it = access->config.commands.find(m.command);
+  if (it == access->config.commands.end()) {
     count("(unknown)", "unknown");
     return reply(HubResult::failure("unknown_command", "no such command"));
   }
@@ -104,7 +106,7 @@ void HubState::publish(const auth::Claims* claims, const std::string& topic, std
     count("too_large");
     return reply(HubResult::failure("payload_too_large", "published data must fit in 8000 bytes"));
   }
-  const std::string& channel = config.topics[entry].publish_channel;
+  const std::string& channel = access().config.topics[entry].publish_channel;
   sql.run("SELECT pg_notify($1, $2)", {channel, std::move(payload)}, std::chrono::seconds(5),
           [reply = std::move(reply), count](pg::PgResult&& r) {
             if (r.ok) {
@@ -124,7 +126,7 @@ void HubState::on_subscribe(
     const auth::Claims* claims, const std::string& topic, std::size_t entry,
     std::function<void(std::vector<std::shared_ptr<const std::string>>, std::optional<HubError>)>
         done) {
-  const auto& on = config.topics[entry].on_subscribe;
+  const auto& on = access().config.topics[entry].on_subscribe;
   if (!on) return done({}, std::nullopt);
   pg::PgConnection::Params params;
   for (const auto& p : on->params) {

@@ -1,9 +1,12 @@
-// HubConfig: the validated `auth:`, `topics:`, `commands:` and `hub:` sections, which configure
-// the WebSocket / SSE hub (`http.allowed_origins` and `http.static` are in HttpConfig).
+// AccessConfig and HubConfig: the validated `auth:`, `topics:`, `commands:` (who may do what:
+// AccessConfig) and `hub:` (limits and timers: HubConfig) sections, which configure the
+// WebSocket / SSE hub (`http.allowed_origins` and `http.static` are in HttpConfig).
 //
-// Plain values, built by load_hub_config() while the config file loads and immutable afterwards;
-// hub_keys() declares the keys, each setting's default, range and member (config/Fields.hpp).
-// These keys take effect at start-up only (a reload reports a change and keeps the running ones).
+// Plain values, built by load_access_config() / load_hub_config() while the config file loads
+// and immutable afterwards; access_keys() and hub_keys() declare the keys, each setting's
+// default, range and member (config/Fields.hpp). A reload applies a new AccessConfig to the
+// running hub (Hub::set_access: open connections are checked again, none is dropped for it);
+// the `hub:` keys take effect at start-up only (a reload reports a change and keeps them).
 #pragma once
 
 #include <chrono>
@@ -63,8 +66,8 @@ struct LoginSpec {
   std::string private_key_pem;
 };
 
-struct HubConfig {
-  HubConfig();
+struct AccessConfig {
+  AccessConfig();            // the defaults of access_keys()
   bool jwt_enabled = false;  // auth.jwt configured
   auth::JwtOptions jwt;
   std::optional<LoginSpec> login;
@@ -73,7 +76,10 @@ struct HubConfig {
   auth::TopicAcl acl;
   std::vector<TopicEntry> topics;  // parallel to acl.entries()
   std::map<std::string, CommandSpec, std::less<>> commands;
+};
 
+struct HubConfig {
+  HubConfig();
   int max_connections;
   std::uint64_t max_message_bytes;
   int max_subscriptions;
@@ -88,10 +94,20 @@ struct HubConfig {
   std::size_t history_size;  // pushed WAL events kept for resume (EventHistory)
 };
 
-// The keys of `auth:`, `topics:`, `commands:` and `hub:`, in documentation order.
+// What applying new access rules (a reload) did to the open connections.
+struct AccessChange {
+  std::size_t checked = 0;       // connections checked again
+  std::size_t closed = 0;        // closed: their token's key is no longer trusted
+  std::size_t unsubscribed = 0;  // subscriptions removed with `error forbidden`
+};
+
+// The keys of `auth:`, `topics:` and `commands:`, in documentation order (all reloadable).
+std::span<const config::KeySpec> access_keys();
+// The keys of `hub:` (restart-only).
 std::span<const config::KeySpec> hub_keys();
 
-// Reads the hub's sections from the top-level mapping; problems go to the reader's diagnostics.
+// Read the sections from the top-level mapping; problems go to the reader's diagnostics.
+void load_access_config(config::MapReader& root, AccessConfig& out);
 void load_hub_config(config::MapReader& root, HubConfig& out);
 
 }  // namespace pgfanout::hub

@@ -102,7 +102,7 @@ void check_login_key(config::MapReader& login, const auth::JwtOptions& jwt,
   }
 }
 
-void load_auth(config::MapReader& root, HubConfig& hub) {
+void load_auth(config::MapReader& root, AccessConfig& hub) {
   auto auth = root.map("auth");
   if (!auth) return;
   config::read_fields(*auth, hub);
@@ -164,7 +164,7 @@ void load_auth(config::MapReader& root, HubConfig& hub) {
   }
 }
 
-void load_topics(config::MapReader& root, HubConfig& hub) {
+void load_topics(config::MapReader& root, AccessConfig& hub) {
   std::vector<auth::AclEntry> entries;
   root.each("topics", [&](config::MapReader& t, std::size_t) {
     auth::AclEntry e;
@@ -202,7 +202,7 @@ void load_topics(config::MapReader& root, HubConfig& hub) {
   hub.acl = auth::TopicAcl(std::move(entries));
 }
 
-void load_commands(config::MapReader& root, HubConfig& hub) {
+void load_commands(config::MapReader& root, AccessConfig& hub) {
   auto commands = root.map("commands");
   if (!commands) return;
   for (const auto& name : commands->keys()) {
@@ -240,10 +240,13 @@ void load_limits(config::MapReader& root, HubConfig& hub) {
 
 }  // namespace
 
-void load_hub_config(config::MapReader& root, HubConfig& out) {
+void load_access_config(config::MapReader& root, AccessConfig& out) {
   load_auth(root, out);
   load_topics(root, out);
   load_commands(root, out);
+}
+
+void load_hub_config(config::MapReader& root, HubConfig& out) {
   load_limits(root, out);
 }
 

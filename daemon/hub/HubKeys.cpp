@@ -1,93 +1,104 @@
-// The keys of the hub's sections (`auth:`, `topics:`, `commands:`, `hub:`) and the defaults of
-// the structs their rows store into; hub/HubConfigLoader.cpp reads them.
+// The keys of the hub's sections — `auth:`, `topics:`, `commands:` (access_keys(), reloadable)
+// and `hub:` (hub_keys(), restart-only) — and the defaults of the structs their rows store into;
+// hub/HubConfigLoader.cpp reads them.
 #include "config/Fields.hpp"
 #include "hub/HubConfig.hpp"
 
 namespace pgfanout::hub {
+
+std::span<const config::KeySpec> access_keys() {
+  using enum config::KeyType;
+  using namespace config;
+  // clang-format off
+  static const KeySpec kRows[] = {
+  {"auth", Map, "", kReload, kPlain, kOptional,
+   "How WebSocket / SSE clients prove who they are (see docs/protocol.md)."},
+  {"auth.jwt", Map, "", kReload, kPlain, kOptional,
+   "JSON Web Tokens. A token comes from `Authorization: Bearer`, the `Sec-WebSocket-Protocol` "
+   "header (`bearer, TOKEN`), or an `auth` message."},
+  {"auth.jwt.algorithm", String, "HS256", kReload, kPlain, kOptional,
+   "HS256, RS256 or ES256. Tokens signed with any other algorithm (`none` included) are refused."},
+  {"auth.jwt.secret", String, "", kReload, kSecret, kOptional,
+   "HS256 secret, at least 32 bytes. Also signs the tokens that `auth.login` returns."},
+  {"auth.jwt.public_key_file", String, "", kReload, kPlain, kOptional,
+   "RS256 / ES256: PEM file of the public key (`BEGIN PUBLIC KEY`)."},
+  {"auth.jwt.audience", String, "", kReload, kPlain, kOptional,
+   "When set, a token's `aud` must be (or contain) this value."},
+  {"auth.jwt.issuer", String, "", kReload, kPlain, kOptional,
+   "When set, a token's `iss` must equal this value."},
+  {"auth.jwt.leeway", Duration, "30s", kReload, kPlain, kOptional,
+   "Clock skew allowed when checking `exp` and `nbf`."},
+  {"auth.allow_query_token", Bool, "false", kReload, kPlain, kOptional,
+   "Also accept `?access_token=TOKEN` in the URL (it ends up in access logs; avoid).",
+   config::field<&AccessConfig::allow_query_token>()},
+  {"auth.login", Map, "", kReload, kPlain, kOptional,
+   "SQL login: a `login {username, password}` message runs this statement; one row mints a token "
+   "whose claims are the row's columns, signed with `auth.jwt.algorithm` (needs `auth.jwt`): "
+   "with `auth.jwt.secret` for HS256, with `auth.login.private_key_file` for RS256 / ES256."},
+  {"auth.login.sql", String, "", kReload, kPlain, kRequired,
+   "Statement with $1 = username and $2 = password, e.g. `SELECT user_id, username FROM "
+   "chat.login($1, $2)`. No row: `login_failed`.",
+   config::field<&LoginSpec::sql>()},
+  {"auth.login.subject", String, "user_id", kReload, kPlain, kOptional,
+   "The column that becomes the token's `sub`.",
+   config::field<&LoginSpec::subject>()},
+  {"auth.login.ttl", Duration, "12h", kReload, kPlain, kOptional, "Lifetime of a minted token.",
+   config::field<&LoginSpec::ttl>(config::at_least(60'000, "must be at least 1m"))},
+  {"auth.login.attempts_per_minute", Int, "5", kReload, kPlain, kOptional,
+   "Login attempts allowed per connection per minute; more get `rate_limited`.",
+   config::field<&LoginSpec::attempts_per_minute>(config::between(1, 1000))},
+  {"auth.login.private_key_file", String, "", kReload, kPlain, kOptional,
+   "RS256 / ES256: PEM file of the private key that signs minted tokens (`BEGIN PRIVATE KEY`), "
+   "the pair of `auth.jwt.public_key_file`. Required for those algorithms; not used with HS256."},
+  {"topics", List, "", kReload, kPlain, kOptional,
+   "Who may subscribe or publish to which topics. The first entry whose pattern matches decides; "
+   "a topic no entry matches is refused."},
+  {"topics[].pattern", String, "", kReload, kPlain, kRequired,
+   "Segments separated by `:`; a segment is a literal, `{claim}` (equal to that claim of the "
+   "client's token, e.g. `user:{sub}`) or `*` (any one segment)."},
+  {"topics[].allow", StringList, "[subscribe]", kReload, kPlain, kOptional,
+   "subscribe and/or publish."},
+  {"topics[].anonymous", Bool, "false", kReload, kPlain, kOptional,
+   "Clients without a token may use these topics too."},
+  {"topics[].publish_channel", String, "pgfanout_publish", kReload, kPlain, kOptional,
+   "Client `publish` runs `SELECT pg_notify(CHANNEL, {\"topic\", \"data\", \"sender\"})`; a rule "
+   "on this channel pushes it back, on every instance. 1 to 63 bytes, no NUL, not starting with "
+   "`pgfanout.`.",
+   config::field<&TopicEntry::publish_channel>()},
+  {"topics[].on_subscribe", Map, "", kReload, kPlain, kOptional,
+   "A statement whose rows are sent to a new subscriber as events before live ones."},
+  {"topics[].on_subscribe.sql", String, "", kReload, kPlain, kRequired,
+   "E.g. `SELECT * FROM chat.unread($1)`.",
+   config::field<&OnSubscribe::sql>()},
+  {"topics[].on_subscribe.params", StringList, "", kReload, kPlain, kOptional,
+   "`$user` (the token's `sub`), `$claim.NAME`, `$topic`, or a bare claim name."},
+  {"topics[].on_subscribe.event", String, "message", kReload, kPlain, kOptional,
+   "The `event` name of those rows.",
+   config::field<&OnSubscribe::event>()},
+  {"commands", Map, "", kReload, kPlain, kOptional,
+   "Named SQL statements a client may `call`; no other SQL can be run from a client."},
+  {"commands.*", Map, "", kReload, kPlain, kOptional, "One command."},
+  {"commands.*.sql", String, "", kReload, kPlain, kRequired,
+   "Statement with $1.. bound to `params` (never interpolated).",
+   config::field<&CommandSpec::sql>()},
+  {"commands.*.params", StringList, "", kReload, kPlain, kOptional,
+   "`$user` (the token's `sub`), `$claim.NAME`, or an argument name from the call's `args`."},
+  {"commands.*.timeout", Duration, "5s", kReload, kPlain, kOptional,
+   "statement_timeout of one call.",
+   config::field<&CommandSpec::timeout>(config::kPositive)},
+  {"commands.*.anonymous", Bool, "false", kReload, kPlain, kOptional,
+   "Clients without a token may call it (e.g. `register`).",
+   config::field<&CommandSpec::anonymous>()},
+  };
+  // clang-format on
+  return kRows;
+}
 
 std::span<const config::KeySpec> hub_keys() {
   using enum config::KeyType;
   using namespace config;
   // clang-format off
   static const KeySpec kRows[] = {
-  {"auth", Map, "", kRestart, kPlain, kOptional,
-   "How WebSocket / SSE clients prove who they are (see docs/protocol.md)."},
-  {"auth.jwt", Map, "", kRestart, kPlain, kOptional,
-   "JSON Web Tokens. A token comes from `Authorization: Bearer`, the `Sec-WebSocket-Protocol` "
-   "header (`bearer, TOKEN`), or an `auth` message."},
-  {"auth.jwt.algorithm", String, "HS256", kRestart, kPlain, kOptional,
-   "HS256, RS256 or ES256. Tokens signed with any other algorithm (`none` included) are refused."},
-  {"auth.jwt.secret", String, "", kRestart, kSecret, kOptional,
-   "HS256 secret, at least 32 bytes. Also signs the tokens that `auth.login` returns."},
-  {"auth.jwt.public_key_file", String, "", kRestart, kPlain, kOptional,
-   "RS256 / ES256: PEM file of the public key (`BEGIN PUBLIC KEY`)."},
-  {"auth.jwt.audience", String, "", kRestart, kPlain, kOptional,
-   "When set, a token's `aud` must be (or contain) this value."},
-  {"auth.jwt.issuer", String, "", kRestart, kPlain, kOptional,
-   "When set, a token's `iss` must equal this value."},
-  {"auth.jwt.leeway", Duration, "30s", kRestart, kPlain, kOptional,
-   "Clock skew allowed when checking `exp` and `nbf`."},
-  {"auth.allow_query_token", Bool, "false", kRestart, kPlain, kOptional,
-   "Also accept `?access_token=TOKEN` in the URL (it ends up in access logs; avoid).",
-   config::field<&HubConfig::allow_query_token>()},
-  {"auth.login", Map, "", kRestart, kPlain, kOptional,
-   "SQL login: a `login {username, password}` message runs this statement; one row mints a token "
-   "whose claims are the row's columns, signed with `auth.jwt.algorithm` (needs `auth.jwt`): "
-   "with `auth.jwt.secret` for HS256, with `auth.login.private_key_file` for RS256 / ES256."},
-  {"auth.login.sql", String, "", kRestart, kPlain, kRequired,
-   "Statement with $1 = username and $2 = password, e.g. `SELECT user_id, username FROM "
-   "chat.login($1, $2)`. No row: `login_failed`.",
-   config::field<&LoginSpec::sql>()},
-  {"auth.login.subject", String, "user_id", kRestart, kPlain, kOptional,
-   "The column that becomes the token's `sub`.",
-   config::field<&LoginSpec::subject>()},
-  {"auth.login.ttl", Duration, "12h", kRestart, kPlain, kOptional, "Lifetime of a minted token.",
-   config::field<&LoginSpec::ttl>(config::at_least(60'000, "must be at least 1m"))},
-  {"auth.login.attempts_per_minute", Int, "5", kRestart, kPlain, kOptional,
-   "Login attempts allowed per connection per minute; more get `rate_limited`.",
-   config::field<&LoginSpec::attempts_per_minute>(config::between(1, 1000))},
-  {"auth.login.private_key_file", String, "", kRestart, kPlain, kOptional,
-   "RS256 / ES256: PEM file of the private key that signs minted tokens (`BEGIN PRIVATE KEY`), "
-   "the pair of `auth.jwt.public_key_file`. Required for those algorithms; not used with HS256."},
-  {"topics", List, "", kRestart, kPlain, kOptional,
-   "Who may subscribe or publish to which topics. The first entry whose pattern matches decides; "
-   "a topic no entry matches is refused."},
-  {"topics[].pattern", String, "", kRestart, kPlain, kRequired,
-   "Segments separated by `:`; a segment is a literal, `{claim}` (equal to that claim of the "
-   "client's token, e.g. `user:{sub}`) or `*` (any one segment)."},
-  {"topics[].allow", StringList, "[subscribe]", kRestart, kPlain, kOptional,
-   "subscribe and/or publish."},
-  {"topics[].anonymous", Bool, "false", kRestart, kPlain, kOptional,
-   "Clients without a token may use these topics too."},
-  {"topics[].publish_channel", String, "pgfanout_publish", kRestart, kPlain, kOptional,
-   "Client `publish` runs `SELECT pg_notify(CHANNEL, {\"topic\", \"data\", \"sender\"})`; a rule "
-   "on this channel pushes it back, on every instance. 1 to 63 bytes, no NUL, not starting with "
-   "`pgfanout.`.",
-   config::field<&TopicEntry::publish_channel>()},
-  {"topics[].on_subscribe", Map, "", kRestart, kPlain, kOptional,
-   "A statement whose rows are sent to a new subscriber as events before live ones."},
-  {"topics[].on_subscribe.sql", String, "", kRestart, kPlain, kRequired,
-   "E.g. `SELECT * FROM chat.unread($1)`.",
-   config::field<&OnSubscribe::sql>()},
-  {"topics[].on_subscribe.params", StringList, "", kRestart, kPlain, kOptional,
-   "`$user` (the token's `sub`), `$claim.NAME`, `$topic`, or a bare claim name."},
-  {"topics[].on_subscribe.event", String, "message", kRestart, kPlain, kOptional,
-   "The `event` name of those rows.",
-   config::field<&OnSubscribe::event>()},
-  {"commands", Map, "", kRestart, kPlain, kOptional,
-   "Named SQL statements a client may `call`; no other SQL can be run from a client."},
-  {"commands.*", Map, "", kRestart, kPlain, kOptional, "One command."},
-  {"commands.*.sql", String, "", kRestart, kPlain, kRequired,
-   "Statement with $1.. bound to `params` (never interpolated).",
-   config::field<&CommandSpec::sql>()},
-  {"commands.*.params", StringList, "", kRestart, kPlain, kOptional,
-   "`$user` (the token's `sub`), `$claim.NAME`, or an argument name from the call's `args`."},
-  {"commands.*.timeout", Duration, "5s", kRestart, kPlain, kOptional,
-   "statement_timeout of one call.",
-   config::field<&CommandSpec::timeout>(config::kPositive)},
-  {"commands.*.anonymous", Bool, "false", kRestart, kPlain, kOptional,
-   "Clients without a token may call it (e.g. `register`).",
-   config::field<&CommandSpec::anonymous>()},
   {"hub", Map, "", kRestart, kPlain, kOptional, "WebSocket and SSE subscribers."},
   {"hub.max_connections", Int, "10000", kRestart, kPlain, kOptional,
    "WebSocket, SSE and Hippie connections beyond this get 503. At most half of it can be Hippie "
@@ -140,19 +151,23 @@ std::span<const config::KeySpec> hub_keys() {
 }
 
 OnSubscribe::OnSubscribe() {
-  config::apply_defaults(hub_keys(), *this);
+  config::apply_defaults(access_keys(), *this);
 }
 
 TopicEntry::TopicEntry() {
-  config::apply_defaults(hub_keys(), *this);
+  config::apply_defaults(access_keys(), *this);
 }
 
 CommandSpec::CommandSpec() {
-  config::apply_defaults(hub_keys(), *this);
+  config::apply_defaults(access_keys(), *this);
 }
 
 LoginSpec::LoginSpec() {
-  config::apply_defaults(hub_keys(), *this);
+  config::apply_defaults(access_keys(), *this);
+}
+
+AccessConfig::AccessConfig() {
+  config::apply_defaults(access_keys(), *this);
 }
 
 HubConfig::HubConfig() {

@@ -13,9 +13,11 @@ namespace pgfanout::hub {
 namespace json = boost::json;
 
 void HubState::login(const ClientMessage& m,
-                     std::function<void(HubResult, std::optional<auth::Claims>)> reply) {
+                     std::function<void(HubResult, std::optional<Identity>)> reply) {
   auto count = [this](std::string_view result) { logins_.with({result}).inc(); };
-  if (!config.login || !verifier) {
+  // The rules in force now, kept for the statement's reply even if a reload replaces them.
+  auto access = access_snapshot();
+  if (!access->config.login || !access->verifier) {
     count("disabled");
     return reply(HubResult::failure("unsupported", "login is not configured"), std::nullopt);
   }
@@ -23,10 +25,10 @@ void HubState::login(const ClientMessage& m,
     count("failed");
     return reply(HubResult::failure("login_failed", "wrong username or password"), std::nullopt);
   }
-  const LoginSpec& spec = *config.login;
+  const LoginSpec& spec = *access->config.login;
   sql.run(
       spec.sql, {m.username, m.password}, std::chrono::seconds(10),
-      [this, reply = std::move(reply), count](pg::PgResult&& r) {
+      [this, access, reply = std::move(reply), count](pg::PgResult&& r) {
         if (detached) return;
         if (!r.ok) {
           std::string code, message;
@@ -44,7 +46,8 @@ void HubState::login(const ClientMessage& m,
           return reply(HubResult::failure("login_failed", "wrong username or password"),
                        std::nullopt);
         }
-        const LoginSpec& login = *config.login;
+        const AccessConfig& granted = access->config;
+        const LoginSpec& login = *granted.login;
         json::object claims = row_object(r, 0);
         const json::value* subject = claims.if_contains(login.subject);
         if (subject == nullptr || subject->is_null()) {
@@ -62,12 +65,13 @@ void HubState::login(const ClientMessage& m,
                        .count();
         token_claims["iat"] = now;
         token_claims["exp"] = now + login.ttl.count();
-        if (!config.jwt.issuer.empty()) token_claims["iss"] = config.jwt.issuer;
-        if (!config.jwt.audience.empty()) token_claims["aud"] = config.jwt.audience;
-        const bool hs256 = config.jwt.algorithm == auth::JwtAlgorithm::HS256;
-        std::string token = auth::jwt_sign(config.jwt.algorithm, json::serialize(token_claims),
-                                           hs256 ? config.jwt.secret : login.private_key_pem);
-        auto checked = verifier->verify(token);
+        const auth::JwtOptions& jwt = granted.jwt;
+        if (!jwt.issuer.empty()) token_claims["iss"] = jwt.issuer;
+        if (!jwt.audience.empty()) token_claims["aud"] = jwt.audience;
+        const bool hs256 = jwt.algorithm == auth::JwtAlgorithm::HS256;
+        std::string token = auth::jwt_sign(jwt.algorithm, json::serialize(token_claims),
+                                           hs256 ? jwt.secret : login.private_key_pem);
+        auto checked = access->verifier->verify(token);
         if (!checked.ok) {
           count("error");
           return reply(HubResult::failure("login_failed", "login is misconfigured"), std::nullopt);
@@ -77,7 +81,8 @@ void HubState::login(const ClientMessage& m,
         result["token"] = token;
         result["expires_in"] = login.ttl.count();
         result["claims"] = std::move(token_claims);
-        reply(HubResult::success(json::serialize(result)), std::move(checked.claims));
+        reply(HubResult::success(json::serialize(result)),
+              Identity{std::move(checked.claims), access->single_key_id});
       });
 }
 

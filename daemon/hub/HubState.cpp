@@ -2,6 +2,7 @@
 
 #include <sys/random.h>
 
+#include <openssl/sha.h>
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 #include <random>
@@ -34,6 +35,39 @@ std::string random_client_id() {
   return id;
 }
 
+namespace {
+
+// The id of a verifier's one key: a digest of the algorithm and the secret or public key, so a
+// reload can tell whether a session's key is still the configured one without keeping the key.
+std::string single_key_id(const auth::JwtOptions& jwt) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string material(auth::jwt_algorithm_name(jwt.algorithm));
+  material += '\n';
+  material += jwt.algorithm == auth::JwtAlgorithm::HS256 ? jwt.secret : jwt.public_key_pem;
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(material.data()), material.size(), digest);
+  std::string id = "key:";
+  for (std::size_t i = 0; i < 16; ++i) {
+    id += kHex[digest[i] >> 4];
+    id += kHex[digest[i] & 15];
+  }
+  return id;
+}
+
+std::shared_ptr<const Access> make_access(const AccessConfig& config) {
+  auto a = std::make_shared<Access>();
+  a->config = config;
+  if (config.jwt_enabled) {
+    std::string error;
+    a->verifier = auth::JwtVerifier::create(config.jwt, error);
+    if (!a->verifier) spdlog::error("auth.jwt: {}", error);  // the config check already refused it
+    a->single_key_id = single_key_id(config.jwt);
+  }
+  return a;
+}
+
+}  // namespace
+
 bool RateLimit::take() {
   auto now = std::chrono::steady_clock::now();
   std::chrono::duration<double> elapsed = now - last_;
@@ -45,7 +79,8 @@ bool RateLimit::take() {
 }
 
 HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_config,
-                   const http::HttpConfig& http_config, const pg::PostgresConfig& postgres,
+                   const AccessConfig& access, const http::HttpConfig& http_config,
+                   const pg::PostgresConfig& postgres,
                    std::function<std::shared_ptr<const rules::RuleSet>()> r)
     : io(i),
       metrics(m),
@@ -69,12 +104,14 @@ HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_
       commands_(m, "pgfanout_hub_commands_total", "Client commands, by command and result",
                 {"command", "result"}),
       logins_(m, "pgfanout_hub_logins_total", "SQL logins, by result", {"result"}),
-      publishes_(m, "pgfanout_hub_publishes_total", "Client publishes, by result", {"result"}) {
-  if (config.jwt_enabled) {
-    std::string error;
-    verifier = auth::JwtVerifier::create(config.jwt, error);
-    if (!verifier) spdlog::error("auth.jwt: {}", error);  // the config check already refused it
-  }
+      publishes_(m, "pgfanout_hub_publishes_total", "Client publishes, by result", {"result"}),
+      access_changes_(m, "pgfanout_hub_access_revoked_total",
+                      "What reloads of auth:, topics: and commands: took away from open "
+                      "connections: connection (closed, its token's key no longer trusted) or "
+                      "subscription (removed with error forbidden)",
+                      {"what"}) {
+  access_ = make_access(access);
+  for (const char* what : {"connection", "subscription"}) access_changes_.with({what});
   for (const char* reason : {"slow", "timeout", "too_big"}) dropped_.with({reason});
 }
 
@@ -119,7 +156,29 @@ void HubState::rejected(std::string_view reason) {
   rejected_.with({reason}).inc();
 }
 
-auth::JwtResult HubState::authenticate(std::string_view token) {
+AccessChange HubState::set_access(const AccessConfig& next) {
+  access_ = make_access(next);
+  change_ = {};
+  std::vector<HubConnection*> open;
+  open.reserve(connections_.size());
+  for (auto& [c, _] : connections_) open.push_back(c);
+  for (auto* c : open) {
+    // One closing synchronously leaves the others in place; check it is still open.
+    if (connections_.count(c) == 0) continue;
+    ++change_.checked;
+    c->recheck();
+  }
+  access_changes_.with({"connection"}).inc(change_.closed);
+  access_changes_.with({"subscription"}).inc(change_.unsubscribed);
+  return change_;
+}
+
+bool HubState::key_trusted(std::string_view key_id) const {
+  return access_->verifier != nullptr && key_id == access_->single_key_id;
+}
+
+auth::JwtResult HubState::authenticate(std::string_view token, std::string* key_id) {
+  const auto& verifier = access_->verifier;
   if (!verifier) {
     auth::JwtResult r;
     r.reason = "disabled";
@@ -128,6 +187,7 @@ auth::JwtResult HubState::authenticate(std::string_view token) {
   }
   auto r = verifier->verify(token);
   auth_.with({r.ok ? std::string_view("ok") : std::string_view(r.reason)}).inc();
+  if (r.ok && key_id != nullptr) *key_id = access_->single_key_id;
   return r;
 }
 

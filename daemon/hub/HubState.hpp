@@ -36,11 +36,31 @@ class io_context;
 
 namespace pgfanout::hub {
 
-// A hub connection that the Hub can close at shutdown.
+// A hub connection that the Hub can close at shutdown, and check again when the access rules
+// change.
 class HubConnection {
  public:
   virtual ~HubConnection() = default;
   virtual void shutdown() = 0;
+  // The access rules were replaced (HubState::set_access): a connection whose token was verified
+  // with a key that is no longer trusted closes with a reason; every subscription the new rules
+  // no longer allow gets `error forbidden` and is removed; the rest keeps flowing.
+  virtual void recheck() = 0;
+};
+
+// Who a client proved to be: its token's claims and the key that verified the token.
+struct Identity {
+  auth::Claims claims;
+  std::string key_id;  // HubState::key_trusted() tells whether it still is
+};
+
+// The access rules in force (auth:, topics:, commands:) and the verifier made of them; replaced
+// as a whole by a reload. Operations that outlive a reload keep the snapshot they started with.
+struct Access {
+  AccessConfig config;
+  std::unique_ptr<auth::JwtVerifier> verifier;  // null without auth.jwt
+  // The id of the one key of a verifier without key ids (a digest of the secret or public key).
+  std::string single_key_id;
 };
 
 // A token bucket: `rate` per second, bursts of `burst`.
@@ -63,19 +83,30 @@ struct ReplayedEvent {
 class HubState {
  public:
   HubState(boost::asio::io_context& io, Metrics& metrics, const HubConfig& config,
-           const http::HttpConfig& http, const pg::PostgresConfig& postgres,
+           const AccessConfig& access, const http::HttpConfig& http,
+           const pg::PostgresConfig& postgres,
            std::function<std::shared_ptr<const rules::RuleSet>()> rules);
 
   boost::asio::io_context& io;
   Metrics& metrics;
   const HubConfig config;
   const http::HttpConfig http;
-  std::unique_ptr<auth::JwtVerifier> verifier;  // null without auth.jwt
   TopicHub topics;
   EventHistory history{config.history_size};
   SqlGateway sql;
   std::function<std::shared_ptr<const rules::RuleSet>()> rules;
   bool detached = false;
+
+  // ---- access rules
+  const Access& access() const { return *access_; }
+  std::shared_ptr<const Access> access_snapshot() const { return access_; }
+  // Replaces the access rules and checks every open connection against them (recheck()).
+  AccessChange set_access(const AccessConfig& next);
+  // Whether a token verified with `key_id` is still accepted.
+  bool key_trusted(std::string_view key_id) const;
+  // Called by connections from recheck().
+  void closed_for_key() { ++change_.closed; }
+  void unsubscribed_forbidden() { ++change_.unsubscribed; }
 
   // ---- connections
   // Registers a new connection; false (and counted) when hub.max_connections are open.
@@ -93,13 +124,14 @@ class HubState {
   void delivered(std::size_t n) { delivered_.inc(n); }
 
   // ---- operations; `reply` gets the outcome (hub/HubResult.hpp), the caller makes the frame
-  auth::JwtResult authenticate(std::string_view token);
+  // On success the identity's key_id names the key that verified the token.
+  auth::JwtResult authenticate(std::string_view token, std::string* key_id = nullptr);
   // A declared command; on success the result is its rows as a JSON array.
   void call(const auth::Claims* claims, const ClientMessage& m,
             std::function<void(HubResult)> reply);
-  // SQL login; on success the result is {"token","expires_in","claims"} and the claims are given.
-  void login(const ClientMessage& m,
-             std::function<void(HubResult, std::optional<auth::Claims>)> reply);
+  // SQL login; on success the result is {"token","expires_in","claims"} and the identity (the
+  // minted token's claims) is given.
+  void login(const ClientMessage& m, std::function<void(HubResult, std::optional<Identity>)> reply);
   void publish(const auth::Claims* claims, const std::string& topic, std::size_t entry,
                const std::string& data_json, std::function<void(HubResult)> reply);
   // Runs the topic entry's on_subscribe (if any); `done` gets the rows as event frames, or the
@@ -116,10 +148,13 @@ class HubState {
       std::function<void(std::vector<ReplayedEvent> events, std::vector<std::string> lost)> done);
 
  private:
+  std::shared_ptr<const Access> access_;
+  AccessChange change_;  // of the set_access() running
   std::unordered_map<HubConnection*, bool> connections_;
   Gauge& subscribers_;
   Counter& delivered_;
-  CounterFamily dropped_, client_errors_, rejected_, auth_, commands_, logins_, publishes_;
+  CounterFamily dropped_, client_errors_, rejected_, auth_, commands_, logins_, publishes_,
+      access_changes_;
 };
 
 // A random identifier for a Hippie client (32 hex digits).

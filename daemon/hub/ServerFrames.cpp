@@ -64,6 +64,15 @@ std::string error_frame(std::string_view ref_json, std::string_view code,
   return out;
 }
 
+std::string revoked_frame(std::string_view topic, std::string_view message) {
+  std::string out = R"({"type":"error","code":"forbidden","topic":)";
+  out += json_quote(topic);
+  out += R"(,"message":)";
+  out += json_quote(message);
+  out += '}';
+  return out;
+}
+
 std::string resync_frame(std::string_view topic) {
   return R"({"type":"resync","topic":)" + json_quote(topic) + "}";
 }

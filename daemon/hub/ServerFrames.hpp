@@ -23,6 +23,8 @@ std::string error_frame(std::string_view ref_json, std::string_view code, std::s
 // The ack (with the result) or the error frame of an operation's outcome.
 std::string reply_frame(std::string_view ref_json, const HubResult& result);
 std::string resync_frame(std::string_view topic);
+// A subscription the access rules no longer allow (after a reload): `error forbidden` naming it.
+std::string revoked_frame(std::string_view topic, std::string_view message);
 std::string pong_frame(std::string_view ref_json);
 
 // A JSON string literal for `text` (quoted and escaped).

@@ -30,12 +30,11 @@ StreamSession::~StreamSession() {
 }
 
 void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t> entries,
-                        std::optional<auth::Claims> claims,
-                        std::optional<std::int64_t> last_event_id, bool resume_unknown,
-                        std::optional<std::uint64_t> last_lsn) {
+                        std::optional<Identity> identity, std::optional<std::int64_t> last_event_id,
+                        bool resume_unknown, std::optional<std::uint64_t> last_lsn) {
   topics_ = std::move(topics);
   entries_ = std::move(entries);
-  claims_ = std::move(claims);
+  identity_ = std::move(identity);
   last_event_id_ = last_event_id;
   last_lsn_ = last_lsn;
   resume_unknown_ = resume_unknown;
@@ -82,9 +81,9 @@ void StreamSession::start_subscriptions() {
     for (const auto& t : replay.lost) send_event(resync_frame(t), {});
   }
   for (std::size_t i = 0; i < topics_.size(); ++i) {
-    if (!hub_->config.topics[entries_[i]].on_subscribe) continue;
+    if (!hub_->access().config.topics[entries_[i]].on_subscribe) continue;
     ++pending_;
-    hub_->on_subscribe(claims_ ? &*claims_ : nullptr, topics_[i], entries_[i],
+    hub_->on_subscribe(identity_ ? &identity_->claims : nullptr, topics_[i], entries_[i],
                        [self](std::vector<std::shared_ptr<const std::string>> frames,
                               std::optional<HubError> error) {
                          if (self->finished_) return;
@@ -137,6 +136,41 @@ void StreamSession::shutdown() {
 void StreamSession::drop() {
   closing_ = true;
   stream_.cut();
+}
+
+void StreamSession::end_soon() {
+  if (!timer_) return drop();
+  timer_->expires_after(std::chrono::seconds(1));
+  timer_->async_wait([self = shared_from_this()](boost::system::error_code ec) {
+    if (!ec) self->drop();
+  });
+}
+
+void StreamSession::recheck() {
+  if (closing_ || finished_) return;
+  if (identity_ && !hub_->key_trusted(identity_->key_id)) {
+    hub_->closed_for_key();
+    send_event(error_frame({}, "unauthorized",
+                           "the key that verified this token is no longer trusted; reconnect "
+                           "with a new token"),
+               {});
+    closing_ = true;  // nothing more is sent; what is queued goes out before the end
+    return end_soon();
+  }
+  const auth::Claims* claims = identity_ ? &identity_->claims : nullptr;
+  for (std::size_t i = 0; i < topics_.size();) {
+    auto d = hub_->access().config.acl.check(topics_[i], auth::TopicAccess::Subscribe, claims);
+    if (d.allowed) {
+      entries_[i++] = d.entry;
+      continue;
+    }
+    hub_->unsubscribed_forbidden();
+    hub_->topics.unsubscribe(topics_[i], this);
+    send_event(revoked_frame(topics_[i], d.message), {});
+    topics_.erase(topics_.begin() + static_cast<std::ptrdiff_t>(i));
+    entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(i));
+  }
+  if (topics_.empty()) end_soon();
 }
 
 void StreamSession::send_event(std::string_view body, std::string_view id) {

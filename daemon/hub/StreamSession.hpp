@@ -37,12 +37,13 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   // asked to resume from an id that is not one (it gets `resync` for every topic).
   // `last_event_id` resumes from the outbox, `last_lsn` (a WAL position) from the hub's history.
   void run(std::vector<std::string> topics, std::vector<std::size_t> entries,
-           std::optional<auth::Claims> claims, std::optional<std::int64_t> last_event_id,
+           std::optional<Identity> identity, std::optional<std::int64_t> last_event_id,
            bool resume_unknown = false, std::optional<std::uint64_t> last_lsn = {});
 
   void deliver(const HubMessage& message) override;
   void resync(std::string_view topic) override;
   void shutdown() override;
+  void recheck() override;
 
  private:
   void start_subscriptions();
@@ -53,6 +54,8 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   void send_event(std::string_view body, std::string_view id);
   bool over_limit(std::size_t more);
   void drop();
+  // Ends the stream once what is queued has had a moment to go out.
+  void end_soon();
   void watch_close();
   void heartbeat();
   void finish();
@@ -62,7 +65,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   Format format_;
   std::vector<std::string> topics_;
   std::vector<std::size_t> entries_;
-  std::optional<auth::Claims> claims_;
+  std::optional<Identity> identity_;
   std::optional<std::int64_t> last_event_id_;
   std::optional<std::uint64_t> last_lsn_;
   std::size_t held_bytes_ = 0;

@@ -36,8 +36,8 @@ WebSocketSession::~WebSocketSession() {
 }
 
 void WebSocketSession::run(bhttp::request<bhttp::string_body> request,
-                           std::optional<auth::Claims> claims, std::string subprotocol) {
-  if (claims) claims_ = std::make_unique<auth::Claims>(std::move(*claims));
+                           std::optional<Identity> identity, std::string subprotocol) {
+  if (identity) identity_ = std::make_unique<Identity>(std::move(*identity));
   if (!hub_->admit(this)) {
     // Beast answers the upgrade with an error when the stream is not accepted; simplest is to
     // refuse with a plain close right after the handshake is impossible: close the socket.
@@ -144,26 +144,27 @@ void WebSocketSession::handle(std::string_view text) {
     case ClientMessageType::Unsubscribe:
       return unsubscribe(m);
     case ClientMessageType::Auth: {
-      if (claims_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
-      auto r = hub_->authenticate(m.token);
+      if (identity_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
+      std::string key_id;
+      auto r = hub_->authenticate(m.token, &key_id);
       if (!r.ok) return send(error_frame(m.ref, "unauthorized", r.message));
-      claims_ = std::make_unique<auth::Claims>(std::move(r.claims));
+      identity_ = std::make_unique<Identity>(Identity{std::move(r.claims), std::move(key_id)});
       return send(ack_frame(m.ref));
     }
     case ClientMessageType::Login: {
-      if (claims_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
+      if (identity_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
       if (!logins_) {
-        const auto& login = hub_->config.login;
+        const auto& login = hub_->access().config.login;
         logins_ = std::make_unique<RateLimit>(login ? login->attempts_per_minute / 60.0 : 1.0,
                                               login ? login->attempts_per_minute : 1);
       }
       if (!logins_->take()) {
         return send(error_frame(m.ref, "rate_limited", "too many login attempts; wait a minute"));
       }
-      return hub_->login(m, [self, ref = m.ref](HubResult r, std::optional<auth::Claims> claims) {
+      return hub_->login(m, [self, ref = m.ref](HubResult r, std::optional<Identity> identity) {
         if (self->finished_) return;
-        if (claims && !self->claims_) {
-          self->claims_ = std::make_unique<auth::Claims>(std::move(*claims));
+        if (identity && !self->identity_) {
+          self->identity_ = std::make_unique<Identity>(std::move(*identity));
         }
         self->send(reply_frame(ref, r));
       });
@@ -175,7 +176,7 @@ void WebSocketSession::handle(std::string_view text) {
       });
     }
     case ClientMessageType::Publish: {
-      auto d = hub_->config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
+      auto d = hub_->access().config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
       if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
       if (!commands_.take()) return send(error_frame(m.ref, "rate_limited", "too many messages"));
       return hub_->publish(claims(), m.topic, d.entry, m.data, [self, ref = m.ref](HubResult r) {
@@ -189,7 +190,7 @@ void WebSocketSession::handle_hippie(std::string_view text) {
   // A Hippie client publishes by sending a JSON object on its pipe.
   ClientMessage m;
   m.topic = *hippie_topic_;
-  auto d = hub_->config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
+  auto d = hub_->access().config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
   if (!d.allowed) return send(error_frame({}, d.code, d.message));
   auto parsed =
       parse_client_message(R"({"type":"publish","topic":"x","data":)" + std::string(text) + "}");
@@ -210,7 +211,7 @@ bool WebSocketSession::subscribed(std::string_view topic) const {
 }
 
 void WebSocketSession::subscribe(const ClientMessage& m) {
-  auto d = hub_->config.acl.check(m.topic, auth::TopicAccess::Subscribe, claims());
+  auto d = hub_->access().config.acl.check(m.topic, auth::TopicAccess::Subscribe, claims());
   if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
   if (subscribed(m.topic)) return send(ack_frame(m.ref));
   if (static_cast<int>(topics_.size()) >= hub_->config.max_subscriptions) {
@@ -220,7 +221,7 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
   }
   hub_->topics.subscribe(m.topic, this);
   topics_.push_back(m.topic);
-  if (!hub_->config.topics[d.entry].on_subscribe) {
+  if (!hub_->access().config.topics[d.entry].on_subscribe) {
     send(ack_frame(m.ref));
     return replay_after(m);
   }
@@ -255,17 +256,44 @@ void WebSocketSession::replay_after(const ClientMessage& m) {
 }
 
 void WebSocketSession::unsubscribe(const ClientMessage& m) {
-  auto it = std::find(topics_.begin(), topics_.end(), m.topic);
-  if (it == topics_.end()) return send(error_frame(m.ref, "not_subscribed", "not subscribed"));
-  hub_->topics.unsubscribe(m.topic, this);
+  if (!remove_topic(m.topic)) return send(error_frame(m.ref, "not_subscribed", "not subscribed"));
+  send(ack_frame(m.ref));
+}
+
+bool WebSocketSession::remove_topic(std::string_view topic) {
+  auto it = std::find(topics_.begin(), topics_.end(), topic);
+  if (it == topics_.end()) return false;
+  hub_->topics.unsubscribe(topic, this);
   topics_.erase(it);
   auto h =
-      std::find_if(held_.begin(), held_.end(), [&](const Held& x) { return x.topic == m.topic; });
+      std::find_if(held_.begin(), held_.end(), [&](const Held& x) { return x.topic == topic; });
   if (h != held_.end()) {
     for (const auto& f : h->frames) held_bytes_ -= f->size();
     held_.erase(h);
   }
-  send(ack_frame(m.ref));
+  return true;
+}
+
+void WebSocketSession::recheck() {
+  if (closing_ || finished_ || !accepted_) return;
+  if (identity_ && !hub_->key_trusted(identity_->key_id)) {
+    hub_->closed_for_key();
+    return close(websocket::close_code::policy_error, "token key no longer trusted");
+  }
+  for (std::size_t i = 0; i < topics_.size();) {
+    auto d = hub_->access().config.acl.check(topics_[i], auth::TopicAccess::Subscribe, claims());
+    if (d.allowed) {
+      ++i;
+      continue;
+    }
+    hub_->unsubscribed_forbidden();
+    if (mode_ == Mode::Hippie) {  // the pipe's one channel
+      return close(websocket::close_code::policy_error, "channel no longer allowed");
+    }
+    std::string topic = topics_[i];
+    remove_topic(topic);
+    send(revoked_frame(topic, d.message));
+  }
 }
 
 void WebSocketSession::deliver(const HubMessage& message) {

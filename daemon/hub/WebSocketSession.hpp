@@ -44,11 +44,12 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   // Accepts the upgrade. `claims`: from a token already verified in the request's headers;
   // `subprotocol`: the Sec-WebSocket-Protocol value to answer with ("" for none).
   void run(boost::beast::http::request<boost::beast::http::string_body> request,
-           std::optional<auth::Claims> claims, std::string subprotocol);
+           std::optional<Identity> identity, std::string subprotocol);
 
   void deliver(const HubMessage& message) override;
   void resync(std::string_view topic) override;
   void shutdown() override;
+  void recheck() override;
 
  private:
   void on_accept(boost::beast::error_code ec);
@@ -71,7 +72,9 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   void start_ping();
   void finish();
 
-  const auth::Claims* claims() const { return claims_.get(); }
+  const auth::Claims* claims() const { return identity_ ? &identity_->claims : nullptr; }
+  // Stops delivering `topic` (its held events too); false when it was not subscribed.
+  bool remove_topic(std::string_view topic);
 
   struct Held {
     std::string topic;
@@ -85,7 +88,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   std::unique_ptr<const std::string> hippie_topic_;  // Hippie mode only
   // On the heap: most connections of a busy hub are idle subscribers, many without a token,
   // and a map in place would cost each of them its size.
-  std::unique_ptr<auth::Claims> claims_;
+  std::unique_ptr<Identity> identity_;
   std::size_t held_bytes_ = 0;
   std::vector<std::string> topics_;
   std::vector<Held> held_;  // live events kept back until on_subscribe rows are sent

@@ -242,7 +242,7 @@ TEST(ConfigLoader, LoginSigningKeyMatchesTheJwtAlgorithmAndKey) {
   const std::string es256 = "algorithm: ES256, public_key_file: " + ec_public;
   auto ok = with(es256, ec_private);
   ASSERT_TRUE(ok.config) << ::testing::PrintToString(messages(ok));
-  EXPECT_NE(ok.config->hub.login->private_key_pem.find("PRIVATE KEY"), std::string::npos);
+  EXPECT_NE(ok.config->access.login->private_key_pem.find("PRIVATE KEY"), std::string::npos);
 
   EXPECT_NE(error_of(with(es256, ""))
                 .find("auth.login.private_key_file: RS256 and ES256 logins "
