@@ -139,6 +139,14 @@ TEST_F(HubReload, WithdrawnTopicsStopOthersFlowExactlyOnce) {
                            token(kOldSecret, "u2") + "\r\n\r\n");
   ASSERT_TRUE(sse.wait_for("retry: 2000\n\n")) << sse.text();
   ASSERT_EQ(sse.status(), 200);
+  // Web::Hippie clients of the channel `staff`: a WebSocket pipe and a multipart stream.
+  WsClient pipe(port, "/_hippie/ws/staff",
+                {{"Authorization", "Bearer " + token(kOldSecret, "u3")}});
+  ASSERT_TRUE(pipe.open()) << pipe.http_status();
+  test::HttpStream mxhr(port,
+                        "GET /_hippie/mxhr/staff HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                            token(kOldSecret, "u4") + "\r\n\r\n");
+  ASSERT_TRUE(mxhr.wait_for("set_client_id")) << mxhr.text();
   auto hello = anon.request(R"({"type":"call","command":"hello"})");
   ASSERT_TRUE(hello && hello->find("greeting") != std::string::npos) << hello.value_or("");
 
@@ -156,6 +164,15 @@ TEST_F(HubReload, WithdrawnTopicsStopOthersFlowExactlyOnce) {
   ASSERT_TRUE(revoked) << daemon->output();
   EXPECT_NE(revoked->find(R"("topic":"staff")"), std::string::npos) << *revoked;
   ASSERT_TRUE(sse.wait_for(R"({"type":"error","code":"forbidden","topic":"staff")")) << sse.text();
+
+  // The Hippie pipe has only that channel: it is closed; the stream says why and ends.
+  while (pipe.receive(5s)) {
+  }
+  EXPECT_TRUE(pipe.closed());
+  EXPECT_EQ(pipe.close_code(), 1008);
+  EXPECT_TRUE(mxhr.wait_closed(5s)) << mxhr.text();
+  EXPECT_NE(mxhr.text().find(R"("code":"forbidden","topic":"staff")"), std::string::npos)
+      << mxhr.text();
 
   fan(s, "news", 21, 40);
   fan(s, "staff", 21, 40);
@@ -175,7 +192,7 @@ TEST_F(HubReload, WithdrawnTopicsStopOthersFlowExactlyOnce) {
     EXPECT_EQ(occurrences(user_all, "staff", n), n <= 20 ? 1 : 0) << "staff " << n;
     EXPECT_EQ(occurrences(sse.text(), "staff", n), n <= 20 ? 1 : 0) << "sse staff " << n;
   }
-  EXPECT_EQ(sample(port, R"(pgfanout_hub_access_revoked_total{what="subscription"})"), 2);
+  EXPECT_EQ(sample(port, R"(pgfanout_hub_access_revoked_total{what="subscription"})"), 4);
   EXPECT_EQ(sample(port, R"(pgfanout_hub_access_revoked_total{what="connection"})"), 0);
 
   // The new rules apply to what clients ask next, on the same connections.
@@ -188,7 +205,7 @@ TEST_F(HubReload, WithdrawnTopicsStopOthersFlowExactlyOnce) {
   auto hi = anon.request(R"({"type":"call","command":"hi"})");
   ASSERT_TRUE(hi);
   EXPECT_NE(hi->find("greeting"), std::string::npos) << *hi;
-  EXPECT_NE(daemon->output().find("2 subscription(s) withdrawn"), std::string::npos)
+  EXPECT_NE(daemon->output().find("4 subscription(s) withdrawn"), std::string::npos)
       << daemon->output();
 }
 
