@@ -68,6 +68,8 @@ class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
     m.topic = topic_;
     if (auto id = event.outbox_id()) {
       m.id = std::to_string(*id);
+      m.outbox_id = *id;
+      m.outbox_txid = event.outbox_txid();
     } else if (auto lsn = event.lsn()) {
       m.id = pg::format_lsn(*lsn);
     }

@@ -15,9 +15,10 @@
 
 namespace pgfanout::hub {
 
-void HubState::replay(
-    std::vector<std::string> wanted, std::int64_t after,
-    std::function<void(std::vector<ReplayedEvent>, std::vector<std::string>)> done) {
+void HubState::replay(std::vector<std::string> wanted, std::int64_t after,
+                      std::function<void(std::vector<ReplayedEvent>, std::vector<std::string>,
+                                         std::optional<OutboxPosition>)>
+                          done) {
   auto set = rules ? rules() : nullptr;
   std::vector<std::string> channels;
   // A topic is resumable when some durable push could render it: a template with fields might,
@@ -47,7 +48,9 @@ void HubState::replay(
   for (const auto& t : wanted) {
     if (!any_template && !resumable.contains(t)) lost.push_back(t);
   }
-  if (channels.empty() || lost.size() == wanted.size()) return done({}, std::move(lost));
+  if (channels.empty() || lost.size() == wanted.size()) {
+    return done({}, std::move(lost), std::nullopt);
+  }
   const int limit = config.resume_limit;
   // Resume in the order the outbox reader delivered live events: the safe (txid, id) order after
   // the event the client last saw, never by id alone (ids are not commit order). The first row
@@ -60,24 +63,28 @@ void HubState::replay(
       "AND o.txid < pg_snapshot_xmin(pg_current_snapshot()) AND o.channel = ANY($2::text[]) "
       "ORDER BY o.txid, o.id LIMIT $3) "
       "SELECT NULL::bigint, NULL::text, (SELECT count(*) FROM last)::text, 0 AS k, "
-      "NULL::xid8 AS t, 0::bigint AS i "
+      "(SELECT txid FROM last) AS t, 0::bigint AS i "
       "UNION ALL SELECT id, channel, payload, 1, txid, id FROM page ORDER BY 4, 5, 6",
       {std::to_string(after), pg::text_array(channels), std::to_string(limit + 1)},
       std::chrono::seconds(10),
-      [set, wanted = std::move(wanted), lost = std::move(lost), limit,
+      [set, after, wanted = std::move(wanted), lost = std::move(lost), limit,
        done = std::move(done)](pg::PgResult&& r) mutable {
         if (!r.ok) {
           spdlog::warn("SSE resume: reading the outbox failed: {}", r.error);
-          return done({}, std::move(wanted));
+          return done({}, std::move(wanted), std::nullopt);
         }
         std::unordered_set<std::string> wanted_set(wanted.begin(), wanted.end());
         std::vector<ReplayedEvent> out;
-        if (r.rows.empty() || r.rows[0][2] != "1") return done({}, std::move(wanted));
+        if (r.rows.empty() || r.rows[0][2] != "1" || !r.rows[0][4]) {
+          return done({}, std::move(wanted), std::nullopt);
+        }
+        OutboxPosition seen{std::stoull(*r.rows[0][4]), after};
         if (static_cast<int>(r.rows.size()) - 1 > limit) lost = wanted;
         std::string topic, name, data, why;
         for (std::size_t i = 1; i < r.rows.size() && static_cast<int>(i) <= limit; ++i) {
           if (!r.rows[i][0] || !r.rows[i][1] || !r.rows[i][2]) continue;
           std::int64_t id = std::stoll(*r.rows[i][0]);
+          if (r.rows[i][4]) seen = {std::stoull(*r.rows[i][4]), id};
           const std::string& channel = *r.rows[i][1];
           auto payload = rules::ParsedPayload::parse(channel, *r.rows[i][2]);
           set->for_each_match(
@@ -96,7 +103,7 @@ void HubState::replay(
               },
               rules::RuleScope::DurableOnly);
         }
-        done(std::move(out), std::move(lost));
+        done(std::move(out), std::move(lost), seen);
       });
 }
 

@@ -80,6 +80,15 @@ struct ReplayedEvent {
   std::shared_ptr<const std::string> frame;
 };
 
+// A place in the outbox's delivery order, (txid, id).
+struct OutboxPosition {
+  std::uint64_t txid = 0;
+  std::int64_t id = 0;
+  bool operator<(const OutboxPosition& o) const {
+    return txid != o.txid ? txid < o.txid : id < o.id;
+  }
+};
+
 class HubState {
  public:
   HubState(boost::asio::io_context& io, Metrics& metrics, const HubConfig& config,
@@ -142,10 +151,12 @@ class HubState {
                         done);
   // The durable events after outbox id `after` that push to one of `topics`. `lost` names the
   // topics that cannot be resumed completely: no durable rule pushes to them, or more than
-  // hub.resume_limit events were missed.
-  void replay(
-      std::vector<std::string> topics, std::int64_t after,
-      std::function<void(std::vector<ReplayedEvent> events, std::vector<std::string> lost)> done);
+  // hub.resume_limit events were missed. `seen`: the position the client has now seen up to
+  // (the last event replayed, or `after` itself), when `after` is still in the outbox.
+  void replay(std::vector<std::string> topics, std::int64_t after,
+              std::function<void(std::vector<ReplayedEvent> events, std::vector<std::string> lost,
+                                 std::optional<OutboxPosition> seen)>
+                  done);
 
  private:
   std::shared_ptr<const Access> access_;

@@ -96,8 +96,10 @@ void StreamSession::start_subscriptions() {
   if (last_event_id_ && format_ == Format::Sse) {
     ++pending_;
     hub_->replay(topics_, *last_event_id_,
-                 [self](std::vector<ReplayedEvent> events, std::vector<std::string> lost) {
+                 [self](std::vector<ReplayedEvent> events, std::vector<std::string> lost,
+                        std::optional<OutboxPosition> seen) {
                    if (self->finished_) return;
+                   self->seen_ = seen;
                    for (const auto& e : events) self->send_event(*e.frame, e.id);
                    // What could not be replayed: the client must reload those topics.
                    for (const auto& t : lost) self->send_event(resync_frame(t), {});
@@ -110,7 +112,18 @@ void StreamSession::release_held() {
   auto held = std::move(held_);
   held_.clear();
   held_bytes_ = 0;
-  for (auto& bytes : held) send(std::move(bytes));
+  for (auto& h : held) {
+    if (!already_seen(h.position)) send(std::move(h.bytes));
+  }
+}
+
+bool StreamSession::already_seen(const OutboxPosition& p) {
+  if (!seen_ || p.txid == 0) return false;
+  if (*seen_ < p) {
+    seen_.reset();  // past it: the rest comes in order
+    return false;
+  }
+  return true;
 }
 
 void StreamSession::deliver(const HubMessage& message) {
@@ -119,9 +132,10 @@ void StreamSession::deliver(const HubMessage& message) {
   if (pending_ > 0) {
     if (over_limit(bytes->size())) return;
     held_bytes_ += bytes->size();
-    held_.push_back(bytes);
+    held_.push_back({{message.outbox_txid, message.outbox_id}, bytes});
     return;
   }
+  if (already_seen({message.outbox_txid, message.outbox_id})) return;
   send(bytes);
 }
 

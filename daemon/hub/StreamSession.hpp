@@ -71,7 +71,17 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   std::size_t held_bytes_ = 0;
   bool resume_unknown_ = false;
   int pending_ = 0;  // on_subscribe / replay queries still running; live events are held
-  std::vector<std::shared_ptr<const std::string>> held_;  // encoded
+  struct Held {
+    OutboxPosition position;                   // of an outbox event, {0, 0} for others
+    std::shared_ptr<const std::string> bytes;  // encoded
+  };
+  std::vector<Held> held_;
+  // After a resume from the outbox: how far the client has seen. This host's outbox reader may be
+  // behind it (another host served the client until now, or this one just restarted), so events
+  // the client already has can still come live here; they are not sent again. Cleared by the
+  // first live outbox event past it (live events come in that order).
+  std::optional<OutboxPosition> seen_;
+  bool already_seen(const OutboxPosition& p);
   std::unique_ptr<boost::asio::steady_timer> timer_;
   char read_byte_ = 0;
   bool active_ = false;  // something was written since the last heartbeat

@@ -25,6 +25,9 @@ struct HubMessage {
   std::shared_ptr<const std::string> frame;  // the `event` frame (WebSocket, SSE)
   std::shared_ptr<const std::string> data;   // the bare `data` JSON (Hippie clients)
   std::string id;  // outbox id or WAL position of the event (event_frame), empty for none
+  // An outbox event's place in the outbox's delivery order (txid, id); {0, 0} for others.
+  std::uint64_t outbox_txid = 0;
+  std::int64_t outbox_id = 0;
   // The message as each kind of subscriber writes it, encoded by the first one (Wire.hpp).
   mutable std::array<std::shared_ptr<const std::string>, 4> wire{};
 };

@@ -33,6 +33,7 @@ struct Notification {
   int backend_pid = 0;
   std::chrono::steady_clock::time_point received = std::chrono::steady_clock::now();
   std::optional<std::int64_t> outbox_id;  // set for events read from pgfanout.outbox
+  std::uint64_t outbox_txid = 0;          // and their transaction: the outbox's order is (txid, id)
   std::optional<std::uint64_t> lsn;       // set for events decoded from the WAL
 };
 

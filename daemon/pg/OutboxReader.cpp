@@ -182,6 +182,7 @@ struct OutboxReader::Impl {
       n.channel = row[1].value_or("");
       n.payload = row[2].value_or("");
       n.outbox_id = batch.back().id;
+      n.outbox_txid = std::stoull(batch.back().txid);
       n.received = Clock::now();
       auto completion = std::make_shared<EventCompletion>([this, gen, i](bool ok) {
         if (gen != batch_generation) return;  // the batch was abandoned (connection lost)

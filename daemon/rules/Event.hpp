@@ -64,13 +64,15 @@ enum class Side { New, Old };
 struct EventPosition {
   std::optional<std::int64_t> outbox_id;
   std::optional<std::uint64_t> lsn;
+  std::uint64_t outbox_txid = 0;  // with outbox_id: the outbox's order is (txid, id)
 
   EventPosition() = default;
   EventPosition(std::nullopt_t) {}
   EventPosition(std::int64_t id) : outbox_id(id) {}
   EventPosition(std::optional<std::int64_t> id) : outbox_id(id) {}
-  EventPosition(std::optional<std::int64_t> id, std::optional<std::uint64_t> wal)
-      : outbox_id(id), lsn(wal) {}
+  EventPosition(std::optional<std::int64_t> id, std::optional<std::uint64_t> wal,
+                std::uint64_t txid = 0)
+      : outbox_id(id), lsn(wal), outbox_txid(txid) {}
 };
 
 class Event {
@@ -89,6 +91,7 @@ class Event {
   std::chrono::steady_clock::time_point received() const { return received_; }
   std::optional<std::int64_t> outbox_id() const { return position_.outbox_id; }
   std::optional<std::uint64_t> lsn() const { return position_.lsn; }
+  std::uint64_t outbox_txid() const { return position_.outbox_txid; }
 
   // The value at a path split into segments; nullptr when absent or when the payload is not JSON.
   const boost::json::value* find(const std::vector<std::string>& path, Side side = Side::New) const;

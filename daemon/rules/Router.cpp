@@ -99,7 +99,7 @@ void Router::route(const Notification& n, std::shared_ptr<EventCompletion> compl
                   " (" + std::to_string(n.payload.size()) +
                   " bytes); treated as text, so templates naming fields skip their action");
   }
-  bool matched = rules_->for_each_match(payload, n.received, {n.outbox_id, n.lsn},
+  bool matched = rules_->for_each_match(payload, n.received, {n.outbox_id, n.lsn, n.outbox_txid},
                                         [&](const Rule& rule, const Event& event, int) {
                                           run(rule, rule.actions, event, completion);
                                         });

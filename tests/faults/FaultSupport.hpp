@@ -152,8 +152,13 @@ class LoadConn {
 // committed writes (each one UPDATE and one notification).
 class CacheLoad {
  public:
-  CacheLoad(std::string dsn, int redis_port, std::string prefix, int rows)
-      : dsn_(std::move(dsn)), redis_port_(redis_port), prefix_(std::move(prefix)), rows_(rows) {}
+  CacheLoad(std::string dsn, int redis_port, std::string prefix, int rows,
+            std::string redis_host = "127.0.0.1")
+      : dsn_(std::move(dsn)),
+        redis_port_(redis_port),
+        redis_host_(std::move(redis_host)),
+        prefix_(std::move(prefix)),
+        rows_(rows) {}
   ~CacheLoad() { stop(); }
 
   static std::string table_sql(int rows) {
@@ -176,7 +181,7 @@ class CacheLoad {
     for (int r = 0; r < readers; ++r) {
       threads_.emplace_back([this, r, fill_delay_us] {
         LoadConn pg(dsn_);
-        RedisTestClient redis(redis_port_);
+        RedisTestClient redis(redis_port_, redis_host_);
         std::mt19937 rng((seed_ - 1) * 2654435761u + static_cast<unsigned>(r * 7919 + 1));
         std::uniform_int_distribution<int> pick(1, rows_), delay(0, fill_delay_us);
         while (running_) {
@@ -221,7 +226,7 @@ class CacheLoad {
   // Cached values that differ from the database.
   long long stale() {
     BlockingPg s(dsn_);
-    RedisTestClient redis(redis_port_);
+    RedisTestClient redis(redis_port_, redis_host_);
     long long n = 0;
     for (int id = 1; id <= rows_; ++id) {
       auto cached = redis.cmd({"GET", key(id)});
@@ -238,6 +243,7 @@ class CacheLoad {
  private:
   std::string dsn_;
   int redis_port_;
+  std::string redis_host_;
   std::string prefix_;
   int rows_;
   unsigned seed_ = 1;

@@ -24,7 +24,10 @@ namespace pgfanout::test {
 
 class RedisTestClient {
  public:
-  explicit RedisTestClient(int port) : port_(port) { connect(); }
+  explicit RedisTestClient(int port, std::string host = "127.0.0.1")
+      : host_(std::move(host)), port_(port) {
+    connect();
+  }
   ~RedisTestClient() {
     if (c_ != nullptr) redisFree(c_);
   }
@@ -72,7 +75,7 @@ class RedisTestClient {
  private:
   bool connect() {
     timeval tv{1, 0};
-    c_ = redisConnectWithTimeout("127.0.0.1", port_, tv);
+    c_ = redisConnectWithTimeout(host_.c_str(), port_, tv);
     if (c_ == nullptr || c_->err != 0) {
       if (c_ != nullptr) redisFree(c_);
       c_ = nullptr;
@@ -80,6 +83,7 @@ class RedisTestClient {
     }
     return true;
   }
+  std::string host_;
   int port_;
   redisContext* c_ = nullptr;
 };

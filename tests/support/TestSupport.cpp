@@ -142,8 +142,8 @@ std::string write_temp_file(const std::string& name, const std::string& text) {
   return path;
 }
 
-DaemonProcess::DaemonProcess(std::vector<std::string> args,
-                             std::map<std::string, std::string> env) {
+DaemonProcess::DaemonProcess(std::vector<std::string> args, std::map<std::string, std::string> env,
+                             std::vector<std::string> wrapper) {
   log_path_ = write_temp_file("daemon.log", "");
   pid_ = fork();
   if (pid_ == 0) {
@@ -157,10 +157,15 @@ DaemonProcess::DaemonProcess(std::vector<std::string> args,
     }
     std::vector<char*> argv;
     std::string bin = PGFANOUT_BINARY;
+    for (auto& w : wrapper) argv.push_back(w.data());
     argv.push_back(bin.data());
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    execv(bin.c_str(), argv.data());
+    if (wrapper.empty()) {
+      execv(bin.c_str(), argv.data());
+    } else {
+      execvp(argv[0], argv.data());
+    }
     _exit(127);
   }
 }
@@ -220,6 +225,11 @@ int DaemonProcess::http_port(std::chrono::milliseconds timeout) const {
 
 HttpReply http_request(int port, const std::string& method, const std::string& target,
                        std::chrono::milliseconds timeout) {
+  return http_request("127.0.0.1", port, method, target, timeout);
+}
+
+HttpReply http_request(const std::string& host, int port, const std::string& method,
+                       const std::string& target, std::chrono::milliseconds timeout) {
   HttpReply reply;
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return reply;
@@ -230,13 +240,13 @@ HttpReply http_request(int port, const std::string& method, const std::string& t
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
     return reply;
   }
   std::string req =
-      method + " " + target + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      method + " " + target + " HTTP/1.1\r\nHost: " + host + "\r\nConnection: close\r\n\r\n";
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) {
     ::close(fd);
     return reply;

@@ -79,6 +79,10 @@ struct HttpReply {
 };
 HttpReply http_request(int port, const std::string& method, const std::string& target,
                        std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// The same to `host` (an IPv4 address), e.g. a daemon in another network namespace.
+HttpReply http_request(const std::string& host, int port, const std::string& method,
+                       const std::string& target,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(5));
 inline HttpReply http_get(int port, const std::string& target) {
   return http_request(port, "GET", target);
 }
@@ -89,7 +93,10 @@ class DaemonProcess {
   // An `env` value equal to this is replaced by the child's own pid (for WATCHDOG_PID).
   static constexpr const char* kChildPid = "<child pid>";
 
-  DaemonProcess(std::vector<std::string> args, std::map<std::string, std::string> env = {});
+  // `wrapper`: a command that runs the binary, e.g. {"ip", "netns", "exec", "NAME"} (it must exec
+  // it in place, so that pid() is the daemon's).
+  DaemonProcess(std::vector<std::string> args, std::map<std::string, std::string> env = {},
+                std::vector<std::string> wrapper = {});
   ~DaemonProcess();
   void signal(int sig);
   // Waits for exit; returns the exit code, or -1 on timeout, 128+N when killed by signal N.

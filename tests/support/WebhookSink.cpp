@@ -178,7 +178,8 @@ struct WebhookSink::Impl {
   }
 };
 
-WebhookSink::WebhookSink(Respond respond, const TestCa* tls) : impl_(std::make_shared<Impl>()) {
+WebhookSink::WebhookSink(Respond respond, const TestCa* tls, const std::string& bind)
+    : impl_(std::make_shared<Impl>()) {
   impl_->owner = this;
   impl_->respond = std::move(respond);
   if (tls != nullptr) {
@@ -186,7 +187,7 @@ WebhookSink::WebhookSink(Respond respond, const TestCa* tls) : impl_(std::make_s
     impl_->tls->use_certificate_chain_file(tls->server_cert);
     impl_->tls->use_private_key_file(tls->server_key, ssl::context::pem);
   }
-  tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), 0);
+  tcp::endpoint ep(asio::ip::make_address(bind), 0);
   impl_->acceptor.open(ep.protocol());
   impl_->acceptor.set_option(tcp::acceptor::reuse_address(true));
   impl_->acceptor.bind(ep);

@@ -59,7 +59,9 @@ class WebhookSink {
   using Respond = std::function<SinkReply(const SinkRequest&)>;
 
   // HTTP; with `tls`, HTTPS with its certificate.
-  explicit WebhookSink(Respond respond = {}, const TestCa* tls = nullptr);
+  // `bind`: the address it listens on (another network namespace reaches it on the host's).
+  explicit WebhookSink(Respond respond = {}, const TestCa* tls = nullptr,
+                       const std::string& bind = "127.0.0.1");
   ~WebhookSink();
   WebhookSink(const WebhookSink&) = delete;
   WebhookSink& operator=(const WebhookSink&) = delete;

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 
@@ -48,6 +49,17 @@ struct WsClient::Impl {
 WsClient::WsClient(int port, const std::string& target, const Headers& headers, int receive_buffer,
                    int max_segment)
     : impl_(std::make_unique<Impl>()) {
+  connect("127.0.0.1", port, target, headers, receive_buffer, max_segment);
+}
+
+WsClient::WsClient(const std::string& host, int port, const std::string& target,
+                   const Headers& headers)
+    : impl_(std::make_unique<Impl>()) {
+  connect(host, port, target, headers, 0, 0);
+}
+
+void WsClient::connect(const std::string& host, int port, const std::string& target,
+                       const Headers& headers, int receive_buffer, int max_segment) {
   auto& s = beast::get_lowest_layer(impl_->ws);
   beast::error_code ec;
   s.socket().open(asio::ip::tcp::v4(), ec);
@@ -59,14 +71,16 @@ WsClient::WsClient(int port, const std::string& target, const Headers& headers, 
     ::setsockopt(s.socket().native_handle(), IPPROTO_TCP, TCP_MAXSEG, &max_segment,
                  sizeof max_segment);
   }
-  s.socket().connect({asio::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port)}, ec);
+  auto address = asio::ip::make_address(host, ec);
+  if (ec) return;
+  s.socket().connect({address, static_cast<unsigned short>(port)}, ec);
   if (ec) return;
   impl_->ws.set_option(websocket::stream_base::decorator([headers](websocket::request_type& req) {
     for (const auto& [k, v] : headers) req.set(k, v);
   }));
   impl_->ws.read_message_max(64 * 1024 * 1024);
   bool done = false;
-  impl_->ws.async_handshake(impl_->response, "127.0.0.1", target, [&](beast::error_code e) {
+  impl_->ws.async_handshake(impl_->response, host, target, [&](beast::error_code e) {
     done = true;
     impl_->open = !e;
   });
@@ -154,13 +168,16 @@ int WsClient::close_code() const {
   return static_cast<int>(impl_->ws.reason().code);
 }
 
-HttpStream::HttpStream(int port, const std::string& request_text) {
+HttpStream::HttpStream(int port, const std::string& request_text)
+    : HttpStream("127.0.0.1", port, request_text) {}
+
+HttpStream::HttpStream(const std::string& host, int port, const std::string& request_text) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1 ||
+      ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd_);
     fd_ = -1;
     return;

@@ -21,6 +21,9 @@ class WsClient {
   // that never reads; small segments keep it at tens of kilobytes.
   explicit WsClient(int port, const std::string& target = "/ws", const Headers& headers = {},
                     int receive_buffer = 0, int max_segment = 0);
+  // The same to `host` (an IPv4 address), e.g. a daemon in another network namespace.
+  WsClient(const std::string& host, int port, const std::string& target = "/ws",
+           const Headers& headers = {});
   ~WsClient();
 
   bool open() const;
@@ -45,6 +48,9 @@ class WsClient {
   std::vector<std::string> skipped;
 
  private:
+  void connect(const std::string& host, int port, const std::string& target, const Headers& headers,
+               int receive_buffer, int max_segment);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int next_ref_ = 1;
@@ -54,6 +60,7 @@ class WsClient {
 class HttpStream {
  public:
   HttpStream(int port, const std::string& request_text);
+  HttpStream(const std::string& host, int port, const std::string& request_text);
   ~HttpStream();
   // Reads until the received text (head included) contains `needle` or `timeout` passes.
   bool wait_for(const std::string& needle,
