@@ -128,6 +128,7 @@ struct Daemon::Impl final : pg::EventSink {
         return http::HealthStatus{s.healthy(), s.detail()};
       });
     }
+    hub.add_health_checks(health);
     if (redis_evictor.has_targets()) {
       health.add("redis", [this] {
         std::string detail;
@@ -321,6 +322,7 @@ struct Daemon::Impl final : pg::EventSink {
     deliveries.set_rules(next->rules);
     listener.set_channels(next->rules->channels());
     outbox.set_channels(next->rules->durable_channels());
+    hub.reload_keys();
     if (options.log_level_override.empty()) set_log_level(next->log_level);
     config = next;
     metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "ok"}})

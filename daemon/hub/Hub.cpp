@@ -6,11 +6,13 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "http/HealthChecks.hpp"
 #include "http/HttpRouter.hpp"
 #include "http/HttpUpgrade.hpp"
 #include "hub/HippiePoll.hpp"
 #include "hub/HubAdmission.hpp"
 #include "hub/HubState.hpp"
+#include "hub/JwksRefresher.hpp"
 #include "hub/PushAction.hpp"
 #include "hub/QueryString.hpp"
 #include "hub/ServerFrames.hpp"
@@ -165,12 +167,23 @@ void Hub::add_routes(http::HttpRouter& router) {
 
 void Hub::start() {
   state_->sql.start();
+  if (state_->jwks) state_->jwks->start();
 }
 
 void Hub::stop() {
+  if (state_->jwks) state_->jwks->stop();
   state_->shutdown_all();
   std::static_pointer_cast<HippiePoll>(hippie_)->stop();
   state_->sql.stop();
+}
+
+void Hub::reload_keys() {
+  if (state_->jwks) state_->jwks->reload();
+}
+
+void Hub::add_health_checks(http::HealthChecks& health) {
+  if (!state_->jwks || !state_->jwks->from_url()) return;
+  health.add("jwks", [state = state_] { return state->jwks->health(); });
 }
 
 void Hub::resync_all() {

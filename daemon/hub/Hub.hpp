@@ -24,8 +24,9 @@ class Metrics;
 }
 
 namespace pgfanout::http {
+class HealthChecks;
 class HttpRouter;
-}
+}  // namespace pgfanout::http
 
 namespace pgfanout::rules {
 class RuleSet;
@@ -52,6 +53,10 @@ class Hub {
   void start();
   // Closes every subscriber connection and the SQL connections.
   void stop();
+  // SIGHUP: reads auth.jwt.jwks_file again / fetches jwks_url now.
+  void reload_keys();
+  // Registers the `jwks` check (with auth.jwt.jwks_url): failing until a first key set arrived.
+  void add_health_checks(http::HealthChecks& health);
   // Tells every subscriber that events may have been lost (the listener reconnected).
   void resync_all();
 

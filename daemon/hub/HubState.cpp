@@ -6,6 +6,7 @@
 #include <boost/asio/io_context.hpp>
 #include <random>
 
+#include "hub/JwksRefresher.hpp"
 #include "hub/ServerFrames.hpp"
 
 namespace pgfanout::hub {
@@ -74,6 +75,9 @@ HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_
     std::string error;
     verifier = auth::JwtVerifier::create(config.jwt, error);
     if (!verifier) spdlog::error("auth.jwt: {}", error);  // the config check already refused it
+    if (verifier && config.jwt.key_set) {
+      jwks = std::make_shared<JwksRefresher>(io, metrics, config.jwks, *verifier);
+    }
   }
   for (const char* reason : {"slow", "timeout", "too_big"}) dropped_.with({reason});
 }
@@ -127,6 +131,7 @@ auth::JwtResult HubState::authenticate(std::string_view token) {
     return r;
   }
   auto r = verifier->verify(token);
+  if (jwks && r.reason == "unknown_key") jwks->unknown_kid(r.kid);
   auth_.with({r.ok ? std::string_view("ok") : std::string_view(r.reason)}).inc();
   return r;
 }

@@ -36,6 +36,8 @@ class io_context;
 
 namespace pgfanout::hub {
 
+class JwksRefresher;
+
 // A hub connection that the Hub can close at shutdown.
 class HubConnection {
  public:
@@ -71,6 +73,7 @@ class HubState {
   const HubConfig config;
   const http::HttpConfig http;
   std::unique_ptr<auth::JwtVerifier> verifier;  // null without auth.jwt
+  std::shared_ptr<JwksRefresher> jwks;          // with auth.jwt.jwks_file or jwks_url
   TopicHub topics;
   EventHistory history{config.history_size};
   SqlGateway sql;
@@ -93,6 +96,8 @@ class HubState {
   void delivered(std::size_t n) { delivered_.inc(n); }
 
   // ---- operations; `reply` gets the outcome (hub/HubResult.hpp), the caller makes the frame
+  // A token with a kid the key set lacks also asks `jwks` to fetch the set again (rate-limited);
+  // that token is refused all the same (`unknown_key`).
   auth::JwtResult authenticate(std::string_view token);
   // A declared command; on success the result is its rows as a JSON array.
   void call(const auth::Claims* claims, const ClientMessage& m,
