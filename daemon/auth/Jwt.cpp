@@ -227,8 +227,9 @@ JwtResult JwtVerifier::verify(std::string_view token, std::int64_t now) const {
   const json::value* alg_value = header.as_object().if_contains("alg");
   const json::value* kid_value = header.as_object().if_contains("kid");
   std::optional<JwtAlgorithm> alg;
-  if (alg_value != nullptr && alg_value->is_string())
+  if (alg_value != nullptr && alg_value->is_string()) {
     alg = parse_jwt_algorithm(alg_value->as_string());
+  }
   if (!alg || (*alg == JwtAlgorithm::HS256 && !hs256_) ||
       (!options_.key_set && *alg != options_.algorithm)) {
     return refuse("algorithm", options_.key_set

@@ -13,9 +13,17 @@ namespace pgfanout::hub {
 
 namespace {
 
+// A kid (from a client's token, or a JWKS), for the log: printable ASCII only, at most 64
+// characters.
+std::string printable(std::string_view kid) {
+  std::string out;
+  for (char c : kid.substr(0, 64)) out += c >= 0x20 && c < 0x7f ? c : '?';
+  return kid.size() > 64 ? out + "..." : out;
+}
+
 std::string join(const std::vector<std::string>& kids) {
   std::string out;
-  for (const auto& k : kids) out += (out.empty() ? "\"" : ", \"") + k + "\"";
+  for (const auto& k : kids) out += (out.empty() ? "\"" : ", \"") + printable(k) + "\"";
   return out.empty() ? "none" : out;
 }
 
@@ -71,10 +79,12 @@ void JwksRefresher::unknown_kid(const std::string& kid) {
   if (!running_ || !from_url() || in_flight_) return;
   auto since = std::chrono::steady_clock::now() - last_fetch_;
   if (since < source_.min_refresh) {
-    spdlog::debug("jwks: unknown kid \"{}\"; the last fetch was too recent to fetch again", kid);
+    spdlog::debug("jwks: unknown kid \"{}\"; the last fetch was too recent to fetch again",
+                  printable(kid));
     return;
   }
-  spdlog::info("jwks: a token names the unknown kid \"{}\"; fetching {}", kid, source_.url);
+  spdlog::info("jwks: a token names the unknown kid \"{}\"; fetching {}", printable(kid),
+               source_.url);
   fetch("unknown kid");
 }
 
