@@ -300,6 +300,9 @@ TEST(JwksConfig, SourcesAreChecked) {
   auto file = test::write_temp_file("keys.json", jwks({jwk(rsa(), R"("kid":"rsa")")}));
   auto empty = test::write_temp_file("empty.json", R"({"keys":[]})");
   EXPECT_EQ(config_errors("jwks_file: " + file), "(loaded)");
+  EXPECT_EQ(config_errors("jwks_file: " + file + ", secret: " + kSecret +
+                          "}\n  login: {sql: \"SELECT $1 AS user_id WHERE $2 = ''\""),
+            "(loaded)");
   EXPECT_EQ(config_errors("jwks_url: \"https://login.example.com/.well-known/jwks.json\", "
                           "jwks_refresh: 5m, jwks_min_refresh: 10s"),
             "(loaded)");
@@ -320,6 +323,8 @@ TEST(JwksConfig, SourcesAreChecked) {
            {"jwks_url: \"https://idp.example/\", jwks_ca_file: /nonexistent.pem",
             "cannot read /nonexistent.pem"},
            {"jwks_url: \"https://idp.example/\", jwks_min_refresh: 10ms", "at least 1s"},
+           {"jwks_file: " + file + "}\n  login: {sql: \"SELECT 1 AS user_id\"",
+            "auth.login signs HS256 tokens with auth.jwt.secret, which is not set"},
        }) {
     SCOPED_TRACE(b.jwt);
     auto errors = config_errors(b.jwt);
