@@ -128,6 +128,7 @@ struct Daemon::Impl final : pg::EventSink {
         return http::HealthStatus{s.healthy(), s.detail()};
       });
     }
+    hub.add_health_checks(health);
     if (redis_evictor.has_targets()) {
       health.add("redis", [this] {
         std::string detail;

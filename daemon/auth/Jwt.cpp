@@ -20,9 +20,6 @@ namespace json = boost::json;
 
 namespace {
 
-constexpr std::string_view kAlphabet =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
 JwtResult refuse(std::string reason, std::string message) {
   JwtResult r;
   r.reason = std::move(reason);
@@ -44,21 +41,16 @@ Pkey read_pem(std::string_view pem, bool is_private) {
   return Pkey(k);
 }
 
+// Whether `key` verifies (and signs) `alg`.
 bool key_fits(JwtAlgorithm alg, EVP_PKEY* key, std::string& error) {
-  if (alg == JwtAlgorithm::RS256) {
-    if (!EVP_PKEY_is_a(key, "RSA")) {
-      error = "RS256 needs an RSA key";
-      return false;
-    }
-    if (EVP_PKEY_get_bits(key) < 2048) {
-      error = "RS256 needs an RSA key of at least 2048 bits";
-      return false;
-    }
-  } else if (alg == JwtAlgorithm::ES256) {
-    if (!EVP_PKEY_is_a(key, "EC") || EVP_PKEY_get_bits(key) != 256) {
-      error = "ES256 needs an EC key on curve P-256";
-      return false;
-    }
+  JwtAlgorithm actual{};
+  if (!key_algorithm(key, actual, error)) return false;
+  if (actual != alg) {
+    error = std::string(jwt_algorithm_name(alg)) + (alg == JwtAlgorithm::RS256 ? " needs an RSA key"
+                                                    : alg == JwtAlgorithm::ES256
+                                                        ? " needs an EC key on curve P-256"
+                                                        : " needs an Ed25519 key");
+    return false;
   }
   return true;
 }
@@ -117,16 +109,31 @@ std::optional<std::int64_t> numeric_date(const json::value& v) {
   return std::nullopt;
 }
 
-}  // namespace
+// Whether `signature` is right for `signed_part` under `key` with `alg` (not HS256).
+bool check_signature(JwtAlgorithm alg, EVP_PKEY* key, std::string_view signed_part,
+                     const std::string& signature) {
+  std::string der;
+  const std::string* sig = &signature;
+  if (alg == JwtAlgorithm::ES256) {
+    der = es256_raw_to_der(signature);
+    if (der.empty()) return false;
+    sig = &der;
+  }
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  const EVP_MD* md = alg == JwtAlgorithm::EdDSA ? nullptr : EVP_sha256();
+  if (!ctx || EVP_DigestVerifyInit(ctx.get(), nullptr, md, nullptr, key) != 1) return false;
+  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()),
+                          sig->size(), reinterpret_cast<const unsigned char*>(signed_part.data()),
+                          signed_part.size()) == 1;
+}
 
-struct JwtVerifier::Key {
-  Pkey pkey;
-};
+}  // namespace
 
 std::optional<JwtAlgorithm> parse_jwt_algorithm(std::string_view name) {
   if (name == "HS256") return JwtAlgorithm::HS256;
   if (name == "RS256") return JwtAlgorithm::RS256;
   if (name == "ES256") return JwtAlgorithm::ES256;
+  if (name == "EdDSA") return JwtAlgorithm::EdDSA;
   return std::nullopt;
 }
 
@@ -138,72 +145,34 @@ std::string_view jwt_algorithm_name(JwtAlgorithm alg) {
       return "RS256";
     case JwtAlgorithm::ES256:
       return "ES256";
+    case JwtAlgorithm::EdDSA:
+      return "EdDSA";
   }
   return "?";
 }
 
-std::string base64url_encode(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  auto byte = [&](std::size_t k) { return static_cast<unsigned char>(data[k]); };
-  for (; i + 2 < data.size(); i += 3) {
-    unsigned v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-    out += kAlphabet[v & 63];
-  }
-  if (i + 1 == data.size()) {
-    unsigned v = byte(i) << 16;
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-  } else if (i + 2 == data.size()) {
-    unsigned v = (byte(i) << 16) | (byte(i + 1) << 8);
-    out += kAlphabet[(v >> 18) & 63];
-    out += kAlphabet[(v >> 12) & 63];
-    out += kAlphabet[(v >> 6) & 63];
-  }
-  return out;
-}
-
-std::optional<std::string> base64url_decode(std::string_view text) {
-  if (text.size() % 4 == 1) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() * 3 / 4);
-  unsigned acc = 0;
-  int bits = 0;
-  for (char c : text) {
-    auto pos = kAlphabet.find(c);
-    if (pos == std::string_view::npos) return std::nullopt;  // padding and '+/' are not base64url
-    acc = (acc << 6) | static_cast<unsigned>(pos);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xff);
-    }
-  }
-  // Leftover bits must be zero (a canonical encoding), so one token has one spelling.
-  if (bits > 0 && (acc & ((1u << bits) - 1)) != 0) return std::nullopt;
-  return out;
-}
-
 std::unique_ptr<JwtVerifier> JwtVerifier::create(JwtOptions options, std::string& error) {
   std::unique_ptr<JwtVerifier> v(new JwtVerifier(std::move(options)));
-  v->key_ = std::make_unique<Key>();
-  if (v->options_.algorithm == JwtAlgorithm::HS256) {
-    if (v->options_.secret.size() < 32) {
-      error = "an HS256 secret must be at least 32 bytes";
-      return nullptr;
-    }
+  const JwtOptions& o = v->options_;
+  v->hs256_ = o.key_set ? !o.secret.empty() : o.algorithm == JwtAlgorithm::HS256;
+  if (v->hs256_ && o.secret.size() < 32) {
+    error = "an HS256 secret must be at least 32 bytes";
+    return nullptr;
+  }
+  if (o.key_set) {
+    v->keys_ = o.keys ? o.keys : std::make_shared<const JwkSet>();
     return v;
   }
-  v->key_->pkey = read_pem(v->options_.public_key_pem, false);
-  if (!v->key_->pkey) {
+  v->keys_ = std::make_shared<const JwkSet>();
+  if (o.algorithm == JwtAlgorithm::HS256) return v;
+  Pkey pkey = read_pem(o.public_key_pem, false);
+  if (!pkey) {
     error = "cannot read the public key (PEM \"BEGIN PUBLIC KEY\" expected)";
     return nullptr;
   }
-  if (!key_fits(v->options_.algorithm, v->key_->pkey.get(), error)) return nullptr;
+  if (!key_fits(o.algorithm, pkey.get(), error)) return nullptr;
+  Jwk key{"", o.algorithm, std::shared_ptr<EVP_PKEY>(pkey.release(), EVP_PKEY_free)};
+  v->keys_ = std::make_shared<const JwkSet>(std::vector<Jwk>{std::move(key)}, true);
   return v;
 }
 
@@ -211,28 +180,27 @@ JwtVerifier::JwtVerifier(JwtOptions options) : options_(std::move(options)) {}
 
 JwtVerifier::~JwtVerifier() = default;
 
-bool JwtVerifier::check_signature(std::string_view signed_part,
-                                  const std::string& signature) const {
-  if (options_.algorithm == JwtAlgorithm::HS256) {
-    std::string expected = hmac_sha256(options_.secret, signed_part);
-    return expected.size() == signature.size() &&
-           CRYPTO_memcmp(expected.data(), signature.data(), expected.size()) == 0;
+std::vector<std::string> JwtVerifier::replace_keys(std::shared_ptr<const JwkSet> keys) {
+  if (!keys) keys = std::make_shared<const JwkSet>();
+  std::shared_ptr<const JwkSet> old;
+  {
+    std::lock_guard lock(mutex_);
+    old = std::exchange(keys_, keys);
   }
-  std::string der;
-  const std::string* sig = &signature;
-  if (options_.algorithm == JwtAlgorithm::ES256) {
-    der = es256_raw_to_der(signature);
-    if (der.empty()) return false;
-    sig = &der;
+  std::vector<std::string> removed;
+  for (const auto& k : old->keys()) {
+    if (!keys->has(k.kid)) removed.push_back(k.kid);
   }
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  if (!ctx ||
-      EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_->pkey.get()) != 1) {
-    return false;
-  }
-  return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig->data()),
-                          sig->size(), reinterpret_cast<const unsigned char*>(signed_part.data()),
-                          signed_part.size()) == 1;
+  return removed;
+}
+
+bool JwtVerifier::has_key(std::string_view kid) const {
+  return keys()->has(kid);
+}
+
+std::shared_ptr<const JwkSet> JwtVerifier::keys() const {
+  std::lock_guard lock(mutex_);
+  return keys_;
 }
 
 JwtResult JwtVerifier::verify(std::string_view token) const {
@@ -256,18 +224,53 @@ JwtResult JwtVerifier::verify(std::string_view token, std::int64_t now) const {
   boost::system::error_code ec;
   json::value header = json::parse(*header_text, ec);
   if (ec || !header.is_object()) return refuse("malformed", "header is not a JSON object");
-  const json::value* alg = header.as_object().if_contains("alg");
-  if (alg == nullptr || !alg->is_string() ||
-      alg->as_string() != jwt_algorithm_name(options_.algorithm)) {
-    return refuse("algorithm", "token algorithm is not the configured " +
-                                   std::string(jwt_algorithm_name(options_.algorithm)));
+  const json::value* alg_value = header.as_object().if_contains("alg");
+  const json::value* kid_value = header.as_object().if_contains("kid");
+  std::optional<JwtAlgorithm> alg;
+  if (alg_value != nullptr && alg_value->is_string()) {
+    alg = parse_jwt_algorithm(alg_value->as_string());
+  }
+  if (!alg || (*alg == JwtAlgorithm::HS256 && !hs256_) ||
+      (!options_.key_set && *alg != options_.algorithm)) {
+    return refuse("algorithm", options_.key_set
+                                   ? "token algorithm is not accepted (HS256 with the secret, "
+                                     "RS256, ES256 or EdDSA with a key of the key set)"
+                                   : "token algorithm is not the configured " +
+                                         std::string(jwt_algorithm_name(options_.algorithm)));
+  }
+  if (kid_value != nullptr && !kid_value->is_string()) {
+    return refuse("malformed", "kid is not a string");
   }
   if (const json::value* crit = header.as_object().if_contains("crit"); crit != nullptr) {
     return refuse("malformed", "critical header extensions are not supported");
   }
-  if (!check_signature(token.substr(0, dot2), *signature)) {
-    return refuse("signature", "bad signature");
+  std::string kid = kid_value != nullptr ? std::string(kid_value->as_string()) : std::string();
+  bool good = false;
+  if (*alg == JwtAlgorithm::HS256) {
+    kid.clear();
+    std::string expected = hmac_sha256(options_.secret, token.substr(0, dot2));
+    good = expected.size() == signature->size() &&
+           CRYPTO_memcmp(expected.data(), signature->data(), expected.size()) == 0;
+  } else {
+    auto keys = this->keys();  // this token is checked with the set as it is now
+    const Jwk* key = keys->select(kid, kid_value != nullptr);
+    if (key == nullptr) {
+      JwtResult r = refuse("unknown_key", keys->size() == 0 ? "no keys yet"
+                                          : kid_value != nullptr
+                                              ? "no key with kid \"" + kid + "\""
+                                              : "the token has no kid and there are several keys");
+      r.kid = std::move(kid);
+      return r;
+    }
+    if (key->algorithm != *alg) {
+      return refuse("algorithm", "token algorithm " + std::string(jwt_algorithm_name(*alg)) +
+                                     " does not fit its key (" +
+                                     std::string(jwt_algorithm_name(key->algorithm)) + ")");
+    }
+    kid = key->kid;
+    good = check_signature(*alg, key->key.get(), token.substr(0, dot2), *signature);
   }
+  if (!good) return refuse("signature", "bad signature");
 
   json::value payload = json::parse(*payload_text, ec);
   if (ec || !payload.is_object()) return refuse("malformed", "payload is not a JSON object");
@@ -304,6 +307,7 @@ JwtResult JwtVerifier::verify(std::string_view token, std::int64_t now) const {
 
   JwtResult result;
   result.ok = true;
+  result.kid = std::move(kid);
   for (const auto& [key, value] : claims) {
     if (value.is_string()) {
       result.claims.emplace(std::string(key), std::string(value.as_string()));
@@ -329,7 +333,8 @@ std::string jwt_sign(JwtAlgorithm alg, std::string_view payload_json, std::strin
     if (!pkey || !key_fits(alg, pkey.get(), error)) return {};
     std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
     std::size_t len = 0;
-    if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pkey.get()) != 1 ||
+    const EVP_MD* md = alg == JwtAlgorithm::EdDSA ? nullptr : EVP_sha256();
+    if (EVP_DigestSignInit(ctx.get(), nullptr, md, nullptr, pkey.get()) != 1 ||
         EVP_DigestSign(ctx.get(), nullptr, &len,
                        reinterpret_cast<const unsigned char*>(signing_input.data()),
                        signing_input.size()) != 1) {

@@ -6,11 +6,13 @@
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "http/HealthChecks.hpp"
 #include "http/HttpRouter.hpp"
 #include "http/HttpUpgrade.hpp"
 #include "hub/HippiePoll.hpp"
 #include "hub/HubAdmission.hpp"
 #include "hub/HubState.hpp"
+#include "hub/JwksRefresher.hpp"
 #include "hub/PushAction.hpp"
 #include "hub/QueryString.hpp"
 #include "hub/ServerFrames.hpp"
@@ -169,9 +171,11 @@ void Hub::add_routes(http::HttpRouter& router) {
 
 void Hub::start() {
   state_->sql.start();
+  if (state_->jwks) state_->jwks->start();
 }
 
 void Hub::stop() {
+  if (state_->jwks) state_->jwks->stop();
   state_->shutdown_all();
   std::static_pointer_cast<HippiePoll>(hippie_)->stop();
   state_->sql.stop();
@@ -179,6 +183,15 @@ void Hub::stop() {
 
 AccessChange Hub::set_access(const AccessConfig& access) {
   return state_->set_access(access);
+}
+
+void Hub::add_health_checks(http::HealthChecks& health) {
+  if (!state_->jwks || !state_->jwks->from_url()) return;
+  // A reload may replace the refresher or end the key set: the check follows what runs.
+  health.add("jwks", [state = state_] {
+    return state->jwks && state->jwks->from_url() ? state->jwks->health()
+                                                  : http::HealthStatus{true, "no jwks_url"};
+  });
 }
 
 void Hub::resync_all() {

@@ -24,8 +24,9 @@ class Metrics;
 }
 
 namespace pgfanout::http {
+class HealthChecks;
 class HttpRouter;
-}
+}  // namespace pgfanout::http
 
 namespace pgfanout::rules {
 class RuleSet;
@@ -56,6 +57,8 @@ class Hub {
   // Applies new access rules (a reload) without dropping connections: each open one is checked
   // again (HubConnection::recheck); says what that took away.
   AccessChange set_access(const AccessConfig& access);
+  // Registers the `jwks` check (with auth.jwt.jwks_url): failing until a first key set arrived.
+  void add_health_checks(http::HealthChecks& health);
   // Tells every subscriber that events may have been lost (the listener reconnected).
   void resync_all();
 

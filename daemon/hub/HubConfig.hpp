@@ -62,14 +62,26 @@ struct LoginSpec {
   std::string subject;
   std::chrono::seconds ttl;
   int attempts_per_minute;
-  // RS256 / ES256: the PEM private key that signs minted tokens (HS256 uses auth.jwt.secret).
+  // RS256 / ES256 / EdDSA: the PEM private key that signs minted tokens (HS256 uses
+  // auth.jwt.secret).
   std::string private_key_pem;
+};
+
+// auth.jwt.jwks_*: where a key set comes from (jwt.key_set) and how often it is fetched again.
+struct JwksSource {
+  JwksSource();
+  std::string file;     // jwks_file, resolved against the config's directory
+  std::string url;      // jwks_url (https://)
+  std::string ca_file;  // jwks_ca_file, resolved; "" for the system CA store
+  std::chrono::milliseconds refresh;
+  std::chrono::milliseconds min_refresh;
 };
 
 struct AccessConfig {
   AccessConfig();            // the defaults of access_keys()
   bool jwt_enabled = false;  // auth.jwt configured
   auth::JwtOptions jwt;
+  JwksSource jwks;
   std::optional<LoginSpec> login;
   bool allow_query_token;
 

@@ -4,6 +4,7 @@
 #include "config/ChannelName.hpp"
 #include "config/Fields.hpp"
 #include "config/YamlReader.hpp"
+#include "http/HttpsGet.hpp"
 #include "hub/HubConfig.hpp"
 
 namespace pgfanout::hub {
@@ -88,8 +89,9 @@ void check_login_key(config::MapReader& login, const auth::JwtOptions& jwt,
   if (token.empty()) {
     login.error("private_key_file",
                 "not a PEM private key usable for " + alg +
-                    (jwt.algorithm == auth::JwtAlgorithm::RS256 ? " (RSA, at least 2048 bits)"
-                                                                : " (EC on curve P-256)"));
+                    (jwt.algorithm == auth::JwtAlgorithm::RS256   ? " (RSA, at least 2048 bits)"
+                     : jwt.algorithm == auth::JwtAlgorithm::ES256 ? " (EC on curve P-256)"
+                                                                  : " (Ed25519)"));
     return;
   }
   auth::JwtOptions check = jwt;
@@ -99,6 +101,62 @@ void check_login_key(config::MapReader& login, const auth::JwtOptions& jwt,
   auto verifier = auth::JwtVerifier::create(check, error);
   if (verifier && !verifier->verify(token).ok) {
     login.error("private_key_file", "does not match auth.jwt.public_key_file");
+  }
+}
+
+std::string resolve(const std::string& path, const std::string& base_dir) {
+  if (path.empty() || path[0] == '/' || base_dir.empty()) return path;
+  return base_dir + "/" + path;
+}
+
+// auth.jwt.jwks_file / jwks_url: a key set instead of one public key.
+void load_jwks(config::MapReader& jwt, AccessConfig& hub) {
+  config::read_fields(jwt, hub.jwks);
+  config::check_fields(jwt, hub.jwks);
+  const std::string& base = jwt.ctx().base_dir;
+  std::string file = jwt.string("jwks_file");
+  hub.jwks.url = jwt.string("jwks_url");
+  std::string ca_file = jwt.string("jwks_ca_file");
+  if (file.empty() && hub.jwks.url.empty()) {
+    if (!ca_file.empty()) jwt.error("jwks_ca_file", "is only used with jwks_url");
+    return;
+  }
+  hub.jwt.key_set = true;
+  if (!file.empty() && !hub.jwks.url.empty()) {
+    jwt.error("jwks_url", "give either jwks_file or jwks_url, not both");
+  }
+  if (jwt.has("public_key_file")) {
+    jwt.error("public_key_file", "give either public_key_file or a JWKS, not both");
+  }
+  if (jwt.has("algorithm") && hub.jwt.algorithm != auth::JwtAlgorithm::HS256) {
+    jwt.error("algorithm",
+              "with a JWKS each key's type decides its algorithm; only HS256 (with `secret`) "
+              "can be named");
+  }
+  if (!file.empty()) {
+    hub.jwks.file = resolve(file, base);
+    bool ok = false;
+    std::string text = read_file(hub.jwks.file, {}, ok);
+    auto parsed = ok ? auth::parse_jwks(text) : auth::JwksParse{};
+    if (!ok) {
+      jwt.error("jwks_file", "cannot read " + file);
+    } else if (!parsed.set) {
+      jwt.error("jwks_file", file + ": " + parsed.error);
+    }
+    for (const auto& s : parsed.skipped) jwt.warning("jwks_file", "key skipped: " + s);
+    hub.jwt.keys = parsed.set;
+  }
+  if (!hub.jwks.url.empty()) {
+    std::string error;
+    if (!http::parse_https_url(hub.jwks.url, error)) jwt.error("jwks_url", error);
+    if (!ca_file.empty()) {
+      hub.jwks.ca_file = resolve(ca_file, base);
+      bool ok = false;
+      read_file(hub.jwks.ca_file, {}, ok);
+      if (!ok) jwt.error("jwks_ca_file", "cannot read " + ca_file);
+    }
+  } else if (!ca_file.empty()) {
+    jwt.error("jwks_ca_file", "is only used with jwks_url");
   }
 }
 
@@ -112,17 +170,20 @@ void load_auth(config::MapReader& root, AccessConfig& hub) {
     if (auto a = auth::parse_jwt_algorithm(alg)) {
       hub.jwt.algorithm = *a;
     } else {
-      jwt->error("algorithm", "unsupported algorithm \"" + alg + "\" (HS256, RS256 or ES256)");
+      jwt->error("algorithm",
+                 "unsupported algorithm \"" + alg + "\" (HS256, RS256, ES256 or EdDSA)");
     }
     hub.jwt.secret = jwt->string("secret");
     std::string key_file = jwt->string("public_key_file");
     hub.jwt.audience = jwt->string("audience");
     hub.jwt.issuer = jwt->string("issuer");
     hub.jwt.leeway = std::chrono::duration_cast<std::chrono::seconds>(jwt->duration("leeway"));
-    if (hub.jwt.algorithm == auth::JwtAlgorithm::HS256) {
+    load_jwks(*jwt, hub);
+    if (hub.jwt.key_set) {  // the key set stands in for public_key_file
+    } else if (hub.jwt.algorithm == auth::JwtAlgorithm::HS256) {
       if (!key_file.empty()) jwt->error("public_key_file", "HS256 uses `secret`, not a key file");
     } else if (key_file.empty()) {
-      jwt->error("public_key_file", "RS256 and ES256 need public_key_file");
+      jwt->error("public_key_file", "RS256, ES256 and EdDSA need public_key_file");
     } else {
       bool ok = false;
       hub.jwt.public_key_pem = read_file(key_file, jwt->ctx().base_dir, ok);
@@ -131,7 +192,9 @@ void load_auth(config::MapReader& root, AccessConfig& hub) {
     if (jwt->ctx().diags.ok()) {
       std::string error;
       if (!auth::JwtVerifier::create(hub.jwt, error)) {
-        jwt->error(hub.jwt.algorithm == auth::JwtAlgorithm::HS256 ? "secret" : "public_key_file",
+        jwt->error(hub.jwt.algorithm == auth::JwtAlgorithm::HS256 || hub.jwt.key_set
+                       ? "secret"
+                       : "public_key_file",
                    error);
       }
     }
@@ -143,13 +206,17 @@ void load_auth(config::MapReader& root, AccessConfig& hub) {
     std::string key_file = login->string("private_key_file");
     if (!hub.jwt_enabled) {
       login->error_here("auth.login needs auth.jwt (its tokens are checked like any other)");
+    } else if (hub.jwt.key_set && hub.jwt.secret.empty()) {
+      login->error_here(
+          "with a JWKS, auth.login signs HS256 tokens with auth.jwt.secret, which is not set");
     } else if (hub.jwt.algorithm == auth::JwtAlgorithm::HS256) {
       if (!key_file.empty()) {
         login->error("private_key_file", "HS256 tokens are signed with auth.jwt.secret");
       }
     } else if (key_file.empty()) {
       login->error("private_key_file",
-                   "RS256 and ES256 logins need the private key of auth.jwt.public_key_file");
+                   "RS256, ES256 and EdDSA logins need the private key of "
+                   "auth.jwt.public_key_file");
     } else {
       bool ok = false;
       spec.private_key_pem = read_file(key_file, login->ctx().base_dir, ok);

@@ -17,11 +17,32 @@ std::span<const config::KeySpec> access_keys() {
    "JSON Web Tokens. A token comes from `Authorization: Bearer`, the `Sec-WebSocket-Protocol` "
    "header (`bearer, TOKEN`), or an `auth` message."},
   {"auth.jwt.algorithm", String, "HS256", kReload, kPlain, kOptional,
-   "HS256, RS256 or ES256. Tokens signed with any other algorithm (`none` included) are refused."},
+   "HS256, RS256, ES256 or EdDSA (Ed25519). Tokens signed with any other algorithm (`none` "
+   "included) are refused. Not used with a JWKS, where each key's type decides."},
   {"auth.jwt.secret", String, "", kReload, kSecret, kOptional,
-   "HS256 secret, at least 32 bytes. Also signs the tokens that `auth.login` returns."},
+   "HS256 secret, at least 32 bytes. Also signs the tokens that `auth.login` returns. With a "
+   "JWKS it is optional: when set, HS256 tokens are accepted too."},
   {"auth.jwt.public_key_file", String, "", kReload, kPlain, kOptional,
-   "RS256 / ES256: PEM file of the public key (`BEGIN PUBLIC KEY`)."},
+   "RS256 / ES256 / EdDSA: PEM file of the public key (`BEGIN PUBLIC KEY`)."},
+  {"auth.jwt.jwks_file", String, "", kReload, kPlain, kOptional,
+   "A JSON Web Key Set file (`{\"keys\": [...]}`): RSA (RS256), EC P-256 (ES256) and OKP "
+   "Ed25519 (EdDSA) keys; a token's `kid` selects the key and its `alg` must be that key's. "
+   "Read at start-up and again on SIGHUP. Not with `public_key_file` or `jwks_url`."},
+  {"auth.jwt.jwks_url", String, "", kReload, kPlain, kOptional,
+   "An https:// URL of a JSON Web Key Set (an identity provider's `jwks_uri`), fetched at start-up, "
+   "every `jwks_refresh`, on SIGHUP and when a token names an unknown `kid` (at most once per "
+   "`jwks_min_refresh`). A failed fetch keeps the last good set. Until the first good set, tokens "
+   "signed with keys are refused (`unknown_key`) and /healthz reports `jwks` failing."},
+  {"auth.jwt.jwks_ca_file", String, "", kReload, kPlain, kOptional,
+   "PEM file of the CA certificates that `jwks_url`'s server certificate is checked against "
+   "instead of the system store (a private CA). The host name is always verified."},
+  {"auth.jwt.jwks_refresh", Duration, "10m", kReload, kPlain, kOptional,
+   "How often `jwks_url` is fetched again (at least 10s).",
+   config::field<&JwksSource::refresh>(config::at_least(10'000, "must be at least 10s"))},
+  {"auth.jwt.jwks_min_refresh", Duration, "30s", kReload, kPlain, kOptional,
+   "Least time between two fetches of `jwks_url` that a token with an unknown `kid` or a failed "
+   "fetch starts (at least 1s).",
+   config::field<&JwksSource::min_refresh>(config::at_least(1'000, "must be at least 1s"))},
   {"auth.jwt.audience", String, "", kReload, kPlain, kOptional,
    "When set, a token's `aud` must be (or contain) this value."},
   {"auth.jwt.issuer", String, "", kReload, kPlain, kOptional,
@@ -34,7 +55,8 @@ std::span<const config::KeySpec> access_keys() {
   {"auth.login", Map, "", kReload, kPlain, kOptional,
    "SQL login: a `login {username, password}` message runs this statement; one row mints a token "
    "whose claims are the row's columns, signed with `auth.jwt.algorithm` (needs `auth.jwt`): "
-   "with `auth.jwt.secret` for HS256, with `auth.login.private_key_file` for RS256 / ES256."},
+   "with `auth.jwt.secret` for HS256 (always, with a JWKS), with `auth.login.private_key_file` for "
+   "RS256 / ES256 / EdDSA."},
   {"auth.login.sql", String, "", kReload, kPlain, kRequired,
    "Statement with $1 = username and $2 = password, e.g. `SELECT user_id, username FROM "
    "chat.login($1, $2)`. No row: `login_failed`.",
@@ -48,8 +70,9 @@ std::span<const config::KeySpec> access_keys() {
    "Login attempts allowed per connection per minute; more get `rate_limited`.",
    config::field<&LoginSpec::attempts_per_minute>(config::between(1, 1000))},
   {"auth.login.private_key_file", String, "", kReload, kPlain, kOptional,
-   "RS256 / ES256: PEM file of the private key that signs minted tokens (`BEGIN PRIVATE KEY`), "
-   "the pair of `auth.jwt.public_key_file`. Required for those algorithms; not used with HS256."},
+   "RS256 / ES256 / EdDSA: PEM file of the private key that signs minted tokens (`BEGIN PRIVATE "
+   "KEY`), the pair of `auth.jwt.public_key_file`. Required for those algorithms; not used with "
+   "HS256."},
   {"topics", List, "", kReload, kPlain, kOptional,
    "Who may subscribe or publish to which topics. The first entry whose pattern matches decides; "
    "a topic no entry matches is refused."},
@@ -159,6 +182,10 @@ TopicEntry::TopicEntry() {
 }
 
 CommandSpec::CommandSpec() {
+  config::apply_defaults(access_keys(), *this);
+}
+
+JwksSource::JwksSource() {
   config::apply_defaults(access_keys(), *this);
 }
 

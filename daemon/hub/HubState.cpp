@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <random>
 
+#include "hub/JwksRefresher.hpp"
 #include "hub/ServerFrames.hpp"
 
 namespace pgfanout::hub {
@@ -111,6 +112,7 @@ HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_
                       "subscription (removed with error forbidden)",
                       {"what"}) {
   access_ = make_access(access);
+  renew_jwks(nullptr);  // started by Hub::start()
   for (const char* what : {"connection", "subscription"}) access_changes_.with({what});
   for (const char* reason : {"slow", "timeout", "too_big"}) dropped_.with({reason});
 }
@@ -156,8 +158,42 @@ void HubState::rejected(std::string_view reason) {
   rejected_.with({reason}).inc();
 }
 
+void HubState::renew_jwks(const Access* previous) {
+  if (jwks) jwks->stop();
+  jwks.reset();
+  const AccessConfig& c = access_->config;
+  if (!c.jwt_enabled || !c.jwt.key_set || !access_->verifier) return;
+  // A key set from a URL starts with the keys fetched so far: connections verified with them stay
+  // until a fetch no longer has their key.
+  const bool had_set = previous != nullptr && previous->verifier && previous->config.jwt.key_set;
+  if (had_set && !c.jwks.url.empty()) {
+    access_->verifier->replace_keys(previous->verifier->keys());
+  } else if (had_set) {  // jwks_file, read again with the config
+    std::string removed;
+    for (const auto& kid : previous->verifier->keys()->kids()) {
+      if (!access_->verifier->has_key(kid))
+        removed += (removed.empty() ? "\"" : ", \"") + kid + "\"";
+    }
+    spdlog::info("auth.jwt: {} read again: {} key(s){}", c.jwks.file,
+                 access_->verifier->keys()->size(), removed.empty() ? "" : "; removed: " + removed);
+  }
+  jwks = std::make_shared<JwksRefresher>(io, metrics, c.jwks, *access_->verifier);
+  jwks->on_removed([this](const std::vector<std::string>& kids) {
+    auto change = recheck_all();
+    spdlog::info("auth.jwt: {} key(s) left the key set; {} connection(s) verified with them closed",
+                 kids.size(), change.closed);
+  });
+  if (previous != nullptr) jwks->start();
+}
+
 AccessChange HubState::set_access(const AccessConfig& next) {
+  auto previous = access_;
   access_ = make_access(next);
+  renew_jwks(previous.get());
+  return recheck_all();
+}
+
+AccessChange HubState::recheck_all() {
   change_ = {};
   std::vector<HubConnection*> open;
   open.reserve(connections_.size());
@@ -174,7 +210,9 @@ AccessChange HubState::set_access(const AccessConfig& next) {
 }
 
 bool HubState::key_trusted(std::string_view key_id) const {
-  return access_->verifier != nullptr && key_id == access_->single_key_id;
+  if (!access_->verifier) return false;
+  if (key_id.starts_with("kid:")) return access_->verifier->has_key(key_id.substr(4));
+  return key_id == access_->single_key_id;
 }
 
 auth::JwtResult HubState::authenticate(std::string_view token, std::string* key_id) {
@@ -186,8 +224,12 @@ auth::JwtResult HubState::authenticate(std::string_view token, std::string* key_
     return r;
   }
   auto r = verifier->verify(token);
+  if (jwks && r.reason == "unknown_key") jwks->unknown_kid(r.kid);
   auth_.with({r.ok ? std::string_view("ok") : std::string_view(r.reason)}).inc();
-  if (r.ok && key_id != nullptr) *key_id = access_->single_key_id;
+  if (r.ok && key_id != nullptr) {
+    // A key of a key set by its kid; the one configured key (or the HS256 secret) by its digest.
+    *key_id = r.kid.empty() ? access_->single_key_id : "kid:" + r.kid;
+  }
   return r;
 }
 

@@ -36,6 +36,8 @@ class io_context;
 
 namespace pgfanout::hub {
 
+class JwksRefresher;
+
 // A hub connection that the Hub can close at shutdown, and check again when the access rules
 // change.
 class HubConnection {
@@ -100,6 +102,7 @@ class HubState {
   Metrics& metrics;
   const HubConfig config;
   const http::HttpConfig http;
+  std::shared_ptr<JwksRefresher> jwks;  // with auth.jwt.jwks_file or jwks_url
   TopicHub topics;
   EventHistory history{config.history_size};
   SqlGateway sql;
@@ -113,6 +116,8 @@ class HubState {
   AccessChange set_access(const AccessConfig& next);
   // Whether a token verified with `key_id` is still accepted.
   bool key_trusted(std::string_view key_id) const;
+  // Checks every open connection against the access rules in force (recheck()).
+  AccessChange recheck_all();
   // Called by connections from recheck().
   void closed_for_key() { ++change_.closed; }
   void unsubscribed_forbidden() { ++change_.unsubscribed; }
@@ -133,7 +138,9 @@ class HubState {
   void delivered(std::size_t n) { delivered_.inc(n); }
 
   // ---- operations; `reply` gets the outcome (hub/HubResult.hpp), the caller makes the frame
-  // On success the identity's key_id names the key that verified the token.
+  // On success `key_id` names the key that verified the token. A token with a kid the key set
+  // lacks also asks `jwks` to fetch the set again (rate-limited); that token is refused all the
+  // same (`unknown_key`).
   auth::JwtResult authenticate(std::string_view token, std::string* key_id = nullptr);
   // A declared command; on success the result is its rows as a JSON array.
   void call(const auth::Claims* claims, const ClientMessage& m,
@@ -159,6 +166,10 @@ class HubState {
                   done);
 
  private:
+  // A new JwksRefresher for the key set of access_ (none without one), seeded with the keys of
+  // `previous` for a URL; started unless this is start-up (Hub::start() starts it).
+  void renew_jwks(const Access* previous);
+
   std::shared_ptr<const Access> access_;
   AccessChange change_;  // of the set_access() running
   std::unordered_map<HubConnection*, bool> connections_;

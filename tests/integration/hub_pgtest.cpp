@@ -43,7 +43,8 @@ std::int64_t now() {
       .count();
 }
 
-// A token for `sub` signed with `key`: the HS256 secret, or a PEM private key for RS256 / ES256.
+// A token for `sub` signed with `key`: the HS256 secret, or a PEM private key for RS256 / ES256 /
+// EdDSA.
 std::string signed_token(auth::JwtAlgorithm alg, const std::string& key, const std::string& sub,
                          std::int64_t exp_in = 3600, const std::string& aud = "chat") {
   return auth::jwt_sign(alg,
@@ -653,15 +654,18 @@ TEST_F(Hub, OriginsAndStaticFiles) {
   EXPECT_EQ(test::http_get(port, "/healthz").status, 200);
 }
 
-// RS256 and ES256 over the wire, and logins that mint such tokens: a daemon per algorithm with
-// a key pair made here, on a database with the chat example's users.
+// RS256, ES256 and EdDSA over the wire, and logins that mint such tokens: a daemon per algorithm
+// with a key pair made here, on a database with the chat example's users.
 struct KeyPair {
   std::string private_pem;
   std::string public_pem;
 };
 
 KeyPair make_keys(auth::JwtAlgorithm alg) {
-  EVP_PKEY* key = alg == auth::JwtAlgorithm::RS256 ? EVP_RSA_gen(2048) : EVP_EC_gen("P-256");
+  EVP_PKEY* key = alg == auth::JwtAlgorithm::RS256 ? EVP_RSA_gen(2048)
+                  : alg == auth::JwtAlgorithm::ES256
+                      ? EVP_EC_gen("P-256")
+                      : EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
   KeyPair k;
   auto pem = [](auto write) {
     BIO* bio = BIO_new(BIO_s_mem());
@@ -802,7 +806,8 @@ TEST_P(HubKeys, LoginMintsTokensWithTheConfiguredAlgorithm) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Algorithms, HubKeys,
-                         ::testing::Values(auth::JwtAlgorithm::RS256, auth::JwtAlgorithm::ES256),
+                         ::testing::Values(auth::JwtAlgorithm::RS256, auth::JwtAlgorithm::ES256,
+                                           auth::JwtAlgorithm::EdDSA),
                          [](const auto& test_param) {
                            return std::string(auth::jwt_algorithm_name(test_param.param));
                          });

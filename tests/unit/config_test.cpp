@@ -245,7 +245,7 @@ TEST(ConfigLoader, LoginSigningKeyMatchesTheJwtAlgorithmAndKey) {
   EXPECT_NE(ok.config->access.login->private_key_pem.find("PRIVATE KEY"), std::string::npos);
 
   EXPECT_NE(error_of(with(es256, ""))
-                .find("auth.login.private_key_file: RS256 and ES256 logins "
+                .find("auth.login.private_key_file: RS256, ES256 and EdDSA logins "
                       "need the private key of auth.jwt.public_key_file"),
             std::string::npos);
   EXPECT_NE(error_of(with(es256, other_private))
