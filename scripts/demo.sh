@@ -33,6 +33,7 @@ export PGFANOUT_DSN="$PGFANOUT_TEST_DSN dbname=pgfanout_demo"
 export PGFANOUT_REDIS="$PGFANOUT_TEST_REDIS_URL"
 export PGFANOUT_HTTP="127.0.0.1:$port"
 export PGFANOUT_STATIC="$PWD/examples/chat/web"
+export PGFANOUT_CLIENT_JS="$PWD/clients/js"
 export PGFANOUT_JWT_SECRET=${PGFANOUT_JWT_SECRET:-$(head -c 32 /dev/urandom | base64)}
 redis() { redis-cli -p "$PGFANOUT_TEST_REDIS_PORT" "$@"; }
 sql() { psql "$PGFANOUT_DSN" -v ON_ERROR_STOP=1 -qAtc "$1"; }
