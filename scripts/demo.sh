@@ -82,6 +82,8 @@ fi
 
 step "Scripted check: the page is served"
 curl -sf "$url" | grep -q "pgfanout chat" && echo "  GET $url: the chat page"
+curl -sf "${url}pgfanout.js" | grep -q "export function connect" &&
+  echo "  GET ${url}pgfanout.js: the JavaScript client the page imports (clients/js)"
 curl -sf "http://127.0.0.1:$location_port/" | grep -q "People on a map" &&
   echo "  GET http://127.0.0.1:$location_port/: the map page"
 
