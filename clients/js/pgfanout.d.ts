@@ -15,7 +15,8 @@ export interface HubEvent<T = unknown> {
 /**
  * Why a topic must be reloaded: `server` (the hub said `resync`: its listener reconnected, or it
  * could not fill the gap), `reconnected` (the connection dropped and the topic has no id to resume
- * from: a topic of non-durable rules), `resume_failed` (the catch-up stream was refused).
+ * from: a topic of non-durable rules), `resume_failed` (the catch-up SSE stream was refused or
+ * could not be read: e.g. a page on another origin, the hub sending no CORS headers).
  */
 export type ResyncReason = 'server' | 'reconnected' | 'resume_failed';
 

@@ -76,6 +76,7 @@ class SseStream {
     this.lastEventId = lastEventId;
     this.h = handlers;
     this.closed = false;
+    this.opened = false;
     this.abort = null;
     this.es = null;
   }
@@ -99,7 +100,7 @@ class SseStream {
       if (this.lastEventId != null) q.push('lastEventId=' + encodeURIComponent(String(this.lastEventId)));
       const es = new ES(c._httpUrl(c.opts.ssePath) + '?' + q.join('&'));
       this.es = es;
-      es.onopen = () => this.h.onOpen && this.h.onOpen();
+      es.onopen = () => { this.opened = true; if (this.h.onOpen) this.h.onOpen(); };
       es.onmessage = (ev) => this._data(ev.data);
       // EventSource reconnects by itself; the client does its own resuming, so close instead.
       es.onerror = () => this._end(new PgFanoutError('connection_lost', 'the SSE stream failed'));
@@ -129,6 +130,7 @@ class SseStream {
       } catch { /* not JSON */ }
       return this._end(new PgFanoutError(code, message, { status: res.status }));
     }
+    this.opened = true;
     if (this.h.onOpen) this.h.onOpen();
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
@@ -167,6 +169,7 @@ class SseStream {
 
   _end(err) {
     if (this.closed) return;
+    if (!this.opened) err.beforeOpen = true;
     this.close();
     if (this.h.onClose) this.h.onClose(err);
   }
@@ -493,7 +496,7 @@ export class PgFanout {
       ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
       try { ws.close(); } catch { /* gone */ }
     }
-    for (const g of this.groups) g.sse.close();
+    for (const g of this.groups) { clearTimeout(g.retry); g.sse.close(); }
     this.groups.clear();
     for (const s of this.subs.values()) {
       s.live = false;
@@ -656,28 +659,39 @@ export class PgFanout {
   // catch-up SSE stream from the resume point; when both have delivered the same event the
   // streams have met: the kept-back events not yet delivered follow, and the SSE stream closes.
   _catchUp(from, subs) {
-    const g = { from, subs: new Set(subs), acked: new Set(), ackedAll: false, buffer: [], wsIds: new Set(), sseIds: new Set(), sse: null };
+    const g = { from, subs: new Set(subs), acked: new Set(), ackedAll: false, buffer: [], wsIds: new Set(), sseIds: new Set(), sse: null, failures: 0, retry: null };
     this.groups.add(g);
     this.stats.catchUps++;
-    const gen = this.gen;
-    g.sse = new SseStream(this, subs.map((s) => s.topic), from, {
+    for (const s of subs) {
+      s.mode = 'catchup';
+      s.group = g;
+      this._subscribeOne(s, { buffered: true });
+    }
+    this._startGroupSse(g, this.gen);
+  }
+
+  _startGroupSse(g, gen) {
+    g.sse = new SseStream(this, [...g.subs].map((s) => s.topic), g.from, {
       onMessage: (msg) => this._onGroupSse(g, msg),
       onClose: (err) => {
         if (gen !== this.gen || !this.groups.has(g)) return;
-        if (err.code === 'unauthorized' || err.code === 'forbidden' || err.code === 'unsupported') {
-          // Cannot resume this way: the topics are reloaded instead.
-          for (const s of [...g.subs]) { this._leaveGroup(s); s._resync('resume_failed'); }
+        if (err.beforeOpen) {
+          // Refused (401, 403), or twice no answer while the WebSocket is up (e.g. a page on
+          // another origin: the hub sends no CORS headers): the topics are reloaded instead.
+          // (A server that went away drops the WebSocket too, which reconnects.)
+          if (err.status || ++g.failures >= 2) {
+            for (const s of [...g.subs]) { this._leaveGroup(s); s._resync('resume_failed'); }
+          } else {
+            g.retry = setTimeout(() => {
+              if (gen === this.gen && this.groups.has(g)) this._startGroupSse(g, gen);
+            }, backoffDelay(this.opts.backoff, 0));
+          }
           return;
         }
         // The catch-up stream broke: start over on a new connection.
         if (this.ws) this._lost(gen, err, true);
       },
     });
-    for (const s of subs) {
-      s.mode = 'catchup';
-      s.group = g;
-      this._subscribeOne(s, { buffered: true });
-    }
     g.sse.start();
   }
 
@@ -720,6 +734,7 @@ export class PgFanout {
   _merge(g) {
     this.groups.delete(g);
     this.stats.merged++;
+    clearTimeout(g.retry);
     g.sse.close();
     for (const s of g.subs) { s.mode = 'live'; s.group = null; s.resumeFrom = this.wsLastInt; }
     for (const { s, msg } of g.buffer) if (s.active) s._deliver(msg);
@@ -738,7 +753,7 @@ export class PgFanout {
       for (const b of g.buffer) if (b.s === s) s._deliver(b.msg);
     }
     g.buffer = g.buffer.filter((b) => b.s !== s);
-    if (!g.subs.size) { this.groups.delete(g); g.sse.close(); }
+    if (!g.subs.size) { this.groups.delete(g); clearTimeout(g.retry); g.sse.close(); }
     else this._checkAcked(g);
   }
 

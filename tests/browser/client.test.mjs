@@ -322,6 +322,21 @@ test('a topic that needs a token: the catch-up stream carries it too', async () 
   await page.context().close();
 });
 
+test('a page on another origin (no CORS for SSE): resync instead of a catch-up, no reconnect loop', async () => {
+  const page = await openPage(`http://127.0.0.1:${port}/`, { url: `http://localhost:${proxy.port}` });
+  await page.evaluate(() => window.t.subscribe('items'));
+  sql("INSERT INTO client_test.items (v) VALUES ('cross-1')");
+  await waitFor(async () => (await delivered(page, 'cross')).length === 1, { timeout: 10000 });
+  proxy.cut();
+  await waitFor(() => page.evaluate(() => window.t.resyncs.some((r) => r.topic === 'items' && r.reason === 'resume_failed')), { timeout: 15000 });
+  sql("INSERT INTO client_test.items (v) VALUES ('cross-2')");
+  await waitFor(async () => (await delivered(page, 'cross')).length === 2, { timeout: 10000 });
+  await sleep(1500);
+  assert.equal((await stats(page)).connections, 2, 'one reconnect, no loop');
+  assert.deepEqual(await delivered(page, 'cross'), committed('cross'));
+  await page.context().close();
+});
+
 test('SSE only (transport: sse) in the browser: dropped streams resumed, each durable event once', async () => {
   const page = await openPage(`http://127.0.0.1:${proxy.port}/`, { transport: 'sse' });
   await page.evaluate(() => window.t.subscribe('items'));
