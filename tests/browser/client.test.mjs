@@ -6,8 +6,12 @@
 //   * a daemon killed (SIGKILL) and started again on the same port while durable events flow:
 //     each is delivered exactly once, in commit order;
 //   * connections cut (three times, once during the catch-up of the previous cut): the same;
-//   * a non-durable topic gets `onResync` after the gap, the durable one does not;
-//   * call, publish, login, errors, and a token callback called again for each connection.
+//   * a non-durable topic gets `onResync` after the gap, the durable ones (outbox ids, WAL
+//     positions) do not;
+//   * resuming from an id the application kept; a topic that needs a token;
+//   * call, publish, login, errors, and a token callback called again for each connection;
+//   * a page on another origin (resync instead of a catch-up); SSE only; the fallback to SSE
+//     when a proxy refuses WebSocket upgrades; the client in Node (SSE, and WebSocket with ws).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -16,6 +20,7 @@ import { createWriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { launch, waitFor, artifacts } from './support.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -387,6 +392,31 @@ test('in Node (fetch-based SSE, transport: sse): dropped streams resumed, each d
     await waitFor(() => got.length >= want.length, { timeout: 30000 });
     await sleep(1000);
     assert.deepEqual(got, want);
+  } finally {
+    hub.close();
+  }
+});
+
+test('in Node with a WebSocket implementation (ws, as bundled by playwright-core): calls, cut connections, each durable event once', async () => {
+  const { ws: WebSocket } = createRequire(import.meta.url)('playwright-core/lib/utilsBundle');
+  const { connect } = await import(path.join(root, 'clients/js/pgfanout.js'));
+  const hub = connect({ url: `http://127.0.0.1:${proxy.port}`, WebSocket, token: () => jwt({ sub: 'node' }), backoff: { initial: 100, max: 1000 } });
+  const got = [];
+  const sub = hub.subscribe('items', (ev) => { if (String(ev.data.v).startsWith('nodews-')) got.push(ev.data.id); });
+  try {
+    await sub.ready();
+    assert.deepEqual(await hub.call('whoami'), [{ sub: 'node' }]);
+    const done = produce('nodews', 100, 20);
+    await sleep(600);
+    proxy.cut();
+    await sleep(800);
+    proxy.cut();
+    await done;
+    const want = committed('nodews');
+    await waitFor(() => got.length >= want.length, { timeout: 30000 });
+    await sleep(1000);
+    assert.deepEqual(got, want);
+    assert.ok(hub.stats.catchUps >= 2, JSON.stringify(hub.stats));
   } finally {
     hub.close();
   }
