@@ -209,6 +209,7 @@ export class Subscription {
   /** Resolves once the subscription is acknowledged on the current connection. */
   ready() {
     if (this.live) return Promise.resolve();
+    if (!this.active) return Promise.reject(this.error || new PgFanoutError('not_subscribed', 'unsubscribed'));
     return new Promise((resolve, reject) => this._readyWaiters.push({ resolve, reject }));
   }
 
@@ -259,6 +260,7 @@ export class Subscription {
   }
 
   _failed(err) {
+    if (!this.active) this.error = err;
     const w = this._readyWaiters;
     this._readyWaiters = [];
     for (const x of w) x.reject(err);
@@ -273,7 +275,10 @@ export class PgFanout {
     this.opts = { ...DEFAULTS, ...options, backoff: { ...DEFAULTS.backoff, ...(options.backoff || {}) } };
     const base = this.opts.url || (globalOrUndefined('location') ? globalOrUndefined('location').origin : null);
     if (!base) throw new PgFanoutError('bad_options', 'pgfanout: `url` is required outside a browser');
-    this.base = String(base).replace(/^ws(s?):/, 'http$1:').replace(/\/+$/, '');
+    // The base URL; a ws(s):// URL may name the WebSocket endpoint itself.
+    let b = String(base).replace(/\/+$/, '');
+    if (/^wss?:/.test(b) && b.endsWith(this.opts.wsPath)) b = b.slice(0, -this.opts.wsPath.length);
+    this.base = b.replace(/^ws(s?):/, 'http$1:');
     this.token = options.token != null ? options.token : null;
     this.subs = new Map(); // topic -> Subscription
     this.listeners = new Map(); // name -> Set(fn)

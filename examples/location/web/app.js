@@ -1,9 +1,9 @@
 // People on a map, fed by pgfanout's hub (docs/protocol.md) through the JavaScript client
 // (clients/js/pgfanout.js, served next to this page: see http.static in rules/location.yaml): an
 // anonymous connection subscribes to topic `people`; the subscription first sends everybody's
-// position (event `person`), then each
-// move: `moved` from the seed's trigger ({id, loc: GeoJSON}), or INSERT / UPDATE / DELETE from the
-// generated trigger (the row, with `loc` as hex EWKB). The map is an equirectangular projection of
+// position (event `person`), then each move: `moved` from the seed's trigger ({id, loc:
+// GeoJSON}), or INSERT / UPDATE / DELETE from the generated trigger (the row, with `loc` as hex
+// EWKB). The map is an equirectangular projection of
 // the area around the people with coastlines from land.geojson (Natural Earth land clipped to the
 // sample people's area, shipped with the page: see ../tools/make-land.mjs) and a graticule.
 // No tiles, nothing fetched from elsewhere.
