@@ -33,6 +33,7 @@ export PGFANOUT_DSN="$PGFANOUT_TEST_DSN dbname=pgfanout_demo"
 export PGFANOUT_REDIS="$PGFANOUT_TEST_REDIS_URL"
 export PGFANOUT_HTTP="127.0.0.1:$port"
 export PGFANOUT_STATIC="$PWD/examples/chat/web"
+export PGFANOUT_CLIENT_JS="$PWD/clients/js"
 export PGFANOUT_JWT_SECRET=${PGFANOUT_JWT_SECRET:-$(head -c 32 /dev/urandom | base64)}
 redis() { redis-cli -p "$PGFANOUT_TEST_REDIS_PORT" "$@"; }
 sql() { psql "$PGFANOUT_DSN" -v ON_ERROR_STOP=1 -qAtc "$1"; }
@@ -81,6 +82,8 @@ fi
 
 step "Scripted check: the page is served"
 curl -sf "$url" | grep -q "pgfanout chat" && echo "  GET $url: the chat page"
+curl -sf "${url}pgfanout.js" | grep -q "export function connect" &&
+  echo "  GET ${url}pgfanout.js: the JavaScript client the page imports (clients/js)"
 curl -sf "http://127.0.0.1:$location_port/" | grep -q "People on a map" &&
   echo "  GET http://127.0.0.1:$location_port/: the map page"
 

@@ -38,9 +38,11 @@ std::span<const config::KeySpec> http_keys() {
    "e.g. `https://chat.example.com`). Empty: any origin. Requests without `Origin` (not from a "
    "browser) are always allowed.",
    config::field<&HttpConfig::allowed_origins>()},
-  {"http.static", String, "", kRestart, kPlain, kOptional,
-   "A directory whose files are served under `/` (GET and HEAD; `index.html` for a directory). "
-   "Paths with `..`, hidden files and symlinks leading out of the directory are refused.",
+  {"http.static", StringList, "", kRestart, kPlain, kOptional,
+   "A directory whose files are served under `/` (GET and HEAD; `index.html` for a directory), "
+   "or a list of them: a path is looked up in each in turn and the first that has it wins (the "
+   "examples list their page's directory, then `clients/js` for the JavaScript client). Paths "
+   "with `..`, hidden files and symlinks leading out of the directory are refused.",
    config::field<&HttpConfig::static_dir>()},
   };
   // clang-format on

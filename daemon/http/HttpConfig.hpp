@@ -28,7 +28,7 @@ struct HttpConfig {
   std::chrono::milliseconds read_timeout;
   std::chrono::milliseconds idle_timeout;
   std::vector<std::string> allowed_origins;  // empty: any Origin
-  std::string static_dir;                    // empty: no static files
+  std::vector<std::string> static_dir;       // empty: no static files
 };
 
 // The keys of `http:`, in documentation order.

@@ -56,24 +56,36 @@ bool safe_relative(const std::string& path) {
 
 }  // namespace
 
-StaticFiles::StaticFiles(const std::string& root) : root_(real_path(root)) {
-  if (root_.empty()) spdlog::warn("http.static: {} does not exist; no static files", root);
+StaticFiles::StaticFiles(const std::vector<std::string>& roots) {
+  for (const auto& root : roots) {
+    std::string real = real_path(root);
+    if (real.empty()) {
+      spdlog::warn("http.static: {} does not exist; no static files from it", root);
+    } else {
+      roots_.push_back(std::move(real));
+    }
+  }
 }
 
 http::HttpResponse StaticFiles::serve(const http::HttpRequest& request) const {
   auto not_found = http::HttpResponse::text(404, "not found\n");
-  if (root_.empty()) return not_found;
   std::string path = percent_decode(request.path);
   if (path.empty() || path[0] != '/' || !safe_relative(path)) return not_found;
-  std::string full = root_ + path;
+  std::string real;
   struct stat st {};
-  if (::stat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-    if (full.back() != '/') full += '/';
-    full += "index.html";
+  for (const auto& root : roots_) {
+    std::string full = root + path;
+    if (::stat(full.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      if (full.back() != '/') full += '/';
+      full += "index.html";
+    }
+    std::string candidate = real_path(full);
+    if (candidate.empty() || candidate.compare(0, root.size() + 1, root + "/") != 0) continue;
+    if (::stat(candidate.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    real = std::move(candidate);
+    break;
   }
-  std::string real = real_path(full);
-  if (real.empty() || real.compare(0, root_.size() + 1, root_ + "/") != 0) return not_found;
-  if (::stat(real.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return not_found;
+  if (real.empty()) return not_found;
   if (static_cast<std::size_t>(st.st_size) > kMaxFile) return not_found;
   std::ifstream in(real, std::ios::binary);
   if (!in) return not_found;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Browser tests of the chat page (tests/browser/*.test.mjs): Debian's chromium driven by
+# Browser tests of the example pages and the JavaScript client (tests/browser/*.test.mjs): Debian's chromium driven by
 # playwright-core, run with node's built-in test runner.
 #
 # Needs the servers of tests/harness/with-servers.sh (PGFANOUT_TEST_DSN, PGFANOUT_TEST_REDIS_*);
@@ -18,6 +18,7 @@ for tool in node npm psql redis-cli "$chromium"; do
   command -v "$tool" >/dev/null || { echo "browser tests: $tool is missing (scripts/install-deps.sh)"; exit 1; }
 done
 
+bin=$(realpath "$bin")
 cd "$here"
 if [ ! -d node_modules/playwright-core ]; then npm ci --no-audit --no-fund --loglevel=error; fi
 mkdir -p artifacts
@@ -35,6 +36,7 @@ db=pgfanout_browser_$$
 psql "$PGFANOUT_TEST_DSN" -qc "CREATE DATABASE $db" >/dev/null
 export PGFANOUT_DSN="$PGFANOUT_TEST_DSN dbname=$db"
 export PGFANOUT_REDIS="$PGFANOUT_TEST_REDIS_URL"
+export PGFANOUT_CLIENT_JS="$root/clients/js"
 export PGFANOUT_JWT_SECRET=$(head -c 32 /dev/urandom | base64)
 free_port() {
   local p=$((20000 + RANDOM % 30000))
@@ -62,5 +64,5 @@ start chat-daemon "$root/rules/chat.yaml" "$root/examples/chat/web"
 CHAT_URL=$url
 start location-daemon "$root/rules/location.yaml" "$root/examples/location/web"
 LOCATION_URL=$url
-export CHAT_URL LOCATION_URL CHROMIUM="$chromium"
+export CHAT_URL LOCATION_URL CHROMIUM="$chromium" PGFANOUT_BIN="$bin"
 node --test --test-concurrency=1 "$here"/*.test.mjs

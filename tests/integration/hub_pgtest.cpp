@@ -110,6 +110,11 @@ class Hub : public ::testing::Test {
     std::ofstream(static_dir + "/index.html") << "<h1>chat</h1>";
     std::ofstream(static_dir + "/.hidden") << "hidden";
     std::filesystem::create_symlink(outside, static_dir + "/escape.txt");
+    // A second directory: looked up after the first (its index.html is shadowed).
+    std::filesystem::create_directories(static_dir + "2");
+    std::ofstream(static_dir + "2/index.html") << "<h1>shadowed</h1>";
+    std::ofstream(static_dir + "2/client.js") << "export {};";
+    std::filesystem::create_symlink(outside, static_dir + "2/escape2.txt");
     config_path = test::write_temp_file("hub.yaml", config_text());
     BlockingPg s(db->dsn());
     s.exec(read_file(PGFANOUT_SOURCE_DIR "/examples/chat/schema.sql"));
@@ -137,9 +142,9 @@ class Hub : public ::testing::Test {
     return "postgres:\n  dsn: \"" + db->dsn() +
            "\"\n  reconnect_min: 50ms\n  reconnect_max: 500ms\n"
            "http:\n  listen: 127.0.0.1:0\n  allowed_origins: [\"https://chat.example\"]\n"
-           "  static: \"" +
-           static_dir +
-           "\"\n"
+           "  static: [\"" +
+           static_dir + "\", \"" + static_dir +
+           "2\"]\n"
            "outbox:\n  poll_interval: 200ms\n"
            "auth:\n  jwt:\n    secret: \"" +
            kSecret +
@@ -647,8 +652,12 @@ TEST_F(Hub, OriginsAndStaticFiles) {
   EXPECT_EQ(page.body, "<h1>chat</h1>");
   EXPECT_NE(page.headers.find("text/html"), std::string::npos);
   EXPECT_EQ(test::http_get(port, "/index.html").status, 200);
-  for (const char* bad : {"/../hub.yaml", "/%2e%2e/hub.yaml", "/escape.txt", "/.hidden",
-                          "/..%2fhub.yaml", "/nope.html"}) {
+  auto second = test::http_get(port, "/client.js");  // from the second directory
+  EXPECT_EQ(second.status, 200);
+  EXPECT_EQ(second.body, "export {};");
+  EXPECT_NE(second.headers.find("text/javascript"), std::string::npos);
+  for (const char* bad : {"/../hub.yaml", "/%2e%2e/hub.yaml", "/escape.txt", "/escape2.txt",
+                          "/.hidden", "/..%2fhub.yaml", "/nope.html"}) {
     EXPECT_EQ(test::http_get(port, bad).status, 404) << bad;
   }
   EXPECT_EQ(test::http_get(port, "/healthz").status, 200);

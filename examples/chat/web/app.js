@@ -1,29 +1,22 @@
-// The chat page: talks to pgfanout's hub over one WebSocket (docs/protocol.md).
-// Logged out, the connection is anonymous (only `register` and `login` work); after `login` it
-// subscribes to user:<id>, whose backlog (unread messages) comes first, then live messages.
-'use strict';
+// The chat page: talks to pgfanout's hub with the JavaScript client (clients/js/pgfanout.js,
+// served next to this page: see http.static in rules/chat.yaml), which keeps one WebSocket open,
+// reconnects with backoff and resubscribes where it stood. Logged out, the connection is
+// anonymous (only `register` and `login` work); after `login` it subscribes to user:<id>, whose
+// backlog (unread messages) comes first, then live messages.
+import { connect } from './pgfanout.js';
 
 const $ = (id) => document.getElementById(id);
 
 const state = {
-  ws: null,
-  open: false,
-  nextRef: 1,
-  pending: new Map(), // ref -> {resolve, reject}
   token: sessionStorage.getItem('chat.token'),
   user: JSON.parse(sessionStorage.getItem('chat.user') || 'null'), // {id, username}
+  sub: null, // the subscription to user:<id>
   seen: new Set(), // message ids shown (a backlog row may also arrive live)
   highestShown: 0, // highest received message id shown and not yet acknowledged
-  backoff: 500,
-  reconnectTimer: null,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Connection
-
-function wsUrl() {
-  return (location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws';
-}
 
 function setConn(s, text) {
   const el = $('conn');
@@ -31,98 +24,36 @@ function setConn(s, text) {
   el.textContent = text;
 }
 
-function connect() {
-  clearTimeout(state.reconnectTimer);
-  setConn('connecting', 'connecting…');
-  const ws = new WebSocket(wsUrl());
-  state.ws = ws;
-  ws.onopen = async () => {
-    state.open = true;
-    state.backoff = 500;
-    setConn('open', 'connected');
-    if (state.token && state.user) {
-      try {
-        await request({ type: 'auth', token: state.token });
-        await enterChat();
-      } catch (e) {
-        if (e.code === 'unauthorized') {
-          // The token expired or the secret changed: log in again.
-          forget();
-          showError('Your session has expired; please log in again.');
-          reconnectNow();
-        } else if (!e.connectionLost) {
-          showError(e.message);
-        }
-      }
-    } else {
-      showAuth();
-    }
-  };
-  ws.onmessage = (ev) => {
-    let msg;
-    try { msg = JSON.parse(ev.data); } catch { return; }
-    handle(msg);
-  };
-  ws.onclose = () => {
-    if (state.ws !== ws) return; // replaced on purpose (log out)
-    state.open = false;
-    for (const p of state.pending.values()) {
-      const err = new Error('connection lost');
-      err.connectionLost = true;
-      p.reject(err);
-    }
-    state.pending.clear();
-    const delay = Math.round(state.backoff * (0.5 + Math.random() / 2));
-    state.backoff = Math.min(state.backoff * 2, 15000);
-    setConn('lost', `connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s`);
-    state.reconnectTimer = setTimeout(connect, delay);
-  };
-}
+// The token is read before every connection: null (logged out) connects anonymously.
+const hub = connect({ token: () => state.token });
 
-// Drop the current connection (e.g. on log out) and open a fresh, anonymous one.
-function reconnectNow() {
-  const old = state.ws;
-  state.ws = null;
-  state.open = false;
-  if (old) old.close();
-  for (const p of state.pending.values()) p.reject(Object.assign(new Error('closed'), { connectionLost: true }));
-  state.pending.clear();
-  connect();
-}
-
-function request(msg) {
-  return new Promise((resolve, reject) => {
-    if (!state.open) {
-      reject(Object.assign(new Error('not connected — reconnecting'), { connectionLost: true }));
-      return;
-    }
-    const ref = state.nextRef++;
-    state.pending.set(ref, { resolve, reject });
-    state.ws.send(JSON.stringify({ ...msg, ref }));
-  });
-}
-
-const call = (command, args = {}) => request({ type: 'call', command, args });
-
-function handle(msg) {
-  if (msg.type === 'ack' || msg.type === 'error' || msg.type === 'pong') {
-    const p = state.pending.get(msg.ref);
-    if (!p) return;
-    state.pending.delete(msg.ref);
-    if (msg.type === 'error') {
-      const err = new Error(msg.message || msg.code);
-      err.code = msg.code;
-      p.reject(err);
-    } else {
-      p.resolve(msg.result);
-    }
-  } else if (msg.type === 'event' && msg.event === 'message') {
-    receive(msg.data);
-  } else if (msg.type === 'resync') {
-    // Events may have been missed: subscribe again to get the unread backlog.
-    resubscribe().catch((e) => showError(e.message));
+hub.on('state', (s, info) => {
+  if (s === 'connecting') setConn('connecting', 'connecting…');
+  else if (s === 'open') setConn('open', 'connected');
+  else if (s === 'reconnecting') {
+    setConn('lost', `connection lost — reconnecting in ${(info.delay / 1000).toFixed(1)} s`);
   }
-}
+});
+
+// The stored token expired or the secret changed: the connection carries on anonymously.
+hub.on('unauthorized', () => {
+  forget();
+  hub.setToken(() => state.token, { reconnect: false });
+  showError('Your session has expired; please log in again.');
+});
+
+hub.on('open', () => {
+  if (!state.user) {
+    showAuth();
+  } else if (!state.sub) {
+    enterChat().catch((e) => showError(describe(e)));
+  } else {
+    // Reconnected: the client subscribed again; the unread count may have changed meanwhile.
+    loadProfile().catch(() => {});
+  }
+});
+
+const call = (command, args = {}) => hub.call(command, args);
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -173,19 +104,34 @@ async function enterChat() {
   $('who').textContent = state.user.username;
   $('logout').hidden = false;
   $('chat-view').dataset.ready = '';
-  await request({ type: 'subscribe', topic: `user:${state.user.id}` });
+  subscribe();
+  await state.sub.ready();
   await Promise.all([loadProfile(), loadContacts()]);
   $('chat-view').dataset.ready = '1'; // profile and contacts are on the page
   acknowledge();
 }
 
-async function resubscribe() {
-  const topic = `user:${state.user.id}`;
-  await request({ type: 'unsubscribe', topic }).catch(() => {});
-  await request({ type: 'subscribe', topic });
+// user:<id>: its backlog (unread messages, as `message` events without an id), then live messages.
+// After a reconnect the client resumes it from the last message's id; when it cannot (`resync`),
+// subscribing again brings the unread backlog.
+function subscribe() {
+  state.sub = hub.subscribe(`user:${state.user.id}`, {
+    on: { message: receive },
+    onResync: (topic, reason) => {
+      if (reason !== 'reconnected') resubscribe(); // after a reconnect the backlog came already
+    },
+    onError: (e) => showError(describe(e)),
+  });
+}
+
+function resubscribe() {
+  if (state.sub) state.sub.unsubscribe();
+  if (state.user) subscribe();
 }
 
 function forget() {
+  if (state.sub) state.sub.unsubscribe();
+  state.sub = null;
   state.token = null;
   state.user = null;
   state.seen.clear();
@@ -277,7 +223,7 @@ async function acknowledge() {
     if (state.highestShown === upTo) state.highestShown = 0;
     await refreshUnread();
   } catch (e) {
-    if (!e.connectionLost) showError(describe(e));
+    if (e.code !== 'connection_lost') showError(describe(e));
   }
 }
 document.addEventListener('visibilitychange', acknowledge);
@@ -287,13 +233,18 @@ document.addEventListener('visibilitychange', acknowledge);
 
 const formValues = (form) => Object.fromEntries(new FormData(form).entries());
 
-$('login-form').addEventListener('submit', guard(async (ev) => {
-  const { username, password } = formValues(ev.target);
-  const r = await request({ type: 'login', username, password });
+// login: the connection is logged in, and the client uses the token for its next connections.
+async function logIn(username, password) {
+  const r = await hub.login(username, password);
   state.token = r.token;
   state.user = { id: String(r.claims.sub), username: r.claims.username };
   sessionStorage.setItem('chat.token', state.token);
   sessionStorage.setItem('chat.user', JSON.stringify(state.user));
+}
+
+$('login-form').addEventListener('submit', guard(async (ev) => {
+  const { username, password } = formValues(ev.target);
+  await logIn(username, password);
   ev.target.reset();
   await enterChat();
 }));
@@ -301,11 +252,7 @@ $('login-form').addEventListener('submit', guard(async (ev) => {
 $('register-form').addEventListener('submit', guard(async (ev) => {
   const { username, password, email } = formValues(ev.target);
   await call('register', { username, password, email });
-  const r = await request({ type: 'login', username, password });
-  state.token = r.token;
-  state.user = { id: String(r.claims.sub), username: r.claims.username };
-  sessionStorage.setItem('chat.token', state.token);
-  sessionStorage.setItem('chat.user', JSON.stringify(state.user));
+  await logIn(username, password);
   ev.target.reset();
   await enterChat();
 }));
@@ -314,7 +261,7 @@ $('logout').addEventListener('click', () => {
   forget();
   showError('');
   showAuth();
-  reconnectNow(); // a logged-in connection stays logged in: start an anonymous one
+  hub.setToken(() => state.token); // a logged-in connection stays logged in: start an anonymous one
 });
 
 $('friends').addEventListener('input', () => {
@@ -350,4 +297,3 @@ $('send-form').addEventListener('submit', guard(async () => {
   $('body').value = '';
 }));
 
-connect();

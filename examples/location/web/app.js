@@ -1,11 +1,13 @@
-// People on a map, fed by pgfanout's hub (docs/protocol.md): an anonymous WebSocket subscribes to
-// topic `people`; the subscription first sends everybody's position (event `person`), then each
-// move: `moved` from the seed's trigger ({id, loc: GeoJSON}), or INSERT / UPDATE / DELETE from the
-// generated trigger (the row, with `loc` as hex EWKB). The map is an equirectangular projection of
+// People on a map, fed by pgfanout's hub (docs/protocol.md) through the JavaScript client
+// (clients/js/pgfanout.js, served next to this page: see http.static in rules/location.yaml): an
+// anonymous connection subscribes to topic `people`; the subscription first sends everybody's
+// position (event `person`), then each move: `moved` from the seed's trigger ({id, loc:
+// GeoJSON}), or INSERT / UPDATE / DELETE from the generated trigger (the row, with `loc` as hex
+// EWKB). The map is an equirectangular projection of
 // the area around the people with coastlines from land.geojson (Natural Earth land clipped to the
 // sample people's area, shipped with the page: see ../tools/make-land.mjs) and a graticule.
 // No tiles, nothing fetched from elsewhere.
-'use strict';
+import { connect } from './pgfanout.js';
 
 const $ = (id) => document.getElementById(id);
 const SVG = 'http://www.w3.org/2000/svg';
@@ -172,8 +174,6 @@ const fmt = (loc) => {
 };
 
 function handle(msg) {
-  if (msg.type === 'resync') { resubscribe(); return; }
-  if (msg.type !== 'event') return;
   const d = msg.data || {};
   switch (msg.event) {
     case 'person': // the snapshot on subscribe
@@ -201,37 +201,34 @@ function handle(msg) {
 
 // --- Connection -------------------------------------------------------------------------------
 
-let ws = null;
-let backoff = 500;
-
 function setConn(s, text) {
   $('conn').dataset.state = s;
   $('conn').textContent = text;
 }
 
-function resubscribe() {
-  if (!ws || ws.readyState !== WebSocket.OPEN) return;
-  ws.send(JSON.stringify({ type: 'unsubscribe', topic: 'people' }));
-  ws.send(JSON.stringify({ type: 'subscribe', topic: 'people' }));
-}
+// The client reconnects with backoff and subscribes again; each new subscription starts with
+// everybody's position again (the moves are not durable: there is nothing to resume from).
+const hub = connect();
+hub.on('state', (s, info) => {
+  if (s === 'connecting') setConn('connecting', 'connecting…');
+  else if (s === 'open') setConn('open', 'live');
+  else if (s === 'reconnecting') {
+    setConn('lost', `connection lost — reconnecting in ${(info.delay / 1000).toFixed(1)} s`);
+  }
+});
 
-function connect() {
-  setConn('connecting', 'connecting…');
-  ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/ws');
-  ws.onopen = () => {
-    backoff = 500;
-    setConn('open', 'live');
-    ws.send(JSON.stringify({ type: 'subscribe', topic: 'people', ref: 1 }));
-  };
-  ws.onmessage = (ev) => {
-    try { handle(JSON.parse(ev.data)); } catch (e) { console.error(e); }
-  };
-  ws.onclose = () => {
-    const delay = Math.round(backoff * (0.5 + Math.random() / 2));
-    backoff = Math.min(backoff * 2, 15000);
-    setConn('lost', `connection lost — reconnecting in ${(delay / 1000).toFixed(1)} s`);
-    setTimeout(connect, delay);
-  };
+function subscribe() {
+  return hub.subscribe('people', {
+    onEvent: (msg) => {
+      try { handle(msg); } catch (e) { console.error(e); }
+    },
+    // The server says moves were missed (its listener reconnected): take the positions again.
+    // After our own reconnect the new subscription brought them already.
+    onResync: (topic, reason) => {
+      if (reason === 'reconnected') return;
+      sub.unsubscribe();
+      sub = subscribe();
+    },
+  });
 }
-
-connect();
+let sub = subscribe();
