@@ -177,6 +177,7 @@ class RedisConnection::Link : public std::enable_shared_from_this<Link> {
 
   RedisConnection* owner;  // nullptr once closed: late completions do nothing
   tcp::resolver resolver;
+  std::vector<tcp::endpoint> endpoints;       // the addresses to try, in order
   std::shared_ptr<ssl::context> tls_context;  // before `tls`, which uses it
   std::optional<ssl::stream<tcp::socket>> tls;
   std::optional<tcp::socket> tcp_socket;
@@ -257,7 +258,8 @@ void RedisConnection::connect() {
   error_code ec;
   auto address = asio::ip::make_address(url.host, ec);
   if (!ec) {
-    connect_tcp(link, {tcp::endpoint(address, static_cast<unsigned short>(url.port))});
+    link->endpoints.emplace_back(address, static_cast<unsigned short>(url.port));
+    connect_tcp(link);
     return;
   }
   // Resolve on every attempt, asynchronously: a failover may move the name.
@@ -271,9 +273,10 @@ void RedisConnection::connect() {
                                                  (rec ? rec.message() : "no address"));
                                    return;
                                  }
-                                 std::vector<tcp::endpoint> endpoints;
-                                 for (const auto& r : results) endpoints.push_back(r.endpoint());
-                                 self.connect_tcp(link, std::move(endpoints));
+                                 for (const auto& r : results) {
+                                   link->endpoints.push_back(r.endpoint());
+                                 }
+                                 self.connect_tcp(link);
                                });
 }
 
@@ -313,10 +316,9 @@ bool RedisConnection::make_socket(const std::shared_ptr<Link>& link) {
 }
 
 // Connects to each address in turn, as the resolver returned them, until one answers.
-void RedisConnection::connect_tcp(const std::shared_ptr<Link>& link,
-                                  std::vector<tcp::endpoint> endpoints) {
+void RedisConnection::connect_tcp(const std::shared_ptr<Link>& link) {
   auto& socket = link->tls ? link->tls->next_layer() : *link->tcp_socket;
-  asio::async_connect(socket, endpoints, [link](error_code ec, const tcp::endpoint&) {
+  asio::async_connect(socket, link->endpoints, [link](error_code ec, const tcp::endpoint&) {
     if (link->owner == nullptr) return;
     if (ec) {
       link->owner->fail(Failure::Connect, "cannot connect to " + link->owner->options_.url.host +

@@ -32,10 +32,8 @@
 #include <random>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "redis/RedisUrl.hpp"
@@ -98,8 +96,7 @@ class RedisConnection {
 
   void connect();
   bool make_socket(const std::shared_ptr<Link>& link);
-  void connect_tcp(const std::shared_ptr<Link>& link,
-                   std::vector<boost::asio::ip::tcp::endpoint> endpoints);
+  void connect_tcp(const std::shared_ptr<Link>& link);
   void on_transport(const std::shared_ptr<Link>& link);
   void arm_connect_timer();
   void handshake();
