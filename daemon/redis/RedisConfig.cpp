@@ -1,5 +1,7 @@
 #include "redis/RedisConfig.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "config/Fields.hpp"
@@ -33,7 +35,43 @@ bool is_setting(std::string_view key) {
   return std::find(names.begin(), names.end(), key) != names.end();
 }
 
-// Reads url + password of one target from `m` (the `redis` mapping or a named target's mapping).
+// The tls_* keys of one target into url.tls; false (errors reported) when they do not fit.
+bool read_tls(config::MapReader& m, RedisUrl& url) {
+  RedisTls& tls = url.tls;
+  bool ok = true;
+  auto file = [&](const char* key, std::string& out) {
+    out = m.string(key);
+    if (out.empty()) return;
+    if (!tls.enabled) {
+      m.error(key, std::string(key) + " applies only to rediss:// (TLS) URLs");
+      ok = false;
+      return;
+    }
+    const auto& base = m.ctx().base_dir;
+    if (out[0] != '/' && !base.empty()) out = base + "/" + out;
+    if (access(out.c_str(), R_OK) != 0) {
+      m.error(key, "cannot read \"" + out + "\"");
+      ok = false;
+    }
+  };
+  file("tls_ca_file", tls.ca_file);
+  file("tls_cert_file", tls.cert_file);
+  file("tls_key_file", tls.key_file);
+  tls.server_name = m.string("tls_server_name");
+  if (!tls.server_name.empty() && !tls.enabled) {
+    m.error("tls_server_name", "tls_server_name applies only to rediss:// (TLS) URLs");
+    ok = false;
+  }
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    m.error(tls.cert_file.empty() ? "tls_key_file" : "tls_cert_file",
+            "tls_cert_file and tls_key_file go together (a client certificate and its key)");
+    ok = false;
+  }
+  return ok;
+}
+
+// Reads url + password + tls_* of one target from `m` (the `redis` mapping or a named target's
+// mapping).
 bool read_target(config::MapReader& m, std::string name, std::vector<RedisTarget>& out) {
   if (!m.has("url") && !m.has("url_file")) {
     m.error_here(name == "default" ? "\"url\" is required"
@@ -49,6 +87,7 @@ bool read_target(config::MapReader& m, std::string name, std::vector<RedisTarget
     return false;
   }
   if (!password.empty()) url->password = password;
+  if (!read_tls(m, *url)) return false;
   out.push_back(RedisTarget{std::move(name), std::move(*url)});
   return true;
 }
@@ -64,11 +103,22 @@ std::span<const config::KeySpec> redis_keys() {
    "Redis for the evict, evict_pattern and publish actions: `{url: ...}` for one target, or "
    "named targets `{cache: {url: ...}, sessions: {url: ...}}` that actions pick with `target:`."},
   {"redis.url", String, "", kRestart, kSecret, kOptional,
-   "The default target: `redis://[[user]:password@]host[:port][/db]` or "
-   "`unix:///path/redis.sock?db=N`. `rediss://` (TLS) is not supported by this build: run a TLS "
-   "tunnel (stunnel, spiped, ssh -L) on loopback and point the url at it."},
+   "The default target: `redis://[[user]:password@]host[:port][/db]`, the same with "
+   "`rediss://` for TLS, or `unix:///path/redis.sock?db=N`."},
   {"redis.password", String, "", kRestart, kSecret, kOptional,
    "Password of the default target (AUTH), overriding one in the url."},
+  {"redis.tls_ca_file", String, "", kRestart, kPlain, kOptional,
+   "rediss:// only: PEM file of the CAs that may sign the server's certificate (default: the "
+   "system's CA store). The certificate and its name are always verified. Files are read again "
+   "on every connect, so a renewed certificate needs no restart."},
+  {"redis.tls_cert_file", String, "", kRestart, kPlain, kOptional,
+   "rediss:// only: client certificate (PEM, may hold the chain) for a server that asks for one "
+   "(tls-auth-clients). Needs tls_key_file."},
+  {"redis.tls_key_file", String, "", kRestart, kPlain, kOptional,
+   "rediss:// only: the private key (PEM) of tls_cert_file."},
+  {"redis.tls_server_name", String, "", kRestart, kPlain, kOptional,
+   "rediss:// only: the name sent as SNI and required in the server's certificate (default: the "
+   "url's host; an IP address is then checked against the certificate's IP entries)."},
   {"redis.queue_limit", Int, "100000", kRestart, kPlain, kOptional,
    "Keys, publishes and patterns a target may hold queued or in flight while Redis is down or "
    "slow. Beyond it new work is dropped, the action fails and the rule's on_gap actions run once "
@@ -97,6 +147,14 @@ std::span<const config::KeySpec> redis_keys() {
   {"redis.*.url", String, "", kRestart, kSecret, kRequired, "The target's URL, as `redis.url`."},
   {"redis.*.password", String, "", kRestart, kSecret, kOptional,
    "The target's password, overriding one in the url."},
+  {"redis.*.tls_ca_file", String, "", kRestart, kPlain, kOptional,
+   "The target's CA file, as `redis.tls_ca_file`."},
+  {"redis.*.tls_cert_file", String, "", kRestart, kPlain, kOptional,
+   "The target's client certificate, as `redis.tls_cert_file`."},
+  {"redis.*.tls_key_file", String, "", kRestart, kPlain, kOptional,
+   "The key of the target's client certificate, as `redis.tls_key_file`."},
+  {"redis.*.tls_server_name", String, "", kRestart, kPlain, kOptional,
+   "The target's TLS server name, as `redis.tls_server_name`."},
   };
   // clang-format on
   return kRows;
@@ -135,6 +193,14 @@ void load_redis_config(config::MapReader& root, RedisConfig& out) {
     m->error(m->has("password") ? "password" : "password_file",
              "a top-level password belongs to the default target: give \"url\" too, or move it "
              "into a named target");
+  } else {
+    for (const char* key : {"tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name"}) {
+      if (m->has(key)) {
+        m->error(key, std::string("a top-level ") + key +
+                          " belongs to the default target: give \"url\" too, or move it into a "
+                          "named target");
+      }
+    }
   }
   // Every other key names a target. The schema's `redis.*` wildcard lets them through the
   // reader, so unknown keys are caught here: a target must be a mapping.

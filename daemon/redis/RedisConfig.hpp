@@ -5,9 +5,10 @@
 //     queue_limit: 100000
 //     cache:    {url: redis://10.0.0.5:6379/0}
 //     sessions: {url: unix:///run/redis.sock?db=2, password_file: /etc/pgfanout/redis.pw}
+//     remote:   {url: rediss://cache.example.org:6380/0, tls_ca_file: /etc/pgfanout/redis-ca.pem}
 //
-// Top-level `url`/`password` define the target named "default"; every other key that is not a
-// shared setting names a target. An action without `target:` uses "default", or the only target
+// Top-level `url`/`password`/`tls_*` define the target named "default"; every other key that is not
+// a shared setting names a target. An action without `target:` uses "default", or the only target
 // when there is just one. load_redis_config() reads the section against the schema and reports
 // problems with line and column (cache/RedisActions.hpp's check_redis_targets() then checks that
 // every Redis action of the rules names a target that exists). Built at load time, immutable
@@ -32,7 +33,7 @@ namespace pgfanout::redis {
 
 struct RedisTarget {
   std::string name;
-  RedisUrl url;  // the `password` key, when given, is already merged in
+  RedisUrl url;  // the `password` and `tls_*` keys, when given, are already merged in
 
   bool operator==(const RedisTarget&) const = default;
 };

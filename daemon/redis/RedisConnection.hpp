@@ -1,19 +1,30 @@
-// RedisConnection: one hiredis async connection to one Redis target, kept alive.
+// RedisConnection: one connection to one Redis target, kept alive.
 //
-// It connects (TCP or Unix socket; host names resolved asynchronously on every attempt), logs in
-// (AUTH with password or ACL user + password), SELECTs the database and names itself, then reports
-// on_ready. Commands sent with command() are pipelined by hiredis (written together when the socket
-// is writable); each handler is called exactly once, with the reply, or with nullptr when the
-// connection was lost before the reply came (the caller decides whether to resend). On loss, a
-// refused login, a connect that takes longer than connect_timeout or a command without reply for
+// It connects (TCP, Unix socket, or TLS for rediss://; host names resolved asynchronously on every
+// attempt, each address tried in turn), logs in (AUTH with password or ACL user + password),
+// SELECTs the database and names itself, then reports on_ready. The daemon owns the transport: an
+// Asio socket (or an OpenSSL stream over one); hiredis only formats commands
+// (redisFormatCommandArgv) and parses replies (RedisReplyReader). Commands sent with command() are
+// pipelined: appended to a write buffer that goes out in one write while the previous one is on
+// the wire; replies are matched to handlers in order. Each handler is called exactly once, with
+// the reply (freed after the handler returns), or with nullptr when the connection was lost
+// before the reply came (the caller decides whether to resend). On loss, a refused login or TLS
+// handshake, a connect that takes longer than connect_timeout or a command without reply for
 // command_timeout, it closes the connection, reports on_down and reconnects with backoff
 // (reconnect_min doubling to reconnect_max, with jitter). The backoff restarts only after a command
 // succeeded, so a server that accepts connections but refuses work is not hammered.
 //
-// All calls and callbacks run on the io_context's thread; the object must outlive the
-// io_context's run() or be stopped before.
+// TLS always verifies the server: its certificate against the CA file (or the system's store) and
+// its name (tls.server_name, default the URL's host, also sent as SNI). The CA file and client
+// certificate are read again on every connect. Failed connects are counted by reason in
+// pgfanout_redis_connect_errors_total{target,reason} (resolve, connect, tls, login, timeout).
+//
+// All calls and callbacks run on the io_context's thread. Pending I/O keeps only the current
+// connection's own state alive, never this object; still, stop() (or destroy) it before the
+// io_context goes away.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -23,12 +34,10 @@
 #include <string_view>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include "redis/RedisUrl.hpp"
 
-struct redisAsyncContext;
 struct redisReply;
 
 namespace pgfanout {
@@ -38,8 +47,6 @@ class Counter;
 }  // namespace pgfanout
 
 namespace pgfanout::redis {
-
-class RedisAsioAdapter;
 
 class RedisConnection {
  public:
@@ -80,28 +87,32 @@ class RedisConnection {
 
  private:
   enum class State { Idle, Connecting, Handshake, Ready, Stopped };
-  struct Pending;
+  // Why a connect attempt failed: the reason label of pgfanout_redis_connect_errors_total.
+  enum class Failure { Resolve, Connect, Tls, Login, Timeout };
+  static constexpr std::size_t kFailures = 5;
+  // One connection attempt: its socket (or TLS stream), buffers and the FIFO of reply handlers.
+  // Shared with its pending I/O; detached (owner = nullptr) when the connection is closed.
+  class Link;
 
   void connect();
-  void connect_to(const std::string& address);
+  bool make_socket(const std::shared_ptr<Link>& link);
+  void connect_tcp(const std::shared_ptr<Link>& link);
+  void on_transport(const std::shared_ptr<Link>& link);
   void arm_connect_timer();
   void handshake();
   void send(std::size_t argc, const char** argv, const std::size_t* lens, ReplyHandler handler);
+  void io_failed(const std::string& what, const boost::system::error_code& ec);
+  void fail(Failure reason, const std::string& why);
   void lost(const std::string& why);
   void close();
   void schedule_reconnect();
   void arm_watchdog();
-  static void on_connect(const redisAsyncContext* c, int status);
-  static void on_disconnect(const redisAsyncContext* c, int status);
-  static void on_reply(redisAsyncContext* c, void* reply, void* privdata);
 
   boost::asio::io_context& io_;
   Options options_;
   Callbacks callbacks_;
   State state_ = State::Idle;
-  redisAsyncContext* ac_ = nullptr;
-  std::shared_ptr<RedisAsioAdapter> adapter_;
-  boost::asio::ip::tcp::resolver resolver_;
+  std::shared_ptr<Link> link_;
   boost::asio::steady_timer reconnect_timer_;
   boost::asio::steady_timer connect_timer_;
   boost::asio::steady_timer watchdog_;
@@ -112,6 +123,7 @@ class RedisConnection {
   std::mt19937 rng_;
   Gauge& connected_;
   Counter& reconnects_;
+  std::array<Counter*, kFailures> connect_errors_{};
   Metrics& metrics_;
 };
 

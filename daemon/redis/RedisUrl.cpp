@@ -69,18 +69,12 @@ std::string RedisUrl::describe() const {
   std::string who = user.empty() ? "" : user + "@";
   if (is_unix()) return "unix://" + who + socket_path + "?db=" + std::to_string(db);
   std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-  return "redis://" + who + h + ":" + std::to_string(port) + "/" + std::to_string(db);
+  return (tls.enabled ? "rediss://" : "redis://") + who + h + ":" + std::to_string(port) + "/" +
+         std::to_string(db);
 }
 
 std::optional<RedisUrl> RedisUrl::parse(std::string_view text, std::string& error) {
   RedisUrl url;
-  if (text.starts_with("rediss://")) {
-    error =
-        "rediss:// (TLS) is not supported: this build's hiredis (0.14) has no TLS. Run a TLS "
-        "tunnel on loopback (stunnel, spiped or ssh -L) and point the url at its local end, "
-        "e.g. redis://127.0.0.1:6380/0";
-    return std::nullopt;
-  }
   if (text.starts_with("unix://")) {
     std::string_view rest = text.substr(7);
     if (!take_userinfo(rest, "?", url, error)) return std::nullopt;
@@ -100,11 +94,14 @@ std::optional<RedisUrl> RedisUrl::parse(std::string_view text, std::string& erro
     }
     return url;
   }
-  if (!text.starts_with("redis://")) {
-    error = "a Redis URL starts with redis:// or unix:// (e.g. redis://127.0.0.1:6379/0)";
+  url.tls.enabled = text.starts_with("rediss://");
+  if (!text.starts_with("redis://") && !url.tls.enabled) {
+    error =
+        "a Redis URL starts with redis://, rediss:// (TLS) or unix:// (e.g. "
+        "redis://127.0.0.1:6379/0)";
     return std::nullopt;
   }
-  std::string_view rest = text.substr(8);
+  std::string_view rest = text.substr(url.tls.enabled ? 9 : 8);
   if (!take_userinfo(rest, "/?", url, error)) return std::nullopt;
   auto slash = rest.find_first_of("/?");
   std::string_view hostport = rest.substr(0, slash);
@@ -143,13 +140,17 @@ std::optional<RedisUrl> RedisUrl::parse(std::string_view text, std::string& erro
     return std::nullopt;
   }
   if (path.starts_with("?")) {
-    error = "query parameters are not supported in a redis:// URL; give the database as /N";
+    error =
+        "query parameters are not supported in a redis:// URL; give the database as /N (TLS "
+        "settings are the tls_* keys next to the url)";
     return std::nullopt;
   }
   if (path.size() > 1) {
     std::string_view db = path.substr(1);
     if (db.find('?') != std::string_view::npos) {
-      error = "query parameters are not supported in a redis:// URL; give the database as /N";
+      error =
+          "query parameters are not supported in a redis:// URL; give the database as /N (TLS "
+          "settings are the tls_* keys next to the url)";
       return std::nullopt;
     }
     if (!parse_int(db, 0, 1'000'000, url.db)) {

@@ -10,6 +10,10 @@
 #   PGFANOUT_TEST_PGCTL       a command prefix that runs pg_ctl as the cluster's owner
 #   PGFANOUT_TEST_REDIS_URL   redis://127.0.0.1:PORT/0
 #   PGFANOUT_TEST_REDIS_PORT, PGFANOUT_TEST_REDIS_SERVER (the redis-server binary)
+#   PGFANOUT_TEST_REDIS_TLS_PORT  the same Redis over TLS (client certificates optional)
+#   PGFANOUT_TEST_TLS_DIR     PEM files made at start with the openssl CLI: ca.crt (the CA that
+#                             signed server.crt, for localhost and 127.0.0.1, and client.crt),
+#                             server.key, client.key, and other-ca.crt (a CA that signed nothing)
 #
 # PostgreSQL runs with wal_level = logical (the WAL source's tests stream from replication slots)
 # and with fsync, synchronous_commit and full_page_writes off (fast, not crash-safe).
@@ -45,6 +49,10 @@ fi
 pgport=$(free_port)
 redisport=$(free_port)
 while [ "$redisport" = "$pgport" ]; do redisport=$(free_port); done
+redistlsport=$(free_port)
+while [ "$redistlsport" = "$pgport" ] || [ "$redistlsport" = "$redisport" ]; do
+  redistlsport=$(free_port)
+done
 
 cleanup() {
   set +e
@@ -77,7 +85,34 @@ fi
 "${as_owner[@]}" "$pgbin/pg_ctl" -D "$work/pg" -l "$work/pg.log" -w -t 60 start >/dev/null ||
   { cat "$work/pg.log" >&2; exit 1; }
 
+# A private CA for the TLS port; EC keys, so this takes a few milliseconds.
+tls="$work/tls"
+mkdir -m 755 "$tls"
+make_tls() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=pgfanout test CA" -keyout "$tls/ca.key" -out "$tls/ca.crt"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+    -subj "/CN=pgfanout other CA" -keyout "$tls/other-ca.key" -out "$tls/other-ca.crt"
+  local name ext
+  for name in server client; do
+    if [ "$name" = server ]; then
+      ext="subjectAltName=DNS:localhost,IP:127.0.0.1
+extendedKeyUsage=serverAuth"
+    else
+      ext="extendedKeyUsage=clientAuth"
+    fi
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+      -subj "/CN=pgfanout test $name" -keyout "$tls/$name.key" -out "$tls/$name.csr"
+    openssl x509 -req -in "$tls/$name.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+      -CAcreateserial -days 2 -extfile <(echo "$ext") -out "$tls/$name.crt"
+  done
+  chmod 644 "$tls"/*
+}
+make_tls >"$work/tls.log" 2>&1 || { cat "$work/tls.log" >&2; exit 1; }
+
 "$redis_server" --port "$redisport" --bind 127.0.0.1 --save '' --appendonly no \
+  --tls-port "$redistlsport" --tls-cert-file "$tls/server.crt" --tls-key-file "$tls/server.key" \
+  --tls-ca-cert-file "$tls/ca.crt" --tls-auth-clients optional \
   --daemonize yes --pidfile "$work/redis.pid" --dir "$work" --logfile "$work/redis.log"
 for _ in $(seq 1 100); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$redisport") 2>/dev/null; then break; fi
@@ -90,8 +125,10 @@ export PGFANOUT_TEST_PGDATA="$work/pg" PGFANOUT_TEST_PGBIN="$pgbin"
 export PGFANOUT_TEST_PGCTL="${as_owner[*]} $pgbin/pg_ctl -D $work/pg -l $work/pg.log"
 export PGFANOUT_TEST_REDIS_URL="redis://127.0.0.1:$redisport/0" PGFANOUT_TEST_REDIS_PORT=$redisport
 export PGFANOUT_TEST_REDIS_SERVER="$redis_server"
+export PGFANOUT_TEST_REDIS_TLS_PORT=$redistlsport PGFANOUT_TEST_TLS_DIR="$tls"
 
-echo "with-servers: PostgreSQL on 127.0.0.1:$pgport, Redis on 127.0.0.1:$redisport"
+echo "with-servers: PostgreSQL on 127.0.0.1:$pgport, Redis on 127.0.0.1:$redisport" \
+  "(TLS: $redistlsport)"
 set +e
 "$@"
 rc=$?

@@ -171,7 +171,7 @@ TEST(RedisDaemonCheck, ConfigErrorsNameLineAndColumn) {
   std::string path = write_temp_file("bad.yaml",
                                      "postgres: {dsn: \"host=127.0.0.1\"}\n"
                                      "redis:\n"
-                                     "  url: rediss://cache:6380/0\n"
+                                     "  url: redis+tls://cache:6380/0\n"
                                      "  queue_limt: 5\n"
                                      "  cache: {url: redis://127.0.0.1/1}\n"
                                      "rules:\n"
@@ -183,7 +183,7 @@ TEST(RedisDaemonCheck, ConfigErrorsNameLineAndColumn) {
   auto [code, out] = run_pgfanout({"check", "--config", path});
   EXPECT_EQ(code, 78) << out;
   EXPECT_NE(out.find(path + ":3:8:"), std::string::npos) << out;
-  EXPECT_NE(out.find("TLS tunnel"), std::string::npos) << out;
+  EXPECT_NE(out.find("starts with redis://, rediss://"), std::string::npos) << out;
   EXPECT_NE(out.find(path + ":4:3:"), std::string::npos) << out;
   EXPECT_NE(out.find("did you mean \"queue_limit\""), std::string::npos) << out;
   EXPECT_NE(out.find(path + ":11:17:"), std::string::npos) << out;

@@ -95,7 +95,9 @@ inline int harness_redis_port() {
 // A private redis-server on a free port that a test may stop and start again.
 class OwnRedisServer {
  public:
-  OwnRedisServer() {
+  // `extra_args` are appended to redis-server's command line (e.g. a --tls-port and its files).
+  explicit OwnRedisServer(std::vector<std::string> extra_args = {})
+      : extra_args_(std::move(extra_args)) {
     binary_ = harness_env("PGFANOUT_TEST_REDIS_SERVER");
     port_ = free_port();
     start();
@@ -130,9 +132,12 @@ class OwnRedisServer {
     pid_ = fork();
     if (pid_ == 0) {
       std::string port = std::to_string(port_);
-      execl(binary_.c_str(), binary_.c_str(), "--port", port.c_str(), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--logfile", "/dev/null",
-            static_cast<char*>(nullptr));
+      std::vector<const char*> argv{
+          binary_.c_str(), "--port", port.c_str(), "--bind",   "127.0.0.1", "--save", "",
+          "--appendonly",  "no",     "--logfile",  "/dev/null"};
+      for (const auto& a : extra_args_) argv.push_back(a.c_str());
+      argv.push_back(nullptr);
+      execv(binary_.c_str(), const_cast<char* const*>(argv.data()));
       _exit(127);
     }
     ASSERT_TRUE(wait_until([&] {
@@ -148,6 +153,7 @@ class OwnRedisServer {
   }
 
  private:
+  std::vector<std::string> extra_args_;
   std::string binary_;
   int port_ = 0;
   pid_t pid_ = -1;

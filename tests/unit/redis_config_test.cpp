@@ -82,6 +82,37 @@ TEST(RedisConfig, NamedTargetsAndActionsThatPickThem) {
   EXPECT_EQ(pub.message.source(), "{payload}");
 }
 
+TEST(RedisConfig, TlsKeysFillTheTargetsTlsSettings) {
+  std::string ca = test::write_temp_file("ca.pem", "not parsed at load time\n");
+  std::string cert = test::write_temp_file("client.pem", "x\n");
+  std::string key = test::write_temp_file("client.key", "x\n");
+  auto r = load(
+      "redis:\n"
+      "  url: rediss://10.0.0.5:6380/1\n"
+      "  tls_ca_file: " +
+      ca +
+      "\n"
+      "  tls_server_name: cache.internal\n"
+      "  remote:\n"
+      "    url: rediss://cache.example.org\n"
+      "    tls_cert_file: " +
+      cert + "\n    tls_key_file: " + key + "\n" + kRule);
+  ASSERT_TRUE(r.config) << errors(r);
+  const auto& redis = r.config->redis;
+  ASSERT_EQ(redis.targets.size(), 2u);
+  const RedisTls& def = redis.find("default")->url.tls;
+  EXPECT_TRUE(def.enabled);
+  EXPECT_EQ(def.ca_file, ca);
+  EXPECT_EQ(def.server_name, "cache.internal");
+  EXPECT_TRUE(def.cert_file.empty());
+  const RedisTls& remote = redis.find("remote")->url.tls;
+  EXPECT_TRUE(remote.enabled);
+  EXPECT_TRUE(remote.ca_file.empty());  // the system's store
+  EXPECT_EQ(remote.cert_file, cert);
+  EXPECT_EQ(remote.key_file, key);
+  EXPECT_EQ(remote.expected_name("cache.example.org"), "cache.example.org");
+}
+
 TEST(RedisConfig, EvictModifiersParse) {
   auto r = load(
       "redis: {url: redis://h}\n"
@@ -111,7 +142,15 @@ struct BadCase {
 TEST(RedisConfig, ErrorsNameLineAndColumn) {
   // Line 1 is the postgres: line added by load().
   const BadCase cases[] = {
-      {"redis:\n  url: rediss://h:6380\n", "3:8", "TLS tunnel"},
+      {"redis:\n  url: redis://h\n  tls_ca_file: /etc/hostname\n", "4:16",
+       "applies only to rediss://"},
+      {"redis:\n  url: rediss://h\n  tls_cert_file: /etc/hostname\n", "4:18", "go together"},
+      {"redis:\n  url: rediss://h\n  tls_ca_file: /nonexistent/ca.pem\n", "4:16",
+       "cannot read \"/nonexistent/ca.pem\""},
+      {"redis:\n  tls_server_name: x\n  cache: {url: rediss://h}\n", "3:20",
+       "belongs to the default target"},
+      {"redis:\n  cache: {url: redis://h, tls_server_name: x}\n", "3:44",
+       "applies only to rediss://"},
       {"redis:\n  url: redis://h:99999\n", "3:8", "bad port"},
       {"redis:\n  urll: redis://h\n", "3:3", "did you mean \"url\""},
       {"redis:\n  queue_limit: 0\n  url: redis://h\n", "3:16", "between 1 and"},

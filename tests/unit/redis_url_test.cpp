@@ -45,8 +45,10 @@ TEST(RedisUrl, ParsesWhatItShould) {
 
 TEST(RedisUrl, RefusesWhatItShould) {
   const std::pair<const char*, const char*> cases[] = {
-      {"rediss://h:6380/0", "TLS tunnel"},
-      {"http://h", "starts with redis:// or unix://"},
+      {"rediss://", "no host"},
+      {"rediss://h?tls=1", "tls_* keys"},
+      {"redis+tls://h", "starts with redis://, rediss://"},
+      {"http://h", "starts with redis://, rediss:// (TLS) or unix://"},
       {"redis://", "no host"},
       {"redis://h:0", "bad port"},
       {"redis://h:70000", "bad port"},
@@ -65,6 +67,27 @@ TEST(RedisUrl, RefusesWhatItShould) {
     EXPECT_FALSE(RedisUrl::parse(text, error)) << text;
     EXPECT_NE(error.find(expected), std::string::npos) << text << ": " << error;
   }
+}
+
+TEST(RedisUrl, RedissIsTcpWithTls) {
+  std::string error;
+  auto url = RedisUrl::parse("rediss://app:pw@cache.example.org:6380/2", error);
+  ASSERT_TRUE(url) << error;
+  EXPECT_TRUE(url->tls.enabled);
+  EXPECT_EQ(url->host, "cache.example.org");
+  EXPECT_EQ(url->port, 6380);
+  EXPECT_EQ(url->db, 2);
+  EXPECT_EQ(url->user, "app");
+  EXPECT_EQ(url->password, "pw");
+  EXPECT_EQ(url->describe(), "rediss://app@cache.example.org:6380/2");
+  EXPECT_EQ(url->tls.expected_name(url->host), "cache.example.org");
+  url->tls.server_name = "redis.internal";
+  EXPECT_EQ(url->tls.expected_name(url->host), "redis.internal");
+
+  url = RedisUrl::parse("redis://cache.example.org", error);
+  ASSERT_TRUE(url) << error;
+  EXPECT_FALSE(url->tls.enabled);
+  EXPECT_EQ(url->describe(), "redis://cache.example.org:6379/0");
 }
 
 TEST(RedisUrl, DescribeNeverShowsThePassword) {
