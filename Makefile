@@ -9,9 +9,16 @@ CMAKE_FLAGS ?=
 # (or CI's fresh one) reuses the cache; debug info of a reused object names the first clone's paths.
 export CCACHE_BASEDIR ?= $(CURDIR)
 export CCACHE_NOHASHDIR ?= 1
+# The daemon is compiled with Debian's hardening flags, the ones debian/rules builds the package
+# with (dpkg-buildflags: -D_FORTIFY_SOURCE=2, -fstack-protector-strong, -Werror=format-security,
+# and -z relro -z now when linking): a network daemon wants them anyway, and `make deb` after
+# `make build` then finds every object in ccache. Read when the recipe runs, after `make deps`.
+BUILDFLAGS = DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
+HARDENING = -DCMAKE_CXX_FLAGS="$$($(BUILDFLAGS) CXXFLAGS) $$($(BUILDFLAGS) CPPFLAGS)" \
+  -DCMAKE_EXE_LINKER_FLAGS="$$($(BUILDFLAGS) LDFLAGS)"
 
-.PHONY: all deps build test fuzz unit-test demo install format check-format docs clean \
-  preflight-build preflight-test preflight-fuzz preflight-demo
+.PHONY: all deps build test fuzz unit-test demo install deb format check-format docs clean \
+  preflight-build preflight-test preflight-fuzz preflight-demo preflight-deb
 
 all: build
 
@@ -23,14 +30,16 @@ deps:
 preflight-build: deps
 	@scripts/preflight.sh build
 preflight-test: deps
-	@scripts/preflight.sh build test fuzz browser
+	@scripts/preflight.sh build test fuzz browser package
 preflight-fuzz: deps
 	@scripts/preflight.sh fuzz
 preflight-demo: deps
 	@scripts/preflight.sh build demo
+preflight-deb: deps
+	@scripts/preflight.sh build package
 
 build: preflight-build
-	@cmake -S . -B $(BUILD) -DPGFANOUT_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DPGFANOUT_WERROR=$(WERROR) $(HARDENING) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
 # Every test: a short libFuzzer run of each target, then unit, integration (real PostgreSQL 15 +
@@ -53,6 +62,12 @@ demo: preflight-demo build
 install: build
 	@cmake --install $(BUILD)
 
+# The Debian package, build-deb/pgfanout_VERSION_amd64.deb, built from debian/ by dpkg-buildpackage
+# in a copy of the clone (build-deb/src); the daemon only, with the flags (and ccache objects) of
+# `make build`. Install it with: apt install ./build-deb/pgfanout_*_amd64.deb
+deb: preflight-deb
+	@JOBS=$(JOBS) scripts/make-deb.sh build-deb
+
 docs: build
 	@$(BUILD)/pgfanout check --reference > docs/configuration.md
 
@@ -64,4 +79,4 @@ check-format:
 	@git ls-files '*.cpp' '*.hpp' | xargs clang-format --dry-run --Werror
 
 clean:
-	@rm -rf $(BUILD) build-fuzz
+	@rm -rf $(BUILD) build-fuzz build-deb

@@ -14,8 +14,8 @@ deps_select() {
   deps_packages=() deps_checks=() deps_flags=() deps_wanted=" "
   for p in "$@"; do
     case $p in
-      build | test | fuzz | browser | demo | bench) ;;
-      *) echo "unknown profile '$p' (build test fuzz browser demo bench)" >&2; return 2 ;;
+      build | test | fuzz | browser | demo | bench | package) ;;
+      *) echo "unknown profile '$p' (build test fuzz browser demo bench package)" >&2; return 2 ;;
     esac
     if [ "$p" = browser ] && [ "${PGFANOUT_WITH_BROWSER:-1}" = 0 ]; then continue; fi
     deps_wanted+="$p "

@@ -15,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/deps-table.sh"
 profiles=("$@")
-[ ${#profiles[@]} -gt 0 ] || profiles=(build test fuzz browser demo bench)
+[ ${#profiles[@]} -gt 0 ] || profiles=(build test fuzz browser demo bench package)
 deps_select "${profiles[@]}" || exit 2
 
 missing=()

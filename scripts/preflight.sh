@@ -4,7 +4,7 @@
 # scripts/install-deps.sh installs, and prints one line per missing thing: what is missing, the
 # Debian package that provides it, and that install-deps.sh should have installed it.
 #
-#   scripts/preflight.sh PROFILE...     # build test fuzz browser demo bench (see scripts/deps.txt)
+#   scripts/preflight.sh PROFILE...     # build test fuzz browser demo bench package (see scripts/deps.txt)
 #
 # Exit 0 when everything is there, 1 otherwise. PGFANOUT_WITH_BROWSER=0 drops the browser profile.
 # Pure bash (no external command), so it still answers on a PATH that lacks the tools it looks for.
@@ -14,7 +14,7 @@ case $src in */*) here=${src%/*} ;; *) here=. ;; esac
 source "$here/deps-table.sh"
 
 if [ $# -eq 0 ]; then
-  echo "usage: scripts/preflight.sh PROFILE... (build test fuzz browser demo bench)" >&2
+  echo "usage: scripts/preflight.sh PROFILE... (build test fuzz browser demo bench package)" >&2
   exit 2
 fi
 deps_select "$@" || exit 2

@@ -261,8 +261,11 @@ TEST(Standby, RunRefusesAHotStandby) {
   std::string as_owner = pgctl.substr(0, pgctl.find(pgbin));
   std::string dir = std::filesystem::path(test::write_temp_file("x", "")).parent_path() / "standby";
   std::filesystem::create_directories(dir);
-  std::system(("chmod 777 " + std::filesystem::path(dir).parent_path().string()).c_str());
-  if (!as_owner.empty()) std::system(("chown postgres: " + dir).c_str());
+  ASSERT_EQ(std::system(("chmod 777 " + std::filesystem::path(dir).parent_path().string()).c_str()),
+            0);
+  if (!as_owner.empty()) {
+    ASSERT_EQ(std::system(("chown postgres: " + dir).c_str()), 0);
+  }
   std::filesystem::permissions(dir, std::filesystem::perms::owner_all,
                                std::filesystem::perm_options::replace);
   int standby_port = 20000 + (::getpid() % 20000);
@@ -280,7 +283,7 @@ TEST(Standby, RunRefusesAHotStandby) {
                                       " user=postgres dbname=postgres",
                                   kRules));
   auto [code, out] = test::run_pgfanout({"run", "--config", path});
-  std::system((ctl + " -m immediate stop >/dev/null 2>&1").c_str());
+  EXPECT_EQ(std::system((ctl + " -m immediate stop >/dev/null 2>&1").c_str()), 0);
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("is a hot standby"), std::string::npos) << out;
   EXPECT_NE(out.find("point postgres.dsn at the primary"), std::string::npos) << out;

@@ -18,7 +18,7 @@ check() {  # check NAME CONDITION-RESULT DETAIL
 # 1. The table: three or four columns, known profiles, known check kinds, if-absent only as flag.
 bad=$(awk '!/^#/ && NF {
   if (NF < 3 || NF > 4) { print "line " NR ": " NF " columns"; next }
-  n = split($2, ps, ","); for (i = 1; i <= n; i++) if (ps[i] !~ /^(build|test|fuzz|browser|demo|bench)$/) print "line " NR ": profile " ps[i]
+  n = split($2, ps, ","); for (i = 1; i <= n; i++) if (ps[i] !~ /^(build|test|fuzz|browser|demo|bench|package)$/) print "line " NR ": profile " ps[i]
   n = split($3, cs, ","); for (i = 1; i <= n; i++) if (cs[i] !~ /^(cmd|file):./) print "line " NR ": check " cs[i]
   if (NF == 4 && $4 != "if-absent") print "line " NR ": flag " $4 }' "$table")
 check "deps.txt is well formed" "$([ -z "$bad" ]; echo $?)" "$bad"
