@@ -10,7 +10,8 @@ namespace pgfanout::redis {
 namespace {
 
 // Commands in flight per target. Enough to keep a local Redis busy; bounded so that a slow
-// server backs work up into the (bounded, observable) queue rather than into hiredis's buffers.
+// server backs work up into the (bounded, observable) queue rather than into the connection's
+// write buffer.
 constexpr std::size_t kMaxInFlight = 32;
 
 }  // namespace
