@@ -321,11 +321,7 @@ struct Daemon::Impl final : pg::EventSink {
     webhook_sender.reset_disabled();
     deliveries.set_rules(next->rules);
     listener.set_channels(next->rules->channels());
-    auto access = hub.set_access(next->access);  // nothing dropped but what the rules withdraw
-    spdlog::info(
-        "reload: access rules checked on {} connection(s): {} closed (token key no "
-        "longer trusted), {} subscription(s) withdrawn",
-        access.checked, access.closed, access.unsubscribed);
+    hub.set_access(next->access);  // nothing dropped but what the new rules withdraw
     outbox.set_channels(next->rules->durable_channels());
     if (options.log_level_override.empty()) set_log_level(next->log_level);
     config = next;

@@ -182,7 +182,12 @@ void Hub::stop() {
 }
 
 AccessChange Hub::set_access(const AccessConfig& access) {
-  return state_->set_access(access);
+  auto change = state_->set_access(access);
+  spdlog::info(
+      "reload: access rules checked on {} connection(s): {} closed (token key no longer "
+      "trusted), {} subscription(s) withdrawn",
+      change.checked, change.closed, change.unsubscribed);
+  return change;
 }
 
 void Hub::add_health_checks(http::HealthChecks& health) {
