@@ -78,6 +78,7 @@ struct Daemon::Impl final : pg::EventSink {
     hub.add_routes(http_router);
     register_health_checks();
     register_routes();
+    for (const char* result : {"ok", "failed"}) reloads.with({result});
   }
 
   int run() {
@@ -292,10 +293,7 @@ struct Daemon::Impl final : pg::EventSink {
     notifier.ready(status_line());
   }
 
-  void reload_failed() {
-    metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "failed"}})
-        .inc();
-  }
+  void reload_failed() { reloads.with({"failed"}).inc(); }
 
   void apply_reload() {
     auto result = app::load_config(options.config_path);
@@ -325,8 +323,7 @@ struct Daemon::Impl final : pg::EventSink {
     outbox.set_channels(next->rules->durable_channels());
     if (options.log_level_override.empty()) set_log_level(next->log_level);
     config = next;
-    metrics.counter("pgfanout_reloads_total", "Config reloads, by result", {{"result", "ok"}})
-        .inc();
+    reloads.with({"ok"}).inc();
     spdlog::info("reloaded: {} rule(s) on {} channel(s)", config->rules->rules().size(),
                  config->rules->channels().size());
   }
@@ -372,6 +369,8 @@ struct Daemon::Impl final : pg::EventSink {
   std::unique_ptr<pg::WalSource> wal;  // when the config has `wal:` or a `via: wal` watch
   Counter& doorbells = metrics.counter("pgfanout_outbox_doorbells_total",
                                        "NOTIFYs on durable channels (they only wake the reader)");
+  // Both results shown from the start, so that a first failure is an increase from 0.
+  CounterFamily reloads{metrics, "pgfanout_reloads_total", "Config reloads, by result", {"result"}};
   http::HttpRouter http_router;
   hub::Hub hub;
   http::HealthChecks health;

@@ -27,6 +27,10 @@ TargetQueue::TargetQueue(boost::asio::io_context& io, Metrics& metrics, const Re
   Labels l{{"target", spec.name}};
   queued_gauge_ = &metrics.gauge("pgfanout_redis_queued",
                                  "Keys, publishes and patterns queued or in flight, by target", l);
+  metrics
+      .gauge("pgfanout_redis_queue_limit",
+             "redis.queue_limit: the most pgfanout_redis_queued may reach, by target", l)
+      .set(static_cast<double>(config.queue_limit));
   keys_sent_ = &metrics.counter("pgfanout_redis_keys_sent_total",
                                 "Keys sent in UNLINK/DEL commands that Redis answered", l);
   keys_deleted_ = &metrics.counter("pgfanout_redis_keys_deleted_total",

@@ -46,6 +46,9 @@ WebhookSender::WebhookSender(boost::asio::io_context& io, Metrics& m,
   queue_depth_ = &m.gauge("pgfanout_webhook_queue_depth",
                           "Non-durable webhook deliveries held in memory (queued, in flight or "
                           "waiting for a retry)");
+  m.gauge("pgfanout_webhook_queue_limit",
+          "webhook.queue_limit: the most pgfanout_webhook_queue_depth may reach")
+      .set(static_cast<double>(cfg.queue_limit));
   durable_in_flight_ =
       &m.gauge("pgfanout_webhook_durable_in_flight", "Durable deliveries this instance is sending");
   disabled_gauge_ = &m.gauge("pgfanout_webhook_endpoints_disabled",

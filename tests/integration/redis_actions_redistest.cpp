@@ -382,6 +382,7 @@ TEST_F(RedisActions, QueueOverflowRunsOnGapOnceRedisIsBack) {
   EXPECT_EQ(metrics.value("pgfanout_redis_dropped_total", {{"rule", "r"}, {"target", "default"}}),
             10);
   EXPECT_EQ(metrics.value("pgfanout_redis_queued", {{"target", "default"}}), 10);
+  EXPECT_EQ(metrics.value("pgfanout_redis_queue_limit", {{"target", "default"}}), 10);
   EXPECT_TRUE(gaps.empty());  // not while Redis is away
 
   own->start();

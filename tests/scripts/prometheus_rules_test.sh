@@ -38,11 +38,12 @@ done
 
 # ---- The metrics the daemon registers, from its sources: "histogram NAME" or "scalar NAME".
 # A name counts when it is the first argument of counter(, gauge( or histogram( (on the same line
-# or the next), the name given to a CounterFamily (`member_(m, "..."`), or a `...Metric = "..."`
-# constant; other pgfanout_ strings (a config default such as pgfanout_publish) do not.
+# or the next), the name given to a CounterFamily (`member_(m, "..."` or `member{metrics, "..."`),
+# or a `...Metric = "..."` constant; other pgfanout_ strings (a config default such as
+# pgfanout_publish) do not.
 awk '
   { cur = $0; text = prevtail cur
-    while (match(text, /((counter|gauge|histogram)\(|[a-z_]+\((m|metrics), |Metric = )[ \t]*"pgfanout_[a-z0-9_]+"/)) {
+    while (match(text, /((counter|gauge|histogram)\(|[a-z_]+[({](m|metrics), |Metric = )[ \t]*"pgfanout_[a-z0-9_]+"/)) {
       m = substr(text, RSTART, RLENGTH); text = substr(text, RSTART + RLENGTH)
       match(m, /"pgfanout_[a-z0-9_]+"/)
       print (m ~ /^histogram/ ? "histogram " : "scalar ") substr(m, RSTART + 1, RLENGTH - 2)
