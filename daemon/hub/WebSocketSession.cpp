@@ -76,9 +76,12 @@ void WebSocketSession::on_accept(beast::error_code ec) {
 }
 
 void WebSocketSession::do_read() {
-  // A fragment (or a whole unfragmented message) at a time; read_message_max still bounds the
-  // message as a whole.
-  ws_.async_read_some(buffer_, hub_->config.max_message_bytes,
+  // A fragment (or a whole unfragmented message) at a time, at most kReadStep bytes per read;
+  // read_message_max still bounds the message as a whole. The pending read of an idle connection
+  // holds the buffer it prepared: Beast would prepare about 1.5 KiB (its TCP frame size) for every
+  // idle subscriber; client messages are short, and a longer one takes a few more reads.
+  constexpr std::size_t kReadStep = 256;
+  ws_.async_read_some(buffer_, kReadStep,
                       beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this()));
 }
 
