@@ -19,6 +19,8 @@
 #include <boost/beast/http/write.hpp>
 #include <memory>
 
+#include "tls/TlsClient.hpp"
+
 namespace pgfanout::http {
 
 namespace asio = boost::asio;
@@ -215,27 +217,16 @@ struct GetOp : std::enable_shared_from_this<GetOp> {
 
 void https_get(asio::io_context& io, const HttpsUrl& url, const HttpsGetOptions& options,
                std::function<void(HttpsGetResult)> done) {
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-  error_code ec;
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
-                   ec);
-  if (options.ca_file.empty()) {
-    ctx->set_default_verify_paths(ec);
-  } else {
-    ctx->load_verify_file(options.ca_file, ec);
-  }
-  if (ec) {
-    std::string what = options.ca_file.empty() ? "the system CA store" : options.ca_file;
-    asio::post(io, [done = std::move(done),
-                    error = "tls: cannot load " + what + ": " + ec.message()]() mutable {
+  std::string error;
+  auto ctx = tls::make_tls_client_context({options.ca_file, {}, {}}, error);
+  if (!ctx) {
+    asio::post(io, [done = std::move(done), error = "tls: " + error]() mutable {
       HttpsGetResult r;
       r.error = std::move(error);
       done(std::move(r));
     });
     return;
   }
-  ctx->set_verify_mode(ssl::verify_peer);
   auto op = std::make_shared<GetOp>(io, url, options, std::move(ctx), std::move(done));
   op->start();
 }

@@ -27,6 +27,7 @@
 
 #include "metrics/Metrics.hpp"
 #include "redis/RedisReplyReader.hpp"
+#include "tls/TlsClient.hpp"
 
 namespace pgfanout::redis {
 
@@ -52,36 +53,7 @@ bool is_tls_error(const error_code& ec) {
 
 // The client context for one connect: a fresh one each time, so renewed files are picked up.
 std::shared_ptr<ssl::context> tls_context(const RedisTls& tls, std::string& error) {
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-  error_code ec;
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
-                   ec);
-  if (tls.ca_file.empty()) {
-    ctx->set_default_verify_paths(ec);
-  } else {
-    ctx->load_verify_file(tls.ca_file, ec);
-  }
-  if (ec) {
-    error = "cannot load the CA certificates from " +
-            (tls.ca_file.empty() ? std::string("the system store") : tls.ca_file) + ": " +
-            ec.message();
-    return nullptr;
-  }
-  if (!tls.cert_file.empty()) {
-    ctx->use_certificate_chain_file(tls.cert_file, ec);
-    if (ec) {
-      error = "cannot load the client certificate " + tls.cert_file + ": " + ec.message();
-      return nullptr;
-    }
-    ctx->use_private_key_file(tls.key_file, ssl::context::pem, ec);
-    if (ec) {
-      error = "cannot load the client key " + tls.key_file + ": " + ec.message();
-      return nullptr;
-    }
-  }
-  ctx->set_verify_mode(ssl::verify_peer);
-  return ctx;
+  return tls::make_tls_client_context({tls.ca_file, tls.cert_file, tls.key_file}, error);
 }
 
 }  // namespace

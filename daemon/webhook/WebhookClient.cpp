@@ -1,5 +1,6 @@
 #include "webhook/WebhookClient.hpp"
 
+#include "tls/TlsClient.hpp"
 #include "webhook/WebhookClientImpl.hpp"
 
 namespace pgfanout::webhook {
@@ -7,22 +8,11 @@ namespace pgfanout::webhook {
 std::shared_ptr<ssl::context> WebhookClient::Impl::ssl_context(const std::string& ca_file,
                                                                std::string& error) {
   if (auto it = ssl_contexts.find(ca_file); it != ssl_contexts.end()) return it->second;
-  auto ctx = std::make_shared<ssl::context>(ssl::context::tls_client);
-  error_code ec;
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                       ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1,
-                   ec);
-  if (ca_file.empty()) {
-    ctx->set_default_verify_paths(ec);
-  } else {
-    ctx->load_verify_file(ca_file, ec);
-  }
-  if (ec) {
-    error = "tls: cannot load " + (ca_file.empty() ? std::string("the system CA store") : ca_file) +
-            ": " + ec.message();
+  auto ctx = tls::make_tls_client_context({ca_file, {}, {}}, error);
+  if (!ctx) {
+    error = "tls: " + error;
     return nullptr;
   }
-  ctx->set_verify_mode(ssl::verify_peer);
   ssl_contexts.emplace(ca_file, ctx);
   return ctx;
 }
