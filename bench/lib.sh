@@ -105,6 +105,21 @@ bench_listen() {
   sleep 0.5
 }
 
+# bench_accounts(id, name, balance, updated_at) with $1 rows in $dsn, vacuumed, and
+# $work/update.sql: pgbench's transaction, one UPDATE of a random row.
+bench_accounts_table() {
+  psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE bench_accounts (id int PRIMARY KEY, name text NOT NULL, balance int NOT NULL,
+                             updated_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO bench_accounts SELECT g, 'account ' || g, 0, now() FROM generate_series(1, $1) g;
+VACUUM ANALYZE bench_accounts;
+SQL
+  cat >"$work/update.sql" <<SQL
+\set id random(1, $1)
+UPDATE bench_accounts SET balance = balance + 1, updated_at = now() WHERE id = :id;
+SQL
+}
+
 bench_median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # For an EXIT trap: stop whatever is still running and drop the scratch database, quietly.

@@ -30,16 +30,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<SQL
-CREATE TABLE bench_accounts (id int PRIMARY KEY, name text NOT NULL, balance int NOT NULL,
-                             updated_at timestamptz NOT NULL DEFAULT now());
-INSERT INTO bench_accounts SELECT g, 'account ' || g, 0, now() FROM generate_series(1, $rows) g;
-VACUUM ANALYZE bench_accounts;
-SQL
-cat >"$work/update.sql" <<SQL
-\set id random(1, $rows)
-UPDATE bench_accounts SET balance = balance + 1, updated_at = now() WHERE id = :id;
-SQL
+bench_accounts_table "$rows"
 
 bench_listen bench_accounts_changed
 
