@@ -67,14 +67,34 @@ rules:
     actions:
       - push: {topic: "u:{to}", event: tick}
 YAML
-bench_start pgfanout "$tmp/daemon.log" "$build/pgfanout" run --config "$tmp/pgfanout.yaml" --log-level info
+# HEAPTRACK=1: the daemon runs under heaptrack, and where its heap went at its peak is printed
+# per connection after its run (docs/benchmarks.md, "Where an idle connection's memory goes");
+# heaptrack slows the daemon down, so that run's latencies and stalls mean nothing.
+wrap=()
+[ -n "${HEAPTRACK:-}" ] && wrap=(heaptrack -o "$tmp/heap")
+bench_start pgfanout "$tmp/daemon.log" "${wrap[@]}" "$build/pgfanout" run --config "$tmp/pgfanout.yaml" --log-level info
 bench_wait_log "$tmp/daemon.log" "ready"
 port=$(sed -n 's/.*HTTP listening on 127.0.0.1:\([0-9]*\).*/\1/p' "$tmp/daemon.log" | head -1)
+daemon_pid=$bench_pid  # under heaptrack, the daemon is its child
+[ -n "${HEAPTRACK:-}" ] && daemon_pid=$(pgrep -n -f "^$build/pgfanout run --config $tmp/pgfanout.yaml")
 
 echo "== pgfanout (NOTIFY -> push -> WebSocket), $conns subscribers"
 "$build/bench/hub_bench" load "$port" "$conns" daemon "$dsn" "$burst" "$bytes" "$rate" "$seconds" \
-  "$bench_pid" "$to_rate" | tee "$tmp/daemon.txt" || { bench_alive; echo "bench: the load client failed" >&2; exit 1; }
-bench_stop
+  "$daemon_pid" "$to_rate" | tee "$tmp/daemon.txt" || { bench_alive; echo "bench: the load client failed" >&2; exit 1; }
+if [ -n "${HEAPTRACK:-}" ]; then
+  kill -TERM "$daemon_pid"
+  wait "$bench_pid" 2>/dev/null || true
+  bench_pid=
+  echo "== pgfanout's heap at its peak, the largest consumers per connection (heaptrack)"
+  heaptrack_print -f "$tmp"/heap.*zst --print-peaks 1 --print-allocators 0 --print-temporary 0 \
+    --print-leaks 0 --peak-limit 8 --sub-peak-limit 1 2>/dev/null |
+    awk -v n="$conns" '
+      function bytes(v) { return v ~ /K$/ ? v * 1000 : v ~ /M$/ ? v * 1000000 : v ~ /G$/ ? v * 1e9 : v + 0 }
+      / consumed over [0-9]+ calls from:$/ { want = 1; size = bytes($1); next }
+      want && NF { sub(/^ +/, ""); printf "%8.0f B  %s\n", size / n, substr($0, 1, 110); want = 0 }'
+else
+  bench_stop
+fi
 
 # Below the ephemeral range (32768 and up), where the 10,000 client sockets take their ports.
 bport=$((20000 + RANDOM % 12000))

@@ -8,7 +8,8 @@
 // out in one gather write. The queue is bounded in bytes (hub.send_queue_size): a client that falls
 // behind is closed with 1013 and counted, and nobody else waits for it. Beast's idle timeout pings
 // an idle client and closes one that stops answering. The read buffer is released after each
-// message, so an idle connection holds little more than the socket and Beast's stream state.
+// message and a read asks for at most 256 bytes, so an idle connection holds little more than the
+// socket, Beast's stream state and its pending read (docs/benchmarks.md has the bytes).
 //
 // Protocol mode speaks docs/protocol.md; Hippie mode speaks Web::Hippie's pipe protocol for one
 // channel. Lives by shared_ptr; every handler runs on the event loop's thread.
