@@ -163,12 +163,12 @@ void HubState::renew_jwks(const Access* previous) {
   jwks.reset();
   const AccessConfig& c = access_->config;
   if (!c.jwt_enabled || !c.jwt.key_set || !access_->verifier) return;
-  // A key set from a URL starts with the keys fetched so far: connections verified with them stay
-  // until a fetch no longer has their key.
+  // A key set from the same URL starts with the keys fetched so far: connections verified with
+  // them stay until a fetch no longer has their key. Another URL starts empty.
   const bool had_set = previous != nullptr && previous->verifier && previous->config.jwt.key_set;
-  if (had_set && !c.jwks.url.empty()) {
+  if (had_set && !c.jwks.url.empty() && previous->config.jwks.url == c.jwks.url) {
     access_->verifier->replace_keys(previous->verifier->keys());
-  } else if (had_set) {  // jwks_file, read again with the config
+  } else if (had_set && c.jwks.url.empty()) {  // jwks_file, read again with the config
     std::string removed;
     for (const auto& kid : previous->verifier->keys()->kids()) {
       if (!access_->verifier->has_key(kid))
@@ -183,7 +183,13 @@ void HubState::renew_jwks(const Access* previous) {
     spdlog::info("auth.jwt: {} key(s) left the key set; {} connection(s) verified with them closed",
                  kids.size(), change.closed);
   });
-  if (previous != nullptr) jwks->start();
+  if (previous != nullptr && !detached) jwks->start();
+}
+
+HubState::~HubState() {
+  // The refresher holds the verifier of access_ by reference: it goes first.
+  if (jwks) jwks->stop();
+  jwks.reset();
 }
 
 AccessChange HubState::set_access(const AccessConfig& next) {

@@ -97,6 +97,7 @@ class HubState {
            const AccessConfig& access, const http::HttpConfig& http,
            const pg::PostgresConfig& postgres,
            std::function<std::shared_ptr<const rules::RuleSet>()> rules);
+  ~HubState();
 
   boost::asio::io_context& io;
   Metrics& metrics;

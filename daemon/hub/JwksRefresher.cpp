@@ -1,8 +1,5 @@
 #include "hub/JwksRefresher.hpp"
 
-#include <fstream>
-#include <sstream>
-
 #include <spdlog/spdlog.h>
 #include <boost/asio/io_context.hpp>
 
@@ -60,19 +57,6 @@ void JwksRefresher::start() {
 void JwksRefresher::stop() {
   running_ = false;
   timer_.cancel();
-}
-
-void JwksRefresher::reload() {
-  if (!from_url()) {
-    std::ifstream in(source_.file, std::ios::binary);
-    if (!in) return failed("invalid", "cannot read " + source_.file);
-    std::stringstream text;
-    text << in.rdbuf();
-    std::string error;
-    if (!install(text.str(), error)) failed("invalid", error);
-    return;
-  }
-  if (running_ && !in_flight_) fetch("reload");
 }
 
 void JwksRefresher::unknown_kid(const std::string& kid) {

@@ -1,13 +1,14 @@
 // JwksRefresher: keeps the token verifier's key set current from auth.jwt.jwks_file or jwks_url.
 //
 // jwks_url: fetched (http/HttpsGet.hpp) at start(), every jwks_refresh after a good fetch and
-// jwks_min_refresh after a failed one, on reload(), and when a token names a kid the set lacks
+// jwks_min_refresh after a failed one, and when a token names a kid the set lacks
 // (unknown_kid()) — that last one at most once per jwks_min_refresh, and never while a fetch
-// runs; such a token is refused meanwhile (`unknown_key`) and its client retries. jwks_file:
-// read again on reload(). A fetch or read that fails (no response, TLS, a status other than 200,
-// not a usable JWKS) keeps the last good set; every attempt is counted in
-// pgfanout_jwks_refresh_total{result} and the set's size is pgfanout_jwks_keys. A new set
-// replaces the verifier's keys at once; the kids it no longer has go to the on_removed callback.
+// runs; such a token is refused meanwhile (`unknown_key`) and its client retries. A fetch that
+// fails (no response, TLS, a status other than 200, not a usable JWKS) keeps the last good set;
+// every attempt is counted in pgfanout_jwks_refresh_total{result} and the set's size is
+// pgfanout_jwks_keys. A new set replaces the verifier's keys at once; the kids it no longer has
+// go to the on_removed callback. jwks_file is read with the config (at start-up and on SIGHUP,
+// when HubState makes a new verifier and a new refresher).
 //
 // Made with make_shared and owned by HubState; its timer and fetches hold it weakly, so nothing
 // runs after it is gone. Event loop thread only.
@@ -43,8 +44,6 @@ class JwksRefresher : public std::enable_shared_from_this<JwksRefresher> {
   // jwks_url: the first fetch, then the timer.
   void start();
   void stop();
-  // SIGHUP: jwks_file is read again, jwks_url fetched now (unless a fetch runs).
-  void reload();
   // A token named `kid`, which the key set lacks.
   void unknown_kid(const std::string& kid);
   // Called with the kids a new set no longer has.

@@ -166,6 +166,11 @@ void WebSocketSession::handle(std::string_view text) {
       }
       return hub_->login(m, [self, ref = m.ref](HubResult r, std::optional<Identity> identity) {
         if (self->finished_) return;
+        if (identity && !self->hub_->key_trusted(identity->key_id)) {
+          // The access rules changed while the login statement ran: its token is of the old key.
+          return self->send(
+              error_frame(ref, "login_failed", "the access rules changed; log in again"));
+        }
         if (identity && !self->identity_) {
           self->identity_ = std::make_unique<Identity>(std::move(*identity));
         }
@@ -207,10 +212,7 @@ void WebSocketSession::handle_hippie(std::string_view text) {
 }
 
 bool WebSocketSession::subscribed(std::string_view topic) const {
-  for (const auto& t : topics_) {
-    if (t == topic) return true;
-  }
-  return false;
+  return std::find(topics_.begin(), topics_.end(), topic) != topics_.end();
 }
 
 void WebSocketSession::subscribe(const ClientMessage& m) {
@@ -224,16 +226,19 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
   }
   hub_->topics.subscribe(m.topic, this);
   topics_.push_back(m.topic);
+  // Taken now: the events that come while on_subscribe runs are held back, not in it.
+  auto replayed = replay_after(m);
   if (!hub_->access().config.topics[d.entry].on_subscribe) {
     send(ack_frame(m.ref));
-    return replay_after(m);
+    for (const auto& json : replayed) send(json);
+    return;
   }
   // Live events are kept back until the rows are sent, so the client sees them in order.
   held_.push_back({m.topic, {}});
   auto self = shared_from_this();
   hub_->on_subscribe(
       claims(), m.topic, d.entry,
-      [self, m, topic = m.topic, ref = m.ref](
+      [self, replayed = std::move(replayed), topic = m.topic, ref = m.ref](
           std::vector<std::shared_ptr<const std::string>> frames, std::optional<HubError> error) {
         if (self->finished_) return;
         auto it = std::find_if(self->held_.begin(), self->held_.end(),
@@ -244,18 +249,20 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
         for (const auto& f : held.frames) self->held_bytes_ -= f->size();
         self->send(error ? error_frame(ref, error->code, error->message) : ack_frame(ref));
         for (const auto& f : frames) self->send(*f);
-        self->replay_after(m);
+        for (const auto& json : replayed) self->send(json);
         for (auto& f : held.frames) self->send_frame(std::move(f));
       });
 }
 
 // A subscribe with `after`: the kept WAL events of the topic after that one, or `resync` when the
-// history does not reach back to it.
-void WebSocketSession::replay_after(const ClientMessage& m) {
-  if (!m.after) return;
+// history does not reach back to it, as messages to send.
+std::vector<std::string> WebSocketSession::replay_after(const ClientMessage& m) {
+  std::vector<std::string> out;
+  if (!m.after) return out;
   auto replay = hub_->history.since(*m.after, {m.topic});
-  for (const auto* e : replay.events) send(*e->frame);
-  for (const auto& t : replay.lost) send(resync_frame(t));
+  for (const auto* e : replay.events) out.push_back(*e->frame);
+  for (const auto& t : replay.lost) out.push_back(resync_frame(t));
+  return out;
 }
 
 void WebSocketSession::unsubscribe(const ClientMessage& m) {

@@ -61,7 +61,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   void handle_hippie(std::string_view text);
   void subscribe(const ClientMessage& m);
   void unsubscribe(const ClientMessage& m);
-  void replay_after(const ClientMessage& m);
+  std::vector<std::string> replay_after(const ClientMessage& m);
   bool subscribed(std::string_view topic) const;
 
   // `json`: a message of docs/protocol.md (or Hippie's), encoded here.
