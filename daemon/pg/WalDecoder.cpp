@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "pg/ConnInfo.hpp"
 #include "pg/ReplicationProtocol.hpp"
 
 namespace pgfanout::pg {
@@ -56,20 +57,6 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-std::string array_literal(const std::vector<std::string>& items) {
-  std::string out = "{";
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    if (i) out.push_back(',');
-    out.push_back('"');
-    for (char c : items[i]) {
-      if (c == '"' || c == '\\') out.push_back('\\');
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  return out + "}";
-}
-
 }  // namespace
 
 WalDecoder::WalDecoder(const std::vector<WatchSpec>& watches, std::string message_prefix)
@@ -86,7 +73,7 @@ WalDecoder::WalDecoder(const std::vector<WatchSpec>& watches, std::string messag
 
 bool WalDecoder::add_table_key_row(const std::vector<std::string>& row) {
   if (row.size() != 3) return false;
-  table_keys_[{row[0], row[1]}].push_back(row[2]);
+  staged_keys_[{row[0], row[1]}].push_back(row[2]);
   return true;
 }
 
@@ -96,7 +83,7 @@ std::vector<std::string> WalDecoder::table_key_params() const {
     schemas.push_back(w.schema);
     tables.push_back(w.table);
   }
-  return {array_literal(schemas), array_literal(tables)};
+  return {text_array(schemas), text_array(tables)};
 }
 
 void WalDecoder::reset() {
@@ -193,7 +180,11 @@ WalDecoder::Result WalDecoder::feed(std::string_view message, std::uint64_t lsn,
     ev.channel = std::string(m->content.substr(0, nl));
     if (nl != std::string_view::npos) ev.payload = std::string(m->content.substr(nl + 1));
     ev.lsn = lsn;
-    if (ev.channel.empty()) return fail("pgfanout message without a channel");
+    if (ev.channel.empty()) {
+      result.kind = Result::Skipped;
+      result.error = "a pgfanout message without a channel (its first line)";
+      return result;
+    }
     out.push_back(std::move(ev));
     return result;
   }

@@ -65,6 +65,7 @@ class WalDecoder {
       Begin,      // a transaction starts
       Commit,     // it ended; commit_lsn is the end of its commit record (what to confirm)
       NeedTypes,  // load `types` with kTypeCatalogSql, give the rows to types().add_row, go on
+      Skipped,    // an app message that cannot be an event (`error` says why): count, go on
       Error,      // error: a malformed message or a protocol violation; reconnect
     } kind = Ok;
     std::uint64_t commit_lsn = 0;
@@ -84,7 +85,17 @@ class WalDecoder {
   // The key of a table whose replica identity is FULL (where the Relation message marks every
   // column as key; the key always travels with `columns:`): one row of kTableKeySql, a table
   // schema, table and one of its key columns, rows in key order. False for a malformed row.
+  // A load of them starts with begin_table_keys() and takes effect at end_table_keys(), so a
+  // reload replaces the keys (a column that left a key leaves it here too).
+  void begin_table_keys() { staged_keys_.clear(); }
   bool add_table_key_row(const std::vector<std::string>& row);
+  void end_table_keys() { table_keys_ = std::move(staged_keys_); }
+  // The key columns in effect for a table (empty when none were loaded).
+  std::vector<std::string> table_key_columns(const std::string& schema,
+                                             const std::string& table) const {
+    auto it = table_keys_.find({schema, table});
+    return it == table_keys_.end() ? std::vector<std::string>{} : it->second;
+  }
   // $1 and $2 of kTableKeySql for the tables watched via wal: text[] literals of their schemas
   // and names.
   std::vector<std::string> table_key_params() const;
@@ -128,7 +139,7 @@ class WalDecoder {
   std::vector<Watch> watches_;
   std::string prefix_;
   TypeCatalog types_;
-  std::map<std::pair<std::string, std::string>, std::vector<std::string>> table_keys_;
+  std::map<std::pair<std::string, std::string>, std::vector<std::string>> table_keys_, staged_keys_;
   std::unordered_map<pgoutput::Oid, Rel> relations_;
   std::uint64_t reference_xid_ = 0;
   bool in_transaction_ = false;

@@ -57,10 +57,12 @@ void WalSource::Impl::catalog_rows(
 
 void WalSource::Impl::load_table_keys() {
   auto params = decoder.table_key_params();
+  decoder.begin_table_keys();
   catalog_rows(
       kTableKeySql, PgConnection::Params(params.begin(), params.end()), "the watched tables' keys",
       [](Impl& s, const std::vector<std::string>& row) { s.decoder.add_table_key_row(row); },
       [](Impl& s) {
+        s.decoder.end_table_keys();
         s.monitor->confirm();
         s.check_slot();
         if (!s.pending_types.empty()) s.load_types();

@@ -32,8 +32,8 @@ void WalSource::Impl::stream_ready() {
           s->stream->fail("error", "setting the stream's output formats failed: " + r.error);
         }
       });
-  std::string command = "START_REPLICATION SLOT " + wal.slot + " LOGICAL " + format_lsn(confirmed) +
-                        " (proto_version '1', publication_names " +
+  std::string command = "START_REPLICATION SLOT " + quote_ident(wal.slot) + " LOGICAL " +
+                        format_lsn(confirmed) + " (proto_version '1', publication_names " +
                         quote_literal(quote_ident(wal.publication)) + ", messages 'true')";
   auto weak = weak_from_this();
   PgConnection::CopyHandlers copy;
@@ -104,6 +104,7 @@ bool WalSource::Impl::on_data(std::string_view data) {
     return true;
   }
   if (auto* e = std::get_if<ReplicationError>(&msg)) {
+    decode_errors.inc();
     stream->fail("protocol", "bad replication message: " + e->message);
     return false;
   }
@@ -126,6 +127,10 @@ bool WalSource::Impl::on_data(std::string_view data) {
       break;
     case WalDecoder::Result::NeedTypes:
       need_types(result.types);
+      break;
+    case WalDecoder::Result::Skipped:  // an unusable app message: replaying it would not help
+      decode_errors.inc();
+      spdlog::warn("WAL source: {} at {}; skipped", result.error, format_lsn(x.wal_start));
       break;
     case WalDecoder::Result::Error:
       decode_errors.inc();

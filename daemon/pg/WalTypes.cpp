@@ -44,7 +44,6 @@ JsonKind builtin_json_kind(TypeOid oid) {
     case 20:    // int8
     case 21:    // int2
     case 23:    // int4
-    case 26:    // oid
     case 700:   // float4
     case 701:   // float8
     case 1700:  // numeric
@@ -301,7 +300,7 @@ Conversion TypeCatalog::append_json(TypeOid type, std::string_view text, std::st
   switch (t->kind) {
     case JsonKind::Number:
       // An integer's text output is already the JSON jsonb prints (the common key column).
-      if (t->base == 20 || t->base == 21 || t->base == 23 || t->base == 26) {
+      if (t->base == 20 || t->base == 21 || t->base == 23) {
         out += text;
         return Conversion::Exact;
       }

@@ -38,7 +38,9 @@ std::span<const config::KeySpec> rule_keys() {
    "Actions run after the listener (re)connects, when notifications may have been missed. "
    "Same action keys as `actions`; templates can use only {channel}."},
   {"rules[].on_gap", List, "", kReload, kPlain, kOptional,
-   "Actions run when an action of this rule could not be queued (e.g. Redis down too long)."},
+   "Actions run when events of this rule may have been lost: an action could not be queued "
+   "(e.g. Redis down too long), or, for a rule that is not durable, the WAL source's replication "
+   "slot was lost. Same action keys as `actions`; templates can use only {channel}."},
   };
   // clang-format on
   return kRows;

@@ -27,6 +27,7 @@ struct Case {
 
 const std::vector<Case> kCases = {
     {"i2", "int2", {"-32768", "0", "7"}},
+    {"o", "oid", {"0", "4294967295"}},  // to_jsonb makes a string of it
     {"i4", "int4", {"2147483647", "-1"}},
     {"i8", "int8", {"9223372036854775807", "-42"}},
     {"num", "numeric", {"1.50", "NaN", "-0.000", "12345678901234567890.123", "Infinity"}},
@@ -91,7 +92,9 @@ class WalEnvelope : public ::testing::Test {
     decoder = std::make_unique<pg::WalDecoder>(watches);
     decoder->set_reference_xid(std::stoull(*s->value("SELECT pg_current_xact_id()::text")));
     auto params = decoder->table_key_params();
+    decoder->begin_table_keys();
     for (auto& row : rows(pg::kTableKeySql, params)) ASSERT_TRUE(decoder->add_table_key_row(row));
+    decoder->end_table_keys();
   }
 
   std::vector<std::vector<std::string>> rows(const char* sql,

@@ -109,7 +109,9 @@ TEST(WalDecoder, FullOldRowFillsToastAndTestsChanged) {
   std::vector<WalEvent> out;
   feed_all(d, {relation_msg(1, 'f'), begin_msg(5)});
   // REPLICA IDENTITY FULL marks every column as key; the real key comes from the catalog.
+  d.begin_table_keys();
   ASSERT_TRUE(d.add_table_key_row({"public", "docs", "id"}));
+  d.end_table_keys();
   feed_all(d, {relation_msg(1, 'f')});
   // body alone changed: not sent. title changed, body unchanged TOAST: sent, body from old.
   auto f = feed_all(d, {Bytes()
@@ -230,6 +232,28 @@ TEST(WalDecoder, AppEventsFromLogicalMessages) {
   EXPECT_EQ(f.events[0].payload, "{\"x\":1}\nmore");
   EXPECT_EQ(f.events[1].channel, "orders");
   EXPECT_EQ(f.events[1].payload, "");
+  // A message without a channel cannot be an event: skipped (the stream goes on), not an error
+  // that would stop the slot at it for good.
+  std::vector<WalEvent> out;
+  auto r = d.feed(msg("pgfanout", "\n{\"x\":1}", false), 9, out);
+  EXPECT_EQ(r.kind, WalDecoder::Result::Skipped);
+  EXPECT_NE(r.error.find("without a channel"), std::string::npos) << r.error;
+  EXPECT_TRUE(out.empty());
+}
+
+TEST(WalDecoder, ReloadedTableKeysReplaceTheOldOnes) {
+  auto w = docs_watch();
+  w.columns = {"id", "title"};
+  WalDecoder d({w});
+  d.begin_table_keys();
+  ASSERT_TRUE(d.add_table_key_row({"public", "docs", "id"}));
+  ASSERT_TRUE(d.add_table_key_row({"public", "docs", "title"}));
+  d.end_table_keys();
+  // A later load without `title` in the key: only `id` is key now (stale keys used to stay).
+  d.begin_table_keys();
+  ASSERT_TRUE(d.add_table_key_row({"public", "docs", "id"}));
+  d.end_table_keys();
+  EXPECT_EQ(d.table_key_columns("public", "docs"), (std::vector<std::string>{"id"}));
 }
 
 TEST(WalDecoder, ProtocolViolationsAreErrors) {
