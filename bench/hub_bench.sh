@@ -86,7 +86,7 @@ if [ -n "${HEAPTRACK:-}" ]; then
   wait "$bench_pid" 2>/dev/null || true
   bench_pid=
   echo "== pgfanout's heap at its peak, the largest consumers per connection (heaptrack)"
-  heaptrack_print -f "$tmp"/heap.*zst --print-peaks 1 --print-allocators 0 --print-temporary 0 \
+  heaptrack_print -f "$tmp"/heap.* --print-peaks 1 --print-allocators 0 --print-temporary 0 \
     --print-leaks 0 --peak-limit 8 --sub-peak-limit 1 2>/dev/null |
     awk -v n="$conns" '
       function bytes(v) { return v ~ /K$/ ? v * 1000 : v ~ /M$/ ? v * 1000000 : v ~ /G$/ ? v * 1e9 : v + 0 }
