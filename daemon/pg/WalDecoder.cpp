@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 
 #include "pg/ConnInfo.hpp"
 #include "pg/ReplicationProtocol.hpp"
@@ -102,7 +103,9 @@ std::uint64_t WalDecoder::widen_xid(std::uint32_t xid, std::uint64_t reference) 
 }
 
 std::string WalDecoder::format_at(std::int64_t pg_time) {
-  std::int64_t us = pg_time + kPgEpochOffsetMicros;
+  // A commit time from a malformed stream may be anything: saturate rather than overflow.
+  constexpr std::int64_t kLatest = std::numeric_limits<std::int64_t>::max() - kPgEpochOffsetMicros;
+  std::int64_t us = std::min(pg_time, kLatest) + kPgEpochOffsetMicros;
   std::int64_t secs = us / 1'000'000;
   std::int64_t frac = us % 1'000'000;
   if (frac < 0) frac += 1'000'000, --secs;

@@ -2,6 +2,7 @@
 // events (the same against PostgreSQL: tests/integration/wal_envelope_pgtest.cpp).
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,12 @@ TEST(WalDecoder, FormatsCommitTimeAsTheTrigger) {
   EXPECT_EQ(WalDecoder::format_at(0), "2000-01-01T00:00:00.000Z");
   EXPECT_EQ(WalDecoder::format_at(849'364'923'123'456LL), "2026-11-30T14:42:03.123Z");
   EXPECT_EQ(WalDecoder::format_at(-1), "1999-12-31T23:59:59.999Z");
+  // Out of range (a malformed stream, found by fuzz_pgoutput): a date, no overflow.
+  auto far = WalDecoder::format_at(std::numeric_limits<std::int64_t>::max());
+  EXPECT_EQ(far.back(), 'Z') << far;
+  EXPECT_EQ(
+      WalDecoder::format_at(std::numeric_limits<std::int64_t>::max()),
+      WalDecoder::format_at(std::numeric_limits<std::int64_t>::max() - 946'684'800'000'000LL));
 }
 
 TEST(WalDecoder, RowChangesBecomeTheEnvelope) {
