@@ -7,13 +7,14 @@
 // reaches back to P (the oldest kept event is at or before P); otherwise events may be gone and
 // the topic is `lost` (the client gets `resync`). After a restart the history starts empty, so an
 // id from before it is lost too. An event streamed again (the WAL source's at-least-once replay)
-// is not kept twice. Not thread-safe; the event loop's thread only.
+// is not kept twice. Thread-safe: recorded on loop 0, read by sessions of every hub loop.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,8 +29,8 @@ class EventHistory {
     std::shared_ptr<const std::string> frame;  // the `event` frame, with its id
   };
   struct Replay {
-    std::vector<const Entry*> events;  // valid until the next record()
-    std::vector<std::string> lost;     // topics that may have missed events
+    std::vector<Entry> events;      // copies (the frames are shared)
+    std::vector<std::string> lost;  // topics that may have missed events
   };
 
   explicit EventHistory(std::size_t capacity) : capacity_(capacity) {}
@@ -38,10 +39,14 @@ class EventHistory {
   void record(std::uint64_t lsn, std::string_view topic, std::shared_ptr<const std::string> frame);
   // The kept events of `topics` after `after`, oldest first.
   Replay since(std::uint64_t after, const std::vector<std::string>& topics) const;
-  std::size_t size() const { return entries_.size(); }
+  std::size_t size() const {
+    std::lock_guard lock(mutex_);
+    return entries_.size();
+  }
 
  private:
   std::size_t capacity_;
+  mutable std::mutex mutex_;
   std::deque<Entry> entries_;
 };
 

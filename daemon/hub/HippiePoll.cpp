@@ -57,9 +57,9 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
   ~Pipe() { close(); }
 
   bool open() {
-    if (!hub_->admit(this)) return false;
+    if (!hub_->admit(this, hub_->shard(0))) return false;
     admitted_ = true;
-    hub_->topics.subscribe(topic_, this);
+    hub_->subscribe(hub_->shard(0), topic_, this);
     return true;
   }
 
@@ -71,7 +71,7 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
     waiting_.reset();
     if (hub_->detached) return;
     if (admitted_) {
-      hub_->topics.unsubscribe(topic_, this);
+      hub_->unsubscribe(hub_->shard(0), topic_, this);
       hub_->release(this);
     }
   }
@@ -129,8 +129,8 @@ class HippiePoll::Pipe : public std::enable_shared_from_this<Pipe>,
       hub_->closed_for_key();
       return close();
     }
-    auto d = hub_->access().config.acl.check(topic_, auth::TopicAccess::Subscribe,
-                                             identity_ ? &identity_->claims : nullptr);
+    auto d = hub_->access()->config.acl.check(topic_, auth::TopicAccess::Subscribe,
+                                              identity_ ? &identity_->claims : nullptr);
     if (!d.allowed) {
       hub_->unsubscribed_forbidden();
       close();
@@ -181,7 +181,7 @@ HippiePoll::~HippiePoll() {
 void HippiePoll::poll(beast::tcp_stream&& stream, const std::string& channel,
                       const std::string& client_id, std::optional<Identity> identity) {
   const auth::Claims* c = identity ? &identity->claims : nullptr;
-  auto d = hub_->access().config.acl.check(channel, auth::TopicAccess::Subscribe, c);
+  auto d = hub_->access()->config.acl.check(channel, auth::TopicAccess::Subscribe, c);
   if (!d.allowed) {
     hub_->rejected(d.code);
     return answer(std::move(stream), d.code == "unauthorized" ? 401 : 403,

@@ -9,7 +9,8 @@
 // of the ids handed out (32 hex digits); any other is refused (400 bad_request). An unknown id
 // gets a new pipe, like a first poll; a new pipe whose id never comes back is closed after one
 // ping interval, and at most half of hub.max_connections such pipes are open at once (beyond,
-// 503 unavailable), so made-up ids cannot take every hub connection. Event loop thread only.
+// 503 unavailable), so made-up ids cannot take every hub connection. Loop 0 (the daemon's
+// event loop) only: each poll is an HTTP request of the daemon's HTTP server.
 #pragma once
 
 #include <memory>

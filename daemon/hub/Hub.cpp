@@ -29,6 +29,16 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 
+namespace {
+
+std::vector<asio::io_context*> loop_list(const HubLoops& loops) {
+  std::vector<asio::io_context*> out;
+  for (std::size_t i = 0; i < loops.size(); ++i) out.push_back(&loops.loop(i));
+  return out;
+}
+
+}  // namespace
+
 // ---- push
 
 class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
@@ -53,7 +63,7 @@ class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
                   "\" is not valid: " + why);
       return;
     }
-    const bool listened = state_->topics.has_subscribers(topic_);
+    const bool listened = state_->listened(topic_);
     // An event from the WAL is kept for clients that resume, listened to now or not.
     const bool keep = event.lsn() && state_->history.enabled();
     if (!listened && !keep) {
@@ -83,7 +93,7 @@ class Hub::PushExecutor final : public rules::TypedExecutor<PushAction> {
       return;
     }
     m.data = std::make_shared<const std::string>(data_);
-    state_->delivered(state_->topics.publish(m));
+    state_->publish(m);
     delivered_.inc();
     ctx.succeeded();
   }
@@ -99,8 +109,9 @@ Hub::Hub(asio::io_context& io, Metrics& metrics, const HubConfig& config,
          const AccessConfig& access, const http::HttpConfig& http,
          const pg::PostgresConfig& postgres,
          std::function<std::shared_ptr<const rules::RuleSet>()> rules)
-    : state_(std::make_shared<HubState>(io, metrics, config, access, http, postgres,
-                                        std::move(rules))),
+    : loops_(std::make_unique<HubLoops>(io, config.threads)),
+      state_(std::make_shared<HubState>(io, metrics, config, access, http, postgres,
+                                        std::move(rules), loop_list(*loops_))),
       push_(std::make_unique<PushExecutor>(state_)) {
   hippie_ = std::make_shared<HippiePoll>(state_);
 }
@@ -108,6 +119,9 @@ Hub::Hub(asio::io_context& io, Metrics& metrics, const HubConfig& config,
 Hub::~Hub() {
   stop();
   state_->detached = true;
+  // The hub threads finish the close handshakes shutdown_all() began, for a moment at most.
+  state_->loops_gone();
+  loops_->stop(std::chrono::milliseconds(500));
 }
 
 void Hub::add_routes(http::HttpRouter& router) {
@@ -170,6 +184,7 @@ void Hub::add_routes(http::HttpRouter& router) {
 }
 
 void Hub::start() {
+  loops_->start();
   state_->sql.start();
   if (state_->jwks) state_->jwks->start();
 }
@@ -200,7 +215,11 @@ void Hub::add_health_checks(http::HealthChecks& health) {
 }
 
 void Hub::resync_all() {
-  state_->topics.resync_all();
+  state_->resync_all();
+}
+
+std::size_t Hub::thread_count() const {
+  return loops_->size();
 }
 
 rules::ActionExecutor& Hub::push_executor() {

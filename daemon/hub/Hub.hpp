@@ -4,7 +4,9 @@
 // `/_hippie/...` ones and, with http.static, the static files) on the daemon's HttpRouter, owns
 // the topic table and the hub's PostgreSQL connections, and provides the executor of the `push`
 // action: each pushed event is rendered and serialized once and its buffer shared by every
-// subscriber of the topic. This header keeps Beast out of its includers. Event loop thread only.
+// subscriber of the topic. The sessions run on `hub.threads` event loops (hub/HubLoops.hpp): the
+// daemon's own, and the hub's threads. This header keeps Beast out of its includers. Called on the
+// daemon's event loop only.
 #pragma once
 
 #include <functional>
@@ -34,6 +36,7 @@ class RuleSet;
 
 namespace pgfanout::hub {
 
+class HubLoops;
 class HubState;
 
 class Hub {
@@ -64,9 +67,12 @@ class Hub {
 
   rules::ActionExecutor& push_executor();
   std::size_t connection_count() const;
+  // The event loops sessions run on (hub.threads), the daemon's own included.
+  std::size_t thread_count() const;
 
  private:
   class PushExecutor;
+  std::unique_ptr<HubLoops> loops_;
   std::shared_ptr<HubState> state_;
   std::unique_ptr<PushExecutor> push_;
   std::shared_ptr<void> hippie_;  // the long-poll pipes (HippiePoll)

@@ -1,9 +1,12 @@
 #include "hub/HubAdmission.hpp"
 
 #include <strings.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <utility>
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
@@ -27,6 +30,40 @@ std::string_view trim(std::string_view s) {
 
 bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && ::strncasecmp(a.data(), b.data(), a.size()) == 0;
+}
+
+// A file descriptor on its way to another loop: closed unless taken.
+class LoneSocket {
+ public:
+  explicit LoneSocket(int fd) : fd_(fd) {}
+  ~LoneSocket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  LoneSocket(const LoneSocket&) = delete;
+  LoneSocket& operator=(const LoneSocket&) = delete;
+  int take() { return std::exchange(fd_, -1); }
+
+ private:
+  int fd_;
+};
+
+// Runs `start(stream)` on the loop of `shard`, with the connection moved there: its descriptor
+// is taken out of this loop's reactor and registered with that loop's.
+template <class Start>
+void on_shard(HubShard& shard, beast::tcp_stream&& stream, Start start) {
+  if (shard.index == 0) return start(std::move(stream));
+  boost::system::error_code ec;
+  auto socket = stream.release_socket();
+  const auto protocol = socket.local_endpoint(ec).protocol();
+  if (ec) return;  // the client is gone already
+  auto fd = std::make_shared<LoneSocket>(socket.release(ec));
+  if (ec) return;
+  asio::post(shard.io, [&shard, fd, protocol, start = std::move(start)]() mutable {
+    asio::ip::tcp::socket moved(shard.io);
+    boost::system::error_code failed;
+    moved.assign(protocol, fd->take(), failed);
+    if (!failed) start(beast::tcp_stream(std::move(moved)));
+  });
 }
 
 // The token of a request: `Authorization: Bearer`, `Sec-WebSocket-Protocol: bearer, TOKEN`, or
@@ -58,7 +95,7 @@ RequestAuth request_auth(HubState& hub, const UpgradeRequestView& req) {
       if (items[i] == "pgfanout") out.subprotocol = "pgfanout";
     }
   }
-  if (token.empty() && hub.access().config.allow_query_token) {
+  if (token.empty() && hub.access()->config.allow_query_token) {
     for (const auto& v : req.query_values("access_token")) token = v;
   }
   if (token.empty()) return out;
@@ -139,7 +176,7 @@ std::optional<RequestAuth> authenticate(HubState& hub, http::UpgradeRequest& u) 
 std::optional<std::size_t> acl_allows(HubState& hub, http::UpgradeRequest& u,
                                       const std::string& topic, auth::TopicAccess access,
                                       const RequestAuth& a) {
-  auto d = hub.access().config.acl.check(topic, access, a.claims());
+  auto d = hub.access()->config.acl.check(topic, access, a.claims());
   if (d.allowed) return d.entry;
   refuse(hub, std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code, d.message);
   return std::nullopt;
@@ -158,9 +195,15 @@ void open_websocket(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&&
       !acl_allows(*hub, u, hippie_topic, auth::TopicAccess::Subscribe, *a)) {
     return;
   }
-  auto session =
-      std::make_shared<WebSocketSession>(hub, std::move(u.stream), mode, std::move(hippie_topic));
-  session->run(std::move(u.request), std::move(a->identity), std::move(a->subprotocol));
+  auto& shard = hub->place();
+  on_shard(shard, std::move(u.stream),
+           [hub, &shard, mode, topic = std::move(hippie_topic), request = std::move(u.request),
+            identity = std::move(a->identity),
+            subprotocol = std::move(a->subprotocol)](beast::tcp_stream&& stream) mutable {
+             auto session = std::make_shared<WebSocketSession>(hub, shard, std::move(stream), mode,
+                                                               std::move(topic));
+             session->run(std::move(request), std::move(identity), std::move(subprotocol));
+           });
 }
 
 void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
@@ -182,7 +225,7 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   }
   std::vector<std::size_t> entries;
   for (const auto& t : topics) {
-    auto d = hub->access().config.acl.check(t, auth::TopicAccess::Subscribe, a->claims());
+    auto d = hub->access()->config.acl.check(t, auth::TopicAccess::Subscribe, a->claims());
     if (!d.allowed) {
       refuse(*hub, std::move(u.stream), d.code == "unauthorized" ? 401 : 403, d.code,
              t + ": " + d.message);
@@ -226,12 +269,18 @@ void open_stream(const std::shared_ptr<HubState>& hub, http::UpgradeRequest&& u,
   for (std::size_t i = 0; i < topics.size(); ++i) {
     if (i > 0 && topics[i] == topics[i - 1]) continue;
     unique_topics.push_back(topics[i]);
-    auto d = hub->access().config.acl.check(topics[i], auth::TopicAccess::Subscribe, a->claims());
+    auto d = hub->access()->config.acl.check(topics[i], auth::TopicAccess::Subscribe, a->claims());
     unique_entries.push_back(d.entry);
   }
-  auto session = std::make_shared<StreamSession>(hub, std::move(u.stream), format);
-  session->run(std::move(unique_topics), std::move(unique_entries), std::move(a->identity),
-               last_event_id, resume_unknown, last_lsn);
+  auto& shard = hub->place();
+  on_shard(shard, std::move(u.stream),
+           [hub, &shard, format, topics = std::move(unique_topics),
+            entries = std::move(unique_entries), identity = std::move(a->identity), last_event_id,
+            resume_unknown, last_lsn](beast::tcp_stream&& stream) mutable {
+             auto session = std::make_shared<StreamSession>(hub, shard, std::move(stream), format);
+             session->run(std::move(topics), std::move(entries), std::move(identity), last_event_id,
+                          resume_unknown, last_lsn);
+           });
 }
 
 // The channel of `/_hippie/<kind>/<channel>`.

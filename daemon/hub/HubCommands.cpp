@@ -13,13 +13,31 @@ namespace pgfanout::hub {
 
 namespace json = boost::json;
 
+namespace {
+
+// The claims as a value: a call from another loop runs on loop 0 after the session moved on.
+std::optional<auth::Claims> copied(const auth::Claims* claims) {
+  return claims ? std::optional<auth::Claims>(*claims) : std::nullopt;
+}
+
+const auth::Claims* ptr(const std::optional<auth::Claims>& claims) {
+  return claims ? &*claims : nullptr;
+}
+
+}  // namespace
+
 void HubState::call(const auth::Claims* claims, const ClientMessage& m,
                     std::function<void(HubResult)> reply) {
+  if (hop(reply, [self = shared_from_this(), c = copied(claims), m](auto r) {
+        self->call(ptr(c), m, std::move(r));
+      })) {
+    return;
+  }
   auto count = [this](std::string_view command, std::string_view result) {
     commands_.with({command, result}).inc();
   };
   // The command's spec lives in the rules in force now; the reply may come after a reload.
-  auto access = access_snapshot();
+  auto access = this->access();
   auto it = access->config.commands.find(m.command);
   if (it == access->config.commands.end()) {
     count("(unknown)", "unknown");
@@ -96,7 +114,17 @@ void HubState::call(const auth::Claims* claims, const ClientMessage& m,
 
 void HubState::publish(const auth::Claims* claims, const std::string& topic, std::size_t entry,
                        const std::string& data_json, std::function<void(HubResult)> reply) {
+  if (hop(reply, [self = shared_from_this(), c = copied(claims), topic, entry, data_json](auto r) {
+        self->publish(ptr(c), topic, entry, data_json, std::move(r));
+      })) {
+    return;
+  }
   auto count = [this](std::string_view result) { publishes_.with({result}).inc(); };
+  auto access = this->access();
+  if (entry >= access->config.topics.size()) {  // the topics changed since the ACL check
+    count("failed");
+    return reply(HubResult::failure("forbidden", "the topic rules changed; try again"));
+  }
   std::string payload = R"({"topic":)" + json_quote(topic) + R"(,"data":)" + data_json;
   const std::string* sub = claim(claims, "sub");
   payload += R"(,"sender":)";
@@ -106,7 +134,7 @@ void HubState::publish(const auth::Claims* claims, const std::string& topic, std
     count("too_large");
     return reply(HubResult::failure("payload_too_large", "published data must fit in 8000 bytes"));
   }
-  const std::string& channel = access().config.topics[entry].publish_channel;
+  const std::string& channel = access->config.topics[entry].publish_channel;
   sql.run("SELECT pg_notify($1, $2)", {channel, std::move(payload)}, std::chrono::seconds(5),
           [reply = std::move(reply), count](pg::PgResult&& r) {
             if (r.ok) {
@@ -126,7 +154,16 @@ void HubState::on_subscribe(
     const auth::Claims* claims, const std::string& topic, std::size_t entry,
     std::function<void(std::vector<std::shared_ptr<const std::string>>, std::optional<HubError>)>
         done) {
-  const auto& on = access().config.topics[entry].on_subscribe;
+  if (hop(done, [self = shared_from_this(), c = copied(claims), topic, entry](auto d) {
+        self->on_subscribe(ptr(c), topic, entry, std::move(d));
+      })) {
+    return;
+  }
+  auto access = this->access();
+  if (entry >= access->config.topics.size()) {  // the topics changed since the ACL check
+    return done({}, HubError{"forbidden", "the topic rules changed; subscribe again"});
+  }
+  const auto& on = access->config.topics[entry].on_subscribe;
   if (!on) return done({}, std::nullopt);
   pg::PgConnection::Params params;
   for (const auto& p : on->params) {

@@ -104,6 +104,7 @@ struct HubConfig {
   int pg_connections;
   int resume_limit;
   std::size_t history_size;  // pushed WAL events kept for resume (EventHistory)
+  int threads;               // event loops for sessions; 0: one per core (HubLoops)
 };
 
 // What applying new access rules (a reload) did to the open connections.

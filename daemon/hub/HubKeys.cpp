@@ -168,6 +168,11 @@ std::span<const config::KeySpec> hub_keys() {
    "with the id of the last one they saw (SSE Last-Event-ID, WebSocket subscribe `after`); an "
    "older id gets `resync`. 0: none kept.",
    config::field<&HubConfig::history_size>(config::between(0, 10'000'000))},
+  {"hub.threads", Int, "0", kRestart, kPlain, kOptional,
+   "Event loops the WebSocket, SSE and Hippie sessions are spread over: the daemon's own and "
+   "`threads - 1` threads of the hub. 0: one per core. A pushed event is encoded once and handed "
+   "to every loop; Hippie long-poll pipes stay on the daemon's loop.",
+   config::field<&HubConfig::threads>(config::between(0, 256))},
   };
   // clang-format on
   return kRows;

@@ -14,9 +14,10 @@ namespace json = boost::json;
 
 void HubState::login(const ClientMessage& m,
                      std::function<void(HubResult, std::optional<Identity>)> reply) {
+  if (hop(reply, [self = shared_from_this(), m](auto r) { self->login(m, std::move(r)); })) return;
   auto count = [this](std::string_view result) { logins_.with({result}).inc(); };
   // The rules in force now, kept for the statement's reply even if a reload replaces them.
-  auto access = access_snapshot();
+  auto access = this->access();
   if (!access->config.login || !access->verifier) {
     count("disabled");
     return reply(HubResult::failure("unsupported", "login is not configured"), std::nullopt);

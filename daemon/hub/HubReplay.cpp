@@ -19,6 +19,11 @@ void HubState::replay(std::vector<std::string> wanted, std::int64_t after,
                       std::function<void(std::vector<ReplayedEvent>, std::vector<std::string>,
                                          std::optional<OutboxPosition>)>
                           done) {
+  if (hop(done, [self = shared_from_this(), wanted, after](auto d) {
+        self->replay(wanted, after, std::move(d));
+      })) {
+    return;
+  }
   auto set = rules ? rules() : nullptr;
   std::vector<std::string> channels;
   // A topic is resumable when some durable push could render it: a template with fields might,

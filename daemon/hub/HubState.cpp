@@ -82,7 +82,8 @@ bool RateLimit::take() {
 HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_config,
                    const AccessConfig& access, const http::HttpConfig& http_config,
                    const pg::PostgresConfig& postgres,
-                   std::function<std::shared_ptr<const rules::RuleSet>()> r)
+                   std::function<std::shared_ptr<const rules::RuleSet>()> r,
+                   const std::vector<boost::asio::io_context*>& loops)
     : io(i),
       metrics(m),
       config(hub_config),
@@ -111,31 +112,38 @@ HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_
                       "connections: connection (closed, its token's key no longer trusted) or "
                       "subscription (removed with error forbidden)",
                       {"what"}) {
+  for (auto* loop : loops) {
+    shards_.push_back(std::unique_ptr<HubShard>(new HubShard{shards_.size(), *loop, {}}));
+  }
   access_ = make_access(access);
-  renew_jwks(nullptr);  // started by Hub::start()
+  renew_jwks(*access_, nullptr);  // started by Hub::start()
   for (const char* what : {"connection", "subscription"}) access_changes_.with({what});
   for (const char* reason : {"slow", "timeout", "too_big"}) dropped_.with({reason});
 }
 
-bool HubState::admit(HubConnection* c) {
-  if (static_cast<int>(connections_.size()) >= config.max_connections) {
-    rejected("limit");
-    return false;
+bool HubState::admit(HubConnection* c, HubShard& shard) {
+  {
+    std::lock_guard lock(connections_mutex_);
+    if (static_cast<int>(connections_.size()) < config.max_connections) {
+      connections_.emplace(c, &shard);
+      subscribers_.set(static_cast<double>(connections_.size()));
+      return true;
+    }
   }
-  connections_.emplace(c, true);
-  subscribers_.set(static_cast<double>(connections_.size()));
-  return true;
+  rejected("limit");
+  return false;
 }
 
 void HubState::release(HubConnection* c) {
+  std::lock_guard lock(connections_mutex_);
   connections_.erase(c);
   if (!detached) subscribers_.set(static_cast<double>(connections_.size()));
 }
 
 void HubState::shutdown_all() {
-  std::vector<HubConnection*> open;
-  for (auto& [c, _] : connections_) open.push_back(c);
-  for (auto* c : open) c->shutdown();
+  on_each_loop([](std::vector<HubConnection*>& open) {
+    for (auto* c : open) c->shutdown();
+  });
 }
 
 bool HubState::origin_allowed(std::string_view origin) const {
@@ -158,26 +166,25 @@ void HubState::rejected(std::string_view reason) {
   rejected_.with({reason}).inc();
 }
 
-void HubState::renew_jwks(const Access* previous) {
+void HubState::renew_jwks(const Access& access, const Access* previous) {
   if (jwks) jwks->stop();
   jwks.reset();
-  const AccessConfig& c = access_->config;
-  if (!c.jwt_enabled || !c.jwt.key_set || !access_->verifier) return;
+  const AccessConfig& c = access.config;
+  if (!c.jwt_enabled || !c.jwt.key_set || !access.verifier) return;
   // A key set from the same URL starts with the keys fetched so far: connections verified with
   // them stay until a fetch no longer has their key. Another URL starts empty.
   const bool had_set = previous != nullptr && previous->verifier && previous->config.jwt.key_set;
   if (had_set && !c.jwks.url.empty() && previous->config.jwks.url == c.jwks.url) {
-    access_->verifier->replace_keys(previous->verifier->keys());
+    access.verifier->replace_keys(previous->verifier->keys());
   } else if (had_set && c.jwks.url.empty()) {  // jwks_file, read again with the config
     std::string removed;
     for (const auto& kid : previous->verifier->keys()->kids()) {
-      if (!access_->verifier->has_key(kid))
-        removed += (removed.empty() ? "\"" : ", \"") + kid + "\"";
+      if (!access.verifier->has_key(kid)) removed += (removed.empty() ? "\"" : ", \"") + kid + "\"";
     }
     spdlog::info("auth.jwt: {} read again: {} key(s){}", c.jwks.file,
-                 access_->verifier->keys()->size(), removed.empty() ? "" : "; removed: " + removed);
+                 access.verifier->keys()->size(), removed.empty() ? "" : "; removed: " + removed);
   }
-  jwks = std::make_shared<JwksRefresher>(io, metrics, c.jwks, *access_->verifier);
+  jwks = std::make_shared<JwksRefresher>(io, metrics, c.jwks, *access.verifier);
   jwks->on_removed([this](const std::vector<std::string>& kids) {
     auto change = recheck_all();
     spdlog::info("auth.jwt: {} key(s) left the key set; {} connection(s) verified with them closed",
@@ -193,36 +200,47 @@ HubState::~HubState() {
 }
 
 AccessChange HubState::set_access(const AccessConfig& next) {
-  auto previous = access_;
-  access_ = make_access(next);
-  renew_jwks(previous.get());
+  auto previous = access();
+  auto fresh = make_access(next);
+  renew_jwks(*fresh, previous.get());
+  {
+    std::lock_guard lock(access_mutex_);
+    access_ = std::move(fresh);
+  }
   return recheck_all();
 }
 
 AccessChange HubState::recheck_all() {
-  change_ = {};
-  std::vector<HubConnection*> open;
-  open.reserve(connections_.size());
-  for (auto& [c, _] : connections_) open.push_back(c);
-  for (auto* c : open) {
-    // One closing synchronously leaves the others in place; check it is still open.
-    if (connections_.count(c) == 0) continue;
-    ++change_.checked;
-    c->recheck();
-  }
-  access_changes_.with({"connection"}).inc(change_.closed);
-  access_changes_.with({"subscription"}).inc(change_.unsubscribed);
-  return change_;
+  closed_ = 0;
+  unsubscribed_ = 0;
+  std::atomic<std::size_t> checked{0};
+  on_each_loop([&](std::vector<HubConnection*>& open) {
+    for (auto* c : open) {
+      {
+        // One closing synchronously leaves the others in place; check it is still open.
+        std::lock_guard lock(connections_mutex_);
+        if (connections_.count(c) == 0) continue;
+      }
+      ++checked;
+      c->recheck();
+    }
+  });
+  AccessChange change{checked.load(), closed_.load(), unsubscribed_.load()};
+  access_changes_.with({"connection"}).inc(change.closed);
+  access_changes_.with({"subscription"}).inc(change.unsubscribed);
+  return change;
 }
 
 bool HubState::key_trusted(std::string_view key_id) const {
-  if (!access_->verifier) return false;
-  if (key_id.starts_with("kid:")) return access_->verifier->has_key(key_id.substr(4));
-  return key_id == access_->single_key_id;
+  auto a = access();
+  if (!a->verifier) return false;
+  if (key_id.starts_with("kid:")) return a->verifier->has_key(key_id.substr(4));
+  return key_id == a->single_key_id;
 }
 
 auth::JwtResult HubState::authenticate(std::string_view token, std::string* key_id) {
-  const auto& verifier = access_->verifier;
+  auto a = access();
+  const auto& verifier = a->verifier;
   if (!verifier) {
     auth::JwtResult r;
     r.reason = "disabled";
@@ -230,11 +248,16 @@ auth::JwtResult HubState::authenticate(std::string_view token, std::string* key_
     return r;
   }
   auto r = verifier->verify(token);
-  if (jwks && r.reason == "unknown_key") jwks->unknown_kid(r.kid);
+  if (r.reason == "unknown_key") {
+    // The refresher lives on loop 0.
+    boost::asio::post(io, [self = shared_from_this(), kid = r.kid] {
+      if (self->jwks) self->jwks->unknown_kid(kid);
+    });
+  }
   auth_.with({r.ok ? std::string_view("ok") : std::string_view(r.reason)}).inc();
   if (r.ok && key_id != nullptr) {
     // A key of a key set by its kid; the one configured key (or the HS256 secret) by its digest.
-    *key_id = r.kid.empty() ? access_->single_key_id : "kid:" + r.kid;
+    *key_id = r.kid.empty() ? a->single_key_id : "kid:" + r.kid;
   }
   return r;
 }

@@ -2,18 +2,29 @@
 // the SQL connections, the metrics — and the operations that do not depend on the transport
 // (authenticate, check a topic, run a command or login, publish, on_subscribe, outbox replay).
 //
+// The hub's sessions run on several event loops (hub/HubLoops.hpp, `hub.threads`): each loop has
+// a HubShard with the topic table of its own sessions, and a pushed event goes to every shard.
+// What the sessions of all loops share is thread-safe here: the connection table and the access
+// rules behind mutexes, the index of listened topics behind a shared mutex, the history and the
+// metrics on their own. SQL work (commands, login, publish, on_subscribe, resume) runs on loop 0,
+// where the SqlGateway lives; called from another loop it goes there, and its answer comes back
+// to the caller's loop.
+//
 // Held by shared_ptr by the Hub and by every session, so a session finishing after the Hub is
 // gone still finds it (`detached` is then set and nothing is started any more). Results of SQL
 // work come back through callbacks on the event loop as HubResults; sessions keep themselves
 // alive in them. One file per job: connections and counters here (HubState.cpp), commands,
 // publish and on_subscribe (HubCommands.cpp), SQL login (HubLogin.cpp), SSE resume
-// (HubReplay.cpp); what they share in HubSql.hpp. Event loop thread only.
+// (HubReplay.cpp), delivery over the loops (HubShards.cpp); what they share in HubSql.hpp.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,6 +34,7 @@
 #include "hub/ClientMessage.hpp"
 #include "hub/EventHistory.hpp"
 #include "hub/HubConfig.hpp"
+#include "hub/HubLoops.hpp"
 #include "hub/HubResult.hpp"
 #include "hub/SqlGateway.hpp"
 #include "hub/TopicHub.hpp"
@@ -91,28 +103,59 @@ struct OutboxPosition {
   }
 };
 
-class HubState {
+// One event loop's part of the hub: the loop, and the topics its sessions subscribed to. Used on
+// that loop's thread only.
+struct HubShard {
+  std::size_t index;
+  boost::asio::io_context& io;
+  TopicHub topics;
+};
+
+class HubState : public std::enable_shared_from_this<HubState> {
  public:
+  // `loops`: the hub's event loops, loop 0 first (the daemon's `io`).
   HubState(boost::asio::io_context& io, Metrics& metrics, const HubConfig& config,
            const AccessConfig& access, const http::HttpConfig& http,
            const pg::PostgresConfig& postgres,
-           std::function<std::shared_ptr<const rules::RuleSet>()> rules);
+           std::function<std::shared_ptr<const rules::RuleSet>()> rules,
+           const std::vector<boost::asio::io_context*>& loops);
   ~HubState();
 
-  boost::asio::io_context& io;
+  boost::asio::io_context& io;  // loop 0
   Metrics& metrics;
   const HubConfig config;
   const http::HttpConfig http;
-  std::shared_ptr<JwksRefresher> jwks;  // with auth.jwt.jwks_file or jwks_url
-  TopicHub topics;
+  std::shared_ptr<JwksRefresher> jwks;  // with auth.jwt.jwks_file or jwks_url; loop 0 only
   EventHistory history{config.history_size};
-  SqlGateway sql;
+  SqlGateway sql;  // loop 0 only
   std::function<std::shared_ptr<const rules::RuleSet>()> rules;
-  bool detached = false;
+  std::atomic<bool> detached{false};
+
+  // ---- loops and topics (HubShards.cpp)
+  std::size_t loop_count() const { return shards_.size(); }
+  HubShard& shard(std::size_t i) { return *shards_[i]; }
+  // The shard of the calling thread's loop.
+  HubShard& current_shard() { return *shards_[HubLoops::current()]; }
+  // Where a new session goes: the loops in turn. Loop 0.
+  HubShard& place();
+  // On `shard`'s thread; keep the index of listened topics (listened()) up to date.
+  bool subscribe(HubShard& shard, std::string_view topic, Subscriber* s);
+  bool unsubscribe(HubShard& shard, std::string_view topic, Subscriber* s);
+  // Whether a session of any loop listens to `topic`.
+  bool listened(std::string_view topic) const;
+  // Delivers `m` to the subscribers of its topic on every loop: loop 0's now, the others' in a
+  // handler on their loop (the WebSocket frame encoded once, here, for all of them). Loop 0.
+  void publish(const HubMessage& m);
+  void resync_all();
+  // The hub threads are stopped: nothing is posted to them any more.
+  void loops_gone() { gone_->store(true); }
 
   // ---- access rules
-  const Access& access() const { return *access_; }
-  std::shared_ptr<const Access> access_snapshot() const { return access_; }
+  // The rules in force; a snapshot, kept by whoever needs it past a reload.
+  std::shared_ptr<const Access> access() const {
+    std::lock_guard lock(access_mutex_);
+    return access_;
+  }
   // Replaces the access rules and checks every open connection against them (recheck()).
   AccessChange set_access(const AccessConfig& next);
   // Whether a token verified with `key_id` is still accepted.
@@ -120,14 +163,19 @@ class HubState {
   // Checks every open connection against the access rules in force (recheck()).
   AccessChange recheck_all();
   // Called by connections from recheck().
-  void closed_for_key() { ++change_.closed; }
-  void unsubscribed_forbidden() { ++change_.unsubscribed; }
+  void closed_for_key() { ++closed_; }
+  void unsubscribed_forbidden() { ++unsubscribed_; }
 
   // ---- connections
-  // Registers a new connection; false (and counted) when hub.max_connections are open.
-  bool admit(HubConnection* c);
+  // Registers a new connection of `shard`'s loop; false (and counted) when hub.max_connections
+  // are open.
+  bool admit(HubConnection* c, HubShard& shard);
   void release(HubConnection* c);
-  std::size_t connection_count() const { return connections_.size(); }
+  std::size_t connection_count() const {
+    std::lock_guard lock(connections_mutex_);
+    return connections_.size();
+  }
+  // Shuts every connection down, each on its loop.
   void shutdown_all();
   // Whether `origin` (may be empty) passes http.allowed_origins.
   bool origin_allowed(std::string_view origin) const;
@@ -167,13 +215,34 @@ class HubState {
                   done);
 
  private:
-  // A new JwksRefresher for the key set of access_ (none without one), seeded with the keys of
+  // A new JwksRefresher for the key set of `access` (none without one), seeded with the keys of
   // `previous` for a URL; started unless this is start-up (Hub::start() starts it).
-  void renew_jwks(const Access* previous);
+  void renew_jwks(const Access& access, const Access* previous);
+  // Runs `task` on every loop with the connections of that loop (on loop 0 now; the others in a
+  // handler there), and returns when all have run. Loop 0, holding no lock.
+  void on_each_loop(const std::function<void(std::vector<HubConnection*>&)>& task);
+  // Called on a hub thread other than loop 0: `op(reply)` runs on loop 0, and `reply` answers on
+  // the calling loop; true then. False on loop 0 (the caller goes on itself).
+  template <class Reply, class Op>
+  bool hop(Reply& reply, Op op) {
+    const std::size_t from = HubLoops::current();
+    if (from == 0) return false;
+    Reply back = BackTo<Reply>(shards_[from]->io, std::move(reply), gone_);
+    boost::asio::post(
+        io, [op = std::move(op), back = std::move(back)]() mutable { op(std::move(back)); });
+    return true;
+  }
 
+  std::vector<std::unique_ptr<HubShard>> shards_;
+  std::atomic<std::size_t> next_shard_{0};
+  std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(false);
+  mutable std::shared_mutex listened_mutex_;
+  std::unordered_map<std::string, std::size_t, TopicHash, std::equal_to<>> listened_;
+  mutable std::mutex access_mutex_;
   std::shared_ptr<const Access> access_;
-  AccessChange change_;  // of the set_access() running
-  std::unordered_map<HubConnection*, bool> connections_;
+  std::atomic<std::size_t> closed_{0}, unsubscribed_{0};  // of the recheck_all() running
+  mutable std::mutex connections_mutex_;
+  std::unordered_map<HubConnection*, HubShard*> connections_;
   Gauge& subscribers_;
   Counter& delivered_;
   CounterFamily dropped_, client_errors_, rejected_, auth_, commands_, logins_, publishes_,

@@ -21,9 +21,9 @@ const auto kMultipartPing = std::make_shared<const std::string>(
 
 }  // namespace
 
-StreamSession::StreamSession(std::shared_ptr<HubState> hub, beast::tcp_stream&& stream,
-                             Format format)
-    : stream_(std::move(stream)), hub_(std::move(hub)), format_(format) {}
+StreamSession::StreamSession(std::shared_ptr<HubState> hub, HubShard& shard,
+                             beast::tcp_stream&& stream, Format format)
+    : stream_(std::move(stream)), hub_(std::move(hub)), shard_(&shard), format_(format) {}
 
 StreamSession::~StreamSession() {
   finish();
@@ -38,7 +38,7 @@ void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t
   last_event_id_ = last_event_id;
   last_lsn_ = last_lsn;
   resume_unknown_ = resume_unknown;
-  if (!hub_->admit(this)) {
+  if (!hub_->admit(this, *shard_)) {
     stream_.next_layer().close();
     return;
   }
@@ -68,7 +68,7 @@ void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t
 
 void StreamSession::start_subscriptions() {
   auto self = shared_from_this();
-  for (const auto& t : topics_) hub_->topics.subscribe(t, this);
+  for (const auto& t : topics_) hub_->subscribe(*shard_, t, this);
   if (resume_unknown_ && format_ == Format::Sse) {
     for (const auto& t : topics_) {
       send_event(resync_frame(t), {});
@@ -77,11 +77,11 @@ void StreamSession::start_subscriptions() {
   if (last_lsn_ && format_ == Format::Sse) {
     // From the in-memory history of WAL events, before any live event can come.
     auto replay = hub_->history.since(*last_lsn_, topics_);
-    for (const auto* e : replay.events) send_event(*e->frame, pg::format_lsn(e->lsn));
+    for (const auto& e : replay.events) send_event(*e.frame, pg::format_lsn(e.lsn));
     for (const auto& t : replay.lost) send_event(resync_frame(t), {});
   }
   for (std::size_t i = 0; i < topics_.size(); ++i) {
-    if (!hub_->access().config.topics[entries_[i]].on_subscribe) continue;
+    if (!hub_->access()->config.topics[entries_[i]].on_subscribe) continue;
     ++pending_;
     hub_->on_subscribe(identity_ ? &identity_->claims : nullptr, topics_[i], entries_[i],
                        [self](std::vector<std::shared_ptr<const std::string>> frames,
@@ -173,13 +173,13 @@ void StreamSession::recheck() {
   }
   const auth::Claims* claims = identity_ ? &identity_->claims : nullptr;
   for (std::size_t i = 0; i < topics_.size();) {
-    auto d = hub_->access().config.acl.check(topics_[i], auth::TopicAccess::Subscribe, claims);
+    auto d = hub_->access()->config.acl.check(topics_[i], auth::TopicAccess::Subscribe, claims);
     if (d.allowed) {
       entries_[i++] = d.entry;
       continue;
     }
     hub_->unsubscribed_forbidden();
-    hub_->topics.unsubscribe(topics_[i], this);
+    hub_->unsubscribe(*shard_, topics_[i], this);
     send_event(revoked_frame(topics_[i], d.message), {});
     topics_.erase(topics_.begin() + static_cast<std::ptrdiff_t>(i));
     entries_.erase(entries_.begin() + static_cast<std::ptrdiff_t>(i));
@@ -239,7 +239,7 @@ void StreamSession::finish() {
   closing_ = true;
   if (timer_) timer_->cancel();
   if (hub_->detached) return;
-  for (const auto& t : topics_) hub_->topics.unsubscribe(t, this);
+  for (const auto& t : topics_) hub_->unsubscribe(*shard_, t, this);
   held_.clear();
   if (admitted_) hub_->release(this);
 }

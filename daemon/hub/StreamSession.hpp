@@ -7,7 +7,7 @@
 // WebSocketSession's: events encoded once for all subscribers, coalesced into gather writes, the
 // queue bounded in bytes (a slow client is closed and counted). An idle stream gets a heartbeat
 // (an SSE comment, a Hippie ping). A read is kept pending only to notice the client going away.
-// Lives by shared_ptr; every handler runs on the event loop's thread.
+// Lives by shared_ptr; every handler runs on its hub loop's thread (HubLoops.hpp).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +30,9 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
  public:
   enum class Format { Sse, Multipart };
 
-  StreamSession(std::shared_ptr<HubState> hub, boost::beast::tcp_stream&& stream, Format format);
+  // Runs on `shard`'s loop, the one of `stream`'s socket.
+  StreamSession(std::shared_ptr<HubState> hub, HubShard& shard, boost::beast::tcp_stream&& stream,
+                Format format);
   ~StreamSession();
 
   // `entries[i]` is the topics: entry that allowed `topics[i]`. `resume_unknown`: the client
@@ -62,6 +64,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
 
   QueuedStream stream_;
   std::shared_ptr<HubState> hub_;
+  HubShard* shard_;
   Format format_;
   std::vector<std::string> topics_;
   std::vector<std::size_t> entries_;

@@ -4,7 +4,7 @@
 // by every subscriber's send queue. Subscribers are raw pointers: a subscriber removes itself
 // (unsubscribe / unsubscribe_all) before it is destroyed. deliver() is called inside publish()'s
 // loop and must not subscribe or unsubscribe synchronously (a session that must close posts it).
-// Not thread-safe; the event loop's thread only.
+// Not thread-safe: one per hub loop (HubShard), used on that loop's thread only.
 #pragma once
 
 #include <array>
@@ -39,6 +39,12 @@ class Subscriber {
   virtual void resync(std::string_view topic) = 0;
 };
 
+// A transparent hash for maps keyed by topic, looked up by string_view.
+struct TopicHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 class TopicHub {
  public:
   // False when `s` already listens to `topic`.
@@ -54,11 +60,7 @@ class TopicHub {
   std::size_t subscription_count() const { return subscriptions_; }
 
  private:
-  struct Hash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
-  std::unordered_map<std::string, std::vector<Subscriber*>, Hash, std::equal_to<>> topics_;
+  std::unordered_map<std::string, std::vector<Subscriber*>, TopicHash, std::equal_to<>> topics_;
   std::size_t subscriptions_ = 0;
 };
 

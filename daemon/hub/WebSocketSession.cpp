@@ -21,10 +21,11 @@ const auto kHippiePing =
     std::make_shared<const std::string>(websocket_text_frame(R"({"type":"ping"})"));
 }
 
-WebSocketSession::WebSocketSession(std::shared_ptr<HubState> hub, beast::tcp_stream&& stream,
-                                   Mode mode, std::string hippie_topic)
+WebSocketSession::WebSocketSession(std::shared_ptr<HubState> hub, HubShard& shard,
+                                   beast::tcp_stream&& stream, Mode mode, std::string hippie_topic)
     : ws_(std::move(stream)),
       hub_(std::move(hub)),
+      shard_(&shard),
       mode_(mode),
       hippie_topic_(mode == Mode::Hippie
                         ? std::make_unique<const std::string>(std::move(hippie_topic))
@@ -38,7 +39,7 @@ WebSocketSession::~WebSocketSession() {
 void WebSocketSession::run(bhttp::request<bhttp::string_body> request,
                            std::optional<Identity> identity, std::string subprotocol) {
   if (identity) identity_ = std::make_unique<Identity>(std::move(*identity));
-  if (!hub_->admit(this)) {
+  if (!hub_->admit(this, *shard_)) {
     // Beast answers the upgrade with an error when the stream is not accepted; simplest is to
     // refuse with a plain close right after the handshake is impossible: close the socket.
     ws_.next_layer().cut();
@@ -68,7 +69,7 @@ void WebSocketSession::on_accept(beast::error_code ec) {
   accepted_ = true;
   if (mode_ == Mode::Hippie) {
     send(R"({"type":"hippie.pipe.set_client_id","client_id":")" + random_client_id() + "\"}");
-    hub_->topics.subscribe(*hippie_topic_, this);
+    hub_->subscribe(*shard_, *hippie_topic_, this);
     topics_.push_back(*hippie_topic_);
     start_ping();
   }
@@ -157,9 +158,10 @@ void WebSocketSession::handle(std::string_view text) {
     case ClientMessageType::Login: {
       if (identity_) return send(error_frame(m.ref, "already_authenticated", "already logged in"));
       if (!logins_) {
-        const auto& login = hub_->access().config.login;
-        logins_ = std::make_unique<RateLimit>(login ? login->attempts_per_minute / 60.0 : 1.0,
-                                              login ? login->attempts_per_minute : 1);
+        const auto access = hub_->access();
+        const auto& on = access->config.login;
+        logins_ = std::make_unique<RateLimit>(on ? on->attempts_per_minute / 60.0 : 1.0,
+                                              on ? on->attempts_per_minute : 1);
       }
       if (!logins_->take()) {
         return send(error_frame(m.ref, "rate_limited", "too many login attempts; wait a minute"));
@@ -184,7 +186,7 @@ void WebSocketSession::handle(std::string_view text) {
       });
     }
     case ClientMessageType::Publish: {
-      auto d = hub_->access().config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
+      auto d = hub_->access()->config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
       if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
       if (!commands_.take()) return send(error_frame(m.ref, "rate_limited", "too many messages"));
       return hub_->publish(claims(), m.topic, d.entry, m.data, [self, ref = m.ref](HubResult r) {
@@ -198,7 +200,7 @@ void WebSocketSession::handle_hippie(std::string_view text) {
   // A Hippie client publishes by sending a JSON object on its pipe.
   ClientMessage m;
   m.topic = *hippie_topic_;
-  auto d = hub_->access().config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
+  auto d = hub_->access()->config.acl.check(m.topic, auth::TopicAccess::Publish, claims());
   if (!d.allowed) return send(error_frame({}, d.code, d.message));
   auto parsed =
       parse_client_message(R"({"type":"publish","topic":"x","data":)" + std::string(text) + "}");
@@ -216,7 +218,7 @@ bool WebSocketSession::subscribed(std::string_view topic) const {
 }
 
 void WebSocketSession::subscribe(const ClientMessage& m) {
-  auto d = hub_->access().config.acl.check(m.topic, auth::TopicAccess::Subscribe, claims());
+  auto d = hub_->access()->config.acl.check(m.topic, auth::TopicAccess::Subscribe, claims());
   if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
   if (subscribed(m.topic)) return send(ack_frame(m.ref));
   if (static_cast<int>(topics_.size()) >= hub_->config.max_subscriptions) {
@@ -224,11 +226,11 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
                             "at most " + std::to_string(hub_->config.max_subscriptions) +
                                 " subscriptions per connection"));
   }
-  hub_->topics.subscribe(m.topic, this);
+  hub_->subscribe(*shard_, m.topic, this);
   topics_.push_back(m.topic);
   // Taken now: the events that come while on_subscribe runs are held back, not in it.
   auto replayed = replay_after(m);
-  if (!hub_->access().config.topics[d.entry].on_subscribe) {
+  if (!hub_->access()->config.topics[d.entry].on_subscribe) {
     send(ack_frame(m.ref));
     for (const auto& json : replayed) send(json);
     return;
@@ -260,7 +262,7 @@ std::vector<std::string> WebSocketSession::replay_after(const ClientMessage& m) 
   std::vector<std::string> out;
   if (!m.after) return out;
   auto replay = hub_->history.since(*m.after, {m.topic});
-  for (const auto* e : replay.events) out.push_back(*e->frame);
+  for (const auto& e : replay.events) out.push_back(*e.frame);
   for (const auto& t : replay.lost) out.push_back(resync_frame(t));
   return out;
 }
@@ -273,7 +275,7 @@ void WebSocketSession::unsubscribe(const ClientMessage& m) {
 bool WebSocketSession::remove_topic(std::string_view topic) {
   auto it = std::find(topics_.begin(), topics_.end(), topic);
   if (it == topics_.end()) return false;
-  hub_->topics.unsubscribe(topic, this);
+  hub_->unsubscribe(*shard_, topic, this);
   topics_.erase(it);
   auto h =
       std::find_if(held_.begin(), held_.end(), [&](const Held& x) { return x.topic == topic; });
@@ -291,7 +293,7 @@ void WebSocketSession::recheck() {
     return close(websocket::close_code::policy_error, "token key no longer trusted");
   }
   for (std::size_t i = 0; i < topics_.size();) {
-    auto d = hub_->access().config.acl.check(topics_[i], auth::TopicAccess::Subscribe, claims());
+    auto d = hub_->access()->config.acl.check(topics_[i], auth::TopicAccess::Subscribe, claims());
     if (d.allowed) {
       ++i;
       continue;
@@ -391,7 +393,7 @@ void WebSocketSession::finish() {
   if (timer_) timer_->cancel();
   if (message_timer_) message_timer_->cancel();
   if (hub_->detached) return;
-  for (const auto& t : topics_) hub_->topics.unsubscribe(t, this);
+  for (const auto& t : topics_) hub_->unsubscribe(*shard_, t, this);
   topics_.clear();
   held_.clear();
   if (admitted_) hub_->release(this);

@@ -12,7 +12,7 @@
 // socket, Beast's stream state and its pending read (docs/benchmarks.md has the bytes).
 //
 // Protocol mode speaks docs/protocol.md; Hippie mode speaks Web::Hippie's pipe protocol for one
-// channel. Lives by shared_ptr; every handler runs on the event loop's thread.
+// channel. Lives by shared_ptr; every handler runs on its hub loop's thread (HubLoops.hpp).
 #pragma once
 
 #include <memory>
@@ -38,8 +38,9 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
  public:
   enum class Mode { Protocol, Hippie };
 
-  WebSocketSession(std::shared_ptr<HubState> hub, boost::beast::tcp_stream&& stream, Mode mode,
-                   std::string hippie_topic = {});
+  // Runs on `shard`'s loop, the one of `stream`'s socket.
+  WebSocketSession(std::shared_ptr<HubState> hub, HubShard& shard,
+                   boost::beast::tcp_stream&& stream, Mode mode, std::string hippie_topic = {});
   ~WebSocketSession();
 
   // Accepts the upgrade. `claims`: from a token already verified in the request's headers;
@@ -85,6 +86,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession>,
   boost::beast::websocket::stream<QueuedStream> ws_;
   boost::beast::flat_buffer buffer_;
   std::shared_ptr<HubState> hub_;
+  HubShard* shard_;
   Mode mode_;
   std::unique_ptr<const std::string> hippie_topic_;  // Hippie mode only
   // On the heap: most connections of a busy hub are idle subscribers, many without a token,

@@ -12,7 +12,7 @@ std::shared_ptr<const std::string> frame(const std::string& s) {
 
 std::vector<std::string> frames(const EventHistory::Replay& r) {
   std::vector<std::string> out;
-  for (const auto* e : r.events) out.push_back(*e->frame);
+  for (const auto& e : r.events) out.push_back(*e.frame);
   return out;
 }
 
