@@ -276,11 +276,12 @@ struct Daemon::Impl final : pg::EventSink {
       }
       webhook_executor.abandon();
       http_server.close_connections();
-      hub.stop();
-      notifier.stop();
-      loop_lag.stop();
-      signals.cancel();
-      io.stop();
+      hub.stop([this] {  // the clients got their close frames
+        notifier.stop();
+        loop_lag.stop();
+        signals.cancel();
+        io.stop();
+      });
     });
   }
 

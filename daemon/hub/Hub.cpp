@@ -3,6 +3,7 @@
 #include <strings.h>
 
 #include <spdlog/spdlog.h>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
@@ -189,11 +190,30 @@ void Hub::start() {
   if (state_->jwks) state_->jwks->start();
 }
 
-void Hub::stop() {
+namespace {
+
+// Calls `then` once every hub connection is gone or `deadline` passed, looking every 10 ms.
+void when_closed(std::shared_ptr<HubState> state, std::shared_ptr<asio::steady_timer> timer,
+                 std::chrono::steady_clock::time_point deadline, std::function<void()> then) {
+  if (state->connection_count() == 0 || std::chrono::steady_clock::now() >= deadline) {
+    return then();
+  }
+  timer->expires_after(std::chrono::milliseconds(10));
+  timer->async_wait([state, timer, deadline, then](boost::system::error_code) {
+    when_closed(state, timer, deadline, then);
+  });
+}
+
+}  // namespace
+
+void Hub::stop(std::function<void()> then) {
   if (state_->jwks) state_->jwks->stop();
   state_->shutdown_all();
   std::static_pointer_cast<HippiePoll>(hippie_)->stop();
   state_->sql.stop();
+  if (!then) return;
+  when_closed(state_, std::make_shared<asio::steady_timer>(state_->io),
+              std::chrono::steady_clock::now() + std::chrono::seconds(1), std::move(then));
 }
 
 AccessChange Hub::set_access(const AccessConfig& access) {

@@ -55,8 +55,10 @@ class Hub {
   void add_routes(http::HttpRouter& router);
   // Connects the hub's PostgreSQL connections.
   void start();
-  // Closes every subscriber connection and the SQL connections.
-  void stop();
+  // Closes every subscriber connection (each on its loop) and the SQL connections; then, when
+  // given, calls `then` on the daemon's loop once the connections are gone (their close
+  // handshakes done) or a second passed.
+  void stop(std::function<void()> then = {});
   // Applies new access rules (a reload) without dropping connections: each open one is checked
   // again (HubConnection::recheck); says what that took away.
   AccessChange set_access(const AccessConfig& access);

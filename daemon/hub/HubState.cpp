@@ -113,7 +113,11 @@ HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_
                       "subscription (removed with error forbidden)",
                       {"what"}) {
   for (auto* loop : loops) {
-    shards_.push_back(std::unique_ptr<HubShard>(new HubShard{shards_.size(), *loop, {}}));
+    auto& gauge = m.gauge("pgfanout_hub_loop_connections",
+                          "Open hub connections per event loop (hub.threads; loop 0 is the "
+                          "daemon's own)",
+                          {{"loop", std::to_string(shards_.size())}});
+    shards_.push_back(std::unique_ptr<HubShard>(new HubShard{shards_.size(), *loop, gauge, {}}));
   }
   access_ = make_access(access);
   renew_jwks(*access_, nullptr);  // started by Hub::start()
@@ -127,6 +131,7 @@ bool HubState::admit(HubConnection* c, HubShard& shard) {
     if (static_cast<int>(connections_.size()) < config.max_connections) {
       connections_.emplace(c, &shard);
       subscribers_.set(static_cast<double>(connections_.size()));
+      shard.connections.add(1);
       return true;
     }
   }
@@ -136,7 +141,10 @@ bool HubState::admit(HubConnection* c, HubShard& shard) {
 
 void HubState::release(HubConnection* c) {
   std::lock_guard lock(connections_mutex_);
-  connections_.erase(c);
+  auto it = connections_.find(c);
+  if (it == connections_.end()) return;
+  if (!detached) it->second->connections.add(-1);
+  connections_.erase(it);
   if (!detached) subscribers_.set(static_cast<double>(connections_.size()));
 }
 

@@ -108,6 +108,7 @@ struct OutboxPosition {
 struct HubShard {
   std::size_t index;
   boost::asio::io_context& io;
+  Gauge& connections;  // pgfanout_hub_loop_connections{loop}
   TopicHub topics;
 };
 

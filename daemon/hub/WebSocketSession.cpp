@@ -77,10 +77,8 @@ void WebSocketSession::on_accept(beast::error_code ec) {
 }
 
 void WebSocketSession::do_read() {
-  // A fragment (or a whole unfragmented message) at a time, at most kReadStep bytes per read;
-  // read_message_max still bounds the message as a whole. The pending read of an idle connection
-  // holds the buffer it prepared: Beast would prepare about 1.5 KiB (its TCP frame size) for every
-  // idle subscriber; client messages are short, and a longer one takes a few more reads.
+  // A fragment at a time, at most kReadStep bytes per read (the header says why); read_message_max
+  // still bounds the message as a whole.
   constexpr std::size_t kReadStep = 256;
   ws_.async_read_some(buffer_, kReadStep,
                       beast::bind_front_handler(&WebSocketSession::on_read, shared_from_this()));
