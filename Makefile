@@ -17,7 +17,7 @@ BUILDFLAGS = DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-buildflags --get
 HARDENING = -DCMAKE_CXX_FLAGS="$$($(BUILDFLAGS) CXXFLAGS) $$($(BUILDFLAGS) CPPFLAGS)" \
   -DCMAKE_EXE_LINKER_FLAGS="$$($(BUILDFLAGS) LDFLAGS)"
 
-.PHONY: all deps build test fuzz unit-test demo install deb format check-format docs clean \
+.PHONY: all deps build test tsan fuzz unit-test demo install deb format check-format docs clean \
   preflight-build preflight-test preflight-fuzz preflight-demo preflight-deb
 
 all: build
@@ -48,6 +48,12 @@ build: preflight-build
 CTEST_EXCLUDE := $(if $(filter 0,$(PGFANOUT_WITH_BROWSER)),-LE browser,)
 test: preflight-test build check-format fuzz
 	@tests/harness/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure --timeout 900 $(CTEST_EXCLUDE)
+
+# The hub's tests against a daemon built with ThreadSanitizer (build-tsan/): sessions on several
+# event loops (hub.threads). A race reported by TSan fails the run (scripts/tsan.sh). CI runs it
+# after `make test`.
+tsan: preflight-test
+	@scripts/tsan.sh build-tsan $(JOBS)
 
 # libFuzzer targets (clang, sanitizers) in build-fuzz/, each run FUZZ_SECONDS (default 5).
 fuzz: preflight-fuzz
