@@ -58,22 +58,12 @@ std::string config_text(const std::string& dsn, const std::string& secret, bool 
 }
 
 double sample(int port, const std::string& series) {
-  std::string text = test::http_get(port, "/metrics").body;
-  auto at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return 0;
-  return std::stod(text.substr(at + series.size() + 2));
+  return test::metric_sample(port, series);
 }
 
 // Rewrites the config file, sends SIGHUP and waits until the reload has been applied.
 void reload(DaemonProcess& d, int port, const std::string& path, const std::string& text) {
-  double before = sample(port, R"(pgfanout_reloads_total{result="ok"})");
-  std::ofstream(path) << text;
-  d.signal(SIGHUP);
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (sample(port, R"(pgfanout_reloads_total{result="ok"})") <= before) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << d.output();
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(test::reload_config(d, port, path, text)) << d.output();
 }
 
 // Sends events n = from..to on `topic`.

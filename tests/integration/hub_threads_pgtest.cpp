@@ -45,10 +45,7 @@ std::string config_text(const std::string& dsn, bool staff, int max_connections 
 }
 
 double sample(int port, const std::string& series) {
-  std::string text = test::http_get(port, "/metrics").body;
-  auto at = text.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(text.substr(at + series.size() + 2));
+  return test::metric_sample(port, series);
 }
 
 std::string event(const std::string& topic, int n) {
@@ -192,14 +189,8 @@ TEST_F(HubThreads, AReloadRechecksAndAShutdownClosesEveryLoop) {
     ASSERT_TRUE(clients.back()->request(R"({"type":"subscribe","topic":"staff"})"));
     ASSERT_TRUE(clients.back()->request(R"({"type":"subscribe","topic":"news"})"));
   }
-  double before = sample(port, R"(pgfanout_reloads_total{result="ok"})");
-  std::ofstream(path) << config_text(db->dsn(), /*staff=*/false);
-  daemon->signal(SIGHUP);
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  while (sample(port, R"(pgfanout_reloads_total{result="ok"})") <= before) {
-    ASSERT_LT(std::chrono::steady_clock::now(), deadline) << daemon->output();
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(test::reload_config(*daemon, port, path, config_text(db->dsn(), /*staff=*/false)))
+      << daemon->output();
   for (int i = 0; i < kClients; ++i) {
     auto revoked = clients[i]->receive_containing(R"("code":"forbidden")");
     ASSERT_TRUE(revoked) << i;

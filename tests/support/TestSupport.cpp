@@ -177,6 +177,27 @@ DaemonProcess::~DaemonProcess() {
   }
 }
 
+double metric_sample(int port, const std::string& series) {
+  std::string text = http_get(port, "/metrics").body;
+  auto at = text.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + series.size() + 2));
+}
+
+bool reload_config(DaemonProcess& daemon, int port, const std::string& path,
+                   const std::string& text) {
+  const std::string ok = R"(pgfanout_reloads_total{result="ok"})";
+  double before = metric_sample(port, ok);
+  std::ofstream(path) << text;
+  daemon.signal(SIGHUP);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (metric_sample(port, ok) <= before) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 void DaemonProcess::signal(int sig) {
   if (!exited_) kill(pid_, sig);
 }

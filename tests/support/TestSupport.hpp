@@ -117,6 +117,14 @@ class DaemonProcess {
   int status_ = 0;
 };
 
+// The value of one series of the daemon's /metrics on `port` (e.g.
+// `pgfanout_reloads_total{result="ok"}`), or -1 when it is not there.
+double metric_sample(int port, const std::string& series);
+// Writes `text` to the config file `path`, sends SIGHUP and waits (up to 10 s) until
+// pgfanout_reloads_total{result="ok"} says the reload was applied; false when it never was.
+bool reload_config(DaemonProcess& daemon, int port, const std::string& path,
+                   const std::string& text);
+
 // Runs the pgfanout binary to completion; returns {exit code, stdout+stderr}.
 std::pair<int, std::string> run_pgfanout(const std::vector<std::string>& args,
                                          const std::map<std::string, std::string>& env = {});
