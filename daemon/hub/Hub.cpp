@@ -121,7 +121,7 @@ Hub::~Hub() {
   stop();
   state_->detached = true;
   // The hub threads finish the close handshakes shutdown_all() began, for a moment at most.
-  state_->loops_gone();
+  state_->loops_running(false);
   loops_->stop(std::chrono::milliseconds(500));
 }
 
@@ -186,6 +186,7 @@ void Hub::add_routes(http::HttpRouter& router) {
 
 void Hub::start() {
   loops_->start();
+  state_->loops_running(true);
   state_->sql.start();
   if (state_->jwks) state_->jwks->start();
 }

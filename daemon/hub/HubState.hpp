@@ -148,8 +148,8 @@ class HubState : public std::enable_shared_from_this<HubState> {
   // handler on their loop (the WebSocket frame encoded once, here, for all of them). Loop 0.
   void publish(const HubMessage& m);
   void resync_all();
-  // The hub threads are stopped: nothing is posted to them any more.
-  void loops_gone() { gone_->store(true); }
+  // The hub threads run (Hub::start) / are stopped: only while they run is work posted to them.
+  void loops_running(bool running) { gone_->store(!running); }
 
   // ---- access rules
   // The rules in force; a snapshot, kept by whoever needs it past a reload.
@@ -236,7 +236,8 @@ class HubState : public std::enable_shared_from_this<HubState> {
 
   std::vector<std::unique_ptr<HubShard>> shards_;
   std::atomic<std::size_t> next_shard_{0};
-  std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(false);
+  // True while the hub threads do not run: before Hub::start and after the hub stopped.
+  std::shared_ptr<std::atomic<bool>> gone_ = std::make_shared<std::atomic<bool>>(true);
   mutable std::shared_mutex listened_mutex_;
   std::unordered_map<std::string, std::size_t, TopicHash, std::equal_to<>> listened_;
   mutable std::mutex access_mutex_;
