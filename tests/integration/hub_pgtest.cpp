@@ -554,7 +554,7 @@ TEST_F(Hub, SseDeliversAndResumesFromTheOutbox) {
   ASSERT_TRUE(sse.wait_for(R"("v":"three")"));
   test::HttpStream resumed(port, "GET /events?topic=items HTTP/1.1\r\nHost: x\r\nLast-Event-ID: " +
                                      first_id + "\r\n\r\n");
-  ASSERT_TRUE(resumed.wait_for(R"("v":"three")")) << resumed.text();
+  ASSERT_TRUE(resumed.wait_for(R"("v":"three")")) << resumed.text() << daemon->output();
   EXPECT_NE(resumed.text().find(R"("v":"two")"), std::string::npos);
   EXPECT_EQ(resumed.text().find(R"("v":"one")"), std::string::npos);
   // Regression: ids are not commit order. A takes its transaction id first; B then inserts and
