@@ -93,10 +93,12 @@ void TargetQueue::pump() {
   // Keys before publishes: a publish never overtakes an eviction queued before it.
   bool sending = true;
   while (sending && in_flight_ < kMaxInFlight && !held_) {
-    if (keys_.pending() > 0) {
-      sending = send_batch();
-    } else if (!publishes_.empty() && (!nodes_.cluster() || keys_.size() == 0)) {
+    if (publish_due()) {
       sending = send_publish();
+    } else if (keys_.pending() > 0) {
+      sending = send_batch();
+    } else if (!publishes_.empty() && !nodes_.cluster()) {
+      sending = send_publish();  // after the keys on the same connection: Redis keeps the order
     } else {
       break;
     }
@@ -203,14 +205,14 @@ void TargetQueue::send_keys(RedisConnection& conn, std::shared_ptr<Batch> batch,
                           (sent > 1 ? " (and " + std::to_string(sent - 1) + " more)" : "") +
                           " on Redis target " + name_ + ": " + reply.message;
       keys_failed_->inc(sent);
-      for (auto& item : batch->items) answer(*item.ref, &error);
+      answer_keys(*batch, &error);
     } else {
       cp->note_success();
       keys_sent_->inc(batch->unique.size());
       if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         keys_deleted_->inc(static_cast<std::uint64_t>(r->integer));
       }
-      for (auto& item : batch->items) answer(*item.ref, nullptr);
+      answer_keys(*batch, nullptr);
     }
     pump();
   });
@@ -262,7 +264,8 @@ void TargetQueue::stop() {
 
 void TargetQueue::abandon(const std::string& why) {
   std::vector<Job*> refs;
-  keys_.clear([&](Job* j) { refs.push_back(j); });
+  keys_.clear([&](const KeyRef& r) { refs.push_back(r.job); });
+  order_.clear();
   for (auto& p : publishes_) refs.push_back(p.job);
   publishes_.clear();
   scans_.abandon([&](Job& j) { refs.push_back(&j); });

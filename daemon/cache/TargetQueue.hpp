@@ -14,9 +14,10 @@
 // primary (so no command spans slots). MOVED puts the keys back and points the slot at its new
 // primary; ASK sends ASKING and the same command to the node named; TRYAGAIN and CLUSTERDOWN put
 // the work back and pause the target briefly. Keys of a slot whose primary is not connected wait
-// in the queue (with the same queue_limit). A publish goes to any connected primary once no
-// eviction is queued or in flight (the cluster bus carries it to every node's subscribers), so it
-// never overtakes an eviction queued before it; evict_pattern scans every primary in turn.
+// in the queue (with the same queue_limit). A publish goes to any connected primary once every
+// key queued before it is answered (KeyOrder; the cluster bus carries it to every node's
+// subscribers), so it never overtakes an eviction queued before it; evict_pattern scans every
+// primary in turn.
 #pragma once
 
 #include <cstddef>
@@ -79,9 +80,12 @@ class TargetQueue {
   // counted when `second_round`) and remembers the rule for on_gap.
   bool admit(std::size_t n, const rules::ActionContext& ctx, bool second_round = false);
   void push_key(std::string key, Job& job, bool unlink) {
-    keys_.push(std::move(key), &job, unlink);
+    keys_.push(std::move(key), KeyRef{&job, order_.take()}, unlink);
   }
-  void push_publish(PublishItem item) { publishes_.push_back(std::move(item)); }
+  void push_publish(PublishItem item) {
+    item.after_keys = order_.issued();
+    publishes_.push_back(std::move(item));
+  }
   void push_pattern(std::string pattern, Job& job) { scans_.add(std::move(pattern), job); }
 
   // Sends what the queue holds, as far as the connection and the in-flight bound allow.
@@ -100,7 +104,7 @@ class TargetQueue {
  private:
   friend class PatternScans;
 
-  using Batch = EvictionQueue<Job*>::Batch;
+  using Batch = EvictionQueue<KeyRef>::Batch;
   // Each returns false when it could not send (no connected node for the work): pump stops.
   bool send_batch();
   bool send_publish();
@@ -120,6 +124,18 @@ class TargetQueue {
   // TRYAGAIN/CLUSTERDOWN pause the target; a pump follows when nothing else would start one.
   void handed_back_after(const Reply& reply, RedisConnection& conn);
   void pump_soon();
+  // Whether the keys queued before the first publish are all answered (it may go before the
+  // keys still queued, all queued after it).
+  bool publish_due() const {
+    return !publishes_.empty() && order_.answered_before(publishes_.front().after_keys);
+  }
+  // Answers every key of a batch (`error`: nullptr when it went well).
+  void answer_keys(const Batch& batch, const std::string* error) {
+    for (const auto& item : batch.items) {
+      order_.answered(item.ref.order);
+      answer(*item.ref.job, error);
+    }
+  }
   void count_error(const std::string& message);
   void update_gauge() { queued_gauge_->set(static_cast<std::int64_t>(total())); }
 
@@ -129,7 +145,8 @@ class TargetQueue {
   Owner& owner_;
   Families families_;
   RedisNodes nodes_;
-  EvictionQueue<Job*> keys_;
+  EvictionQueue<KeyRef> keys_;
+  KeyOrder order_;
   std::deque<PublishItem> publishes_;
   std::size_t publishes_in_flight_ = 0;
   PatternScans scans_;

@@ -7,8 +7,9 @@
 #
 # DIR must not exist yet (start creates it) and holds the nodes' config, logs and pid files; its
 # file `ports` lists the ports, primaries first as `redis-cli --cluster create` assigns them.
-# With REDIS_CLUSTER_TLS_DIR set (ca.crt, server.crt, server.key, as with-servers.sh makes), the
-# nodes speak only TLS, among themselves too. A failed start stops what it started. Used by the
+# With REDIS_CLUSTER_TLS_DIR set (ca.crt, server.crt/key and client.crt/key, as with-servers.sh
+# makes them), the nodes speak only TLS, among themselves too (the client certificate is what a
+# node shows the others on the cluster bus). A failed start stops what it started. Used by the
 # cluster tests (tests/integration/redis_cluster_redistest.cpp), which start and stop their own.
 set -euo pipefail
 
@@ -79,6 +80,7 @@ for i in 1 2 3 4 5 6; do
       --save "" --daemonize yes --pidfile "$dir/$p.pid" --logfile "$dir/$p.log"
       --tls-cluster yes --tls-replication yes --tls-auth-clients no
       --tls-cert-file "$tls_dir/server.crt" --tls-key-file "$tls_dir/server.key"
+      --tls-client-cert-file "$tls_dir/client.crt" --tls-client-key-file "$tls_dir/client.key"
       --tls-ca-cert-file "$tls_dir/ca.crt")
   fi
   "$redis_server" "${args[@]}"

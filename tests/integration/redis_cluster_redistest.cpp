@@ -3,6 +3,7 @@
 // notifications directly. Keys over all 16384 slots, a reshard and a failover under load.
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -30,12 +31,14 @@ const std::string kScript = std::string(PGFANOUT_SOURCE_DIR) + "/tests/harness/r
 // A cluster of its own, stopped (every node killed, its directory removed) when it goes.
 class TestCluster {
  public:
-  TestCluster() {
+  // `tls_dir`: the nodes speak TLS with the certificates there (tests/harness/with-servers.sh's).
+  explicit TestCluster(std::string tls_dir = "") : tls_dir_(std::move(tls_dir)) {
     char base[] = "/tmp/pgfanout-cluster.XXXXXX";
     EXPECT_NE(mkdtemp(base), nullptr);
     dir_ = std::string(base) + "/nodes";
     std::string out;
-    FILE* p = popen((kScript + " start " + dir_ + " 2>&1").c_str(), "r");
+    std::string env = tls_dir_.empty() ? "" : "REDIS_CLUSTER_TLS_DIR=" + tls_dir_ + " ";
+    FILE* p = popen((env + kScript + " start " + dir_ + " 2>&1").c_str(), "r");
     char buf[512];
     while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
     int status = p == nullptr ? -1 : pclose(p);
@@ -119,9 +122,25 @@ class TestCluster {
     return pid;
   }
 
+  // Runs `commands` (one a line) through redis-cli in cluster mode (over TLS when the nodes speak
+  // it); returns its output.
+  std::string cli(const std::string& commands) const {
+    std::string tls = tls_dir_.empty() ? "" : " --tls --cacert " + tls_dir_ + "/ca.crt";
+    std::string file = dir_ + "/commands";
+    std::ofstream(file) << commands;
+    std::string out;
+    FILE* p = popen(
+        ("redis-cli -c" + tls + " -p " + std::to_string(ports.at(0)) + " < " + file).c_str(), "r");
+    char buf[512];
+    while (p != nullptr && fgets(buf, sizeof buf, p) != nullptr) out += buf;
+    if (p != nullptr) pclose(p);
+    return out;
+  }
+
   std::vector<int> ports;
 
  private:
+  std::string tls_dir_;
   std::string dir_;
   std::map<int, std::unique_ptr<RedisTestClient>> clients_;
   std::map<std::uint16_t, int> owner_;
@@ -144,9 +163,10 @@ std::vector<std::string> key_per_slot(const std::string& prefix) {
 
 class RedisCluster : public ::testing::Test {
  protected:
+  void boot(const std::string& tls_dir = "") { cluster = std::make_unique<TestCluster>(tls_dir); }
   void start(const std::string& rules_yaml, const std::string& redis_extra = "") {
     std::string text =
-        "postgres: {dsn: \"host=127.0.0.1\"}\nredis:\n  cluster: " + cluster.seeds() + "\n" +
+        "postgres: {dsn: \"host=127.0.0.1\"}\nredis:\n  cluster: " + cluster->seeds() + "\n" +
         redis_extra + "rules:\n" + rules_yaml;
     auto result = app::load_config_text(text, "test.yaml");
     for (const auto& e : result.errors) ADD_FAILURE() << e.to_string();
@@ -197,11 +217,11 @@ class RedisCluster : public ::testing::Test {
     return metrics.value(name, labels);
   }
   void set_all(const std::vector<std::string>& keys) {
-    for (const auto& k : keys) ASSERT_EQ(cluster.routed({"SET", k, "v"}), "OK") << k;
-    ASSERT_EQ(cluster.routed({"SET", "keep", "v"}), "OK");
+    for (const auto& k : keys) ASSERT_EQ(cluster->routed({"SET", k, "v"}), "OK") << k;
+    ASSERT_EQ(cluster->routed({"SET", "keep", "v"}), "OK");
   }
 
-  TestCluster cluster;
+  std::unique_ptr<TestCluster> cluster;
   boost::asio::io_context io{1};
   Metrics metrics;
   std::shared_ptr<const app::Config> config;
@@ -213,9 +233,10 @@ class RedisCluster : public ::testing::Test {
 const char* kEvictRule = "  - name: r\n    channel: c\n    actions:\n      - evict: \"{key}\"\n";
 
 TEST_F(RedisCluster, EvictsKeysOfEverySlotAndPatternsOnEveryPrimary) {
+  boot();
   auto keys = key_per_slot("k");
   set_all(keys);
-  for (int i = 0; i < 300; ++i) cluster.routed({"SET", "p:" + std::to_string(i), "v"});
+  for (int i = 0; i < 300; ++i) cluster->routed({"SET", "p:" + std::to_string(i), "v"});
   start(std::string(kEvictRule) +
         "  - name: p\n    channel: p\n    actions:\n      - evict_pattern: \"p:*\"\n"
         "      - publish: {channel: news, message: done}\n");
@@ -227,8 +248,8 @@ TEST_F(RedisCluster, EvictsKeysOfEverySlotAndPatternsOnEveryPrimary) {
   router->route(rules::Notification{"p", "{}"});
   router->flush();
   ASSERT_TRUE(settle());
-  EXPECT_EQ(cluster.keys(), 1);  // only "keep"
-  EXPECT_EQ(cluster.routed({"EXISTS", "keep"}), "1");
+  EXPECT_EQ(cluster->keys(), 1);  // only "keep"
+  EXPECT_EQ(cluster->routed({"EXISTS", "keep"}), "1");
   EXPECT_EQ(metric("pgfanout_redis_keys_sent_total"), 16384 + 300);
   EXPECT_EQ(metric("pgfanout_redis_keys_deleted_total"), 16384 + 300);
   EXPECT_EQ(metric("pgfanout_redis_publishes_total"), 1);
@@ -236,20 +257,21 @@ TEST_F(RedisCluster, EvictsKeysOfEverySlotAndPatternsOnEveryPrimary) {
 }
 
 TEST_F(RedisCluster, ReshardUnderLoadLeavesNoEvictedKeyBehind) {
+  boot();
   auto keys = key_per_slot("k");
   set_all(keys);
   // No periodic refresh: the daemon learns of the moved slots only from the redirects.
   start(kEvictRule, "  cluster_refresh: 10m\n");
   // The reshard moves the lowest 1500 slots of slot 0's primary; the load evicts from the
   // highest slot down, so those slots come last, while or after they move.
-  int source = cluster.port_of(keys[0]);
+  int source = cluster->port_of(keys[0]);
   int target = 0;
-  for (int p : cluster.primaries()) {
+  for (int p : cluster->primaries()) {
     if (p != source) target = p;
   }
   ASSERT_NE(target, 0);
-  std::string from = cluster.client(source).cmd({"CLUSTER", "MYID"});
-  std::string to = cluster.client(target).cmd({"CLUSTER", "MYID"});
+  std::string from = cluster->client(source).cmd({"CLUSTER", "MYID"});
+  std::string to = cluster->client(target).cmd({"CLUSTER", "MYID"});
   std::atomic<bool> done{false};
   int status = -1;
   std::thread reshard([&] {
@@ -265,7 +287,7 @@ TEST_F(RedisCluster, ReshardUnderLoadLeavesNoEvictedKeyBehind) {
   auto more = key_per_slot("m");
   for (std::size_t next = 0; !done; ++next) {
     const std::string& k = more[next % more.size()];
-    cluster.routed({"SET", k, "v"});
+    cluster->routed({"SET", k, "v"});
     evict(k);
     router->flush();
     io.run_for(std::chrono::milliseconds(1));
@@ -273,14 +295,14 @@ TEST_F(RedisCluster, ReshardUnderLoadLeavesNoEvictedKeyBehind) {
   }
   reshard.join();
   EXPECT_EQ(status, 0);
-  EXPECT_EQ(cluster.port_of(keys[0]), target);
+  EXPECT_EQ(cluster->port_of(keys[0]), target);
   // Once more over every slot, through the map the daemon has now (stale unless a redirect
   // already refreshed it).
   set_all(more);
   for (const auto& k : more) evict(k);
   router->flush();
   ASSERT_TRUE(settle());
-  EXPECT_EQ(cluster.keys(), 1);  // only "keep"
+  EXPECT_EQ(cluster->keys(), 1);  // only "keep"
   double redirects = metric("pgfanout_redis_cluster_redirects_total", {{"kind", "moved"}}) +
                      metric("pgfanout_redis_cluster_redirects_total", {{"kind", "ask"}});
   EXPECT_GT(redirects, 0);
@@ -289,26 +311,76 @@ TEST_F(RedisCluster, ReshardUnderLoadLeavesNoEvictedKeyBehind) {
 }
 
 TEST_F(RedisCluster, PrimaryKilledUnderLoadLosesNoEviction) {
+  boot();
   auto keys = key_per_slot("k");
   set_all(keys);
-  cluster.replicate();
+  cluster->replicate();
   // again_after: replication is asynchronous, so an UNLINK the dying primary answered may not
   // have reached the replica that takes over; the second eviction goes to the new primary.
   start(std::string(kEvictRule) + "        again_after: 500ms\n");
-  int victim = cluster.primaries().at(0);
+  int victim = cluster->primaries().at(0);
   evict_paced(keys, [&](std::size_t i) {
     if (i == 4000) {
-      ASSERT_EQ(::kill(cluster.pid(victim), SIGKILL), 0);
+      ASSERT_EQ(::kill(cluster->pid(victim), SIGKILL), 0);
     }
   });
   ASSERT_TRUE(settle(std::chrono::seconds(60)));
   EXPECT_TRUE(healthy(std::chrono::seconds(30)));  // the promoted replica is connected
-  EXPECT_EQ(cluster.keys(), 1);                    // only "keep"
+  EXPECT_EQ(cluster->keys(), 1);                   // only "keep"
   EXPECT_TRUE(gaps.empty());
   EXPECT_EQ(metrics.value("pgfanout_redis_dropped_total", {{"rule", "r"}, {"target", "default"}}),
             0);
   EXPECT_EQ(metric("pgfanout_redis_keys_failed_total"), 0);
   EXPECT_EQ(metric("pgfanout_redis_cluster_nodes"), 3);
+}
+
+TEST_F(RedisCluster, TlsToEveryNodeVerifiesItsCertificate) {
+  std::string tls = harness_env("PGFANOUT_TEST_TLS_DIR");
+  boot(tls);
+  // Keys spread over the slots of every primary.
+  auto all = key_per_slot("t");
+  std::vector<std::string> keys;
+  std::string set, exists;
+  for (std::size_t s = 0; s < all.size(); s += 97) {
+    keys.push_back(all[s]);
+    set += "SET " + all[s] + " v\n";
+    exists += "EXISTS " + all[s] + "\n";
+  }
+  cluster->cli(set);
+  ASSERT_EQ(cluster->cli("EXISTS " + keys.front() + "\n"), "1\n");
+  start(kEvictRule, "  tls: true\n  tls_ca_file: " + tls + "/ca.crt\n");
+  EXPECT_EQ(metric("pgfanout_redis_cluster_nodes"), 3);
+  for (const auto& k : keys) evict(k);
+  router->flush();
+  ASSERT_TRUE(settle());
+  EXPECT_EQ(metric("pgfanout_redis_keys_deleted_total"), static_cast<double>(keys.size()));
+  std::istringstream left(cluster->cli(exists));  // "0" or "1" a key, and redirect notes
+  std::size_t gone = 0, there = 0;
+  for (std::string line; std::getline(left, line);) {
+    gone += line == "0";
+    there += line == "1";
+  }
+  EXPECT_EQ(gone, keys.size());
+  EXPECT_EQ(there, 0u);
+
+  // A CA that did not sign the nodes' certificates: no node is trusted, the target never gets
+  // healthy, and the refusals are counted.
+  std::string text = "postgres: {dsn: \"host=127.0.0.1\"}\nredis:\n  cluster: " + cluster->seeds() +
+                     "\n  tls: true\n  tls_ca_file: " + tls + "/other-ca.crt\nrules:\n" +
+                     kEvictRule;
+  auto wrong = app::load_config_text(text, "test.yaml");
+  ASSERT_TRUE(wrong.config);
+  Metrics other;
+  redis::RedisEvictor untrusting(io, other, wrong.config->redis, [](const std::string&) {});
+  untrusting.start();
+  auto refused = [&] {
+    return other.value("pgfanout_redis_connect_errors_total",
+                       {{"target", "default"}, {"reason", "tls"}}) >= 6;
+  };
+  ASSERT_TRUE(run_until(io, refused, std::chrono::seconds(20)));
+  std::string detail;
+  EXPECT_FALSE(untrusting.healthy(detail));
+  EXPECT_NE(detail.find("no slot map yet"), std::string::npos) << detail;
 }
 
 }  // namespace
