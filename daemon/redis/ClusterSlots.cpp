@@ -64,6 +64,14 @@ bool assign_range(SlotMap& map, long long from, long long to, const ClusterNode&
   return true;
 }
 
+// Empties `out`; false (with `error`) when `reply` to `command` is not an array.
+bool begin_parse(const redisReply* reply, const char* command, SlotMap& out, std::string& error) {
+  out = SlotMap{};
+  if (is_array(reply)) return true;
+  error = std::string(command) + " did not answer an array";
+  return false;
+}
+
 std::string reachable_host(std::string_view endpoint, std::string_view ip,
                            const std::string& asked_host) {
   if (!endpoint.empty() && endpoint != "?") return std::string(endpoint);
@@ -108,11 +116,7 @@ void SlotMap::assign(std::uint16_t slot, const ClusterNode& node) {
 
 bool parse_cluster_shards(const redisReply* reply, bool tls, const std::string& asked_host,
                           SlotMap& out, std::string& error) {
-  out = SlotMap{};
-  if (!is_array(reply)) {
-    error = "CLUSTER SHARDS did not answer an array";
-    return false;
-  }
+  if (!begin_parse(reply, "CLUSTER SHARDS", out, error)) return false;
   for (std::size_t i = 0; i < reply->elements; ++i) {
     const redisReply* shard = reply->element[i];
     const redisReply* slots = is_array(shard) ? field(shard, "slots") : nullptr;
@@ -154,11 +158,7 @@ bool parse_cluster_shards(const redisReply* reply, bool tls, const std::string& 
 
 bool parse_cluster_slots(const redisReply* reply, const std::string& asked_host, SlotMap& out,
                          std::string& error) {
-  out = SlotMap{};
-  if (!is_array(reply)) {
-    error = "CLUSTER SLOTS did not answer an array";
-    return false;
-  }
+  if (!begin_parse(reply, "CLUSTER SLOTS", out, error)) return false;
   for (std::size_t i = 0; i < reply->elements; ++i) {
     const redisReply* range = reply->element[i];
     long long from = 0, to = 0, port = 0;

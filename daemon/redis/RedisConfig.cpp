@@ -145,8 +145,9 @@ std::span<const config::KeySpec> redis_keys() {
   // clang-format off
   static const KeySpec kRows[] = {
   {"redis", Map, "", kRestart, kPlain, kOptional,
-   "Redis for the evict, evict_pattern and publish actions: `{url: ...}` for one target, or "
-   "named targets `{cache: {url: ...}, sessions: {url: ...}}` that actions pick with `target:`."},
+   "Redis for the evict, evict_pattern and publish actions: `{url: ...}` for one target, "
+   "`{cluster: [...]}` for one Redis Cluster, or named targets `{cache: {url: ...}, sessions: "
+   "{cluster: [...]}}` that actions pick with `target:`."},
   {"redis.url", String, "", kRestart, kSecret, kOptional,
    "The default target: `redis://[[user]:password@]host[:port][/db]`, the same with "
    "`rediss://` for TLS, or `unix:///path/redis.sock?db=N`."},
@@ -161,9 +162,9 @@ std::span<const config::KeySpec> redis_keys() {
   {"redis.password", String, "", kRestart, kSecret, kOptional,
    "Password of the default target (AUTH), overriding one in the url."},
   {"redis.tls_ca_file", String, "", kRestart, kPlain, kOptional,
-   "TLS only (rediss:// or tls: true): PEM file of the CAs that may sign the server's certificate (default: the "
-   "system's CA store). The certificate and its name are always verified. Files are read again "
-   "on every connect, so a renewed certificate needs no restart."},
+   "TLS only (rediss:// or tls: true): PEM file of the CAs that may sign the server's "
+   "certificate (default: the system's CA store). The certificate and its name are always "
+   "verified. Files are read again on every connect, so a renewed certificate needs no restart."},
   {"redis.tls_cert_file", String, "", kRestart, kPlain, kOptional,
    "TLS only: client certificate (PEM, may hold the chain) for a server that asks for one "
    "(tls-auth-clients). Needs tls_key_file."},
@@ -196,7 +197,7 @@ std::span<const config::KeySpec> redis_keys() {
    config::field<&RedisConfig::reconnect_max>()},
   {"redis.cluster_refresh", Duration, "10s", kRestart, kPlain, kOptional,
    "Cluster targets: how often the slot map is read again (CLUSTER SHARDS) when nothing else "
-   "asked for it. A MOVED redirect or a lost node connection refreshes it at once, and while a "
+   "asked for it. A MOVED redirect or a lost node connection has it read within 100ms, and while a "
    "slot has no primary or a primary is unreachable it is read every second.",
    config::field<&RedisConfig::cluster_refresh>(config::at_least(1000, "must be at least 1s"))},
   {"redis.*", Map, "", kRestart, kPlain, kOptional,

@@ -33,12 +33,6 @@
 #include "redis/RedisConfig.hpp"
 #include "redis/RedisConnection.hpp"
 
-namespace pgfanout {
-class Metrics;
-class Gauge;
-class Counter;
-}  // namespace pgfanout
-
 namespace pgfanout::redis {
 
 class RedisNodes {

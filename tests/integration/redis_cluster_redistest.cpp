@@ -18,6 +18,7 @@
 #include "cache/RedisEvictor.hpp"
 #include "metrics/Metrics.hpp"
 #include "redis/ClusterSlots.hpp"
+#include "redis_routing.hpp"
 #include "redis_test_client.hpp"
 #include "rules/Router.hpp"
 #include "rules/RuleSet.hpp"
@@ -168,21 +169,9 @@ class RedisCluster : public ::testing::Test {
     std::string text =
         "postgres: {dsn: \"host=127.0.0.1\"}\nredis:\n  cluster: " + cluster->seeds() + "\n" +
         redis_extra + "rules:\n" + rules_yaml;
-    auto result = app::load_config_text(text, "test.yaml");
-    for (const auto& e : result.errors) ADD_FAILURE() << e.to_string();
-    ASSERT_TRUE(result.config);
-    config = result.config;
-    router = std::make_unique<rules::Router>(metrics);
-    evictor = std::make_unique<redis::RedisEvictor>(io, metrics, config->redis,
-                                                    [this](const std::string& rule) {
-                                                      gaps.push_back(rule);
-                                                      router->run_on_gap(rule);
-                                                    });
-    for (const char* kind : {"evict", "evict_pattern", "publish"}) {
-      router->add_executor(kind, *evictor);
-    }
-    router->set_rules(config->rules);
-    evictor->start();
+    routing.start(io, metrics, text);
+    ASSERT_TRUE(config);
+    routing.run();
     ASSERT_TRUE(healthy(std::chrono::seconds(20)));
   }
   bool healthy(std::chrono::milliseconds timeout) {
@@ -224,10 +213,11 @@ class RedisCluster : public ::testing::Test {
   std::unique_ptr<TestCluster> cluster;
   boost::asio::io_context io{1};
   Metrics metrics;
-  std::shared_ptr<const app::Config> config;
-  std::unique_ptr<rules::Router> router;
-  std::unique_ptr<redis::RedisEvictor> evictor;
-  std::vector<std::string> gaps;
+  RedisRouting routing;
+  std::shared_ptr<const app::Config>& config = routing.config;
+  std::unique_ptr<rules::Router>& router = routing.router;
+  std::unique_ptr<redis::RedisEvictor>& evictor = routing.evictor;
+  std::vector<std::string>& gaps = routing.gaps;
 };
 
 const char* kEvictRule = "  - name: r\n    channel: c\n    actions:\n      - evict: \"{key}\"\n";
