@@ -128,9 +128,7 @@ void TargetQueue::handed_back_after(const Reply& reply, RedisConnection& conn) {
       pump_soon();
       break;
     }
-    case Reply::Kind::Ask:
-      pump_soon();
-      break;
+    case Reply::Kind::Ask:  // the node asked for is not connected yet
     case Reply::Kind::TryAgain:
       if (held_) break;
       held_ = true;

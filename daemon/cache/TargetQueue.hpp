@@ -121,7 +121,8 @@ class TargetQueue {
   template <class PutBack>
   bool handed_back(const Reply& reply, RedisConnection& conn, PutBack&& put_back);
   // After work was handed back: READONLY makes the nodes look again, MOVED updates the slot map,
-  // TRYAGAIN/CLUSTERDOWN pause the target; a pump follows when nothing else would start one.
+  // TRYAGAIN/CLUSTERDOWN (and an ASK to a node not connected yet) pause the target; a pump
+  // follows when nothing else would start one.
   void handed_back_after(const Reply& reply, RedisConnection& conn);
   void pump_soon();
   // Whether the keys queued before the first publish are all answered (it may go before the

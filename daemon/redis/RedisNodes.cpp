@@ -165,6 +165,7 @@ void RedisNodes::moved(std::uint16_t slot, const ClusterNode& to) {
   map_.assign(slot, to);
   by_index_.resize(map_.primaries.size());
   by_index_[static_cast<std::size_t>(map_.owner[slot])] = conns_[to.address()].get();
+  update_state();
   schedule(kRefreshSoon);
 }
 

@@ -324,6 +324,30 @@ TEST_F(RedisCluster, PrimaryKilledUnderLoadLosesNoEviction) {
   EXPECT_EQ(metric("pgfanout_redis_cluster_nodes"), 3);
 }
 
+TEST_F(RedisCluster, ASeedWithoutClusterSupportIsReportedNotTrusted) {
+  // The harness's Redis runs without cluster support: CLUSTER SHARDS is refused.
+  std::string seed = "127.0.0.1:" + std::to_string(harness_redis_port());
+  routing.start(io, metrics,
+                "postgres: {dsn: \"host=127.0.0.1\"}\nredis:\n  cluster: [\"" + seed +
+                    "\"]\nrules:\n" + kEvictRule);
+  ASSERT_TRUE(config);
+  routing.run();
+  auto failed = [&] {
+    return metric("pgfanout_redis_cluster_slot_map_refreshes_total", {{"result", "error"}}) >= 2;
+  };
+  ASSERT_TRUE(run_until(io, failed, std::chrono::seconds(20)));  // tried again, every second
+  std::string detail;
+  EXPECT_FALSE(evictor->healthy(detail));
+  EXPECT_NE(detail.find("no slot map yet"), std::string::npos) << detail;
+  EXPECT_EQ(metric("pgfanout_redis_connected"), 0);
+  // Work waits in the queue: nothing is sent to a node that is not known to serve the slot.
+  evict("k1");
+  router->flush();
+  io.run_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(evictor->queued(), 1u);
+  EXPECT_EQ(metric("pgfanout_redis_keys_sent_total"), 0);
+}
+
 TEST_F(RedisCluster, TlsToEveryNodeVerifiesItsCertificate) {
   std::string tls = harness_env("PGFANOUT_TEST_TLS_DIR");
   boot(tls);

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cache/RedisReply.hpp"
 #include "redis/RedisReplyReader.hpp"
 
 namespace pgfanout::redis {
@@ -157,6 +158,28 @@ TEST(ClusterSlots, SeedAddresses) {
                           "fd00::5:7000", "redis://10.0.0.5:7000", "10.0.0.5:70x", "[]:7000"}) {
     EXPECT_FALSE(parse_host_port(bad, node)) << bad;
   }
+}
+
+TEST(ClusterSlots, RedirectsAreResentOnlyForClusterTargets) {
+  RedisReplyReader reader;
+  using K = Reply::Kind;
+  const std::pair<const char*, K> cases[] = {
+      {"-MOVED 3999 127.0.0.1:6381\r\n", K::Moved},
+      {"-ASK 3999 127.0.0.1:6381\r\n", K::Ask},
+      {"-TRYAGAIN Multiple keys request during rehashing of slot\r\n", K::TryAgain},
+      {"-CLUSTERDOWN The cluster is down\r\n", K::TryAgain},
+      {"-READONLY You can't write against a read only replica.\r\n", K::ReadOnly},
+      {"-CROSSSLOT Keys in request don't hash to the same slot\r\n", K::Error},
+  };
+  for (const auto& [resp, kind] : cases) {
+    auto reply = parse(reader, resp);
+    EXPECT_EQ(classify(reply.get(), true).kind, kind) << resp;
+    EXPECT_EQ(classify(reply.get(), true).resend(), kind != K::Error) << resp;
+    // A single server that sends a redirect is answered as an error (nothing to follow).
+    auto single = classify(reply.get(), false).kind;
+    EXPECT_EQ(single, kind == K::ReadOnly ? K::ReadOnly : K::Error) << resp;
+  }
+  EXPECT_EQ(error_code("MOVED 3999 127.0.0.1:6381"), "MOVED");
 }
 
 }  // namespace
