@@ -29,14 +29,17 @@ namespace {
 
 const std::string kScript = std::string(PGFANOUT_SOURCE_DIR) + "/tests/harness/redis-cluster.sh";
 
-// A cluster of its own, stopped (every node killed, its directory removed) when it goes.
+// A cluster of its own, stopped (every node killed, its directories removed) when it goes.
 class TestCluster {
  public:
   // `tls_dir`: the nodes speak TLS with the certificates there (tests/harness/with-servers.sh's).
   explicit TestCluster(std::string tls_dir = "") : tls_dir_(std::move(tls_dir)) {
-    char base[] = "/tmp/pgfanout-cluster.XXXXXX";
-    EXPECT_NE(mkdtemp(base), nullptr);
-    dir_ = std::string(base) + "/nodes";
+    const char* tmp = std::getenv("TMPDIR");
+    std::string base =
+        std::string(tmp != nullptr && *tmp != 0 ? tmp : "/tmp") + "/pgfanout-cluster.XXXXXX";
+    EXPECT_NE(mkdtemp(base.data()), nullptr);
+    base_ = base;
+    dir_ = base + "/nodes";
     std::string out;
     std::string env = tls_dir_.empty() ? "" : "REDIS_CLUSTER_TLS_DIR=" + tls_dir_ + " ";
     FILE* p = popen((env + kScript + " start " + dir_ + " 2>&1").c_str(), "r");
@@ -51,6 +54,7 @@ class TestCluster {
   ~TestCluster() {
     int status = std::system((kScript + " stop " + dir_).c_str());
     EXPECT_EQ(status, 0);
+    ::rmdir(base_.c_str());
   }
   TestCluster(const TestCluster&) = delete;
   TestCluster& operator=(const TestCluster&) = delete;
@@ -142,6 +146,7 @@ class TestCluster {
 
  private:
   std::string tls_dir_;
+  std::string base_;  // made for this cluster; holds dir_
   std::string dir_;
   std::map<int, std::unique_ptr<RedisTestClient>> clients_;
   std::map<std::uint16_t, int> owner_;
