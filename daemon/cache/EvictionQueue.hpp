@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <string>
 #include <string_view>
@@ -93,6 +94,37 @@ class EvictionQueue {
   std::deque<Item> unlink_, del_;
   std::size_t size_ = 0;
   std::size_t limit_;
+};
+
+// KeyOrder: whether the keys queued before some point are all answered — what a publish waits for
+// on a cluster target, whose keys are answered by several nodes in any order. Each key takes the
+// next number when queued (take()); answered(n) marks it; answered_before(mark) holds once every
+// key numbered below `mark` (a value of issued() taken earlier) is answered.
+class KeyOrder {
+ public:
+  std::uint64_t take() {
+    pending_.push_back(false);
+    return base_ + pending_.size() - 1;
+  }
+  std::uint64_t issued() const { return base_ + pending_.size(); }
+  void answered(std::uint64_t n) {
+    if (n < base_ || n >= issued()) return;  // cleared meanwhile
+    pending_[n - base_] = true;
+    while (!pending_.empty() && pending_.front()) {
+      pending_.pop_front();
+      ++base_;
+    }
+  }
+  bool answered_before(std::uint64_t mark) const { return pending_.empty() || base_ >= mark; }
+  // Forgets every key (shutdown).
+  void clear() {
+    base_ += pending_.size();
+    pending_.clear();
+  }
+
+ private:
+  std::deque<bool> pending_;  // from number base_ on: answered yet?
+  std::uint64_t base_ = 0;
 };
 
 }  // namespace pgfanout::redis

@@ -2,7 +2,10 @@
 // UNLINK of what each step finds, one step at a time, round-robin between patterns, so a large
 // pattern cannot hold up the keys of other events. Identical patterns queued before their scan
 // started share it. A scan whose UNLINK reply was lost starts again from the beginning once its
-// current pass is done; its Jobs are answered when the scan is complete (or failed).
+// current pass is done; its Jobs are answered when the scan is complete (or failed). A cluster
+// target's pass scans each primary in turn (the cursor is per node), and the keys a step finds
+// are unlinked on that node one slot per command; a node that stopped being a primary during the
+// pass, a lost reply or a redirect makes the scan run another pass once this one is done.
 #pragma once
 
 #include <cstddef>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "cache/RedisJob.hpp"
+#include "redis/RedisConnection.hpp"
 
 struct redisReply;
 
@@ -28,7 +32,8 @@ class PatternScans {
   std::size_t size() const { return scans_.size(); }
   // Whether a step can be sent now (none in flight, one waiting).
   bool can_step() const { return !in_flight_ && !waiting_.empty(); }
-  // Sends the next scan's next step on `target`'s connection.
+  // Sends the next scan's next step on `target`'s connection to the node being scanned (nothing
+  // when that node is not connected now).
   void step(TargetQueue& target);
   // Shutdown: every Job waiting for a scan, once per pattern it waits for; drops the scans.
   template <class Fn>
@@ -46,6 +51,8 @@ class PatternScans {
     std::string pattern;
     std::vector<Job*> waiting;
     std::string cursor = "0";
+    std::vector<std::string> nodes;  // this pass's primaries; empty before the pass starts
+    std::size_t node = 0;            // the one being scanned
     bool started = false;
     bool scan_done = false;
     bool restart = false;  // an UNLINK reply was lost: scan again from the start
@@ -54,7 +61,10 @@ class PatternScans {
     std::list<Scan>::iterator owner_position;
   };
 
-  void unlink_found(TargetQueue& target, Scan& scan, const redisReply* found);
+  // The scan's current node is done (or gone): on to the next one, or the pass is over.
+  void next_node(Scan& scan);
+  void unlink_found(TargetQueue& target, RedisConnection& conn, Scan& scan,
+                    const redisReply* found);
   void finish(TargetQueue& target, Scan& scan);
 
   Owned<Scan> scans_;

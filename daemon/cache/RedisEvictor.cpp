@@ -58,7 +58,7 @@ bool RedisEvictor::healthy(std::string& detail) const {
   for (const auto& t : targets_) {
     if (t->ready()) continue;
     ok = false;
-    detail += (detail.empty() ? "" : ", ") + t->name() + " disconnected";
+    detail += (detail.empty() ? "" : ", ") + t->name() + " " + t->problem();
   }
   if (ok) detail = std::to_string(targets_.size()) + " target(s) connected";
   return ok;

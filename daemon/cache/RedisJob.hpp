@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <iterator>
 #include <list>
 #include <string>
@@ -63,6 +64,13 @@ struct PublishItem {
   std::string channel;
   std::string message;
   Job* job = nullptr;
+  std::uint64_t after_keys = 0;  // a cluster target sends it once the keys before are answered
+};
+
+// A queued key's reference: its Job and its number in the target's KeyOrder.
+struct KeyRef {
+  Job* job = nullptr;
+  std::uint64_t order = 0;
 };
 
 }  // namespace pgfanout::redis

@@ -6,22 +6,31 @@ namespace pgfanout::redis {
 
 namespace {
 
-Reply error_reply(std::string message) {
+Reply error_reply(std::string message, bool cluster) {
   auto kind = message.starts_with("READONLY") ? Reply::Kind::ReadOnly : Reply::Kind::Error;
+  if (cluster) {
+    if (message.starts_with("MOVED ")) kind = Reply::Kind::Moved;
+    if (message.starts_with("ASK ")) kind = Reply::Kind::Ask;
+    if (message.starts_with("TRYAGAIN") || message.starts_with("CLUSTERDOWN")) {
+      kind = Reply::Kind::TryAgain;
+    }
+  }
   return Reply{kind, std::move(message)};
 }
 
 }  // namespace
 
-Reply classify(const redisReply* r) {
+Reply classify(const redisReply* r, bool cluster) {
   if (r == nullptr) return Reply{Reply::Kind::Lost, {}};
-  if (r->type == REDIS_REPLY_ERROR) return error_reply(std::string(r->str, r->len));
+  if (r->type == REDIS_REPLY_ERROR) return error_reply(std::string(r->str, r->len), cluster);
   return Reply{};
 }
 
-Reply classify_scan(const redisReply* r) {
-  if (r == nullptr || r->type == REDIS_REPLY_ERROR) return classify(r);
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) return error_reply("unexpected SCAN reply");
+Reply classify_scan(const redisReply* r, bool cluster) {
+  if (r == nullptr || r->type == REDIS_REPLY_ERROR) return classify(r, cluster);
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+    return error_reply("unexpected SCAN reply", false);
+  }
   return Reply{};
 }
 

@@ -13,6 +13,8 @@ namespace {
 // server backs work up into the (bounded, observable) queue rather than into the connection's
 // write buffer.
 constexpr std::size_t kMaxInFlight = 32;
+// The pause after TRYAGAIN (a multi-key command in a slot being migrated) or CLUSTERDOWN.
+constexpr std::chrono::milliseconds kTryAgainPause{100};
 
 }  // namespace
 
@@ -23,7 +25,9 @@ TargetQueue::TargetQueue(boost::asio::io_context& io, Metrics& metrics, const Re
       name_(spec.name),
       owner_(owner),
       families_(families),
-      keys_(config.queue_limit) {
+      nodes_(io, metrics, config, spec, [this] { pump(); }),
+      keys_(config.queue_limit),
+      hold_timer_(io) {
   Labels l{{"target", spec.name}};
   queued_gauge_ = &metrics.gauge("pgfanout_redis_queued",
                                  "Keys, publishes and patterns queued or in flight, by target", l);
@@ -42,15 +46,6 @@ TargetQueue::TargetQueue(boost::asio::io_context& io, Metrics& metrics, const Re
       "Keys left out of an UNLINK/DEL command because the same key was already in it", l);
   publishes_sent_ =
       &metrics.counter("pgfanout_redis_publishes_total", "PUBLISH commands answered", l);
-  RedisConnection::Options o{spec.name,
-                             spec.url,
-                             config.connect_timeout,
-                             config.command_timeout,
-                             config.reconnect_min,
-                             config.reconnect_max};
-  conn_ = std::make_unique<RedisConnection>(
-      io, metrics, std::move(o),
-      RedisConnection::Callbacks{[this] { pump(); }, [](const std::string&) {}});
 }
 
 bool TargetQueue::admit(std::size_t n, const rules::ActionContext& ctx, bool second_round) {
@@ -80,7 +75,7 @@ bool TargetQueue::admit(std::size_t n, const rules::ActionContext& ctx, bool sec
 }
 
 void TargetQueue::pump() {
-  if (!conn_->ready()) {
+  if (held_ || nodes_.any_ready() == nullptr) {
     update_gauge();
     return;
   }
@@ -96,25 +91,95 @@ void TargetQueue::pump() {
     }
   }
   // Keys before publishes: a publish never overtakes an eviction queued before it.
-  while (in_flight_ < kMaxInFlight && conn_->ready()) {
-    if (keys_.pending() > 0) {
-      send_batch();
-    } else if (!publishes_.empty()) {
-      send_publish();
+  bool sending = true;
+  while (sending && in_flight_ < kMaxInFlight && !held_) {
+    if (publish_due()) {
+      sending = send_publish();
+    } else if (keys_.pending() > 0) {
+      sending = send_batch();
+    } else if (!publishes_.empty() && !nodes_.cluster()) {
+      sending = send_publish();  // after the keys on the same connection: Redis keeps the order
     } else {
       break;
     }
   }
-  if (scans_.can_step() && in_flight_ < kMaxInFlight && conn_->ready()) scans_.step(*this);
+  if (scans_.can_step() && in_flight_ < kMaxInFlight && !held_) scans_.step(*this);
   update_gauge();
+}
+
+void TargetQueue::pump_soon() {
+  if (pump_posted_) return;
+  pump_posted_ = true;
+  boost::asio::post(io_, [this] {
+    pump_posted_ = false;
+    pump();
+  });
+}
+
+void TargetQueue::handed_back_after(const Reply& reply, RedisConnection& conn) {
+  switch (reply.kind) {
+    case Reply::Kind::ReadOnly:
+      nodes_.lost_role(conn, "the server is a read-only replica (" + reply.message + ")");
+      break;
+    case Reply::Kind::Moved: {
+      std::uint16_t slot = 0;
+      ClusterNode to;
+      if (parse_redirect(reply.message, slot, to)) nodes_.moved(slot, to);
+      pump_soon();
+      break;
+    }
+    case Reply::Kind::Ask:  // the node asked for is not connected yet
+    case Reply::Kind::TryAgain:
+      if (held_) break;
+      held_ = true;
+      hold_timer_.expires_after(kTryAgainPause);
+      hold_timer_.async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        held_ = false;
+        pump();
+      });
+      break;
+    default:
+      break;  // a lost reply: sent again once the connection (or the slot map) is back
+  }
 }
 
 void TargetQueue::count_error(const std::string& message) {
   families_.errors.with({name_, error_code(message)}).inc();
 }
 
-void TargetQueue::send_batch() {
-  auto batch = std::make_shared<EvictionQueue<Job*>::Batch>(keys_.take(config_.batch_keys));
+bool TargetQueue::send_batch() {
+  Batch batch = keys_.take(config_.batch_keys);
+  keys_deduplicated_->inc(batch.duplicates());
+  std::vector<bool> unique(batch.items.size(), false);
+  for (std::size_t i : batch.unique) unique[i] = true;
+  auto groups = slot_groups(batch.items.size(),
+                            [&](std::size_t i) -> std::string_view { return batch.items[i].key; });
+  bool sent_all = true;
+  for (auto& [slot, indexes] : groups) {
+    auto part = std::make_shared<Batch>();
+    part->unlink = batch.unlink;
+    for (std::size_t i : indexes) {
+      if (unique[i]) part->unique.push_back(part->items.size());
+      part->items.push_back(std::move(batch.items[i]));
+    }
+    RedisConnection* conn = nodes_.for_slot(slot);
+    if (conn == nullptr || !conn->ready()) {
+      keys_.requeue(std::move(*part));  // waits for the slot's primary
+      sent_all = false;
+      continue;
+    }
+    send_keys(*conn, std::move(part), false);
+  }
+  return sent_all;
+}
+
+void TargetQueue::send_keys(RedisConnection& conn, std::shared_ptr<Batch> batch, bool asking) {
+  if (asking) {
+    const char* asking_argv[] = {"ASKING"};
+    std::size_t asking_len[] = {6};
+    conn.command(1, asking_argv, asking_len, [](redisReply*) {});  // the next reply tells
+  }
   argv_.clear();
   argv_len_.clear();
   argv_.push_back(batch->unlink ? "UNLINK" : "DEL");
@@ -123,12 +188,13 @@ void TargetQueue::send_batch() {
     argv_.push_back(batch->items[i].key.data());
     argv_len_.push_back(batch->items[i].key.size());
   }
-  keys_deduplicated_->inc(batch->duplicates());
   ++in_flight_;
-  conn_->command(argv_.size(), argv_.data(), argv_len_.data(), [this, batch](redisReply* r) {
+  RedisConnection* cp = &conn;
+  conn.command(argv_.size(), argv_.data(), argv_len_.data(), [this, batch, cp](redisReply* r) {
     --in_flight_;
-    Reply reply = classify(r);
-    if (handed_back(reply, [&] { keys_.requeue(std::move(*batch)); })) return;
+    Reply reply = classify(r, nodes_.cluster());
+    if (reply.kind == Reply::Kind::Ask && follow_ask(reply, batch)) return;
+    if (handed_back(reply, *cp, [&] { keys_.requeue(std::move(*batch)); })) return;
     keys_.done(*batch);
     if (!reply.ok()) {
       const std::size_t sent = batch->unique.size();
@@ -137,51 +203,67 @@ void TargetQueue::send_batch() {
                           (sent > 1 ? " (and " + std::to_string(sent - 1) + " more)" : "") +
                           " on Redis target " + name_ + ": " + reply.message;
       keys_failed_->inc(sent);
-      for (auto& item : batch->items) answer(*item.ref, &error);
+      answer_keys(*batch, &error);
     } else {
-      conn_->note_success();
+      cp->note_success();
       keys_sent_->inc(batch->unique.size());
       if (r->type == REDIS_REPLY_INTEGER && r->integer > 0) {
         keys_deleted_->inc(static_cast<std::uint64_t>(r->integer));
       }
-      for (auto& item : batch->items) answer(*item.ref, nullptr);
+      answer_keys(*batch, nullptr);
     }
     pump();
   });
 }
 
-void TargetQueue::send_publish() {
+bool TargetQueue::follow_ask(const Reply& reply, const std::shared_ptr<Batch>& batch) {
+  std::uint16_t slot = 0;
+  ClusterNode to;
+  if (!parse_redirect(reply.message, slot, to)) return false;
+  RedisConnection* conn = nodes_.node(to);
+  if (!conn->ready()) return false;  // handed back; sent again once the map says where
+  nodes_.asked();
+  send_keys(*conn, batch, true);
+  return true;
+}
+
+bool TargetQueue::send_publish() {
+  RedisConnection* conn = nodes_.any_ready();
+  if (conn == nullptr) return false;
   auto item = std::make_shared<PublishItem>(std::move(publishes_.front()));
   publishes_.pop_front();
   const char* argv[] = {"PUBLISH", item->channel.data(), item->message.data()};
   std::size_t lens[] = {7, item->channel.size(), item->message.size()};
   ++in_flight_;
   ++publishes_in_flight_;
-  conn_->command(3, argv, lens, [this, item](redisReply* r) {
+  conn->command(3, argv, lens, [this, item, conn](redisReply* r) {
     --in_flight_;
     --publishes_in_flight_;
-    Reply reply = classify(r);
-    if (handed_back(reply, [&] { publishes_.push_front(std::move(*item)); })) return;
+    Reply reply = classify(r, nodes_.cluster());
+    if (handed_back(reply, *conn, [&] { publishes_.push_front(std::move(*item)); })) return;
     if (!reply.ok()) {
       std::string error =
           "PUBLISH " + item->channel + " on Redis target " + name_ + ": " + reply.message;
       answer(*item->job, &error);
     } else {
-      conn_->note_success();
+      conn->note_success();
       publishes_sent_->inc();
       answer(*item->job, nullptr);
     }
     pump();
   });
+  return true;
 }
 
 void TargetQueue::stop() {
-  conn_->stop();
+  hold_timer_.cancel();
+  nodes_.stop();
 }
 
 void TargetQueue::abandon(const std::string& why) {
   std::vector<Job*> refs;
-  keys_.clear([&](Job* j) { refs.push_back(j); });
+  keys_.clear([&](const KeyRef& r) { refs.push_back(r.job); });
+  order_.clear();
   for (auto& p : publishes_) refs.push_back(p.job);
   publishes_.clear();
   scans_.abandon([&](Job& j) { refs.push_back(&j); });

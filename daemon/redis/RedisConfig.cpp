@@ -43,7 +43,7 @@ bool read_tls(config::MapReader& m, RedisUrl& url) {
     out = m.string(key);
     if (out.empty()) return;
     if (!tls.enabled) {
-      m.error(key, std::string(key) + " applies only to rediss:// (TLS) URLs");
+      m.error(key, std::string(key) + " applies only to TLS targets (rediss:// or tls: true)");
       ok = false;
       return;
     }
@@ -59,7 +59,8 @@ bool read_tls(config::MapReader& m, RedisUrl& url) {
   file("tls_key_file", tls.key_file);
   tls.server_name = m.string("tls_server_name");
   if (!tls.server_name.empty() && !tls.enabled) {
-    m.error("tls_server_name", "tls_server_name applies only to rediss:// (TLS) URLs");
+    m.error("tls_server_name",
+            "tls_server_name applies only to TLS targets (rediss:// or tls: true)");
     ok = false;
   }
   if (tls.cert_file.empty() != tls.key_file.empty()) {
@@ -70,25 +71,69 @@ bool read_tls(config::MapReader& m, RedisUrl& url) {
   return ok;
 }
 
-// Reads url + password + tls_* of one target from `m` (the `redis` mapping or a named target's
-// mapping).
+// Reads the seed nodes of `cluster:` into `out`; false (errors reported) when they do not fit.
+bool read_seeds(config::MapReader& m, std::vector<ClusterNode>& out) {
+  const YAML::Node list = m.node("cluster");
+  const bool is_list = list.IsSequence();  // else one seed as a plain string
+  std::vector<std::string> seeds = m.string_list("cluster");
+  bool ok = !seeds.empty();
+  if (!ok && is_list) m.error("cluster", "give at least one seed node (host:port)");
+  for (std::size_t i = 0; i < seeds.size(); ++i) {
+    ClusterNode node;
+    if (parse_host_port(seeds[i], node)) {
+      out.push_back(std::move(node));
+      continue;
+    }
+    std::string message = "\"" + seeds[i] +
+                          "\" is not a seed node: give host:port (an IPv6 host in brackets), "
+                          "e.g. 10.0.0.5:7000";
+    if (is_list && i < list.size()) {
+      m.error_at(list[i], m.key_path("cluster") + "[" + std::to_string(i) + "]",
+                 std::move(message));
+    } else {
+      m.error("cluster", std::move(message));
+    }
+    ok = false;
+  }
+  return ok;
+}
+
+// Reads url or cluster, password and tls_* of one target from `m` (the `redis` mapping or a named
+// target's mapping).
 bool read_target(config::MapReader& m, std::string name, std::vector<RedisTarget>& out) {
-  if (!m.has("url") && !m.has("url_file")) {
-    m.error_here(name == "default" ? "\"url\" is required"
-                                   : "target \"" + name + "\" needs a \"url\"");
+  const bool has_url = m.has("url") || m.has("url_file");
+  if (has_url && m.has("cluster")) {
+    m.error("cluster", "give either \"url\" (one server) or \"cluster\" (seed nodes), not both");
     return false;
   }
-  std::string text = m.string("url");
+  if (!has_url && !m.has("cluster")) {
+    m.error_here(name == "default" ? "\"url\" or \"cluster\" is required"
+                                   : "target \"" + name + "\" needs a \"url\" or \"cluster\"");
+    return false;
+  }
+  RedisTarget target{std::move(name), {}, {}};
+  if (has_url) {
+    std::string error;
+    auto url = RedisUrl::parse(m.string("url"), error);
+    if (!url) {
+      m.error(m.has("url") ? "url" : "url_file", error);
+      return false;
+    }
+    target.url = std::move(*url);
+    if (m.has("tls")) {
+      m.error("tls", "tls applies to cluster targets; a url target says rediss:// for TLS");
+      return false;
+    }
+  } else {
+    if (!read_seeds(m, target.cluster)) return false;
+    target.url.tls.enabled = m.boolean("tls");
+    target.url.host = target.cluster.front().host;
+    target.url.port = target.cluster.front().port;
+  }
   std::string password = m.string("password");
-  std::string error;
-  auto url = RedisUrl::parse(text, error);
-  if (!url) {
-    m.error(m.has("url") ? "url" : "url_file", error);
-    return false;
-  }
-  if (!password.empty()) url->password = password;
-  if (!read_tls(m, *url)) return false;
-  out.push_back(RedisTarget{std::move(name), std::move(*url)});
+  if (!password.empty()) target.url.password = password;
+  if (!read_tls(m, target.url)) return false;
+  out.push_back(std::move(target));
   return true;
 }
 
@@ -100,24 +145,33 @@ std::span<const config::KeySpec> redis_keys() {
   // clang-format off
   static const KeySpec kRows[] = {
   {"redis", Map, "", kRestart, kPlain, kOptional,
-   "Redis for the evict, evict_pattern and publish actions: `{url: ...}` for one target, or "
-   "named targets `{cache: {url: ...}, sessions: {url: ...}}` that actions pick with `target:`."},
+   "Redis for the evict, evict_pattern and publish actions: `{url: ...}` for one target, "
+   "`{cluster: [...]}` for one Redis Cluster, or named targets `{cache: {url: ...}, sessions: "
+   "{cluster: [...]}}` that actions pick with `target:`."},
   {"redis.url", String, "", kRestart, kSecret, kOptional,
    "The default target: `redis://[[user]:password@]host[:port][/db]`, the same with "
    "`rediss://` for TLS, or `unix:///path/redis.sock?db=N`."},
+  {"redis.cluster", StringList, "", kRestart, kPlain, kOptional,
+   "Instead of `url`: the default target is a Redis Cluster; its seed nodes as `host:port` "
+   "(one reachable seed is enough: the slot map names every primary). Keys go to the primary "
+   "of their hash slot; see docs/scaling.md."},
+  {"redis.tls", Bool, "false", kRestart, kPlain, kOptional,
+   "Cluster targets only: connect to every node over TLS (what rediss:// says for a url). The "
+   "name checked in each node's certificate is the node's address, unless tls_server_name is "
+   "given."},
   {"redis.password", String, "", kRestart, kSecret, kOptional,
    "Password of the default target (AUTH), overriding one in the url."},
   {"redis.tls_ca_file", String, "", kRestart, kPlain, kOptional,
-   "rediss:// only: PEM file of the CAs that may sign the server's certificate (default: the "
-   "system's CA store). The certificate and its name are always verified. Files are read again "
-   "on every connect, so a renewed certificate needs no restart."},
+   "TLS only (rediss:// or tls: true): PEM file of the CAs that may sign the server's "
+   "certificate (default: the system's CA store). The certificate and its name are always "
+   "verified. Files are read again on every connect, so a renewed certificate needs no restart."},
   {"redis.tls_cert_file", String, "", kRestart, kPlain, kOptional,
-   "rediss:// only: client certificate (PEM, may hold the chain) for a server that asks for one "
+   "TLS only: client certificate (PEM, may hold the chain) for a server that asks for one "
    "(tls-auth-clients). Needs tls_key_file."},
   {"redis.tls_key_file", String, "", kRestart, kPlain, kOptional,
-   "rediss:// only: the private key (PEM) of tls_cert_file."},
+   "TLS only: the private key (PEM) of tls_cert_file."},
   {"redis.tls_server_name", String, "", kRestart, kPlain, kOptional,
-   "rediss:// only: the name sent as SNI and required in the server's certificate (default: the "
+   "TLS only: the name sent as SNI and required in the server's certificate (default: the "
    "url's host; an IP address is then checked against the certificate's IP entries)."},
   {"redis.queue_limit", Int, "100000", kRestart, kPlain, kOptional,
    "Keys, publishes and patterns a target may hold queued or in flight while Redis is down or "
@@ -141,10 +195,20 @@ std::span<const config::KeySpec> redis_keys() {
    config::field<&RedisConfig::reconnect_min>(config::kPositive)},
   {"redis.reconnect_max", Duration, "30s", kRestart, kPlain, kOptional, "Longest reconnect delay.",
    config::field<&RedisConfig::reconnect_max>()},
+  {"redis.cluster_refresh", Duration, "10s", kRestart, kPlain, kOptional,
+   "Cluster targets: how often the slot map is read again (CLUSTER SHARDS) when nothing else "
+   "asked for it. A MOVED redirect or a lost node connection has it read within 100ms, and while a "
+   "slot has no primary or a primary is unreachable it is read every second.",
+   config::field<&RedisConfig::cluster_refresh>(config::at_least(1000, "must be at least 1s"))},
   {"redis.*", Map, "", kRestart, kPlain, kOptional,
    "A named target (any other key of `redis:`). A target named `default`, or the only one, "
    "serves actions without `target:`."},
-  {"redis.*.url", String, "", kRestart, kSecret, kRequired, "The target's URL, as `redis.url`."},
+  {"redis.*.url", String, "", kRestart, kSecret, kOptional,
+   "The target's URL, as `redis.url` (a target has `url` or `cluster`)."},
+  {"redis.*.cluster", StringList, "", kRestart, kPlain, kOptional,
+   "The target's cluster seed nodes, as `redis.cluster`."},
+  {"redis.*.tls", Bool, "false", kRestart, kPlain, kOptional,
+   "TLS to every node of the target's cluster, as `redis.tls`."},
   {"redis.*.password", String, "", kRestart, kSecret, kOptional,
    "The target's password, overriding one in the url."},
   {"redis.*.tls_ca_file", String, "", kRestart, kPlain, kOptional,
@@ -187,14 +251,15 @@ void load_redis_config(config::MapReader& root, RedisConfig& out) {
   config::check_fields(*m, out);
   if (out.reconnect_max < out.reconnect_min) m->error("reconnect_max", "must be >= reconnect_min");
 
-  if (m->has("url") || m->has("url_file")) {
+  if (m->has("url") || m->has("url_file") || m->has("cluster")) {
     read_target(*m, "default", out.targets);
   } else if (m->has("password") || m->has("password_file")) {
     m->error(m->has("password") ? "password" : "password_file",
              "a top-level password belongs to the default target: give \"url\" too, or move it "
              "into a named target");
   } else {
-    for (const char* key : {"tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name"}) {
+    for (const char* key :
+         {"tls", "tls_ca_file", "tls_cert_file", "tls_key_file", "tls_server_name"}) {
       if (m->has(key)) {
         m->error(key, std::string("a top-level ") + key +
                           " belongs to the default target: give \"url\" too, or move it into a "
@@ -238,8 +303,9 @@ void load_redis_config(config::MapReader& root, RedisConfig& out) {
     config::MapReader target(n, "redis.*", m->key_path(key), m->ctx());
     if (target.valid()) read_target(target, key, out.targets);
   }
-  if (!named && !m->has("url") && !m->has("url_file")) {
-    m->error_here("give a url (redis: {url: redis://127.0.0.1:6379/0}) or named targets");
+  if (!named && !m->has("url") && !m->has("url_file") && !m->has("cluster")) {
+    m->error_here(
+        "give a url (redis: {url: redis://127.0.0.1:6379/0}), cluster seeds or named targets");
   }
 }
 

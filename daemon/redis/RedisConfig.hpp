@@ -6,6 +6,7 @@
 //     cache:    {url: redis://10.0.0.5:6379/0}
 //     sessions: {url: unix:///run/redis.sock?db=2, password_file: /etc/pgfanout/redis.pw}
 //     remote:   {url: rediss://cache.example.org:6380/0, tls_ca_file: /etc/pgfanout/redis-ca.pem}
+//     shared:   {cluster: ["10.0.0.5:7000", "10.0.0.6:7000"], tls: true}   # a Redis Cluster
 //
 // Top-level `url`/`password`/`tls_*` define the target named "default"; every other key that is not
 // a shared setting names a target. An action without `target:` uses "default", or the only target
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "redis/ClusterSlots.hpp"
 #include "redis/RedisUrl.hpp"
 
 namespace pgfanout::config {
@@ -34,6 +36,11 @@ namespace pgfanout::redis {
 struct RedisTarget {
   std::string name;
   RedisUrl url;  // the `password` and `tls_*` keys, when given, are already merged in
+  // A Redis Cluster's seed nodes (`cluster:`); empty for a single server. For a cluster, `url`
+  // holds what every node connection shares: password, TLS settings (host and port unused).
+  std::vector<ClusterNode> cluster;
+
+  bool is_cluster() const { return !cluster.empty(); }
 
   bool operator==(const RedisTarget&) const = default;
 };
@@ -49,6 +56,7 @@ struct RedisConfig {
   std::chrono::milliseconds command_timeout;
   std::chrono::milliseconds reconnect_min;
   std::chrono::milliseconds reconnect_max;
+  std::chrono::milliseconds cluster_refresh;
 
   // The target an action without `target:` uses; nullptr when there is none (or it is ambiguous).
   const RedisTarget* default_target() const;

@@ -19,8 +19,13 @@ RedisConnection::RedisConnection(asio::io_context& io, Metrics& metrics, Options
       connect_timer_(io),
       watchdog_(io),
       rng_(std::random_device{}()),
-      connected_(metrics.gauge("pgfanout_redis_connected", "1 while the Redis target is connected",
-                               {{"target", options_.name}})),
+      own_connected_(options_.cluster_node ? std::make_unique<Gauge>() : nullptr),
+      connected_(options_.cluster_node
+                     ? *own_connected_
+                     : metrics.gauge("pgfanout_redis_connected",
+                                     "1 while the Redis target is connected (a cluster: its slot "
+                                     "map is complete and every primary is connected)",
+                                     {{"target", options_.name}})),
       reconnects_(metrics.counter("pgfanout_redis_disconnects_total",
                                   "Redis connections lost, refused or timed out",
                                   {{"target", options_.name}})),

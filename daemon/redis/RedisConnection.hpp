@@ -57,6 +57,9 @@ class RedisConnection {
     std::chrono::milliseconds command_timeout{10'000};
     std::chrono::milliseconds reconnect_min{100};
     std::chrono::milliseconds reconnect_max{30'000};
+    // One node of a cluster target: pgfanout_redis_connected{target} is then the target's
+    // (redis/RedisNodes sets it), not this connection's.
+    bool cluster_node = false;
   };
   struct Callbacks {
     std::function<void()> on_ready;
@@ -121,6 +124,7 @@ class RedisConnection {
   std::size_t in_flight_ = 0;
   std::chrono::steady_clock::time_point last_reply_{};
   std::mt19937 rng_;
+  std::unique_ptr<Gauge> own_connected_;  // a cluster node's, in no family
   Gauge& connected_;
   Counter& reconnects_;
   std::array<Counter*, kFailures> connect_errors_{};

@@ -6,6 +6,7 @@
 #include "app/Config.hpp"
 #include "cache/RedisEvictor.hpp"
 #include "metrics/Metrics.hpp"
+#include "redis_routing.hpp"
 #include "redis_test_client.hpp"
 #include "rules/LogAction.hpp"
 #include "rules/Router.hpp"
@@ -30,22 +31,10 @@ class RedisActions : public ::testing::Test {
     std::string text = "postgres: {dsn: \"host=127.0.0.1\"}\nredis:\n  url: " +
                        (url.empty() ? harness_env("PGFANOUT_TEST_REDIS_URL") : url) + "\n" +
                        redis_extra + "rules:\n" + rules_yaml;
-    auto result = app::load_config_text(text, "test.yaml");
-    for (const auto& e : result.errors) ADD_FAILURE() << e.to_string();
-    ASSERT_TRUE(result.config);
-    config = result.config;
-    router = std::make_unique<rules::Router>(metrics);
-    evictor = std::make_unique<redis::RedisEvictor>(io, metrics, config->redis,
-                                                    [this](const std::string& rule) {
-                                                      gaps.push_back(rule);
-                                                      router->run_on_gap(rule);
-                                                    });
-    for (const char* kind : {"evict", "evict_pattern", "publish"}) {
-      router->add_executor(kind, *evictor);
-    }
+    routing.start(io, metrics, text);
+    ASSERT_TRUE(config);
     router->add_executor("log", log_executor);
-    router->set_rules(config->rules);
-    evictor->start();
+    routing.run();
   }
 
   void notify(const std::string& channel, const std::string& payload) {
@@ -67,11 +56,12 @@ class RedisActions : public ::testing::Test {
   std::string p = prefix();
   boost::asio::io_context io{1};
   Metrics metrics;
-  std::shared_ptr<const app::Config> config;
-  std::unique_ptr<rules::Router> router;
   rules::LogExecutor log_executor;
-  std::unique_ptr<redis::RedisEvictor> evictor;
-  std::vector<std::string> gaps;
+  RedisRouting routing;
+  std::shared_ptr<const app::Config>& config = routing.config;
+  std::unique_ptr<rules::Router>& router = routing.router;
+  std::unique_ptr<redis::RedisEvictor>& evictor = routing.evictor;
+  std::vector<std::string>& gaps = routing.gaps;
 };
 
 TEST_F(RedisActions, EvictUnlinksRenderedKeys) {

@@ -113,6 +113,40 @@ TEST(RedisConfig, TlsKeysFillTheTargetsTlsSettings) {
   EXPECT_EQ(remote.expected_name("cache.example.org"), "cache.example.org");
 }
 
+TEST(RedisConfig, ClusterTargetsReadSeedsAndTls) {
+  std::string ca = test::write_temp_file("ca.pem", "not parsed at load time\n");
+  auto r = load(
+      "redis:\n"
+      "  cluster_refresh: 30s\n"
+      "  cluster: [\"10.0.0.5:7000\", \"[fd00::6]:7001\", \"redis-3.internal:7002\"]\n"
+      "  password: ${REDIS_PW}\n"
+      "  secure:\n"
+      "    cluster: 10.0.1.5:7000\n"
+      "    tls: true\n"
+      "    tls_ca_file: " +
+      ca + "\n" + kRule);
+  ASSERT_TRUE(r.config) << errors(r);
+  const auto& redis = r.config->redis;
+  EXPECT_EQ(redis.cluster_refresh, std::chrono::seconds(30));
+  const auto* def = redis.find("default");
+  ASSERT_NE(def, nullptr);
+  ASSERT_TRUE(def->is_cluster());
+  ASSERT_EQ(def->cluster.size(), 3u);
+  EXPECT_EQ(def->cluster[0].address(), "10.0.0.5:7000");
+  EXPECT_EQ(def->cluster[1].host, "fd00::6");
+  EXPECT_EQ(def->cluster[2].port, 7002);
+  EXPECT_EQ(def->url.password, "from-env");
+  EXPECT_FALSE(def->url.tls.enabled);
+  const auto* secure = redis.find("secure");
+  ASSERT_NE(secure, nullptr);
+  ASSERT_EQ(secure->cluster.size(), 1u);  // one seed as a plain string
+  EXPECT_TRUE(secure->url.tls.enabled);
+  EXPECT_EQ(secure->url.tls.ca_file, ca);
+  // Each node's certificate is checked for the node's own address.
+  EXPECT_EQ(secure->url.tls.expected_name("10.0.1.7"), "10.0.1.7");
+  EXPECT_FALSE(redis.find("secure")->url.password.size() > 0);
+}
+
 TEST(RedisConfig, EvictModifiersParse) {
   auto r = load(
       "redis: {url: redis://h}\n"
@@ -143,14 +177,14 @@ TEST(RedisConfig, ErrorsNameLineAndColumn) {
   // Line 1 is the postgres: line added by load().
   const BadCase cases[] = {
       {"redis:\n  url: redis://h\n  tls_ca_file: /etc/hostname\n", "4:16",
-       "applies only to rediss://"},
+       "applies only to TLS targets"},
       {"redis:\n  url: rediss://h\n  tls_cert_file: /etc/hostname\n", "4:18", "go together"},
       {"redis:\n  url: rediss://h\n  tls_ca_file: /nonexistent/ca.pem\n", "4:16",
        "cannot read \"/nonexistent/ca.pem\""},
       {"redis:\n  tls_server_name: x\n  cache: {url: rediss://h}\n", "3:20",
        "belongs to the default target"},
       {"redis:\n  cache: {url: redis://h, tls_server_name: x}\n", "3:44",
-       "applies only to rediss://"},
+       "applies only to TLS targets"},
       {"redis:\n  url: redis://h:99999\n", "3:8", "bad port"},
       {"redis:\n  urll: redis://h\n", "3:3", "did you mean \"url\""},
       {"redis:\n  queue_limit: 0\n  url: redis://h\n", "3:16", "between 1 and"},
@@ -159,6 +193,22 @@ TEST(RedisConfig, ErrorsNameLineAndColumn) {
       {"redis:\n  cache: {url: redis://h, pasword: x}\n", "3:27", "did you mean \"password\""},
       {"redis:\n  password: x\n", "3:13", "belongs to the default target"},
       {"redis:\n  queue_limit: 5\n", "3:3", "give a url"},
+      // Cluster targets: seeds are host:port, a target has url or cluster, tls for clusters.
+      {"redis:\n  cluster: [\"10.0.0.5:7000\", \"10.0.0.6\"]\n", "3:30",
+       "\"10.0.0.6\" is not a seed node: give host:port"},
+      {"redis:\n  cache:\n    cluster:\n      - redis://10.0.0.5:7000\n", "5:9",
+       "is not a seed node"},
+      {"redis:\n  cluster: \"10.0.0.5\"\n", "3:12", "is not a seed node"},
+      {"redis:\n  cluster: []\n", "3:12", "at least one seed node"},
+      {"redis:\n  cache: {url: redis://h, cluster: [\"h:7000\"]}\n", "3:36",
+       "either \"url\" (one server) or \"cluster\" (seed nodes), not both"},
+      {"redis:\n  url: redis://h\n  tls: true\n", "4:8", "a url target says rediss://"},
+      {"redis:\n  cache: {cluster: [\"h:7000\"], tls_server_name: x}\n", "3:49",
+       "applies only to TLS targets"},
+      {"redis:\n  cache: {cluster: [\"h:7000\"], tls: maybe}\n", "3:37", "expected true or false"},
+      {"redis:\n  tls: true\n  cache: {cluster: [\"h:7000\"]}\n", "3:8",
+       "belongs to the default target"},
+      {"redis:\n  cluster_refresh: 10ms\n  cluster: [\"h:7000\"]\n", "3:20", "at least 1s"},
       {"redis:\n  url: redis://h\n  default: {url: redis://g}\n", "4:12",
        "\"default\" is given twice"},
       {"redis:\n  reconnect_min: 1s\n  reconnect_max: 10ms\n  url: redis://h\n", "4:18",

@@ -132,3 +132,29 @@ TEST(RedisEvictionQueue, ClearHandsBackEveryReference) {
 
 }  // namespace
 }  // namespace pgfanout::redis
+
+namespace pgfanout::redis {
+namespace {
+
+TEST(KeyOrder, APublishWaitsForEveryKeyQueuedBeforeIt) {
+  KeyOrder order;
+  auto a = order.take();
+  auto b = order.take();
+  auto mark = order.issued();  // a publish queued after a and b
+  auto c = order.take();
+  EXPECT_FALSE(order.answered_before(mark));
+  order.answered(b);  // answered out of order (another node)
+  order.answered(c);
+  EXPECT_FALSE(order.answered_before(mark));
+  order.answered(a);
+  EXPECT_TRUE(order.answered_before(mark));
+  EXPECT_TRUE(order.answered_before(order.issued()));
+  auto d = order.take();
+  EXPECT_FALSE(order.answered_before(order.issued()));
+  order.clear();  // shutdown: nothing is waited for, late answers are ignored
+  order.answered(d);
+  EXPECT_TRUE(order.answered_before(order.issued()));
+}
+
+}  // namespace
+}  // namespace pgfanout::redis
