@@ -115,8 +115,9 @@ struct OutboxReader::Impl {
     trim_timer.async_wait([this](boost::system::error_code ec) {
       if (ec || stopped || !conn.up()) return;
       conn.query_current(
-          "SELECT pgfanout.outbox_trim($1::interval, $2)",
-          {std::to_string(opts.max_age.count()) + " milliseconds", std::to_string(opts.trim_batch)},
+          "SELECT pgfanout.outbox_trim($1::interval, $2, $3::interval)",
+          {std::to_string(opts.max_age.count()) + " milliseconds", std::to_string(opts.trim_batch),
+           std::to_string(opts.keep.count()) + " milliseconds"},
           [this](PgResult&& r) {
             if (!r.ok) {
               errors.inc();

@@ -61,6 +61,11 @@ std::span<const config::KeySpec> outbox_keys() {
   {"outbox.trim_interval", Duration, "1m", kRestart, kPlain, kOptional,
    "How often consumed events are deleted (pgfanout.outbox_trim).",
    config::field<&OutboxConfig::trim_interval>(config::kPositive)},
+  {"outbox.keep", Duration, "10m", kRestart, kPlain, kOptional,
+   "Consumed events stay this long before a trim deletes them: the window in which an SSE client "
+   "can resume from its Last-Event-ID after the daemons have passed it. 0: deleted at the next "
+   "trim.",
+   config::field<&OutboxConfig::keep>()},
   {"outbox.max_age", Duration, "7d", kRestart, kPlain, kOptional,
    "A consumer not seen for this long no longer holds events back from deletion.",
    config::field<&OutboxConfig::max_age>()},

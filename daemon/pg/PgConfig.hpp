@@ -33,6 +33,7 @@ struct OutboxConfig {
   int batch_size;
   std::chrono::milliseconds retry_delay;
   std::chrono::milliseconds trim_interval;
+  std::chrono::milliseconds keep;  // consumed events kept for resumes
   std::chrono::milliseconds max_age;
   int trim_batch;
 };

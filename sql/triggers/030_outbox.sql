@@ -226,12 +226,14 @@ BEGIN
 END
 $fn$;
 
--- Deletes up to `batch` events that every live consumer has passed, oldest first, and returns how
--- many. A consumer not seen for max_age is ignored (a NOTICE names it). With no live consumer
--- nothing is deleted. Call it repeatedly (each call is one short transaction) until it returns
--- less than `batch`.
+-- Deletes up to `batch` events that every live consumer has passed and that are older than
+-- `keep`, oldest first, and returns how many. `keep` is the window in which clients can still
+-- resume from an event (SSE Last-Event-ID) after the daemons consumed it. A consumer not seen for
+-- max_age is ignored (a NOTICE names it). With no live consumer nothing is deleted. Call it
+-- repeatedly (each call is one short transaction) until it returns less than `batch`.
+DROP FUNCTION IF EXISTS pgfanout.outbox_trim(interval, integer);
 CREATE OR REPLACE FUNCTION pgfanout.outbox_trim(max_age interval DEFAULT '7 days',
-  batch integer DEFAULT 10000)
+  batch integer DEFAULT 10000, keep interval DEFAULT '0')
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pgfanout, pg_temp
@@ -257,6 +259,7 @@ BEGIN
   DELETE FROM pgfanout.outbox o
    WHERE o.id IN (SELECT d.id FROM pgfanout.outbox d
                    WHERE (d.txid, d.id) <= (low.last_txid, low.last_id)
+                     AND d.created_at < pg_catalog.now() - keep
                    ORDER BY d.txid, d.id
                    LIMIT batch);
   GET DIAGNOSTICS n = ROW_COUNT;

@@ -17,8 +17,8 @@ SELECT has_function('pgfanout', 'unwatch', ARRAY['regclass']);
 SELECT has_function('pgfanout', 'outbox_fetch', ARRAY['text', 'text[]', 'integer']);
 SELECT has_function('pgfanout', 'outbox_ack', ARRAY['text', 'xid8', 'bigint']);
 SELECT has_function('pgfanout', 'outbox_claim', ARRAY['text', 'text[]', 'integer']);
-SELECT has_function('pgfanout', 'outbox_trim', ARRAY['interval', 'integer']);
-SELECT function_returns('pgfanout', 'outbox_trim', ARRAY['interval', 'integer'], 'bigint');
+SELECT has_function('pgfanout', 'outbox_trim', ARRAY['interval', 'integer', 'interval']);
+SELECT function_returns('pgfanout', 'outbox_trim', ARRAY['interval', 'integer', 'interval'], 'bigint');
 
 SELECT is(pgfanout.installed_version(), pgfanout.script_version(), 'the script version is recorded');
 SELECT is((SELECT count(*)::int FROM pgfanout.schema_version), 1, 'installing again records no second row');

@@ -1,5 +1,5 @@
 -- outbox_trim: deletes, in batches, what every live consumer has passed.
-SELECT plan(8);
+SELECT plan(11);
 SET client_min_messages = warning;  -- trim's NOTICEs about ignored consumers
 
 DELETE FROM pgfanout.consumers;
@@ -20,7 +20,12 @@ SELECT pgtest.value(format($$SELECT pgfanout.outbox_ack('live_b', %L, %s)$$, txi
 SELECT pgtest.value($$SELECT count(*) FROM pgfanout.outbox_fetch('stale')$$);
 UPDATE pgfanout.consumers SET seen_at = now() - interval '30 days' WHERE name = 'stale';
 
-SELECT is(pgfanout.outbox_trim(batch => 3), 3::bigint, 'a batch deletes at most batch events');
+-- Events younger than `keep` stay, passed or not (clients may still resume from them).
+SELECT is(pgfanout.outbox_trim(keep => interval '1 hour'), 0::bigint, 'nothing younger than keep is trimmed');
+UPDATE pgfanout.outbox SET created_at = now() - interval '2 hours' WHERE id IN (SELECT id FROM t_all WHERE k <= 2);
+SELECT is(pgfanout.outbox_trim(keep => interval '1 hour'), 2::bigint, 'passed events older than keep are trimmed');
+SELECT is((SELECT count(*)::int FROM pgfanout.outbox), 8, 'the younger passed events stay');
+SELECT is(pgfanout.outbox_trim(batch => 1), 1::bigint, 'a batch deletes at most batch events');
 SELECT is(pgfanout.outbox_trim(), 1::bigint, 'then the rest that every live consumer passed');
 SELECT is((SELECT array_agg(id ORDER BY txid, id) FROM pgfanout.outbox), (SELECT array_agg(id ORDER BY k) FROM t_all WHERE k > 4),
   'the oldest events went, the ones the slowest live consumer has not passed stayed');
