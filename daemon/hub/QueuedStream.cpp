@@ -130,7 +130,18 @@ void QueuedStream::flush() {
   sent_items_ = 0;
   sent_bytes_ = 0;
   ++writes_;
-  write_some();
+  // The socket mostly takes it all at once: write now, without an operation whose completion
+  // would be one more handler for the loop to run later (a broadcast would queue one per
+  // subscriber, and the loop's timers wait behind all of them). Only what the socket refuses
+  // waits for an asynchronous write.
+  boost::system::error_code ec;
+  auto& socket = next_.socket();
+  if (!socket.non_blocking()) socket.non_blocking(true, ec);
+  const std::size_t n =
+      ec ? 0
+         : socket.write_some(UnsentBuffers<std::vector<Item>>(queue_, head_, in_flight_, 0), ec);
+  if (ec == asio::error::would_block || ec == asio::error::try_again) return write_some();
+  on_written(ec, n);
 }
 
 void QueuedStream::write_some() {

@@ -14,13 +14,16 @@
 //
 // The flush that gathers one turn's frames is scheduled on the io_context's FlushQueue, which
 // flushes a batch of streams per handler so that a broadcast to many sessions does not hold the
-// loop for all of their writes at once. The writes are the socket's own async_write_some over a
-// view of the queue (a partial write continues where it stopped; no buffer list is kept), so the
-// operation Asio allocates for each is small, and its memory comes from HandlerMemory. Their
-// completions run on the io_context's executor, not through the stream's executor (a session's
-// strand), which would queue each in memory of its own. So a broadcast to every session allocates
-// nothing from the heap once the free lists have grown. This relies on one thread running the event
-// loop, as everywhere in the hub. A queue item holds the shared buffer and, for Beast's writes
+// loop for all of their writes at once. A flush first writes at once, non-blocking, over a view of
+// the queue: a socket with room takes it all, and no operation or completion handler is made (a
+// broadcast would otherwise leave one completion per subscriber for the loop to run, ahead of its
+// timers). What the socket refuses goes out by the socket's own async_write_some over the same
+// view (a partial write continues where it stopped; no buffer list is kept), so the operation
+// Asio allocates is small, and its memory comes from HandlerMemory. Its completion runs on the
+// io_context's executor, not through the stream's executor (a session's strand), which would queue
+// each in memory of its own. So a broadcast to every session allocates nothing from the heap once
+// the free lists have grown. This relies on one thread running the stream's event loop (each hub
+// loop has its own streams). A queue item holds the shared buffer and, for Beast's writes
 // only, a handler; the queue keeps its capacity between bursts (up to a small bound).
 //
 // queued_bytes() counts everything not yet written (the session bounds it). set_owner() names the

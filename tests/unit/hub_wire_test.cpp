@@ -168,7 +168,8 @@ TEST(HubWire, WritesAfterTheFirstTakeTheirHandlerMemoryFromTheFreeLists) {
   const auto after = handler_memory::stats();
   EXPECT_EQ(p.queue().writes() - writes_before, 20u);
   EXPECT_EQ(after.fresh, before.fresh);
-  EXPECT_GE(after.reused - before.reused, 40u) << "a post and a write each";
+  // The flush's post each; the write itself went out at once, with no operation to allocate.
+  EXPECT_GE(after.reused - before.reused, 20u) << "a post each";
 }
 
 TEST(HubWire, DroppingASlowClientsBacklogKeepsFramesWholeAndInOrder) {
