@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include "integration/redis_test_client.hpp"
+#include "integration/routed_redis_client.hpp"
 #include "support/TestSupport.hpp"
 
 namespace pgfanout::test {
@@ -152,11 +153,14 @@ class LoadConn {
 // committed writes (each one UPDATE and one notification).
 class CacheLoad {
  public:
+  // `cluster`: the Redis at redis_host:redis_port is a node of a Redis Cluster (keys are read
+  // and filled on the node of their slot).
   CacheLoad(std::string dsn, int redis_port, std::string prefix, int rows,
-            std::string redis_host = "127.0.0.1")
+            std::string redis_host = "127.0.0.1", bool cluster = false)
       : dsn_(std::move(dsn)),
         redis_port_(redis_port),
         redis_host_(std::move(redis_host)),
+        cluster_(cluster),
         prefix_(std::move(prefix)),
         rows_(rows) {}
   ~CacheLoad() { stop(); }
@@ -181,7 +185,7 @@ class CacheLoad {
     for (int r = 0; r < readers; ++r) {
       threads_.emplace_back([this, r, fill_delay_us] {
         LoadConn pg(dsn_);
-        RedisTestClient redis(redis_port_, redis_host_);
+        RoutedRedisClient redis(redis_host_, redis_port_, cluster_);
         std::mt19937 rng((seed_ - 1) * 2654435761u + static_cast<unsigned>(r * 7919 + 1));
         std::uniform_int_distribution<int> pick(1, rows_), delay(0, fill_delay_us);
         while (running_) {
@@ -226,7 +230,7 @@ class CacheLoad {
   // Cached values that differ from the database.
   long long stale() {
     BlockingPg s(dsn_);
-    RedisTestClient redis(redis_port_, redis_host_);
+    RoutedRedisClient redis(redis_host_, redis_port_, cluster_);
     long long n = 0;
     for (int id = 1; id <= rows_; ++id) {
       auto cached = redis.cmd({"GET", key(id)});
@@ -244,6 +248,7 @@ class CacheLoad {
   std::string dsn_;
   int redis_port_;
   std::string redis_host_;
+  bool cluster_;
   std::string prefix_;
   int rows_;
   unsigned seed_ = 1;

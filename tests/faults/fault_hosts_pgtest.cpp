@@ -1,6 +1,7 @@
-// Fault scenario: several app hosts. A database host (PostgreSQL, Redis) and three app hosts, each
-// a Linux network namespace joined by veth pairs to a bridge in a switch namespace of its own (so
-// the machine's firewall rules do not apply between them); one pgfanout per app host, sharing the
+// Fault scenario: several app hosts. A database host (PostgreSQL, a Redis Cluster of 3 primaries
+// and 3 replicas) and three app hosts, each a Linux network namespace joined by veth pairs to a
+// bridge in a switch namespace of its own (so the machine's firewall rules do not apply between
+// them); one pgfanout per app host, sharing the
 // database. The test machine reaches every host over one more veth into the switch. All of it is
 // made and removed by the test (addresses in 10.213.0.0/16, names starting with "pgf").
 //
@@ -82,7 +83,10 @@ class Hosts {
   bool ok_ = false;
 };
 
-// PostgreSQL 15 and Redis on the database host.
+const std::string kClusterScript =
+    std::string(PGFANOUT_SOURCE_DIR) + "/tests/harness/redis-cluster.sh";
+
+// PostgreSQL 15 and a Redis Cluster on the database host.
 class DatabaseHost {
  public:
   explicit DatabaseHost(const Hosts& hosts) : hosts_(hosts) {
@@ -100,21 +104,36 @@ class DatabaseHost {
                     "/pg -l " + dir_ + "/pg.log -w -o \"-c listen_addresses=" + hosts.ip("db") +
                     " -c port=5432 -c unix_socket_directories=" + dir_ +
                     " -c fsync=off -c synchronous_commit=off -c max_connections=200\" start") == 0;
-    ok_ =
-        ok_ &&
-        sh(join(hosts.in("db")) + " redis-server --bind " + hosts.ip("db") +
-           " --port 6379 --protected-mode no --save '' --appendonly no --daemonize yes --pidfile " +
-           dir_ + "/redis.pid --dir " + dir_ + " --logfile " + dir_ + "/redis.log") == 0;
+    // A Redis Cluster of 3 primaries and 3 replicas on the database host's address.
+    // (Nodes listening on an address other than loopback need --protected-mode no, which the
+    // script sets: they accept only the test's private network.)
     ok_ = ok_ &&
-          wait_until([&] { return RedisTestClient(6379, hosts.ip("db")).cmd({"PING"}) == "PONG"; });
+          std::system((join(hosts.in("db")) + " env REDIS_CLUSTER_HOST=" + hosts.ip("db") + " " +
+                       kClusterScript + " start " + dir_ + "/redis > " + dir_ + "/cluster.out 2>&1")
+                          .c_str()) == 0;
+    std::ifstream ports(dir_ + "/redis/ports");
+    for (int p; ports >> p;) redis_ports.push_back(p);
+    ok_ = ok_ && redis_ports.size() == 6;
+    std::ifstream out(dir_ + "/cluster.out");
+    log.assign(std::istreambuf_iterator<char>(out), {});
   }
   ~DatabaseHost() {
     sh(join(hosts_.in("db")) + " runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D " +
        dir_ + "/pg -m immediate stop");
-    sh("kill $(cat " + dir_ + "/redis.pid)");
+    sh(kClusterScript + " stop " + dir_ + "/redis");
     std::filesystem::remove_all(dir_);
   }
   bool ok() const { return ok_; }
+  // The cluster's nodes, as `cluster:` seeds.
+  std::string redis_seeds() const {
+    std::string out;
+    for (int p : redis_ports) {
+      out += (out.empty() ? "\"" : ", \"") + hosts_.ip("db") + ":" + std::to_string(p) + "\"";
+    }
+    return "[" + out + "]";
+  }
+  std::vector<int> redis_ports;
+  std::string log;  // what starting the cluster printed
   std::string dsn() const {
     return "host=" + hosts_.ip("db") + " port=5432 user=postgres dbname=postgres";
   }
@@ -205,9 +224,9 @@ std::string daemon_config(const Hosts& hosts, const DatabaseHost& db, const std:
          hosts.ip(host) + ":8080\nconsumer: host-" + host +
          "\noutbox:\n  poll_interval: 200ms\n  retry_delay: 100ms\n"
          "webhook:\n  poll_interval: 100ms\n  lease: 2s\n  claim_batch: 100\n"
-         "redis:\n  url: redis://" +
-         hosts.ip("db") +
-         ":6379/0\n"
+         "redis:\n  cluster: " +
+         db.redis_seeds() +
+         "\n"
          // A client that moves resumes from the outbox: enough for the events of a failover.
          "hub:\n  resume_limit: 100000\n"
          "topics:\n  - pattern: users\n    anonymous: true\n"
@@ -229,7 +248,8 @@ TEST(FaultHosts, ThreeAppHostsShareTheDatabaseAndSurviveALostHost) {
   Hosts hosts;
   ASSERT_TRUE(hosts.ok()) << "could not build the network namespaces (ip netns, veth, bridge)";
   DatabaseHost db(hosts);
-  ASSERT_TRUE(db.ok()) << "PostgreSQL or Redis did not start on the database host";
+  ASSERT_TRUE(db.ok()) << "PostgreSQL or the Redis Cluster did not start on the database host: "
+                       << db.log;
   constexpr int kRows = 300;
   {
     BlockingPg s(db.dsn());
@@ -254,6 +274,12 @@ TEST(FaultHosts, ThreeAppHostsShareTheDatabaseAndSurviveALostHost) {
     auto r = http_request(hosts.ip(h), 8080, "GET", "/metrics", 2s);
     return r.status == 200 ? metric_value(r.body, series) : -1;
   };
+  // Every host evicts through the cluster's three primaries.
+  for (std::string h : {"a", "b", "c"}) {
+    EXPECT_TRUE(wait_until(
+        [&] { return metric(h, R"(pgfanout_redis_cluster_nodes{target="default"})") == 3; }, 10s))
+        << daemons[h]->output();
+  }
 
   // A client publish on A reaches the subscribers on B and C, through PostgreSQL.
   {
@@ -273,7 +299,7 @@ TEST(FaultHosts, ThreeAppHostsShareTheDatabaseAndSurviveALostHost) {
   }
 
   const auto phase = long_tests() ? 10s : 2s;
-  CacheLoad load(db.dsn(), 6379, "", kRows, hosts.ip("db"));
+  CacheLoad load(db.dsn(), db.redis_ports.at(0), "", kRows, hosts.ip("db"), /*cluster=*/true);
   SseFollower follower(hosts.ip("b"));
   load.start(/*readers=*/3, /*writers=*/2, /*fill_delay_us=*/500);
   std::this_thread::sleep_for(phase);

@@ -9,8 +9,11 @@
 # file `ports` lists the ports, primaries first as `redis-cli --cluster create` assigns them.
 # With REDIS_CLUSTER_TLS_DIR set (ca.crt, server.crt/key and client.crt/key, as with-servers.sh
 # makes them), the nodes speak only TLS, among themselves too (the client certificate is what a
-# node shows the others on the cluster bus). A failed start stops what it started. Used by the
-# cluster tests (tests/integration/redis_cluster_redistest.cpp), which start and stop their own.
+# node shows the others on the cluster bus). With REDIS_CLUSTER_HOST (default 127.0.0.1) the nodes
+# listen on, and announce, that address instead: tests/faults/fault_hosts_pgtest.cpp runs the
+# script inside its database host's network namespace. A failed start stops what it started. Used
+# by the cluster tests (tests/integration/redis_cluster_redistest.cpp), which start and stop their
+# own.
 set -euo pipefail
 
 cmd=${1:-}
@@ -22,6 +25,7 @@ fi
 redis_server=$(command -v redis-server || echo /usr/bin/redis-server)
 redis_cli=$(command -v redis-cli || echo /usr/bin/redis-cli)
 tls_dir=${REDIS_CLUSTER_TLS_DIR:-}
+host=${REDIS_CLUSTER_HOST:-127.0.0.1}
 
 stop_nodes() {
   [ -d "$dir" ] || return 0
@@ -38,7 +42,7 @@ if [ "$cmd" = stop ]; then
 fi
 [ "$cmd" = start ] || { echo "usage: $0 start|stop DIR" >&2; exit 2; }
 
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_free() { ! (exec 3<>"/dev/tcp/$host/$1") 2>/dev/null; }
 # A port below the kernel's ephemeral range (32768 and up) whose cluster bus port (+10000) is
 # free too; nodes are restarted on the same port by some tests.
 free_port() {
@@ -58,9 +62,9 @@ cli() {
   local port=$1
   shift
   if [ -n "$tls_dir" ]; then
-    "$redis_cli" --tls --cacert "$tls_dir/ca.crt" -h 127.0.0.1 -p "$port" "$@"
+    "$redis_cli" --tls --cacert "$tls_dir/ca.crt" -h "$host" -p "$port" "$@"
   else
-    "$redis_cli" -h 127.0.0.1 -p "$port" "$@"
+    "$redis_cli" -h "$host" -p "$port" "$@"
   fi
 }
 
@@ -71,11 +75,11 @@ for i in 1 2 3 4 5 6; do
   p=$(free_port)
   echo "$p" >>"$dir/ports"
   ports+=("$p")
-  args=(--port "$p" --bind 127.0.0.1 --dir "$dir" --cluster-enabled yes
+  args=(--port "$p" --bind "$host" --protected-mode no --dir "$dir" --cluster-enabled yes
     --cluster-config-file "nodes-$p.conf" --cluster-node-timeout 2000 --appendonly no
     --save "" --daemonize yes --pidfile "$dir/$p.pid" --logfile "$dir/$p.log")
   if [ -n "$tls_dir" ]; then
-    args=(--port 0 --tls-port "$p" --bind 127.0.0.1 --dir "$dir" --cluster-enabled yes
+    args=(--port 0 --tls-port "$p" --bind "$host" --protected-mode no --dir "$dir" --cluster-enabled yes
       --cluster-config-file "nodes-$p.conf" --cluster-node-timeout 2000 --appendonly no
       --save "" --daemonize yes --pidfile "$dir/$p.pid" --logfile "$dir/$p.log"
       --tls-cluster yes --tls-replication yes --tls-auth-clients no
@@ -92,7 +96,7 @@ for p in "${ports[@]}"; do
   done
 done
 nodes=()
-for p in "${ports[@]}"; do nodes+=("127.0.0.1:$p"); done
+for p in "${ports[@]}"; do nodes+=("$host:$p"); done
 cli "${ports[0]}" --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1
 for p in "${ports[@]}"; do
   ok=

@@ -20,6 +20,7 @@
 #include "redis/ClusterSlots.hpp"
 #include "redis_routing.hpp"
 #include "redis_test_client.hpp"
+#include "routed_redis_client.hpp"
 #include "rules/Router.hpp"
 #include "rules/RuleSet.hpp"
 #include "support/TestSupport.hpp"
@@ -50,6 +51,7 @@ class TestCluster {
     std::istringstream in(out.substr(std::min(out.size(), out.find("PORTS ") + 6)));
     for (int port; in >> port;) ports.push_back(port);
     EXPECT_EQ(ports.size(), 6u) << out;
+    router_ = std::make_unique<RoutedRedisClient>("127.0.0.1", ports.empty() ? 0 : ports[0], true);
   }
   ~TestCluster() {
     int status = std::system((kScript + " stop " + dir_).c_str());
@@ -82,34 +84,9 @@ class TestCluster {
     return out;
   }
   // A command on `key`, sent to the node serving its slot (following MOVED and ASK).
-  std::string routed(const std::vector<std::string>& args) {
-    auto slot = redis::key_slot(args.at(1));
-    int port = owner_.count(slot) ? owner_[slot] : ports[0];
-    for (int attempt = 0; attempt < 50; ++attempt) {
-      std::string reply = client(port).cmd(args);
-      redis::ClusterNode to;
-      std::uint16_t s = 0;
-      if (reply.starts_with("MOVED ") && redis::parse_redirect(reply, s, to)) {
-        port = owner_[slot] = to.port;
-      } else if (reply.starts_with("ASK ") && redis::parse_redirect(reply, s, to)) {
-        client(to.port).cmd({"ASKING"});
-        reply = client(to.port).cmd(args);
-        if (!reply.starts_with("TRYAGAIN")) return reply;
-      } else if (reply.starts_with("TRYAGAIN") || reply.starts_with("CLUSTERDOWN") ||
-                 reply == "(no connection)") {
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      } else {
-        return reply;
-      }
-    }
-    return "(gave up)";
-  }
+  std::string routed(const std::vector<std::string>& args) { return router_->cmd(args); }
   // The port of the primary serving `key` now.
-  int port_of(const std::string& key) {
-    owner_.erase(redis::key_slot(key));
-    routed({"EXISTS", key});
-    return owner_.count(redis::key_slot(key)) ? owner_[redis::key_slot(key)] : ports[0];
-  }
+  int port_of(const std::string& key) { return router_->port_of(key); }
   // Keys on every primary.
   long long keys() {
     long long n = 0;
@@ -149,7 +126,7 @@ class TestCluster {
   std::string base_;  // made for this cluster; holds dir_
   std::string dir_;
   std::map<int, std::unique_ptr<RedisTestClient>> clients_;
-  std::map<std::uint16_t, int> owner_;
+  std::unique_ptr<RoutedRedisClient> router_;
 };
 
 // One key per hash slot: keys[s] hashes to slot s.
