@@ -151,6 +151,15 @@ void TargetQueue::count_error(const std::string& message) {
 bool TargetQueue::send_batch() {
   Batch batch = keys_.take(config_.batch_keys);
   keys_deduplicated_->inc(batch.duplicates());
+  if (!nodes_.cluster()) {  // one server takes the batch as it is
+    RedisConnection* conn = nodes_.for_slot(0);
+    if (conn == nullptr || !conn->ready()) {
+      keys_.requeue(std::move(batch));
+      return false;
+    }
+    send_keys(*conn, std::make_shared<Batch>(std::move(batch)), false);
+    return true;
+  }
   std::vector<bool> unique(batch.items.size(), false);
   for (std::size_t i : batch.unique) unique[i] = true;
   auto groups = slot_groups(batch.items.size(),
