@@ -75,6 +75,12 @@ struct Access {
   std::unique_ptr<auth::JwtVerifier> verifier;  // null without auth.jwt
   // The id of the one key of a verifier without key ids (a digest of the secret or public key).
   std::string single_key_id;
+
+  // Whether the `topics:` entry at `entry` has an on_subscribe query. An entry index found with
+  // another snapshot (a reload in between, on another hub thread) may be past the end: false.
+  bool on_subscribe_at(std::size_t entry) const {
+    return entry < config.topics.size() && config.topics[entry].on_subscribe.has_value();
+  }
 };
 
 // A token bucket: `rate` per second, bursts of `burst`.

@@ -80,8 +80,10 @@ void StreamSession::start_subscriptions() {
     for (const auto& e : replay.events) send_event(*e.frame, pg::format_lsn(e.lsn));
     for (const auto& t : replay.lost) send_event(resync_frame(t), {});
   }
+  // The entries were found on the daemon's loop at admission, maybe under older rules.
+  const auto access = hub_->access();
   for (std::size_t i = 0; i < topics_.size(); ++i) {
-    if (!hub_->access()->config.topics[entries_[i]].on_subscribe) continue;
+    if (!access->on_subscribe_at(entries_[i])) continue;
     ++pending_;
     hub_->on_subscribe(identity_ ? &identity_->claims : nullptr, topics_[i], entries_[i],
                        [self](std::vector<std::shared_ptr<const std::string>> frames,

@@ -216,7 +216,8 @@ bool WebSocketSession::subscribed(std::string_view topic) const {
 }
 
 void WebSocketSession::subscribe(const ClientMessage& m) {
-  auto d = hub_->access()->config.acl.check(m.topic, auth::TopicAccess::Subscribe, claims());
+  const auto access = hub_->access();  // one snapshot for the check and its entry
+  auto d = access->config.acl.check(m.topic, auth::TopicAccess::Subscribe, claims());
   if (!d.allowed) return send(error_frame(m.ref, d.code, d.message));
   if (subscribed(m.topic)) return send(ack_frame(m.ref));
   if (static_cast<int>(topics_.size()) >= hub_->config.max_subscriptions) {
@@ -228,7 +229,7 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
   topics_.push_back(m.topic);
   // Taken now: the events that come while on_subscribe runs are held back, not in it.
   auto replayed = replay_after(m);
-  if (!hub_->access()->config.topics[d.entry].on_subscribe) {
+  if (!access->on_subscribe_at(d.entry)) {
     send(ack_frame(m.ref));
     for (const auto& json : replayed) send(json);
     return;
@@ -254,8 +255,7 @@ void WebSocketSession::subscribe(const ClientMessage& m) {
       });
 }
 
-// A subscribe with `after`: the kept WAL events of the topic after that one, or `resync` when the
-// history does not reach back to it, as messages to send.
+// A subscribe with `after`: the kept WAL events of the topic after it (or `resync`), to send.
 std::vector<std::string> WebSocketSession::replay_after(const ClientMessage& m) {
   std::vector<std::string> out;
   if (!m.after) return out;
