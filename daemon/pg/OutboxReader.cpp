@@ -121,7 +121,13 @@ struct OutboxReader::Impl {
           [this](PgResult&& r) {
             if (!r.ok) {
               errors.inc();
-              spdlog::warn("outbox trim failed: {}", r.error);
+              if (r.sqlstate == "42883" || r.sqlstate == "3F000") {
+                spdlog::error(
+                    "outbox: pgfanout.outbox_trim(max_age, batch, keep) is missing in the "
+                    "database (SQL older than this daemon); run `pgfanout install`");
+              } else {
+                spdlog::warn("outbox trim failed: {}", r.error);
+              }
             } else if (!r.rows.empty() && r.at(0, 0)) {
               auto n = std::stoll(*r.at(0, 0));
               trimmed.inc(static_cast<std::uint64_t>(n));

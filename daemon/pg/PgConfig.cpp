@@ -62,9 +62,9 @@ std::span<const config::KeySpec> outbox_keys() {
    "How often consumed events are deleted (pgfanout.outbox_trim).",
    config::field<&OutboxConfig::trim_interval>(config::kPositive)},
   {"outbox.keep", Duration, "10m", kRestart, kPlain, kOptional,
-   "Consumed events stay this long before a trim deletes them: the window in which an SSE client "
-   "can resume from its Last-Event-ID after the daemons have passed it. 0: deleted at the next "
-   "trim.",
+   "Events stay in the outbox at least this long after they were written (and until every live "
+   "consumer has passed them): the window in which an SSE client can resume from its "
+   "Last-Event-ID. 0: deleted at the first trim after every consumer passed them.",
    config::field<&OutboxConfig::keep>()},
   {"outbox.max_age", Duration, "7d", kRestart, kPlain, kOptional,
    "A consumer not seen for this long no longer holds events back from deletion.",

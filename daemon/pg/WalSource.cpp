@@ -130,7 +130,8 @@ bool WalSource::Impl::on_data(std::string_view data) {
       break;
     case WalDecoder::Result::Skipped:  // an unusable app message: replaying it would not help
       decode_errors.inc();
-      spdlog::warn("WAL source: {} at {}; skipped", result.error, format_lsn(x.wal_start));
+      skipped_log.warn("wal:skipped", "WAL source: " + result.error + " at " +
+                                          format_lsn(x.wal_start) + "; skipped");
       break;
     case WalDecoder::Result::Error:
       decode_errors.inc();

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
 
+#include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
 #include "pg/PgSession.hpp"
 #include "pg/ReplicationProtocol.hpp"
@@ -163,6 +164,7 @@ struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
                       "Transactions streamed again because one of their actions failed");
   Counter& decode_errors = metrics.counter("pgfanout_wal_decode_errors_total",
                                            "Replication messages that could not be decoded");
+  RateLimitedLog skipped_log;  // skipped app messages: one line per burst, not per message
   Counter& slot_lost_total =
       metrics.counter("pgfanout_wal_slot_lost_total",
                       "Times the replication slot was lost or missing and re-created");
