@@ -36,7 +36,11 @@ void PatternScans::step(TargetQueue& target) {
     }
     return;
   }
-  if (!conn->ready()) return;  // tried again when the node is back
+  if (!conn->ready()) {  // tried again when the node is back; the other patterns go on meanwhile
+    waiting_.pop_front();
+    waiting_.push_back(scan);
+    return;
+  }
   waiting_.pop_front();
   if (!scan->started) {
     scan->started = true;

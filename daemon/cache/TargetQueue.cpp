@@ -124,9 +124,16 @@ void TargetQueue::handed_back_after(const Reply& reply, RedisConnection& conn) {
     case Reply::Kind::Moved: {
       std::uint16_t slot = 0;
       ClusterNode to;
-      if (parse_redirect(reply.message, slot, to)) nodes_.moved(slot, to);
-      pump_soon();
-      break;
+      if (parse_redirect(reply.message, slot, to)) {
+        nodes_.moved(slot, to);
+        pump_soon();
+        break;
+      }
+      // A redirect it cannot read (e.g. an empty host): sent again at once it would come back
+      // the same, so the target pauses while the slot map is read again.
+      count_error(reply.message);
+      nodes_.stale();
+      [[fallthrough]];
     }
     case Reply::Kind::Ask:  // the node asked for is not connected yet
     case Reply::Kind::TryAgain:

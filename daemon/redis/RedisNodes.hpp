@@ -76,6 +76,8 @@ class RedisNodes {
   // `conn` answered READONLY: it is a replica now. A single server reconnects; a cluster reads
   // its map again.
   void lost_role(RedisConnection& conn, const std::string& why);
+  // The map may be out of date (a redirect that could not be read): read it again soon.
+  void stale() { schedule(std::chrono::milliseconds(100)); }
 
  private:
   void add_connection(const ClusterNode& node);
