@@ -7,6 +7,9 @@
 #include <cstdlib>
 #include <string>
 
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
+
 #include "auth/Jwks.hpp"
 #include "auth/Jwt.hpp"
 
@@ -31,8 +34,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!v) std::abort();
   for (const auto& k : parsed.set->keys()) {
     if (!k.key) std::abort();
-    std::string header = R"({"alg":")" + std::string(jwt_algorithm_name(k.algorithm)) +
-                         R"(","kid":")" + k.kid + "\"}";
+    // Serialized, so that a kid with quotes or backslashes still makes a valid header.
+    std::string header = boost::json::serialize(
+        boost::json::object{{"alg", jwt_algorithm_name(k.algorithm)}, {"kid", k.kid}});
     std::string token = base64url_encode(header) + "." + base64url_encode("{}") + ".AAAA";
     auto r = v->verify(token, 1'700'000'000);
     if (r.ok || r.reason.empty()) std::abort();

@@ -32,7 +32,7 @@ JwksRefresher::JwksRefresher(boost::asio::io_context& io, Metrics& metrics, Jwks
       source_(std::move(source)),
       verifier_(verifier),
       refreshes_(metrics, "pgfanout_jwks_refresh_total",
-                 "Fetches of auth.jwt.jwks_url and reads of jwks_file, by result (ok, network, "
+                 "Fetches of auth.jwt.jwks_url, by result (ok, network, "
                  "tls, status, invalid)",
                  {"result"}),
       keys_gauge_(metrics.gauge("pgfanout_jwks_keys", "Keys in the token verifier's key set")),
