@@ -39,6 +39,8 @@ N=${N:-200000}
 RATE=${RATE:-5000}
 SECONDS_STEADY=${SECONDS_STEADY:-10}
 MAX_PENDING=${MAX_PENDING:-10000}
+STREAMING=${STREAMING:-false}
+DECODING_WORK_MEM=${DECODING_WORK_MEM:-1MiB}
 SYNCHRONOUS_COMMIT=${SYNCHRONOUS_COMMIT:-on}
 port=$PGFANOUT_TEST_REDIS_PORT
 bench_scratch_db
@@ -73,7 +75,7 @@ postgres: {dsn: "$dsn"}
 redis: {url: "$PGFANOUT_TEST_REDIS_URL"}
 http: {listen: 127.0.0.1:0}
 log: {level: info}
-wal: {slot: bench_wal, publication: bench_wal, max_pending: $MAX_PENDING}
+wal: {slot: bench_wal, publication: bench_wal, max_pending: $MAX_PENDING, streaming: $STREAMING, decoding_work_mem: $DECODING_WORK_MEM}
 watch:
   - table: public.wal_items
     channel: wal_items_changed
@@ -98,7 +100,7 @@ bench_start pgfanout "$work/daemon.log" "$build/pgfanout" run --config "$work/be
 bench_wait_log "$work/daemon.log" "WAL source: streaming from slot" 20
 bench_wait_log "$work/daemon.log" "ready" 20
 sleep 0.3
-echo "replica identity of wal_items: $(qv "SELECT relreplident FROM pg_class WHERE relname = 'wal_items'") (d: default, f: full); wal.max_pending: $MAX_PENDING"
+echo "replica identity of wal_items: $(qv "SELECT relreplident FROM pg_class WHERE relname = 'wal_items'") (d: default, f: full); wal.max_pending: $MAX_PENDING; wal.streaming: $STREAMING; wal.decoding_work_mem: $DECODING_WORK_MEM"
 echo "daemon RSS idle: $(bench_rss_kb) kB"
 
 # CPU time (user + system, in clock ticks) a process has used so far; 0 when it is gone.

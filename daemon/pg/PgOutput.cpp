@@ -153,10 +153,29 @@ PgOutputMessage decode_update(Reader& r) {
 
 }  // namespace
 
-PgOutputMessage decode_pgoutput(std::string_view data) {
+PgOutputMessage decode_pgoutput(std::string_view data, bool in_stream, std::uint32_t* xid) {
+  if (xid) *xid = 0;
   if (data.empty()) return error_of("empty pgoutput message");
   Reader r(data.substr(1));
   std::string error;
+  if (in_stream) {
+    switch (data[0]) {
+      case 'R':
+      case 'Y':
+      case 'I':
+      case 'U':
+      case 'D':
+      case 'T':
+      case 'M': {
+        std::uint32_t x = r.u32();
+        if (r.failed()) return error_of("truncated streamed message");
+        if (xid) *xid = x;
+        break;
+      }
+      default:
+        break;
+    }
+  }
   switch (data[0]) {
     case 'B': {
       Begin b;
@@ -222,6 +241,29 @@ PgOutputMessage decode_pgoutput(std::string_view data) {
       std::uint32_t len = r.u32();
       m.content = r.bytes(len);
       return done(r, "Message", m);
+    }
+    case 'S': {
+      StreamStart st;
+      st.xid = r.u32();
+      st.first_segment = r.u8() == 1;
+      return done(r, "Stream Start", st);
+    }
+    case 'E':
+      return done(r, "Stream Stop", StreamStop{});
+    case 'c': {
+      StreamCommit c;
+      c.xid = r.u32();
+      c.flags = r.u8();
+      c.commit_lsn = r.u64();
+      c.end_lsn = r.u64();
+      c.commit_time = static_cast<PgTime>(r.u64());
+      return done(r, "Stream Commit", c);
+    }
+    case 'A': {
+      StreamAbort a;
+      a.xid = r.u32();
+      a.subxid = r.u32();
+      return done(r, "Stream Abort", a);
     }
     default: {
       char buf[64];

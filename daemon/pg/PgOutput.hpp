@@ -1,8 +1,11 @@
-// Decoding of the messages of PostgreSQL's pgoutput logical decoding plugin, protocol version 1
-// (the payload of each XLogData; see "Logical Replication Message Formats" in PostgreSQL's
+// Decoding of the messages of PostgreSQL's pgoutput logical decoding plugin, protocol versions 1
+// and 2 (the payload of each XLogData; see "Logical Replication Message Formats" in PostgreSQL's
 // docs): Begin, Commit, Origin, Relation, Type, Insert, Update, Delete, Truncate and logical
-// Message, into plain structs. Tuple values are in text format. Bounds-checked: a short,
-// malformed or unknown message is an error value, never a crash.
+// Message, and protocol 2's Stream Start, Stream Stop, Stream Commit and Stream Abort (an
+// in-progress transaction sent in blocks before its commit), into plain structs. Inside a stream
+// block (between Stream Start and Stream Stop) Relation, Type, Insert, Update, Delete, Truncate
+// and Message carry the xid of their (sub)transaction after the type byte. Tuple values are in text
+// format. Bounds-checked: a short, malformed or unknown message is an error value, never a crash.
 //
 // Lifetimes: string_view members (tuple values, a message's prefix and content) point into the
 // bytes given to decode_pgoutput and are valid as long as they are; std::string members own.
@@ -97,13 +100,40 @@ struct Message {
   std::string_view content;
 };
 
+// Protocol 2: a block of an in-progress transaction follows, up to StreamStop.
+struct StreamStart {
+  std::uint32_t xid = 0;  // the top-level transaction
+  bool first_segment = false;
+};
+
+struct StreamStop {};
+
+struct StreamCommit {
+  std::uint32_t xid = 0;
+  std::uint8_t flags = 0;
+  Lsn commit_lsn = 0;
+  Lsn end_lsn = 0;
+  PgTime commit_time = 0;
+};
+
+// xid == subxid: the whole transaction rolled back; otherwise the subtransaction subxid (and the
+// subtransactions it started) did.
+struct StreamAbort {
+  std::uint32_t xid = 0;
+  std::uint32_t subxid = 0;
+};
+
 struct DecodeError {
   std::string message;
 };
 
-using PgOutputMessage = std::variant<Begin, Commit, Origin, Relation, Type, Insert, Update, Delete,
-                                     Truncate, Message, DecodeError>;
+using PgOutputMessage =
+    std::variant<Begin, Commit, Origin, Relation, Type, Insert, Update, Delete, Truncate, Message,
+                 StreamStart, StreamStop, StreamCommit, StreamAbort, DecodeError>;
 
-PgOutputMessage decode_pgoutput(std::string_view data);
+// `in_stream`: the message is inside a stream block, so the messages that carry one start with
+// an xid, stored in *xid (when given; 0 otherwise).
+PgOutputMessage decode_pgoutput(std::string_view data, bool in_stream = false,
+                                std::uint32_t* xid = nullptr);
 
 }  // namespace pgfanout::pg::pgoutput

@@ -45,6 +45,25 @@ std::span<const config::KeySpec> wal_keys() {
   {"wal.monitor_interval", Duration, "5s", kRestart, kPlain, kOptional,
    "How often the slot's retained WAL, lag and status are read for the metrics and /healthz.",
    config::field<&WalConfig::monitor_interval>(config::at_least(100, "must be at least 100ms"))},
+  {"wal.streaming", Bool, "false", kRestart, kPlain, kOptional,
+   "Receive a large transaction while it is still running (pgoutput protocol 2 with streaming, "
+   "PostgreSQL 14 and later; older servers get protocol 1): its events are decoded then, staged, "
+   "and acted on at its commit. Costs CPU on both sides; pays only where the server and the "
+   "daemon have cores to spare during the transaction (docs/wal.md).",
+   config::field<&WalConfig::streaming>()},
+  {"wal.decoding_work_mem", Size, "1MiB", kRestart, kPlain, kOptional,
+   "With `streaming`: the walsender's logical_decoding_work_mem for this stream, the decoded "
+   "changes of open transactions it holds before it sends the largest while it runs. Without "
+   "`streaming` the server's own setting holds (beyond it the walsender spills to its disk).",
+   config::field<&WalConfig::decoding_work_mem>(config::at_least(64 * 1024, "must be at least 64KiB"))},
+  {"wal.spool_memory", Size, "16MiB", kRestart, kPlain, kOptional,
+   "A streamed transaction's events kept in the daemon's memory until its commit; beyond this "
+   "they go to an unlinked file in `spool_dir`.",
+   config::field<&WalConfig::spool_memory>(config::at_least(4096, "must be at least 4KiB"))},
+  {"wal.spool_dir", String, "", kRestart, kPlain, kOptional,
+   "Where the files of large streamed transactions go (\"\": $TMPDIR, else /tmp; the systemd "
+   "unit gives the daemon a private /tmp). Needs room for the largest transaction's events.",
+   config::field<&WalConfig::spool_dir>()},
   };
   // clang-format on
   return kRows;

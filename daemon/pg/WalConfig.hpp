@@ -29,6 +29,13 @@ struct WalConfig {
   std::chrono::milliseconds retry_delay;
   // How often slot metrics (retained WAL, status) are read.
   std::chrono::milliseconds monitor_interval;
+  // Large transactions streamed before their commit (pgoutput protocol 2, PostgreSQL 14+).
+  bool streaming = false;
+  // The walsender's logical_decoding_work_mem: a transaction larger than this is streamed.
+  std::size_t decoding_work_mem;
+  // A streamed transaction's events kept in memory until its commit; the rest go to a file.
+  std::size_t spool_memory;
+  std::string spool_dir;  // "" : $TMPDIR, else /tmp
 };
 
 std::span<const config::KeySpec> wal_keys();

@@ -91,6 +91,9 @@ void WalDecoder::reset() {
   relations_.clear();
   in_transaction_ = false;
   pending_ = Pending{};
+  in_stream_ = false;
+  stream_xid_ = change_xid_ = 0;
+  stream_txids_.clear();
 }
 
 std::uint64_t WalDecoder::widen_xid(std::uint32_t xid, std::uint64_t reference) {
@@ -140,8 +143,14 @@ WalDecoder::Result WalDecoder::feed(std::string_view message, std::uint64_t lsn,
     result.error = std::move(text);
     return result;
   };
-  auto decoded = decode_pgoutput(message);
+  std::uint32_t change_xid = 0;
+  auto decoded = decode_pgoutput(message, in_stream_, &change_xid);
   if (auto* e = std::get_if<DecodeError>(&decoded)) return fail(e->message);
+  if (in_stream_) {
+    // A change of another subtransaction starts a new per-statement group (an abort may drop it).
+    if (change_xid != change_xid_) flush(out);
+    change_xid_ = change_xid;
+  }
   // A row of the same per-statement group keeps it open; anything else sends it first.
   auto rel_of = [&](Oid oid) -> const Rel* {
     auto it = relations_.find(oid);
@@ -164,6 +173,43 @@ WalDecoder::Result WalDecoder::feed(std::string_view message, std::uint64_t lsn,
     result.kind = Result::Begin;
     return result;
   }
+  if (auto* st = std::get_if<StreamStart>(&decoded)) {
+    if (in_stream_ || in_transaction_) return fail("Stream Start inside a transaction or block");
+    in_stream_ = true;
+    stream_xid_ = change_xid_ = st->xid;
+    auto [it, added] = stream_txids_.try_emplace(st->xid);
+    if (added) {
+      std::uint64_t full = reference_xid_ ? widen_xid(st->xid, reference_xid_) : st->xid;
+      it->second = std::to_string(full);
+    }
+    return result;
+  }
+  if (std::holds_alternative<StreamStop>(decoded)) {
+    if (!in_stream_) return fail("Stream Stop outside a stream block");
+    flush(out);
+    in_stream_ = false;
+    return result;
+  }
+  if (auto* sc = std::get_if<StreamCommit>(&decoded)) {
+    auto it = stream_txids_.find(sc->xid);
+    if (in_stream_ || in_transaction_ || it == stream_txids_.end())
+      return fail("Stream Commit of a transaction not streamed, or inside a block");
+    result.kind = Result::StreamCommit;
+    result.xid = sc->xid;
+    result.commit_lsn = sc->end_lsn;
+    result.txid = std::move(it->second);
+    result.at = format_at(sc->commit_time);
+    stream_txids_.erase(it);
+    return result;
+  }
+  if (auto* sa = std::get_if<StreamAbort>(&decoded)) {
+    if (in_stream_ || in_transaction_) return fail("Stream Abort inside a transaction or block");
+    result.kind = Result::StreamAbort;
+    result.xid = sa->xid;
+    result.subxid = sa->subxid;
+    if (sa->xid == sa->subxid) stream_txids_.erase(sa->xid);
+    return result;
+  }
   if (auto* c = std::get_if<pgoutput::Commit>(&decoded)) {
     flush(out);
     in_transaction_ = false;
@@ -183,6 +229,10 @@ WalDecoder::Result WalDecoder::feed(std::string_view message, std::uint64_t lsn,
     ev.channel = std::string(m->content.substr(0, nl));
     if (nl != std::string_view::npos) ev.payload = std::string(m->content.substr(nl + 1));
     ev.lsn = lsn;
+    if (in_stream_) {
+      ev.stream_xid = stream_xid_;
+      ev.subxid = change_xid_;
+    }
     if (ev.channel.empty()) {
       result.kind = Result::Skipped;
       result.error = "a pgfanout message without a channel (its first line)";
@@ -264,8 +314,29 @@ std::string WalDecoder::head(const Rel& rel, std::string_view op) const {
   return s;
 }
 
+std::string WalDecoder::tail_of(std::string_view txid, std::string_view at, std::uint64_t lsn) {
+  std::string s = ",\"txid\":\"";
+  s += txid;
+  s += "\",\"at\":\"";
+  s += at;
+  s += "\",\"lsn\":\"";
+  s += format_lsn(lsn);
+  s += "\"}";
+  return s;
+}
+
 std::string WalDecoder::tail(std::uint64_t lsn) const {
-  return ",\"txid\":\"" + txid_ + "\",\"at\":\"" + at_ + "\",\"lsn\":\"" + format_lsn(lsn) + "\"}";
+  return in_stream_ ? std::string() : tail_of(txid_, at_, lsn);
+}
+
+WalEvent WalDecoder::event(std::string channel, std::string payload, std::uint64_t lsn) const {
+  WalEvent ev{std::move(channel), std::move(payload), lsn};
+  if (in_stream_) {
+    ev.stream_xid = stream_xid_;
+    ev.subxid = change_xid_;
+    ev.needs_tail = true;
+  }
+  return ev;
 }
 
 }  // namespace pgfanout::pg

@@ -30,6 +30,15 @@
 // - TRUNCATE sends nothing, as with the triggers.
 // An unqualified watch table (`users`) means public.users.
 //
+// Streaming (protocol 2, `streaming on`): a large transaction arrives in blocks before its
+// commit. Its events are appended to `out` as they are decoded, marked with stream_xid (the
+// top-level xid) and subxid (the xid the change carries); row changes come without their tail
+// (needs_tail): the commit time
+// ("at") is known only at Stream Commit, which returns the txid and at for tail_of(). A
+// per_statement group of a streamed transaction is cut with room for the longest tail. Stream
+// Abort says which staged events to drop (a whole transaction, or one subtransaction and those
+// after it).
+//
 // Logical messages with the prefix (default "pgfanout", what pgfanout.emit writes) carry an app
 // event: content `<channel>\n<payload>`, delivered on channel with the payload as it is.
 // Messages with other prefixes are ignored.
@@ -52,6 +61,9 @@ struct WalEvent {
   std::string channel;
   std::string payload;
   std::uint64_t lsn = 0;
+  std::uint32_t stream_xid = 0;  // of an in-progress transaction streamed before its commit
+  std::uint32_t subxid = 0;
+  bool needs_tail = false;  // a streamed row change: its payload ends before ,"txid"...
 };
 
 class WalDecoder {
@@ -61,14 +73,20 @@ class WalDecoder {
 
   struct Result {
     enum Kind {
-      Ok,         // nothing for the caller to do
-      Begin,      // a transaction starts
-      Commit,     // it ended; commit_lsn is the end of its commit record (what to confirm)
-      NeedTypes,  // load `types` with kTypeCatalogSql, give the rows to types().add_row, go on
-      Skipped,    // an app message that cannot be an event (`error` says why): count, go on
-      Error,      // error: a malformed message or a protocol violation; reconnect
+      Ok,            // nothing for the caller to do
+      Begin,         // a transaction starts
+      Commit,        // it ended; commit_lsn is the end of its commit record (what to confirm)
+      NeedTypes,     // load `types` with kTypeCatalogSql, give the rows to types().add_row, go on
+      Skipped,       // an app message that cannot be an event (`error` says why): count, go on
+      Error,         // error: a malformed message or a protocol violation; reconnect
+      StreamCommit,  // streamed transaction xid committed at commit_lsn (its end): its staged
+                     // events, each completed with tail_of(txid, at, event.lsn), are delivered
+      StreamAbort,   // drop the staged events of xid's subtransaction subxid and after (all of
+                     // xid's when subxid == xid)
     } kind = Ok;
     std::uint64_t commit_lsn = 0;
+    std::uint32_t xid = 0, subxid = 0;
+    std::string txid, at;
     std::vector<TypeOid> types;
     std::string error;
   };
@@ -108,6 +126,10 @@ class WalDecoder {
   static std::uint64_t widen_xid(std::uint32_t xid, std::uint64_t reference);
   // Microseconds since 2000-01-01 as the trigger's "at": 2026-11-22T10:00:00.123Z.
   static std::string format_at(std::int64_t pg_time);
+  // The end of an envelope: ,"txid":"..","at":"..","lsn":".."}
+  static std::string tail_of(std::string_view txid, std::string_view at, std::uint64_t lsn);
+  // The longest tail_of() can be (a 20-digit txid, the largest LSN).
+  static constexpr std::size_t kMaxTailBytes = 105;
 
  private:
   struct Watch {
@@ -127,6 +149,7 @@ class WalDecoder {
     std::string op;
     std::vector<std::string> elements;
     std::uint64_t lsn = 0;
+    std::uint32_t subxid = 0;
   };
 
   Result relation(pgoutput::Relation&& r);
@@ -135,6 +158,7 @@ class WalDecoder {
   void flush(std::vector<WalEvent>& out);
   std::string head(const Rel& rel, std::string_view op) const;
   std::string tail(std::uint64_t lsn) const;
+  WalEvent event(std::string channel, std::string payload, std::uint64_t lsn) const;
 
   std::vector<Watch> watches_;
   std::string prefix_;
@@ -145,6 +169,9 @@ class WalDecoder {
   bool in_transaction_ = false;
   std::string txid_, at_;  // of the open transaction
   Pending pending_;
+  bool in_stream_ = false;  // between Stream Start and Stream Stop
+  std::uint32_t stream_xid_ = 0, change_xid_ = 0;
+  std::unordered_map<std::uint32_t, std::string> stream_txids_;  // streamed, not yet ended
 };
 
 // Loads the keys for add_table_key_row (primary key, else the replica identity index, as

@@ -118,7 +118,7 @@ void WalDecoder::row(const Rel& rel, const char* op, const pgoutput::Tuple* old_
     append_names("unchanged_toast", toast, p);
     append_names("as_text", as_text, p);
     p += tail(lsn);
-    out.push_back(WalEvent{rel.channel, std::move(p), lsn});
+    out.push_back(event(rel.channel, std::move(p), lsn));
     return;
   }
 
@@ -126,6 +126,7 @@ void WalDecoder::row(const Rel& rel, const char* op, const pgoutput::Tuple* old_
   pending_.rel = &rel;
   pending_.op = op;
   pending_.lsn = lsn;
+  pending_.subxid = change_xid_;
   auto element = [&](bool with_new, bool with_old) {
     std::string e = "{";
     if (with_new && !new_obj.empty()) e += "\"new\":" + new_obj;
@@ -154,8 +155,9 @@ void WalDecoder::flush(std::vector<WalEvent>& out) {
   const std::string h = head(*pending_.rel, pending_.op);
   const std::string t = tail(pending_.lsn);
   // As the trigger: the bytes left for rows, "part" and "parts" counted as 10 digits each.
-  const std::size_t fixed =
-      h.size() + std::strlen(",\"part\":,\"parts\":,\"rows\":[]") + t.size() + 20;
+  // A streamed transaction's tail comes at its commit: room for the longest.
+  const std::size_t fixed = h.size() + std::strlen(",\"part\":,\"parts\":,\"rows\":[]") +
+                            (in_stream_ ? kMaxTailBytes : t.size()) + 20;
   const std::size_t budget = kPartBytes > fixed ? kPartBytes - fixed : 0;
   std::vector<std::string> parts;
   std::string part;
@@ -175,7 +177,7 @@ void WalDecoder::flush(std::vector<WalEvent>& out) {
     std::string p = h + ",\"part\":" + std::to_string(k + 1) +
                     ",\"parts\":" + std::to_string(parts.size()) + ",\"rows\":[" + parts[k] + "]" +
                     t;
-    out.push_back(WalEvent{pending_.rel->channel, std::move(p), pending_.lsn});
+    out.push_back(event(pending_.rel->channel, std::move(p), pending_.lsn));
   }
   pending_ = Pending{};
 }

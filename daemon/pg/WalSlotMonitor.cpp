@@ -21,14 +21,18 @@ constexpr const char* kSlotSql =
 
 void WalSource::Impl::monitor_ready() {
   auto weak = weak_from_this();
-  monitor->query_current("SELECT pg_catalog.pg_current_xact_id()::text", {}, [weak](PgResult&& r) {
+  const char* sql =
+      "SELECT pg_catalog.pg_current_xact_id()::text, "
+      "pg_catalog.current_setting('server_version_num')";
+  monitor->query_current(sql, {}, [weak](PgResult&& r) {
     auto s = weak.lock();
     if (!s) return;
-    if (!r.ok || r.rows.empty() || !r.at(0, 0)) {
+    if (!r.ok || r.rows.empty() || !r.at(0, 0) || !r.at(0, 1)) {
       s->monitor->fail("error", "reading the current xid: " + r.error);
       return;
     }
     s->decoder.set_reference_xid(std::stoull(*r.at(0, 0)));
+    s->server_version = std::atoi(r.at(0, 1)->c_str());
     s->load_table_keys();
   });
 }

@@ -13,28 +13,37 @@ namespace {
 
 // Status updates: checked this often, sent when the position moved or status_interval passed.
 constexpr auto kStatusTick = 1s;
+// Events of one transaction acknowledged together (one completion) at most; a chunk also ends
+// at the commit, when reading pauses and after each read.
+constexpr std::size_t kChunkEvents = 256;
 
 }  // namespace
 
 void WalSource::Impl::stream_ready() {
   run = std::make_shared<Run>();
+  staged_gauge.set(0);
   decoder.reset();
   // Values are decoded from their text output: the walsender's session must print them as
   // the decoder reads them (and as to_jsonb prints them).
   auto weak_self = weak_from_this();
-  stream->query(
+  std::string settings =
       "SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
-      "SET extra_float_digits = 1; SET bytea_output = 'hex'",
-      {}, [weak_self](PgResult&& r) {
-        auto s = weak_self.lock();
-        // Values decoded in other formats would be wrong, not just late: no streaming then.
-        if (s && !r.ok && !r.error.empty()) {
-          s->stream->fail("error", "setting the stream's output formats failed: " + r.error);
-        }
-      });
+      "SET extra_float_digits = 1; SET bytea_output = 'hex'";
+  // With streaming, a transaction larger than this is sent while it runs; without, the server's
+  // own setting says when the walsender spills to its disk.
+  if (streams()) {
+    settings += "; SET logical_decoding_work_mem = '" +
+                std::to_string(std::max<std::size_t>(wal.decoding_work_mem / 1024, 64)) + "kB'";
+  }
+  stream->query(settings, {}, [weak_self](PgResult&& r) {
+    auto s = weak_self.lock();
+    // Values decoded in other formats would be wrong, not just late: no streaming then.
+    if (s && !r.ok && !r.error.empty()) {
+      s->stream->fail("error", "setting the stream's output formats failed: " + r.error);
+    }
+  });
   std::string command = "START_REPLICATION SLOT " + quote_ident(wal.slot) + " LOGICAL " +
-                        format_lsn(confirmed) + " (proto_version '1', publication_names " +
-                        quote_literal(quote_ident(wal.publication)) + ", messages 'true')";
+                        format_lsn(confirmed) + " (" + stream_options() + ")";
   auto weak = weak_from_this();
   PgConnection::CopyHandlers copy;
   copy.on_data = [weak](std::string_view data) {
@@ -42,7 +51,10 @@ void WalSource::Impl::stream_ready() {
     return s ? s->on_data(data) : false;
   };
   copy.on_batch_end = [weak] {
-    if (auto s = weak.lock()) s->sink.on_batch_end(s->self);
+    auto s = weak.lock();
+    if (!s) return;
+    s->close_chunk();
+    s->sink.on_batch_end(s->self);
   };
   stream->start_copy_both(command, std::move(copy), [weak](PgResult&& r) {
     auto s = weak.lock();
@@ -87,6 +99,7 @@ void WalSource::Impl::stream_lost(const std::string& reason, const std::string& 
   bool was_streaming = streaming;
   streaming = false;
   run.reset();  // unsettled transactions are streamed again from the confirmed position
+  staged_gauge.set(0);
   status_timer.cancel();
   restarts.inc();
   (void)reason;
@@ -137,43 +150,87 @@ bool WalSource::Impl::on_data(std::string_view data) {
       decode_errors.inc();
       stream->fail("protocol", "cannot decode the replication stream: " + result.error);
       return false;
+    case WalDecoder::Result::StreamCommit:
+      stream_commit(result);
+      break;
+    case WalDecoder::Result::StreamAbort:
+      stream_abort(result);
+      break;
     case WalDecoder::Result::Ok:
       break;
   }
+  if (run != keep) return false;
   for (auto& ev : events) {
-    deliver(std::move(ev));
+    if (ev.stream_xid != 0) {
+      if (!stage(std::move(ev))) return false;
+      continue;
+    }
+    // A change or a transactional message is acknowledged; other messages are not.
+    if (run->open) {
+      deliver_in_chunk(std::move(ev));
+    } else {
+      deliver(std::move(ev), nullptr);
+    }
     if (run != keep) return false;  // the sink stopped or failed the stream
   }
-  if (result.kind == WalDecoder::Result::Commit) advance();
+  if (result.kind == WalDecoder::Result::Commit) {
+    close_chunk();
+    if (run != keep) return false;
+    advance();
+  }
   if (run != keep) return false;
-  run->paused = run->waiting_types || run->pending >= wal.max_pending;
+  if (run->waiting_types || run->pending >= wal.max_pending || run->replay) {
+    close_chunk();  // what it holds must be able to settle while reading waits
+    if (run != keep) return false;
+  }
+  run->paused = run->waiting_types || run->pending >= wal.max_pending || run->replay;
   return !run->paused;
 }
 
-void WalSource::Impl::deliver(WalEvent&& ev) {
+void WalSource::Impl::deliver(WalEvent&& ev, std::shared_ptr<EventCompletion> completion) {
   Notification n;
   n.channel = std::move(ev.channel);
   n.payload = std::move(ev.payload);
   n.lsn = ev.lsn;
-  std::shared_ptr<EventCompletion> completion;
-  if (auto txn = run->open) {  // a change or a transactional message
-    ++txn->outstanding;
-    ++run->pending;
-    std::weak_ptr<Impl> weak = weak_from_this();
-    std::weak_ptr<Run> weak_run = run;
-    completion = std::make_shared<EventCompletion>([weak, weak_run, txn](bool ok) {
-      auto s = weak.lock();
-      auto r = weak_run.lock();
-      if (!s || !r || r != s->run) return;  // from a stream that is gone
-      --txn->outstanding;
-      --r->pending;
-      if (!ok) txn->failed = true;
-      s->advance();
-      s->maybe_resume();
-    });
-  }
   events_total.inc();
   sink.on_event(self, std::move(n), std::move(completion));
+}
+
+std::shared_ptr<EventCompletion> WalSource::Impl::completion_for(
+    const std::shared_ptr<Txn>& txn, std::shared_ptr<const std::size_t> count) {
+  ++txn->outstanding;
+  std::weak_ptr<Impl> weak = weak_from_this();
+  std::weak_ptr<Run> weak_run = run;
+  return std::make_shared<EventCompletion>([weak, weak_run, txn, count](bool ok) {
+    auto s = weak.lock();
+    auto r = weak_run.lock();
+    if (!s || !r || r != s->run) return;  // from a stream that is gone
+    --txn->outstanding;
+    r->pending -= *count;
+    if (!ok) txn->failed = true;
+    s->advance();
+    s->maybe_resume();
+  });
+}
+
+void WalSource::Impl::deliver_in_chunk(WalEvent&& ev) {
+  auto& c = run->chunk;
+  if (c.completion && (c.txn != run->open || *c.count >= kChunkEvents)) close_chunk();
+  if (!c.completion) {
+    c.txn = run->open;
+    c.count = std::make_shared<std::size_t>(0);
+    c.completion = completion_for(c.txn, c.count);
+  }
+  ++*c.count;
+  ++run->pending;
+  deliver(std::move(ev), c.completion);
+}
+
+void WalSource::Impl::close_chunk() {
+  if (!run || !run->chunk.completion) return;
+  // Settles now if every action of its events is already done: run may be replaced by then.
+  auto completion = std::move(run->chunk.completion);
+  run->chunk = Run::Chunk{};
 }
 
 void WalSource::Impl::advance() {
@@ -198,6 +255,8 @@ void WalSource::Impl::advance_to(std::uint64_t lsn) {
 
 void WalSource::Impl::maybe_resume() {
   if (!run || !run->paused || run->waiting_types || run->pending > wal.max_pending / 2) return;
+  if (run->replay && (run->in_replay || !replay_some())) return;
+  if (!run || run->pending > wal.max_pending / 2) return;
   run->paused = false;
   stream->resume_copy();
 }
@@ -212,6 +271,7 @@ void WalSource::Impl::restart_after_failure() {
   stream->stop();
   streaming = false;
   run.reset();
+  staged_gauge.set(0);
   auto weak = weak_from_this();
   retry_timer.expires_after(wal.retry_delay);
   retry_timer.async_wait([weak](boost::system::error_code ec) {

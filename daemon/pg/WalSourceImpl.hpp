@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <deque>
+#include <unordered_map>
 
 #include "log/Log.hpp"
 #include "metrics/Metrics.hpp"
@@ -15,6 +16,7 @@
 #include "pg/ReplicationProtocol.hpp"
 #include "pg/WalDecoder.hpp"
 #include "pg/WalSource.hpp"
+#include "pg/WalSpool.hpp"
 
 namespace pgfanout::pg {
 
@@ -28,8 +30,24 @@ struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
     bool committed = false;
     bool failed = false;
   };
+  // A streamed transaction that committed, its staged events being delivered.
+  struct Replay {
+    std::shared_ptr<Txn> txn;
+    std::unique_ptr<WalSpool> spool;
+    std::string txid, at;
+  };
   // The state of one stream connection; completions of an earlier one find it replaced.
   struct Run {
+    struct Chunk {
+      std::shared_ptr<EventCompletion> completion;
+      std::shared_ptr<Txn> txn;
+      std::shared_ptr<std::size_t> count;
+    };
+    Chunk chunk;  // events of the open transaction delivered under one completion
+    // Transactions streamed before their commit (protocol 2), by top-level xid.
+    std::unordered_map<std::uint32_t, std::unique_ptr<WalSpool>> staged;
+    std::unique_ptr<Replay> replay;  // reading stays paused until it is all delivered
+    bool in_replay = false;
     std::deque<std::shared_ptr<Txn>> txns;  // oldest first; the back may still be open
     std::shared_ptr<Txn> open;
     std::size_t pending = 0;  // events whose completion has not settled
@@ -118,7 +136,30 @@ struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
   // One CopyData message. False pauses reading.
   bool on_data(std::string_view data);
 
-  void deliver(WalEvent&& ev);
+  void deliver(WalEvent&& ev, std::shared_ptr<EventCompletion> completion);
+  // One acknowledgement for *count events of txn (counted in run->pending by the caller):
+  // settled when all their actions are, then they leave pending.
+  std::shared_ptr<EventCompletion> completion_for(const std::shared_ptr<Txn>& txn,
+                                                  std::shared_ptr<const std::size_t> count);
+  // Delivers an event of the open transaction under the current chunk's completion.
+  void deliver_in_chunk(WalEvent&& ev);
+  // Lets go of the current chunk's completion, so it settles when its actions are done.
+  void close_chunk();
+
+  // ---- transactions streamed before their commit (WalStreamed.cpp)
+
+  // Keeps an event of an open streamed transaction. False when it could not (the stream
+  // restarts from the confirmed position).
+  bool stage(WalEvent&& ev);
+  void stream_commit(const WalDecoder::Result& r);
+  void stream_abort(const WalDecoder::Result& r);
+  // Delivers the committed streamed transaction's events while fewer than max_pending wait.
+  // True when all were delivered.
+  bool replay_some();
+  // Whether this server streams large transactions (wal.streaming, PostgreSQL 14+).
+  bool streams() const;
+  // The START_REPLICATION options for this server.
+  std::string stream_options() const;
 
   // Confirms the settled transactions at the front; a failed one restarts the stream.
   void advance();
@@ -151,6 +192,7 @@ struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
   std::vector<WalEvent> events;  // reused buffer
   std::vector<std::uint32_t> pending_types;
   std::uint64_t confirmed = 0, received = 0, sent = 0;
+  int server_version = 0;  // server_version_num, read by the monitor
   std::chrono::steady_clock::time_point sent_at{};
   bool streaming = false, ever_streamed = false, stopped = false, recreating = false;
   Status state;
@@ -165,6 +207,23 @@ struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
   Counter& decode_errors = metrics.counter("pgfanout_wal_decode_errors_total",
                                            "Replication messages that could not be decoded");
   RateLimitedLog skipped_log;  // skipped app messages: one line per burst, not per message
+  Counter& streamed_total =
+      metrics.counter("pgfanout_wal_streamed_transactions_total",
+                      "Transactions received while still running (protocol 2 streaming)",
+                      {{"result", "committed"}});
+  Counter& streamed_aborted = metrics.counter(
+      "pgfanout_wal_streamed_transactions_total",
+      "Transactions received while still running (protocol 2 streaming)", {{"result", "aborted"}});
+  Counter& spilled_total =
+      metrics.counter("pgfanout_wal_spilled_bytes_total",
+                      "Bytes of streamed transactions' events written to spool files");
+  Counter& spool_errors =
+      metrics.counter("pgfanout_wal_spool_errors_total",
+                      "Streamed transactions that could not be staged or read back (the stream "
+                      "restarted from the confirmed position)");
+  Gauge& staged_gauge =
+      metrics.gauge("pgfanout_wal_staged_events",
+                    "Events of open streamed transactions waiting for their commit");
   Counter& slot_lost_total =
       metrics.counter("pgfanout_wal_slot_lost_total",
                       "Times the replication slot was lost or missing and re-created");

@@ -18,11 +18,25 @@ std::shared_ptr<const ParsedPayload> ParsedPayload::parse(std::string channel, s
   auto first = text.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos || (text[first] != '{' && text[first] != '[')) return p;
 
+  // The value's nodes come from the payload's own arena, a block sized to the payload (freed
+  // at once with it, with no walk over the nodes), and the parser's stacks are kept between
+  // calls: a payload costs a few allocations, not one per member. Nothing copies the value out
+  // (it is only read and serialized), so it never outlives the arena.
+  static const json::parse_options opts = [] {
+    json::parse_options o;
+    o.max_depth = 64;
+    return o;
+  }();
+  thread_local json::parser parser(json::storage_ptr(), opts);
   json::error_code ec;
-  json::parse_options opts;
-  opts.max_depth = 64;
-  json::value v = json::parse(text, ec, {}, opts);
+  p->arena_ = std::make_unique<json::monotonic_resource>(text.size() * 2 + 256);
+  parser.reset(json::storage_ptr(p->arena_.get()));
+  parser.write(text, ec);
+  json::value v;
+  if (!ec) v = parser.release();
   if (ec) {
+    parser.reset();
+    p->arena_.reset();
     p->problem_ = valid_utf8(text) ? PayloadProblem::MalformedJson : PayloadProblem::InvalidUtf8;
     return p;
   }

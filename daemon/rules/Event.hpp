@@ -23,6 +23,7 @@
 
 namespace boost::json {
 class value;
+class monotonic_resource;
 class object;
 }  // namespace boost::json
 
@@ -52,6 +53,9 @@ class ParsedPayload {
   ParsedPayload() = default;
   std::string channel_;
   std::string raw_;
+  // The value's nodes live in this arena (declared first: it outlives them), so the value is
+  // freed at once rather than node by node.
+  std::unique_ptr<boost::json::monotonic_resource> arena_;
   std::unique_ptr<boost::json::value> json_;
   std::vector<const boost::json::object*> rows_;
   PayloadProblem problem_ = PayloadProblem::None;

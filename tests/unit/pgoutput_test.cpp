@@ -210,3 +210,42 @@ TEST(PgOutput, MalformedInputIsAnError) {
   EXPECT_TRUE(std::holds_alternative<pgoutput::DecodeError>(
       pgoutput::decode_pgoutput(Bytes().c('I').u32(1).c('N').u16(1).c('t').u32(0xffffffff).s)));
 }
+
+TEST(PgOutput, DecodesProtocolTwoStreamMessages) {
+  auto m = pgoutput::decode_pgoutput(Bytes().c('S').u32(77).u8(1).s);
+  auto* st = std::get_if<pgoutput::StreamStart>(&m);
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->xid, 77u);
+  EXPECT_TRUE(st->first_segment);
+  m = pgoutput::decode_pgoutput(Bytes().c('E').s);
+  EXPECT_TRUE(std::holds_alternative<pgoutput::StreamStop>(m));
+  m = pgoutput::decode_pgoutput(Bytes().c('c').u32(77).u8(0).u64(0x10).u64(0x20).u64(5).s);
+  auto* c = std::get_if<pgoutput::StreamCommit>(&m);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->xid, 77u);
+  EXPECT_EQ(c->commit_lsn, 0x10u);
+  EXPECT_EQ(c->end_lsn, 0x20u);
+  EXPECT_EQ(c->commit_time, 5);
+  m = pgoutput::decode_pgoutput(Bytes().c('A').u32(77).u32(78).s);
+  auto* a = std::get_if<pgoutput::StreamAbort>(&m);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->subxid, 78u);
+  // Inside a block, changes carry their xid first.
+  std::uint32_t xid = 0;
+  m = pgoutput::decode_pgoutput(Bytes().c('I').u32(78).u32(9).c('N').u16(1).text("x").s, true,
+                                &xid);
+  auto* ins = std::get_if<pgoutput::Insert>(&m);
+  ASSERT_TRUE(ins);
+  EXPECT_EQ(xid, 78u);
+  EXPECT_EQ(ins->relation, 9u);
+  m = pgoutput::decode_pgoutput(Bytes().c('M').u32(78).u8(1).u64(3).str("p").u32(1).c('x').s, true,
+                                &xid);
+  ASSERT_TRUE(std::holds_alternative<pgoutput::Message>(m));
+  // Short or with bytes left over: errors.
+  EXPECT_TRUE(std::holds_alternative<pgoutput::DecodeError>(
+      pgoutput::decode_pgoutput(Bytes().c('c').u32(1).s)));
+  EXPECT_TRUE(std::holds_alternative<pgoutput::DecodeError>(
+      pgoutput::decode_pgoutput(Bytes().c('E').u8(0).s)));
+  EXPECT_TRUE(std::holds_alternative<pgoutput::DecodeError>(
+      pgoutput::decode_pgoutput(Bytes().c('I').u16(1).s, true)));
+}

@@ -279,3 +279,72 @@ TEST(WalDecoder, ProtocolViolationsAreErrors) {
       WalDecoder::Result::Error);
   EXPECT_TRUE(out.empty());
 }
+
+// Protocol 2: a transaction streamed in blocks before its commit. Its events come out marked
+// with its xid and subxid and without their tail, which tail_of() makes from the Stream Commit's
+// txid and commit time: the same envelope as the transaction sent whole.
+TEST(WalDecoder, StreamedTransactionsAreStagedWithoutTheirTail) {
+  WalDecoder d({docs_watch()});
+  d.set_reference_xid((2ULL << 32) + 100);
+  auto streamed = [](std::uint32_t xid, const std::string& msg) {
+    return msg.substr(0, 1) + Bytes().u32(xid).s + msg.substr(1);
+  };
+  auto insert = [](const char* id) {
+    return Bytes().c('I').u32(1).c('N').u16(4).text(id).text("T").c('n').text("{1,2}").s;
+  };
+  auto f = feed_all(d, {Bytes().c('S').u32(90).u8(1).s, streamed(90, relation_msg(1, 'd')),
+                        streamed(90, insert("7")), streamed(91, insert("8")), Bytes().c('E').s});
+  ASSERT_EQ(f.events.size(), 2u);
+  EXPECT_EQ(f.events[0].stream_xid, 90u);
+  EXPECT_EQ(f.events[0].subxid, 90u);
+  EXPECT_EQ(f.events[1].subxid, 91u);
+  EXPECT_TRUE(f.events[0].needs_tail);
+  auto msg = feed_all(d, {Bytes().c('S').u32(90).u8(0).s,
+                          Bytes().c('M').u32(90).u8(1).u64(5).str("pgfanout").u32(5).s + "ch\nhi",
+                          Bytes().c('E').s});
+  ASSERT_EQ(msg.events.size(), 1u);
+  EXPECT_EQ(msg.events[0].payload, "hi");
+  EXPECT_EQ(msg.events[0].stream_xid, 90u);
+  EXPECT_FALSE(msg.events[0].needs_tail) << "an app event's payload is the app's";
+  const std::string head =
+      R"({"v":1,"op":"INSERT","schema":"public","table":"docs","new":{"id": 7, "body": null, "tags": [1, 2], "title": "T"})";
+  EXPECT_EQ(f.events[0].payload, head) << "no tail before the commit";
+
+  // A small transaction sent whole between the blocks is unaffected.
+  auto whole = feed_all(d, {begin_msg(92), insert("9"), commit_msg()});
+  ASSERT_EQ(whole.events.size(), 1u);
+  EXPECT_EQ(whole.events[0].stream_xid, 0u);
+  EXPECT_EQ(whole.events[0].payload.back(), '}');
+
+  auto abort = feed_all(d, {Bytes().c('A').u32(90).u32(91).s});
+  EXPECT_EQ(abort.last.kind, WalDecoder::Result::StreamAbort);
+  EXPECT_EQ(abort.last.xid, 90u);
+  EXPECT_EQ(abort.last.subxid, 91u);
+
+  auto c = feed_all(
+      d, {Bytes().c('c').u32(90).u8(0).u64(0x900).u64(0x930).u64(849'364'923'123'456LL).s});
+  EXPECT_EQ(c.last.kind, WalDecoder::Result::StreamCommit);
+  EXPECT_EQ(c.last.commit_lsn, 0x930u);
+  EXPECT_EQ(c.last.txid, "8589934682");
+  EXPECT_EQ(c.last.at, "2026-11-30T14:42:03.123Z");
+  EXPECT_EQ(f.events[0].payload + WalDecoder::tail_of(c.last.txid, c.last.at, f.events[0].lsn),
+            head + R"(,"txid":"8589934682","at":"2026-11-30T14:42:03.123Z","lsn":"0/16B3748"})");
+  EXPECT_LE(WalDecoder::tail_of("18446744073709551615", "2026-11-30T14:42:03.123Z", ~0ULL).size(),
+            WalDecoder::kMaxTailBytes);
+}
+
+TEST(WalDecoder, StreamProtocolViolationsAreErrors) {
+  WalDecoder d({docs_watch()});
+  std::vector<WalEvent> out;
+  EXPECT_EQ(d.feed(Bytes().c('E').s, 1, out).kind, WalDecoder::Result::Error);
+  EXPECT_EQ(d.feed(Bytes().c('c').u32(5).u8(0).u64(1).u64(2).u64(3).s, 1, out).kind,
+            WalDecoder::Result::Error)
+      << "a commit of a transaction never streamed";
+  EXPECT_EQ(d.feed(Bytes().c('S').u32(5).u8(1).s, 1, out).kind, WalDecoder::Result::Ok);
+  EXPECT_EQ(d.feed(Bytes().c('S').u32(6).u8(1).s, 1, out).kind, WalDecoder::Result::Error)
+      << "a block inside a block";
+  d.reset();
+  EXPECT_EQ(d.feed(Bytes().c('S').u32(5).u8(1).s, 1, out).kind, WalDecoder::Result::Ok);
+  EXPECT_EQ(d.feed(Bytes().c('I').u32(5).s, 1, out).kind, WalDecoder::Result::Error)
+      << "a truncated streamed change";
+}

@@ -1,0 +1,67 @@
+// WalSpool: the events of one transaction streamed before its commit (pgoutput protocol 2),
+// kept until its Stream Commit delivers them or its Stream Abort drops them. Up to
+// `memory_limit` bytes stay in memory; beyond that they are appended to a file in `dir`, created
+// on first need and unlinked at once (nothing is left behind, even by a crash), so a transaction
+// of any size is staged in bounded memory. The events are serialized (channel, payload, LSN,
+// whether the payload waits for its tail); each subtransaction's first position is remembered so a
+// rolled-back savepoint drops its events and those after it (the order PostgreSQL's own apply
+// worker relies on).
+//
+// No I/O besides the file; not thread-safe (the WAL source's loop).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "pg/WalDecoder.hpp"
+
+namespace pgfanout::pg {
+
+class WalSpool {
+ public:
+  WalSpool(std::string dir, std::size_t memory_limit);
+  ~WalSpool();
+  WalSpool(const WalSpool&) = delete;
+  WalSpool& operator=(const WalSpool&) = delete;
+
+  // Stages an event (its stream_xid and subxid say where it belongs). False with `error` when the
+  // file could not be created or written.
+  bool add(const WalEvent& ev, std::string& error);
+  // Subtransaction `subxid` rolled back: its events and all staged after them go. False with
+  // `error` when the file could not be truncated.
+  bool drop_subxact(std::uint32_t subxid, std::string& error);
+
+  std::size_t events() const { return events_; }
+  std::uint64_t bytes() const { return file_bytes_ + memory_.size(); }
+  std::uint64_t spilled_bytes() const { return spilled_; }  // ever written to the file
+  bool spilled() const { return fd_ >= 0; }
+
+  // Reading back, in order, after the commit: each call gives the next event (channel, payload,
+  // lsn, needs_tail). False at the end, or with `error` set when the file could not be read.
+  bool next(WalEvent& ev, std::string& error);
+
+ private:
+  bool spill(std::string& error);
+  bool fill(std::size_t need, std::string& error);
+
+  std::string dir_;
+  std::size_t limit_;
+  int fd_ = -1;
+  std::uint64_t file_bytes_ = 0, spilled_ = 0;
+  std::string memory_;
+  std::size_t events_ = 0;
+  struct Sub {
+    std::uint32_t xid;
+    std::uint64_t offset;
+    std::size_t events_before;
+  };
+  std::vector<Sub> subs_;
+  // Reading: bytes read and not yet consumed, the next file offset, whether memory_ was taken.
+  std::string read_;
+  std::size_t read_pos_ = 0;
+  std::uint64_t file_pos_ = 0;
+  bool memory_taken_ = false;
+};
+
+}  // namespace pgfanout::pg

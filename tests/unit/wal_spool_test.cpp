@@ -1,0 +1,100 @@
+// pg::WalSpool: a streamed transaction's events staged in memory and, past the limit, in an
+// unlinked file; read back in order; a rolled-back subtransaction's events (and those after)
+// dropped, in memory and in the file.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "pg/WalSpool.hpp"
+
+using namespace pgfanout::pg;
+
+namespace {
+
+struct WalSpoolTest : ::testing::Test {
+  void SetUp() override {
+    dir = std::filesystem::temp_directory_path() /
+          ("pgfanout-spool-unit-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir); }
+
+  static WalEvent ev(int i, std::uint32_t subxid) {
+    WalEvent e;
+    e.channel = "ch" + std::to_string(i % 3);
+    e.payload = "{\"i\":" + std::to_string(i) + ",\"pad\":\"" + std::string(i % 50, 'p') + "\"";
+    e.lsn = 1000 + static_cast<std::uint64_t>(i);
+    e.stream_xid = 7;
+    e.subxid = subxid;
+    return e;
+  }
+  std::vector<int> read_all(WalSpool& s) {
+    std::vector<int> out;
+    WalEvent e;
+    std::string error;
+    while (s.next(e, error)) {
+      out.push_back(std::atoi(e.payload.c_str() + 5));
+      EXPECT_EQ(e.lsn, 1000u + static_cast<std::uint64_t>(out.back()));
+      EXPECT_EQ(e.channel, "ch" + std::to_string(out.back() % 3));
+    }
+    EXPECT_EQ(error, "");
+    return out;
+  }
+  static std::vector<int> range(int a, int b) {
+    std::vector<int> v;
+    for (int i = a; i <= b; ++i) v.push_back(i);
+    return v;
+  }
+
+  std::filesystem::path dir;
+};
+
+TEST_F(WalSpoolTest, InMemoryBelowTheLimit) {
+  WalSpool s(dir.string(), 1 << 20);
+  std::string error;
+  for (int i = 1; i <= 100; ++i) ASSERT_TRUE(s.add(ev(i, 7), error));
+  EXPECT_FALSE(s.spilled());
+  EXPECT_EQ(s.events(), 100u);
+  EXPECT_EQ(read_all(s), range(1, 100));
+}
+
+TEST_F(WalSpoolTest, SpillsToAnUnlinkedFileAndReadsBackInOrder) {
+  WalSpool s(dir.string(), 4096);
+  std::string error;
+  for (int i = 1; i <= 50000; ++i) ASSERT_TRUE(s.add(ev(i, 7), error)) << error;
+  EXPECT_TRUE(s.spilled());
+  EXPECT_GT(s.spilled_bytes(), 1'000'000u);
+  EXPECT_TRUE(std::filesystem::is_empty(dir));
+  EXPECT_EQ(read_all(s), range(1, 50000));
+}
+
+TEST_F(WalSpoolTest, ARolledBackSubtransactionIsDroppedWithWhatFollows) {
+  for (std::size_t limit : {std::size_t{1} << 20, std::size_t{4096}}) {
+    WalSpool s(dir.string(), limit);
+    std::string error;
+    for (int i = 1; i <= 3000; ++i) ASSERT_TRUE(s.add(ev(i, 7), error));
+    for (int i = 3001; i <= 6000; ++i) ASSERT_TRUE(s.add(ev(i, 8), error));  // savepoint a
+    for (int i = 6001; i <= 7000; ++i) ASSERT_TRUE(s.add(ev(i, 9), error));  // its child
+    ASSERT_TRUE(s.drop_subxact(8, error)) << error;
+    EXPECT_EQ(s.events(), 3000u);
+    ASSERT_TRUE(s.drop_subxact(9, error)) << "already gone with its parent";
+    ASSERT_TRUE(s.drop_subxact(42, error)) << "one with nothing staged";
+    for (int i = 7001; i <= 9000; ++i) ASSERT_TRUE(s.add(ev(i, 10), error));
+    auto want = range(1, 3000);
+    auto rest = range(7001, 9000);
+    want.insert(want.end(), rest.begin(), rest.end());
+    EXPECT_EQ(read_all(s), want) << "limit " << limit;
+  }
+}
+
+TEST_F(WalSpoolTest, AnUnusableDirectoryIsAnError) {
+  WalSpool s((dir / "missing").string(), 4096);
+  std::string error;
+  bool ok = true;
+  for (int i = 1; i <= 1000 && ok; ++i) ok = s.add(ev(i, 7), error);
+  EXPECT_FALSE(ok);
+  EXPECT_NE(error.find("creating a spool file"), std::string::npos) << error;
+}
+
+}  // namespace
