@@ -47,7 +47,7 @@ build: preflight-build
 # PGFANOUT_WITH_BROWSER=0 leaves out the browser tests (and their packages).
 CTEST_EXCLUDE := $(if $(filter 0,$(PGFANOUT_WITH_BROWSER)),-LE browser,)
 test: preflight-test build check-format fuzz
-	@tests/harness/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure --timeout 900 $(CTEST_EXCLUDE)
+	@PGFANOUT_TEST_NATIVE_LIB=$(BUILD)/pgfanout_native.so tests/harness/with-servers.sh ctest --test-dir $(BUILD) --output-on-failure --timeout 900 $(CTEST_EXCLUDE)
 
 # The hub's tests against a daemon built with ThreadSanitizer (build-tsan/): sessions on several
 # event loops (hub.threads). A race reported by TSan fails the run (scripts/tsan.sh). CI runs it

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# Commit time of one bulk UPDATE of every row of a table: no trigger (baseline), a per-row watch,
-# a per-statement watch. A LISTEN-ing session is connected throughout, so the notifications are
-# really queued (PostgreSQL skips the queue for channels nobody listens to).
+# Commit time of one bulk UPDATE of every row of a table: no trigger (baseline), a per-row watch
+# and a per-statement watch, each with the generated PL/pgSQL functions and, when the server has
+# them (sql/native, docs/triggers.md#native-triggers), with the native ones; then the durable
+# variants. A LISTEN-ing session is connected throughout, so the notifications are really queued
+# (PostgreSQL skips the queue for channels nobody listens to). Besides the wall time it prints the
+# CPU time of the writing backend (/proc/<pid>/stat), which other jobs on the machine disturb less.
 #
 #   PGFANOUT_TEST_DSN='host=... user=postgres' bench/per_statement.sh [rows] [runs]
 #   bench/per_statement.sh                    # starts a throwaway server via tests/harness
 #
-# Prints the median of `runs` runs (default 5) for 100,000 rows (default) and the ratios.
+# Prints the medians of `runs` runs (default 5) for 100,000 rows (default) and the ratios.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/bench/lib.sh"
@@ -29,33 +32,63 @@ SQL
 
 bench_listen bench_items_changed
 
-# Milliseconds for one UPDATE of every row, commit included.
+# One UPDATE of every row, commit included: "wall_ms cpu_ticks" (the backend's user + system
+# time; the server runs on this machine, so /proc shows its processes).
 time_update() {
   psql "$dsn" -X -q -At -v ON_ERROR_STOP=1 <<'SQL' | tail -1
 \timing off
-CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS t;
+CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS t, pg_backend_pid() AS pid,
+  split_part(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), ') ', 2) AS st;
 UPDATE bench_items SET stock = stock + 1;
-SELECT round(extract(epoch FROM clock_timestamp() - t) * 1000) FROM t0;
+SELECT round(extract(epoch FROM clock_timestamp() - t) * 1000) || ' ' ||
+       ((split_part(s2, ' ', 12)::bigint + split_part(s2, ' ', 13)::bigint)
+        - (split_part(st, ' ', 12)::bigint + split_part(st, ' ', 13)::bigint))
+  FROM t0, LATERAL (SELECT split_part(pg_read_file('/proc/' || pid || '/stat'), ') ', 2) AS s2) AS x;
 SQL
 }
+# "wall_ms cpu_ms": the medians of `runs` runs, each after a VACUUM. $1: pgfanout.native (on /
+# off) for watch() ($2).
+clk=$(getconf CLK_TCK)
 measure() {
-  local label=$1 watch=$2
+  local native=$1 watch=$2 out
   psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "SELECT pgfanout.unwatch('bench_items')" >/dev/null
-  if [ -n "$watch" ]; then psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "$watch" >/dev/null; fi
+  if [ -n "$watch" ]; then
+    psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "SET pgfanout.native = $native" -c "$watch" >/dev/null
+  fi
   time_update >/dev/null   # warm-up
-  for _ in $(seq 1 "$runs"); do
+  out=$(for _ in $(seq 1 "$runs"); do
     psql "$dsn" -X -q -c "VACUUM bench_items" >/dev/null
     time_update
-  done | bench_median
+  done)
+  echo "$(cut -d' ' -f1 <<<"$out" | bench_median)" \
+       "$(cut -d' ' -f2 <<<"$out" | bench_median | awk -v c="$clk" '{ print $1 * 1000 / c }')"
 }
-base=$(measure "no trigger" "")
-row=$(measure "per-row" "SELECT pgfanout.watch('bench_items')")
-stmt=$(measure "per-statement" "SELECT pgfanout.watch('bench_items', per_statement => true)")
 
-echo "UPDATE of $rows rows, median of $runs runs, a LISTEN-ing session connected (PostgreSQL $(psql "$dsn" -XAtc 'SHOW server_version'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
-printf '%-28s %8s ms\n' "no trigger (baseline)" "$base" "per-row watch" "$row" "per-statement watch" "$stmt"
-awk -v b="$base" -v r="$row" -v s="$stmt" 'BEGIN {
-  printf "per-row / baseline        %8.1fx\n", r / b
-  printf "per-statement / baseline  %8.1fx\n", s / b
-  printf "per-row / per-statement   %8.1fx\n", r / s
-}'
+have_native=$(psql "$dsn" -XAt -c "SELECT pgfanout.native_enabled()")
+kinds=(off)
+if [ "$have_native" = t ]; then kinds+=(on); fi
+cases=("no trigger (baseline)|off|")
+for durable in false true; do
+  for native in "${kinds[@]}"; do
+    kind=$([ "$native" = on ] && echo native || echo PL/pgSQL)
+    prefix=$([ "$durable" = true ] && echo "durable " || echo "")
+    cases+=("${prefix}per-row watch, $kind|$native|SELECT pgfanout.watch('bench_items', durable => $durable)"
+            "${prefix}per-statement watch, $kind|$native|SELECT pgfanout.watch('bench_items', per_statement => true, durable => $durable)")
+  done
+done
+
+echo "UPDATE of $rows rows, median of $runs runs, a LISTEN-ing session connected"
+echo "(PostgreSQL $(psql "$dsn" -XAtc 'SHOW server_version'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
+[ "$have_native" = t ] || echo "(no native triggers on this server: see docs/triggers.md#native-triggers)"
+printf '%-42s %8s %7s %8s %7s\n' "" "wall ms" "x base" "CPU ms" "x base"
+base_wall= base_cpu=
+for c in "${cases[@]}"; do
+  IFS='|' read -r label native watch <<<"$c"
+  read -r wall cpu <<<"$(measure "$native" "$watch")"
+  if [ -z "$base_wall" ]; then base_wall=$wall base_cpu=$cpu; fi
+  awk -v l="$label" -v w="$wall" -v c="$cpu" -v bw="$base_wall" -v bc="$base_cpu" \
+    'BEGIN { printf "%-42s %8d %6.1fx %8d %6.1fx\n", l, w, w / bw, c, (bc > 0 ? c / bc : 0) }'
+  # A durable run adds 100,000 outbox rows: empty it between cases.
+  psql "$dsn" -X -q -c "TRUNCATE pgfanout.outbox" >/dev/null
+done
+echo "targets: a per-row watch at most 3x, a per-statement watch at most 2x the no-trigger time"

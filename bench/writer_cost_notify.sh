@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What a watch costs a writer of single-row transactions: pgbench, each transaction one UPDATE of
 # a random row of a 100,000-row table, with no trigger (baseline), a per-row watch and a
-# per-statement watch, 1 and 8 clients. PostgreSQL runs with its production defaults (fsync,
+# per-statement watch with the generated PL/pgSQL functions, and a per-row watch with the native
+# triggers when the server has them (docs/triggers.md#native-triggers), 1 and 8 clients. PostgreSQL runs with its production defaults (fsync,
 # synchronous_commit and full_page_writes on: PGFANOUT_TEST_PG_DURABLE=1), and a LISTEN-ing
 # session is connected, so every notification goes through the queue.
 #
@@ -42,30 +43,39 @@ tps() {
       awk '/^tps = / {printf "%.0f\n", $3}'
   done | bench_median
 }
+# $1: pgfanout.native for the watch() call $2.
 watch() {
   psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "SELECT pgfanout.unwatch('bench_accounts')" >/dev/null
-  if [ -n "$1" ]; then psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "$1" >/dev/null; fi
+  if [ -n "$2" ]; then psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "SET pgfanout.native = $1" -c "$2" >/dev/null; fi
   psql "$dsn" -X -q -c "CHECKPOINT" >/dev/null
 }
 
+have_native=$(psql "$dsn" -XAt -c "SELECT pgfanout.native_enabled()")
 declare -A result
 for clients in 1 8; do
-  watch ""
+  watch off ""
   result[base,$clients]=$(tps "$clients")
-  watch "SELECT pgfanout.watch('bench_accounts')"
+  watch off "SELECT pgfanout.watch('bench_accounts')"
   result[row,$clients]=$(tps "$clients")
-  watch "SELECT pgfanout.watch('bench_accounts', per_statement => true)"
+  watch off "SELECT pgfanout.watch('bench_accounts', per_statement => true)"
   result[stmt,$clients]=$(tps "$clients")
+  result[native,$clients]=-
+  if [ "$have_native" = t ]; then
+    watch on "SELECT pgfanout.watch('bench_accounts')"
+    result[native,$clients]=$(tps "$clients")
+  fi
 done
 
 echo "pgbench single-row UPDATE, median tps of $runs runs of ${seconds}s, a LISTEN-ing session connected"
 echo "(PostgreSQL $(psql "$dsn" -XAtc 'SHOW server_version'), fsync=$(psql "$dsn" -XAtc 'SHOW fsync'), synchronous_commit=$(psql "$dsn" -XAtc 'SHOW synchronous_commit'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
-printf '%-24s %10s %10s\n' "" "1 writer" "8 writers"
-printf '%-24s %10s %10s\n' "no trigger (baseline)" "${result[base,1]}" "${result[base,8]}" \
+printf '%-32s %10s %10s\n' "" "1 writer" "8 writers"
+printf '%-32s %10s %10s\n' "no trigger (baseline)" "${result[base,1]}" "${result[base,8]}" \
   "per-row watch" "${result[row,1]}" "${result[row,8]}" \
-  "per-statement watch" "${result[stmt,1]}" "${result[stmt,8]}"
+  "per-statement watch" "${result[stmt,1]}" "${result[stmt,8]}" \
+  "per-row watch, native" "${result[native,1]}" "${result[native,8]}"
 awk -v b1="${result[base,1]}" -v b8="${result[base,8]}" -v r1="${result[row,1]}" -v r8="${result[row,8]}" \
-    -v s1="${result[stmt,1]}" -v s8="${result[stmt,8]}" 'BEGIN {
-  printf "%-24s %9.2fx %9.2fx\n", "per-row / baseline", r1 / b1, r8 / b8
-  printf "%-24s %9.2fx %9.2fx\n", "per-statement / baseline", s1 / b1, s8 / b8
+    -v s1="${result[stmt,1]}" -v s8="${result[stmt,8]}" -v n1="${result[native,1]}" -v n8="${result[native,8]}" 'BEGIN {
+  printf "%-32s %9.2fx %9.2fx\n", "per-row / baseline", r1 / b1, r8 / b8
+  printf "%-32s %9.2fx %9.2fx\n", "per-statement / baseline", s1 / b1, s8 / b8
+  if (n1 != "-") printf "%-32s %9.2fx %9.2fx\n", "per-row, native / baseline", n1 / b1, n8 / b8
 }'

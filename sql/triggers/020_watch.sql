@@ -37,6 +37,8 @@ COMMENT ON TABLE pgfanout.watch_registry IS
 ALTER TABLE pgfanout.watch_registry ADD COLUMN IF NOT EXISTS column_nums smallint[];
 ALTER TABLE pgfanout.watch_registry ADD COLUMN IF NOT EXISTS changed_nums smallint[];
 ALTER TABLE pgfanout.watch_registry ADD COLUMN IF NOT EXISTS shape text;
+-- Since version 7: the triggers call the native functions (pgfanout_native, see below).
+ALTER TABLE pgfanout.watch_registry ADD COLUMN IF NOT EXISTS native boolean NOT NULL DEFAULT false;
 
 -- The table as generated code depends on it: its schema and name (compiled into the payload),
 -- then number, name and type of each column.
@@ -541,6 +543,75 @@ AS $$
      ORDER BY u.i) END
 $$;
 
+-- Native triggers (docs/triggers.md#native-triggers). When the server has the library
+-- pgfanout_native (sql/native, installed into its $libdir on the database host), install declares
+-- its trigger functions, and watch() makes triggers that call them with the watch's settings as
+-- arguments instead of generating PL/pgSQL functions; they send the same text byte for byte at a
+-- fraction of the writer's cost. Declaring a C function needs a superuser; without one, or
+-- without the library, watches use the generated PL/pgSQL functions. A database or role can
+-- opt out with SET pgfanout.native = off (then SELECT pgfanout.rewatch()).
+DO $do$
+BEGIN
+  IF NOT (SELECT r.rolsuper FROM pg_roles r WHERE r.rolname = current_user) THEN
+    RETURN;
+  END IF;
+  BEGIN
+    CREATE OR REPLACE FUNCTION pgfanout.native_version() RETURNS integer
+      LANGUAGE c STRICT AS 'pgfanout_native', 'pgfanout_native_version';
+    CREATE OR REPLACE FUNCTION pgfanout.native_row() RETURNS trigger
+      LANGUAGE c AS 'pgfanout_native', 'pgfanout_native_row';
+    CREATE OR REPLACE FUNCTION pgfanout.native_statement() RETURNS trigger
+      LANGUAGE c AS 'pgfanout_native', 'pgfanout_native_statement';
+  EXCEPTION WHEN OTHERS THEN
+    -- No library on this server (undefined_file), or one built for another server version.
+    RAISE NOTICE 'pgfanout: native triggers not available (%); watches use PL/pgSQL triggers', SQLERRM;
+  END;
+END
+$do$;
+
+-- True when watch() makes native triggers: the library's functions are declared, the library
+-- loads and speaks this script's interface, and pgfanout.native is not off.
+CREATE OR REPLACE FUNCTION pgfanout.native_enabled() RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pgfanout, pg_temp
+AS $fn$
+BEGIN
+  IF coalesce(current_setting('pgfanout.native', true), '') IN ('off', 'false', '0', 'no')
+     OR to_regprocedure('pgfanout.native_version()') IS NULL
+     OR to_regprocedure('pgfanout.native_row()') IS NULL
+     OR to_regprocedure('pgfanout.native_statement()') IS NULL THEN
+    RETURN false;
+  END IF;
+  RETURN pgfanout.native_version() = 1;
+EXCEPTION WHEN OTHERS THEN
+  RETURN false;  -- declared, but the library is gone from the server
+END
+$fn$;
+
+-- The arguments of a native trigger (see sql/native/pgfanout_native.c): channel, schema, table,
+-- durable, the NOTIFY limit, then each column list as its length followed by its names.
+CREATE OR REPLACE FUNCTION pgfanout.native_args(tbl regclass, channel text, keep text[], changed text[],
+  keys text[], durable boolean) RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pgfanout, pg_temp
+AS $fn$
+DECLARE
+  v_all text[] := ARRAY(SELECT a.attname::text FROM pg_attribute a
+                         WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
+  v_keep text[] := coalesce(keep, v_all);
+  v_changed text[] := coalesce(changed, keep, v_all);
+  v_args text[];
+BEGIN
+  SELECT ARRAY[channel, n.nspname::text, c.relname::text, CASE WHEN durable THEN 't' ELSE 'f' END,
+               pgfanout.notify_max_bytes()::text] INTO v_args
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+  v_args := v_args || cardinality(v_keep)::text || v_keep
+                   || cardinality(v_changed)::text || v_changed
+                   || cardinality(keys)::text || keys;
+  RETURN (SELECT string_agg(quote_literal(a), ', ' ORDER BY i) FROM unnest(v_args) WITH ORDINALITY AS u(a, i));
+END
+$fn$;
+
 -- Creates (or replaces) the triggers that make tbl send notifications on channel; returns the
 -- channel. See docs/triggers.md.
 CREATE OR REPLACE FUNCTION pgfanout.watch(
@@ -564,6 +635,8 @@ DECLARE
   v_key record;
   v_keep text[];
   v_op text;
+  v_native boolean;
+  v_args text;
 BEGIN
   IF tbl IS NULL THEN
     RAISE EXCEPTION 'pgfanout.watch: table is NULL';
@@ -602,37 +675,44 @@ BEGIN
   END IF;
 
   PERFORM pgfanout.drop_watch_triggers(tbl);
+  v_native := pgfanout.native_enabled();
+  IF v_native THEN
+    v_args := pgfanout.native_args(tbl, channel, v_keep, changed, v_key.columns, durable);
+  END IF;
   IF per_statement THEN
     FOREACH v_op IN ARRAY v_ops LOOP
       EXECUTE format('CREATE TRIGGER %I AFTER %s ON %I.%I REFERENCING %s FOR EACH STATEMENT '
-                     'EXECUTE FUNCTION pgfanout.%I()',
+                     'EXECUTE FUNCTION pgfanout.%s',
                      'pgfanout_watch_' || lower(v_op), v_op, v_schema, v_name,
                      CASE v_op WHEN 'INSERT' THEN 'NEW TABLE AS pgfanout_new'
                                WHEN 'DELETE' THEN 'OLD TABLE AS pgfanout_old'
                                ELSE 'OLD TABLE AS pgfanout_old NEW TABLE AS pgfanout_new' END,
-                     pgfanout.generate_statement_function(tbl, v_op, channel, v_keep, changed,
-                                                          v_key.columns, durable));
+                     CASE WHEN v_native THEN 'native_statement(' || v_args || ')'
+                          ELSE quote_ident(pgfanout.generate_statement_function(tbl, v_op, channel, v_keep, changed,
+                                                                                v_key.columns, durable)) || '()' END);
     END LOOP;
   ELSE
     EXECUTE format('CREATE TRIGGER pgfanout_watch AFTER %s ON %I.%I FOR EACH ROW '
-                   'EXECUTE FUNCTION pgfanout.%I()',
+                   'EXECUTE FUNCTION pgfanout.%s',
                    array_to_string(v_ops, ' OR '), v_schema, v_name,
-                   pgfanout.generate_row_function(tbl, channel, v_keep, changed, v_key.columns, durable));
+                   CASE WHEN v_native THEN 'native_row(' || v_args || ')'
+                        ELSE quote_ident(pgfanout.generate_row_function(tbl, channel, v_keep, changed,
+                                                                        v_key.columns, durable)) || '()' END);
   END IF;
 
   INSERT INTO pgfanout.watch_registry AS r
     (tbl, channel, columns, ops, changed, per_statement, durable, key_columns, key_source, trigger_format,
-     column_nums, changed_nums, shape)
+     column_nums, changed_nums, shape, native)
   VALUES (tbl, channel, columns, v_ops, changed, per_statement, durable, v_key.columns, v_key.source,
           pgfanout.trigger_format(), pgfanout.column_nums(tbl, columns), pgfanout.column_nums(tbl, changed),
-          pgfanout.table_shape(tbl))
+          pgfanout.table_shape(tbl), v_native)
   ON CONFLICT ON CONSTRAINT watch_registry_pkey DO UPDATE
     SET channel = EXCLUDED.channel, columns = EXCLUDED.columns, ops = EXCLUDED.ops,
         changed = EXCLUDED.changed, per_statement = EXCLUDED.per_statement,
         durable = EXCLUDED.durable, key_columns = EXCLUDED.key_columns,
         key_source = EXCLUDED.key_source, trigger_format = EXCLUDED.trigger_format,
         column_nums = EXCLUDED.column_nums, changed_nums = EXCLUDED.changed_nums,
-        shape = EXCLUDED.shape, updated_at = now();
+        shape = EXCLUDED.shape, native = EXCLUDED.native, updated_at = now();
   RETURN channel;
 END
 $fn$;
@@ -653,7 +733,7 @@ $fn$;
 
 CREATE OR REPLACE VIEW pgfanout.watches AS
   SELECT r.tbl, r.channel, r.columns, r.ops, r.changed, r.per_statement, r.durable,
-         r.key_columns, r.key_source, r.created_at, r.updated_at
+         r.key_columns, r.key_source, r.created_at, r.updated_at, r.native
     FROM pgfanout.watch_registry r
    WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = r.tbl);
 COMMENT ON VIEW pgfanout.watches IS 'tables watched by pgfanout.watch()';
@@ -661,7 +741,8 @@ COMMENT ON VIEW pgfanout.watches IS 'tables watched by pgfanout.watch()';
 -- Version 2's rewatch(force) gained a parameter.
 DROP FUNCTION IF EXISTS pgfanout.rewatch(boolean);
 
--- Re-creates the triggers of registered watches that were made by another trigger format, whose
+-- Re-creates the triggers of registered watches that were made by another trigger format, or
+-- natively where native triggers are not (or no longer) enabled and the other way round, whose
 -- triggers are missing, whose key has changed, or whose table's columns changed since (a column
 -- added, dropped, renamed or of another type; force: all of them). Columns named in columns /
 -- changed are followed through a rename by their number; a dropped one is left out. Forgets
@@ -687,6 +768,7 @@ BEGIN
     wanted := CASE WHEN r.per_statement THEN cardinality(r.ops) ELSE 1 END;
     IF force
        OR r.trigger_format IS DISTINCT FROM pgfanout.trigger_format()
+       OR r.native IS DISTINCT FROM pgfanout.native_enabled()
        OR r.shape IS DISTINCT FROM pgfanout.table_shape(r.tbl)
        OR r.key_columns IS DISTINCT FROM (pgfanout.key_columns(r.tbl)).columns
        OR wanted <> (SELECT count(*) FROM pg_trigger t

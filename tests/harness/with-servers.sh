@@ -14,6 +14,12 @@
 #   PGFANOUT_TEST_TLS_DIR     PEM files made at start with the openssl CLI: ca.crt (the CA that
 #                             signed server.crt, for localhost and 127.0.0.1, and client.crt),
 #                             server.key, client.key, and other-ca.crt (a CA that signed nothing)
+#   PGFANOUT_TEST_NATIVE      1 when the server can load the native watch triggers, else 0
+#
+# The native watch triggers (sql/native) are taken from PGFANOUT_TEST_NATIVE_LIB (default:
+# build/pgfanout_native.so, if it was built): the library is copied next to the cluster and the
+# server's dynamic_library_path points there, so nothing is installed into the system's
+# PostgreSQL. PGFANOUT_TEST_NATIVE_LIB= (empty) runs without them.
 #
 # PostgreSQL runs with wal_level = logical (the WAL source's tests stream from replication slots)
 # and with fsync, synchronous_commit and full_page_writes off (fast, not crash-safe).
@@ -22,6 +28,8 @@
 set -euo pipefail
 
 pgbin=${PGBIN:-/usr/lib/postgresql/15/bin}
+root=$(cd "$(dirname "$0")/../.." && pwd)
+native_lib=${PGFANOUT_TEST_NATIVE_LIB-$root/build/pgfanout_native.so}
 redis_server=$(command -v redis-server || echo /usr/bin/redis-server)
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -75,6 +83,13 @@ max_replication_slots = 20
 max_wal_senders = 20
 max_slot_wal_keep_size = 1GB
 CONF
+export PGFANOUT_TEST_NATIVE=0
+if [ -n "$native_lib" ] && [ -f "$native_lib" ]; then
+  mkdir -m 755 "$work/lib"
+  cp "$native_lib" "$work/lib/pgfanout_native.so"
+  echo "dynamic_library_path = '\$libdir:$work/lib'" >>"$work/pg/postgresql.conf"
+  export PGFANOUT_TEST_NATIVE=1
+fi
 if [ "${PGFANOUT_TEST_PG_DURABLE:-0}" != 1 ]; then
   cat >>"$work/pg/postgresql.conf" <<CONF
 fsync = off

@@ -30,7 +30,10 @@ SELECT is_empty($$
      AND NOT coalesce('search_path=pg_catalog, pgfanout, pg_temp' = ANY (p.proconfig), false)
      -- Generated row-level trigger functions qualify every name instead (tests/sql/25_search_path.sql).
      AND p.oid NOT IN (SELECT t.tgfoid FROM pg_trigger t WHERE t.tgname = 'pgfanout_watch')
-$$, 'every pgfanout function pins search_path, but the generated row-level trigger functions');
+     -- The native trigger functions (sql/native) look up no name through it: their one query,
+     -- the outbox insert, names its table with its schema and takes typed parameters.
+     AND p.prolang <> (SELECT l.oid FROM pg_language l WHERE l.lanname = 'c')
+$$, 'every pgfanout function pins search_path, but the generated row-level and the native trigger functions');
 
 SELECT is_empty($$
   SELECT p.oid::regprocedure::text FROM pg_proc p

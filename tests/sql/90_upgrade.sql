@@ -13,10 +13,13 @@ SELECT is((SELECT payload::jsonb -> 'new' FROM pgtest.notifications_of($$INSERT 
 SELECT is(
   (SELECT array_agg(tg.tgname || ' ' || p.proname ORDER BY tg.tgname) FROM pg_trigger tg JOIN pg_proc p ON p.oid = tg.tgfoid
     WHERE tg.tgrelid = 'public.upgrade_fixture_v2'::regclass),
-  ARRAY['pgfanout_watch_delete watch_' || 'public.upgrade_fixture_v2'::regclass::oid || '_delete',
-        'pgfanout_watch_insert watch_' || 'public.upgrade_fixture_v2'::regclass::oid || '_insert',
-        'pgfanout_watch_update watch_' || 'public.upgrade_fixture_v2'::regclass::oid || '_update'],
-  'a watch of trigger format 1 now runs generated functions');
+  CASE WHEN pgfanout.native_enabled()
+       THEN ARRAY['pgfanout_watch_delete native_statement', 'pgfanout_watch_insert native_statement',
+                  'pgfanout_watch_update native_statement']
+       ELSE ARRAY['pgfanout_watch_delete watch_' || 'public.upgrade_fixture_v2'::regclass::oid || '_delete',
+                  'pgfanout_watch_insert watch_' || 'public.upgrade_fixture_v2'::regclass::oid || '_insert',
+                  'pgfanout_watch_update watch_' || 'public.upgrade_fixture_v2'::regclass::oid || '_update'] END,
+  'a watch of trigger format 1 now runs generated (or native) functions');
 SELECT pgtest.listen('upgrade_fixture_v2_changed');
 SELECT is((SELECT payload::jsonb -> 'rows' FROM pgtest.notifications_of($$INSERT INTO upgrade_fixture_v2 VALUES (1, 'u')$$)),
   '[{"new":{"id":1,"name":"u"}}]'::jsonb, '... and sends notifications');

@@ -11,12 +11,23 @@
 # out of date (upgrade in place). Then it runs pg_prove over tests/sql/*.sql, one file after
 # another: the outbox tests need that no other test holds a transaction open. Extra arguments go
 # to pg_prove (e.g. -v). Exits non-zero if anything fails.
+#
+# PGFANOUT_SQLTEST_NATIVE=on runs everything with the native watch triggers (sql/native; the
+# database's pgfanout.native setting): the comparison tests then hold them to the text of the
+# PL/pgSQL generators. It exits 77 (skipped) when the server cannot load them
+# (PGFANOUT_TEST_NATIVE, set by the harness, is not 1). Default off: the PL/pgSQL triggers.
 set -euo pipefail
+
+native=${PGFANOUT_SQLTEST_NATIVE:-off}
+if [ "$native" = on ] && [ "${PGFANOUT_TEST_NATIVE:-0}" != 1 ]; then
+  echo "run.sh: the server cannot load the native triggers (build/pgfanout_native.so); skipped" >&2
+  exit 77
+fi
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 : "${PGFANOUT_TEST_DSN:?set PGFANOUT_TEST_DSN to a superuser conninfo (or run under tests/harness/with-servers.sh)}"
 
-db="pgfanout_sqltest_$(date +%s)_$$_${RANDOM}"
+db="pgfanout_sqltest_${native}_$(date +%s)_$$_${RANDOM}"
 dsn="$PGFANOUT_TEST_DSN dbname=$db"
 psql_admin() { psql "$PGFANOUT_TEST_DSN" -X -q -v ON_ERROR_STOP=1 "$@"; }
 psql_db() { psql "$dsn" -X -q -v ON_ERROR_STOP=1 "$@"; }
@@ -32,6 +43,7 @@ trap cleanup EXIT
 
 psql_admin -c "CREATE DATABASE \"$db\""
 psql_db -c "ALTER DATABASE \"$db\" SET pgfanout_test.dsn = '${dsn//\'/\'\'}'"
+psql_db -c "ALTER DATABASE \"$db\" SET pgfanout.native = $native"
 psql_db -c "CREATE EXTENSION pgtap; CREATE EXTENSION dblink;"
 if [ "$(psql_db -At -c "SELECT count(*) FROM pg_available_extensions WHERE name = 'postgis'")" = 1 ]; then
   psql_db -c "CREATE EXTENSION postgis" || echo "run.sh: postgis is available but did not install; its tests skip" >&2
