@@ -214,6 +214,17 @@ InstallResult install(const PostgresConfig& postgres, const std::vector<WatchSpe
   if (!s.run("BEGIN")) return failed("");
   std::string sql(trigger_sql());
   if (!sql.empty() && !s.run(sql)) return failed("applying the trigger-generator SQL failed");
+  bool notify_watches = false;
+  for (const auto& w : watch) notify_watches = notify_watches || w.via != "wal";
+  if (notify_watches) {
+    auto native = s.value("SELECT pgfanout.native_enabled()");
+    if (!native) return failed("");
+    result.notices.push_back(
+        *native == "t"
+            ? "watch triggers: native (the server's pgfanout_native library)"
+            : "watch triggers: PL/pgSQL (the native ones need the pgfanout_native "
+              "library on the server and a superuser: docs/triggers.md#native-triggers)");
+  }
   std::vector<std::string> wal_tables;
   for (const auto& w : watch) {
     if (w.via == "wal") {

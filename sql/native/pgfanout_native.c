@@ -506,19 +506,34 @@ append_head(StringInfo buf, Watch *w, const char *op)
 	appendStringInfoString(buf, w->head_rest);
 }
 
-/* ',"txid":"..","at":".."}' of this transaction and statement. */
+/*
+ * ',"txid":"..","at":".."}' of this transaction and statement: the same for every row of a
+ * statement, so the last one made is kept.
+ */
 static void
 append_tail(StringInfo buf)
 {
-	struct pg_tm tm;
-	fsec_t		fsec;
+	static TimestampTz last_at = DT_NOBEGIN;
+	static FullTransactionId last_txid;
+	static char last_tail[96];
+	TimestampTz at = GetCurrentStatementStartTimestamp();
+	FullTransactionId txid = GetTopFullTransactionId();
 
-	if (timestamp2tm(GetCurrentStatementStartTimestamp(), NULL, &tm, &fsec, NULL, NULL) != 0)
-		ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
-	appendStringInfo(buf, ",\"txid\":\"" UINT64_FORMAT "\",\"at\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"}",
-					 U64FromFullTransactionId(GetTopFullTransactionId()),
-					 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-					 (int) (fsec / 1000));
+	if (at != last_at || !FullTransactionIdEquals(txid, last_txid))
+	{
+		struct pg_tm tm;
+		fsec_t		fsec;
+
+		if (timestamp2tm(at, NULL, &tm, &fsec, NULL, NULL) != 0)
+			ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("timestamp out of range")));
+		snprintf(last_tail, sizeof(last_tail),
+				 ",\"txid\":\"" UINT64_FORMAT "\",\"at\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03dZ\"}",
+				 U64FromFullTransactionId(txid), tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour,
+				 tm.tm_min, tm.tm_sec, (int) (fsec / 1000));
+		last_at = at;
+		last_txid = txid;
+	}
+	appendStringInfoString(buf, last_tail);
 }
 
 static SPIPlanPtr outbox_plan = NULL;

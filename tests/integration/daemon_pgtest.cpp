@@ -212,8 +212,19 @@ TEST_F(DaemonFixture, InstallIsIdempotentAndItsTriggersReachTheDaemon) {
     auto [code, out] = test::run_pgfanout({"install", "--config", config_path});
     ASSERT_EQ(code, 0) << out;
     EXPECT_NE(out.find("installed the trigger generators and 1 watch(es)"), std::string::npos);
+    // It says which triggers the watches got: native where the harness's server has them.
+    bool native = std::getenv("PGFANOUT_TEST_NATIVE") != nullptr &&
+                  std::string(std::getenv("PGFANOUT_TEST_NATIVE")) == "1";
+    EXPECT_NE(out.find(native ? "watch triggers: native" : "watch triggers: PL/pgSQL"),
+              std::string::npos)
+        << out;
   }
   EXPECT_EQ(s.value("SELECT channel FROM pgfanout.watches"), "users_changed");
+  EXPECT_EQ(s.value("SELECT native::text FROM pgfanout.watches"),
+            std::getenv("PGFANOUT_TEST_NATIVE") != nullptr &&
+                    std::string(std::getenv("PGFANOUT_TEST_NATIVE")) == "1"
+                ? "true"
+                : "false");
   auto d = start();
   s.exec("INSERT INTO public.\"Users\" VALUES (1, 'anne', 'x')");
   s.exec("UPDATE public.\"Users\" SET username = 'ann' WHERE id = 1");
