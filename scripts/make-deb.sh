@@ -29,7 +29,7 @@ if [ "$version" != "$changelog" ]; then
 fi
 
 src=$out/src
-rm -rf "$src" "$out"/pgfanout_* "$out"/pgfanout-dbgsym_*
+rm -rf "$src" "$out"/pgfanout_* "$out"/pgfanout-dbgsym_* "$out"/postgresql-15-pgfanout*
 mkdir -p "$src"
 if git -C "$root" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
   # Tracked files as they are in the work tree (a file deleted but not yet committed is skipped).

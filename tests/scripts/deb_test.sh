@@ -135,6 +135,21 @@ $asked"
   # Debian policy: a system user is not removed on purge (files it owns may remain).
   inroot getent passwd pgfanout >/dev/null
   check "purge: the pgfanout user stays, as Debian does" $?
+
+  # The native triggers' package, where PostgreSQL 15 is installed: the module lands in its $libdir
+  # and the server can load it; purge takes it away.
+  native_deb=${deb%/*}/postgresql-15-pgfanout_${deb##*/pgfanout_}
+  if inroot dpkg-query -W -f='${db:Status-Abbrev}' postgresql-15 2>/dev/null | grep -q '^ii'; then
+    cp "$native_deb" "$r/tmp/"
+    out=$(inroot dpkg -i "/tmp/${native_deb##*/}" 2>&1)
+    check "dpkg -i postgresql-15-pgfanout" $? "$out"
+    out=$(nm -D --defined-only "$r/usr/lib/postgresql/15/lib/pgfanout_native.so" 2>&1)
+    check "it installs the module with its trigger functions" \
+      "$(grep -q ' pgfanout_native_row$' <<<"$out" && grep -q ' Pg_magic_func$' <<<"$out"; echo $?)" "$out"
+    out=$(inroot dpkg --purge postgresql-15-pgfanout 2>&1)
+    check "dpkg --purge postgresql-15-pgfanout removes it" \
+      "$([ $? = 0 ] && [ ! -e "$r/usr/lib/postgresql/15/lib/pgfanout_native.so" ]; echo $?)" "$out"
+  fi
   exit "$failed"
 fi
 
@@ -160,6 +175,13 @@ check "the package builds: ${deb##*/} ($(($(date +%s) - start))s)" \
 [ -f "$deb" ] || { echo "deb_test: $failed failed, no package to check further"; exit 1; }
 grep -q -- '-DPGFANOUT_TESTS=OFF' "$out/build.log" && ! grep -q 'Building CXX object tests/' "$out/build.log"
 check "the package build does not build the tests" $?
+# The native triggers' package: the module, in PostgreSQL 15's $libdir, and nothing else but docs.
+native_deb=$out/postgresql-15-pgfanout_${version}_amd64.deb
+contents=$(dpkg-deb -c "$native_deb" 2>&1)
+check "postgresql-15-pgfanout holds the module in PostgreSQL 15's \$libdir" \
+  "$(grep -q ' ./usr/lib/postgresql/15/lib/pgfanout_native.so$' <<<"$contents" &&
+     ! grep -v -e '/$' -e ' ./usr/lib/postgresql/15/lib/pgfanout_native.so$' -e ' ./usr/share/doc/' <<<"$contents" | grep -q .
+     echo $?)" "$contents"
 stats=$(cat "$out/ccache-summary.txt" 2>/dev/null || true)
 
 # lintian: the source and the binary package (the .changes names both). --fail-on: any warning.
