@@ -64,6 +64,8 @@ typedef struct
 	AttrNumber	attnum;
 	char	   *name;
 	char	   *key;			/* the JSON key, quoted, e.g. "id" */
+	char	   *prefix;			/* the key and its colon as an object member starts: "id": */
+	int			prefix_len;
 	Oid			basetype;
 	Encoding	enc;
 	FmgrInfo	out;			/* output function (ENC_NUMERIC, ENC_STRING) */
@@ -140,6 +142,10 @@ init_column(Column *c, Relation rel, const char *name, MemoryContext cxt)
 	initStringInfo(&key);
 	escape_json(&key, name);
 	c->key = key.data;
+	appendStringInfoString(&key, ": ");
+	c->prefix = pstrdup(key.data);
+	c->prefix_len = key.len;
+	key.data[key.len - 2] = '\0';
 
 	switch (c->basetype)
 	{
@@ -417,8 +423,11 @@ append_value(StringInfo buf, Column *c, Datum value, bool isnull)
 			{
 				char		dt[MAXDATELEN + 1];
 
+				/* ISO 8601 or "infinity": nothing in it needs an escape */
 				JsonEncodeDateTime(dt, value, c->basetype, NULL);
-				escape_json(buf, dt);
+				appendStringInfoCharMacro(buf, '"');
+				appendStringInfoString(buf, dt);
+				appendStringInfoCharMacro(buf, '"');
 				break;
 			}
 		case ENC_JSONB:
@@ -465,9 +474,8 @@ append_object(StringInfo buf, Column *cols, int n, Image *img)
 		Datum		v = image_get(img, cols[i].attnum, &isnull);
 
 		if (i > 0)
-			appendStringInfoString(buf, ", ");
-		appendStringInfoString(buf, cols[i].key);
-		appendStringInfoString(buf, ": ");
+			appendBinaryStringInfo(buf, ", ", 2);
+		appendBinaryStringInfo(buf, cols[i].prefix, cols[i].prefix_len);
 		append_value(buf, &cols[i], v, isnull);
 	}
 	appendStringInfoChar(buf, '}');
@@ -708,79 +716,105 @@ typedef struct
 	StringInfoData elem;
 } Packer;
 
+static StringInfo
+new_part(Packer *p)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+
+	p->open = makeStringInfo();
+	p->parts = lappend(p->parts, p->open);
+	MemoryContextSwitchTo(old);
+	return p->open;
+}
+
+/* Packs the element in p->elem: into the open part if it fits, else into a new one. */
 static void
 pack(Packer *p)
 {
-	if (p->open != NULL && p->open->len + 1 + p->elem.len > p->budget)
+	if (p->open != NULL && p->open->len > 0 && p->open->len + 1 + p->elem.len > p->budget)
 		p->open = NULL;
 	if (p->open == NULL)
-	{
-		MemoryContext old = MemoryContextSwitchTo(p->cxt);
-
-		p->open = makeStringInfo();
-		p->parts = lappend(p->parts, p->open);
-		MemoryContextSwitchTo(old);
-	}
-	else
+		new_part(p);
+	else if (p->open->len > 0)
 		appendStringInfoChar(p->open, ',');
 	appendBinaryStringInfo(p->open, p->elem.data, p->elem.len);
 }
 
-/* Builds the element {"new":..,"old":..} of one changed row (either image may be missing). */
+/* Appends the element {"new":..,"old":..} of one changed row (either image may be missing). */
 static void
-build_element(Packer *p, Image *new_img, Image *old_img)
+write_element(StringInfo buf, Column *cols, int n, Image *new_img, Image *old_img)
 {
-	Watch	   *w = p->w;
-
-	resetStringInfo(&p->elem);
-	appendStringInfoChar(&p->elem, '{');
+	appendStringInfoChar(buf, '{');
 	if (new_img != NULL)
 	{
-		appendStringInfoString(&p->elem, "\"new\":");
-		append_object(&p->elem, w->keep, w->nkeep, new_img);
+		appendBinaryStringInfo(buf, "\"new\":", 6);
+		append_object(buf, cols, n, new_img);
 	}
 	if (old_img != NULL)
 	{
 		if (new_img != NULL)
-			appendStringInfoChar(&p->elem, ',');
-		appendStringInfoString(&p->elem, "\"old\":");
-		append_object(&p->elem, w->keep, w->nkeep, old_img);
+			appendStringInfoChar(buf, ',');
+		appendBinaryStringInfo(buf, "\"old\":", 6);
+		append_object(buf, cols, n, old_img);
 	}
-	appendStringInfoChar(&p->elem, '}');
-	if (!w->durable && p->elem.len > p->budget)
+	appendStringInfoChar(buf, '}');
+}
+
+/*
+ * The element too long for a notification, cut to its key and marked truncated
+ * (pgfanout.cut_element), into p->elem; '{"truncated":true}' without a key or if even that is
+ * too long.
+ */
+static void
+build_cut_element(Packer *p, Image *new_img, Image *old_img)
+{
+	Watch	   *w = p->w;
+
+	resetStringInfo(&p->elem);
+	if (w->nkeycols > 0)
 	{
-		/* Alone it would not fit a notification: cut to its key (pgfanout.cut_element). */
+		write_element(&p->elem, w->keys, w->nkeys, new_img, old_img);
+		p->elem.len--;			/* the closing brace */
+		appendStringInfoString(&p->elem, ",\"truncated\":true}");
+	}
+	if (w->nkeycols == 0 || p->elem.len > p->budget)
+	{
 		resetStringInfo(&p->elem);
-		if (w->nkeycols > 0)
-		{
-			appendStringInfoChar(&p->elem, '{');
-			if (new_img != NULL)
-			{
-				appendStringInfoString(&p->elem, "\"new\":");
-				append_object(&p->elem, w->keys, w->nkeys, new_img);
-			}
-			if (old_img != NULL)
-			{
-				if (new_img != NULL)
-					appendStringInfoChar(&p->elem, ',');
-				appendStringInfoString(&p->elem, "\"old\":");
-				append_object(&p->elem, w->keys, w->nkeys, old_img);
-			}
-			appendStringInfoString(&p->elem, ",\"truncated\":true}");
-		}
-		if (w->nkeycols == 0 || p->elem.len > p->budget)
-		{
-			resetStringInfo(&p->elem);
-			appendStringInfoString(&p->elem, "{\"truncated\":true}");
-		}
+		appendStringInfoString(&p->elem, "{\"truncated\":true}");
 	}
 }
 
+/*
+ * Adds one changed row's element. It is written straight into the open part; only when it
+ * closes the part (it does not fit) is it moved to a new one, and only when it does not fit a
+ * notification alone is it cut to its key.
+ */
 static void
 add_element(Packer *p, Image *new_img, Image *old_img)
 {
-	build_element(p, new_img, old_img);
-	pack(p);
+	StringInfo	part = p->open != NULL ? p->open : new_part(p);
+	int			start = part->len;
+	int			len;
+
+	if (start > 0)
+		appendStringInfoChar(part, ',');
+	write_element(part, p->w->keep, p->w->nkeep, new_img, old_img);
+	len = part->len - start - (start > 0 ? 1 : 0);
+	if (!p->w->durable && len > p->budget)
+	{
+		part->len = start;
+		part->data[start] = '\0';
+		build_cut_element(p, new_img, old_img);
+		pack(p);
+	}
+	else if (start > 0 && part->len > p->budget)
+	{
+		StringInfo	next = new_part(p);
+
+		appendBinaryStringInfo(next, part->data + start + 1, len);
+		part->len = start;
+		part->data[start] = '\0';
+	}
 }
 
 /* An old-only element of a row whose key changed: packed after all others, like the join's. */
@@ -789,7 +823,10 @@ defer_element(Packer *p, Image *old_img)
 {
 	MemoryContext old;
 
-	build_element(p, NULL, old_img);
+	resetStringInfo(&p->elem);
+	write_element(&p->elem, p->w->keep, p->w->nkeep, NULL, old_img);
+	if (!p->w->durable && p->elem.len > p->budget)
+		build_cut_element(p, NULL, old_img);
 	old = MemoryContextSwitchTo(p->cxt);
 	p->deferred = lappend(p->deferred, pnstrdup(p->elem.data, p->elem.len));
 	MemoryContextSwitchTo(old);
