@@ -215,6 +215,15 @@ AS $$
   SELECT $s$',"txid":"' OPERATOR(pg_catalog.||) pg_catalog.pg_current_xact_id()::pg_catalog.text OPERATOR(pg_catalog.||) '","at":"' OPERATOR(pg_catalog.||) pg_catalog.to_char(pg_catalog.statement_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') OPERATOR(pg_catalog.||) '"}'$s$
 $$;
 
+-- The names of tbl's columns, in order: what a watch carries and compares when it names none.
+CREATE OR REPLACE FUNCTION pgfanout.all_columns(tbl regclass) RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pgfanout, pg_temp
+AS $$
+  SELECT ARRAY(SELECT a.attname::text FROM pg_attribute a
+                WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum)
+$$;
+
 -- A free name for a generated function of tbl: watch_<table oid><suffix>, or with a counter when
 -- a function of that name still serves another table (a name kept through dump and restore).
 CREATE OR REPLACE FUNCTION pgfanout.generated_name(tbl regclass, suffix text) RETURNS text
@@ -261,10 +270,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $fn$
 DECLARE
-  v_all text[] := ARRAY(SELECT a.attname::text FROM pg_attribute a
-                         WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
-  v_keep text[] := coalesce(keep, v_all);
-  v_changed text[] := coalesce(changed, keep, v_all);
+  v_keep text[] := coalesce(keep, pgfanout.all_columns(tbl));
+  v_changed text[] := coalesce(changed, v_keep);
   v_schema text;
   v_table text;
   v_name text := pgfanout.generated_name(tbl, '');
@@ -351,10 +358,8 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $fn$
 DECLARE
-  v_all text[] := ARRAY(SELECT a.attname::text FROM pg_attribute a
-                         WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
-  v_keep text[] := coalesce(keep, v_all);
-  v_changed text[] := coalesce(changed, keep, v_all);
+  v_keep text[] := coalesce(keep, pgfanout.all_columns(tbl));
+  v_changed text[] := coalesce(changed, v_keep);
   v_name text := pgfanout.generated_name(tbl, '_' || lower(op));
   v_elem text;      -- an element, from n (new) and o (old)
   v_source text;    -- FROM and WHERE of the rows
@@ -596,10 +601,8 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $fn$
 DECLARE
-  v_all text[] := ARRAY(SELECT a.attname::text FROM pg_attribute a
-                         WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum);
-  v_keep text[] := coalesce(keep, v_all);
-  v_changed text[] := coalesce(changed, keep, v_all);
+  v_keep text[] := coalesce(keep, pgfanout.all_columns(tbl));
+  v_changed text[] := coalesce(changed, v_keep);
   v_args text[];
 BEGIN
   SELECT ARRAY[channel, n.nspname::text, c.relname::text, CASE WHEN durable THEN 't' ELSE 'f' END,

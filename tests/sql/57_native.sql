@@ -5,6 +5,18 @@
 -- by the sql_triggers_native_pgtest test. Skipped where the server has no native triggers.
 SELECT plan(14);
 
+-- A row trigger on nt_bad calling native_row with the given arguments: an INSERT must fail with
+-- an error like pattern.
+CREATE FUNCTION pg_temp.bad_trigger(timing text, args text, pattern text, label text) RETURNS text
+LANGUAGE plpgsql AS $b$
+BEGIN
+  PERFORM pgtest.exec(format('DROP TRIGGER IF EXISTS bad ON public.nt_bad; '
+                             'CREATE TRIGGER bad %s INSERT ON public.nt_bad FOR EACH ROW '
+                             'EXECUTE FUNCTION pgfanout.native_row(%s)', timing, args));
+  RETURN throws_like($$SELECT pgtest.exec('INSERT INTO nt_bad VALUES (1)')$$, pattern, label);
+END
+$b$;
+
 CREATE FUNCTION pg_temp.native_tests() RETURNS SETOF text LANGUAGE plpgsql AS $t$
 DECLARE
   fn text;
@@ -69,33 +81,14 @@ BEGIN
                  'per statement, an UPDATE of a char(n)-keyed table pairs old and new by key');
 
   -- Bad arguments (a trigger not made by watch()) fail the write with a clear error, no crash.
-  PERFORM pgtest.exec($$
-    CREATE TABLE public.nt_bad (id int PRIMARY KEY);
-    CREATE TRIGGER few AFTER INSERT ON public.nt_bad FOR EACH ROW EXECUTE FUNCTION pgfanout.native_row('ch');
-  $$);
-  RETURN NEXT throws_like($$SELECT pgtest.exec('INSERT INTO nt_bad VALUES (1)')$$, '%too few arguments%',
-                          'too few arguments: an error');
-  PERFORM pgtest.exec($$
-    DROP TRIGGER few ON public.nt_bad;
-    CREATE TRIGGER gone AFTER INSERT ON public.nt_bad FOR EACH ROW
-      EXECUTE FUNCTION pgfanout.native_row('ch', 'public', 'nt_bad', 'f', '7999', '1', 'nope', '0', '0');
-  $$);
-  RETURN NEXT throws_like($$SELECT pgtest.exec('INSERT INTO nt_bad VALUES (1)')$$, '%"nope"%does not exist%',
-                          'a column that is not there: an error naming it');
-  PERFORM pgtest.exec($$
-    DROP TRIGGER gone ON public.nt_bad;
-    CREATE TRIGGER junk AFTER INSERT ON public.nt_bad FOR EACH ROW
-      EXECUTE FUNCTION pgfanout.native_row('ch', 'public', 'nt_bad', 'f', '7999', 'x', 'id', '0', '0');
-  $$);
-  RETURN NEXT throws_like($$SELECT pgtest.exec('INSERT INTO nt_bad VALUES (1)')$$, '%malformed arguments%',
-                          'a count that is not a number: an error');
-  PERFORM pgtest.exec($$
-    DROP TRIGGER junk ON public.nt_bad;
-    CREATE TRIGGER early BEFORE INSERT ON public.nt_bad FOR EACH ROW
-      EXECUTE FUNCTION pgfanout.native_row('ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0', '0');
-  $$);
-  RETURN NEXT throws_like($$SELECT pgtest.exec('INSERT INTO nt_bad VALUES (1)')$$, '%AFTER ROW trigger%',
-                          'a BEFORE trigger: an error');
+  PERFORM pgtest.exec('CREATE TABLE public.nt_bad (id int PRIMARY KEY)');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch'$$, '%too few arguments%', 'too few arguments: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'nope', '0', '0'$$,
+                                  '%"nope"%does not exist%', 'a column that is not there: an error naming it');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', 'x', 'id', '0', '0'$$,
+                                  '%malformed arguments%', 'a count that is not a number: an error');
+  RETURN NEXT pg_temp.bad_trigger('BEFORE', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0', '0'$$,
+                                  '%AFTER ROW trigger%', 'a BEFORE trigger: an error');
 END
 $t$;
 
