@@ -3,16 +3,17 @@
 -- partition whose columns are numbered differently from its parent's. The byte-for-byte
 -- comparison with the PL/pgSQL functions is 55_legacy_compare.sql, run with native triggers
 -- by the sql_triggers_native_pgtest test. Skipped where the server has no native triggers.
-SELECT plan(14);
+SELECT plan(16);
 
--- A row trigger on nt_bad calling native_row with the given arguments: an INSERT must fail with
--- an error like pattern.
-CREATE FUNCTION pg_temp.bad_trigger(timing text, args text, pattern text, label text) RETURNS text
+-- A trigger on nt_bad (level: ROW or STATEMENT) calling fn with the given arguments: an INSERT
+-- must fail with an error like pattern.
+CREATE FUNCTION pg_temp.bad_trigger(timing text, args text, pattern text, label text,
+  level text DEFAULT 'ROW', fn text DEFAULT 'native_row') RETURNS text
 LANGUAGE plpgsql AS $b$
 BEGIN
   PERFORM pgtest.exec(format('DROP TRIGGER IF EXISTS bad ON public.nt_bad; '
-                             'CREATE TRIGGER bad %s INSERT ON public.nt_bad FOR EACH ROW '
-                             'EXECUTE FUNCTION pgfanout.native_row(%s)', timing, args));
+                             'CREATE TRIGGER bad %s INSERT ON public.nt_bad FOR EACH %s '
+                             'EXECUTE FUNCTION pgfanout.%I(%s)', timing, level, fn, args));
   RETURN throws_like($$SELECT pgtest.exec('INSERT INTO nt_bad VALUES (1)')$$, pattern, label);
 END
 $b$;
@@ -22,7 +23,7 @@ DECLARE
   fn text;
 BEGIN
   IF NOT pgfanout.native_enabled() THEN
-    RETURN NEXT skip('native triggers are not enabled on this server or database', 14);
+    RETURN NEXT skip('native triggers are not enabled on this server or database', 16);
     RETURN;
   END IF;
 
@@ -89,6 +90,12 @@ BEGIN
                                   '%malformed arguments%', 'a count that is not a number: an error');
   RETURN NEXT pg_temp.bad_trigger('BEFORE', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0', '0'$$,
                                   '%AFTER ROW trigger%', 'a BEFORE trigger: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0', '0'$$,
+                                  '%AFTER STATEMENT trigger%', 'native_statement for each row: an error',
+                                  'ROW', 'native_statement');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0', '0'$$,
+                                  '%no transition table%', 'native_statement without its transition table: an error',
+                                  'STATEMENT', 'native_statement');
 END
 $t$;
 
