@@ -52,23 +52,21 @@ SELECT round(extract(epoch FROM clock_timestamp() - t) * 1000) || ' ' ||
   FROM t0, LATERAL (SELECT split_part(pg_read_file('/proc/' || pid || '/stat'), ') ', 2) AS s2) AS x;
 SQL
 }
-# "wall_ms cpu_ms": the medians of `runs` runs, each after a VACUUM. $1: pgfanout.native (on /
-# off) for watch() ($2).
-clk=$(getconf CLK_TCK)
+# One measurement of a case: "wall_ms cpu_ticks" of the second UPDATE on a freshly loaded table
+# (after a warm-up UPDATE and a VACUUM). $1: pgfanout.native (on / off) for watch() ($2).
 measure() {
-  local native=$1 watch=$2 out
+  local native=$1 watch=$2
   fresh_table
   if [ -n "$watch" ]; then
     psql "$dsn" -X -q -v ON_ERROR_STOP=1 -c "SET pgfanout.native = $native" -c "$watch" >/dev/null
   fi
   time_update >/dev/null   # warm-up
-  out=$(for _ in $(seq 1 "$runs"); do
-    psql "$dsn" -X -q -c "VACUUM bench_items" >/dev/null
-    time_update
-  done)
-  echo "$(cut -d' ' -f1 <<<"$out" | bench_median)" \
-       "$(cut -d' ' -f2 <<<"$out" | bench_median | awk -v c="$clk" '{ print $1 * 1000 / c }')"
+  psql "$dsn" -X -q -c "VACUUM bench_items" >/dev/null
+  time_update
+  # A durable case adds 100,000 outbox rows a run: empty it.
+  psql "$dsn" -X -q -c "TRUNCATE pgfanout.outbox" >/dev/null
 }
+clk=$(getconf CLK_TCK)
 
 have_native=$(psql "$dsn" -XAt -c "SELECT pgfanout.native_enabled()")
 kinds=(off)
@@ -83,18 +81,28 @@ for durable in false true; do
   done
 done
 
-echo "UPDATE of $rows rows, median of $runs runs, a LISTEN-ing session connected"
+echo "UPDATE of $rows rows, median of $runs runs (taken in turn), a LISTEN-ing session connected"
 echo "(PostgreSQL $(psql "$dsn" -XAtc 'SHOW server_version'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
 [ "$have_native" = t ] || echo "(no native triggers on this server: see docs/triggers.md#native-triggers)"
 printf '%-42s %8s %7s %8s %7s\n' "" "wall ms" "x base" "CPU ms" "x base"
+# Runs go round all the cases in turn, so that the machine's ups and downs over the minutes this
+# takes fall on every case alike; each case reports its median.
+declare -A wall_of cpu_of
+for _ in $(seq 1 "$runs"); do
+  for k in "${!cases[@]}"; do
+    IFS='|' read -r label native watch <<<"${cases[$k]}"
+    read -r wall ticks <<<"$(measure "$native" "$watch")"
+    wall_of[$k]+="$wall "
+    cpu_of[$k]+="$((ticks * 1000 / clk)) "
+  done
+done
 base_wall= base_cpu=
-for c in "${cases[@]}"; do
-  IFS='|' read -r label native watch <<<"$c"
-  read -r wall cpu <<<"$(measure "$native" "$watch")"
+for k in "${!cases[@]}"; do
+  IFS='|' read -r label native watch <<<"${cases[$k]}"
+  wall=$(tr ' ' '\n' <<<"${wall_of[$k]}" | grep . | bench_median)
+  cpu=$(tr ' ' '\n' <<<"${cpu_of[$k]}" | grep . | bench_median)
   if [ -z "$base_wall" ]; then base_wall=$wall base_cpu=$cpu; fi
   awk -v l="$label" -v w="$wall" -v c="$cpu" -v bw="$base_wall" -v bc="$base_cpu" \
     'BEGIN { printf "%-42s %8d %6.1fx %8d %6.1fx\n", l, w, w / bw, c, (bc > 0 ? c / bc : 0) }'
-  # A durable run adds 100,000 outbox rows: empty it between cases.
-  psql "$dsn" -X -q -c "TRUNCATE pgfanout.outbox" >/dev/null
 done
 echo "targets: a per-row watch at most 3x, a per-statement watch at most 2x the no-trigger time"

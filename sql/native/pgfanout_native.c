@@ -29,6 +29,7 @@
 #include "nodes/makefuncs.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
@@ -67,6 +68,8 @@ typedef struct
 	char	   *prefix;			/* the key and its colon as an object member starts: "id": */
 	int			prefix_len;
 	Oid			basetype;
+	int16		typlen;			/* the column's, for datumIsEqual */
+	bool		typbyval;
 	Encoding	enc;
 	FmgrInfo	out;			/* output function (ENC_NUMERIC, ENC_STRING) */
 	FmgrInfo	tojsonb;		/* to_jsonb, typed for this column */
@@ -91,7 +94,15 @@ typedef struct
 	Column	   *keys;			/* key columns that are carried, in jsonb key order */
 	int			nkeycols;
 	Column	   *keycols;		/* all key columns, for pairing (per statement) */
+	struct Span *spans;			/* per carried column: where the new image put its value */
 } Watch;
+
+/* Where a value's text is in a buffer. */
+typedef struct Span
+{
+	int			off;
+	int			len;
+} Span;
 
 PG_FUNCTION_INFO_V1(pgfanout_native_row);
 PG_FUNCTION_INFO_V1(pgfanout_native_statement);
@@ -136,6 +147,8 @@ init_column(Column *c, Relation rel, const char *name, MemoryContext cxt)
 
 	c->attnum = attnum;
 	c->name = pstrdup(name);
+	c->typlen = att->attlen;
+	c->typbyval = att->attbyval;
 	typmod = att->atttypmod;
 	c->basetype = getBaseTypeAndTypmod(att->atttypid, &typmod);
 	c->collation = att->attcollation;
@@ -306,6 +319,7 @@ get_watch(FunctionCallInfo fcinfo)
 
 	w->keep = parse_columns(td, &pos, &w->nkeep, cxt);
 	qsort(w->keep, w->nkeep, sizeof(Column), column_order);
+	w->spans = palloc0(sizeof(Span) * Max(w->nkeep, 1));
 	w->changed = parse_columns(td, &pos, &w->nchanged, cxt);
 	w->keycols = parse_columns(td, &pos, &w->nkeycols, cxt);
 	/* The key columns as they appear in the carried image (what jsonb_pick keeps). */
@@ -463,20 +477,46 @@ image_get(Image *img, AttrNumber attnum, bool *isnull)
 	return heap_getattr(img->tuple, attnum, img->desc, isnull);
 }
 
-/* '{"a": 1, "b": "x"}': the jsonb text of an object of the given columns. */
+/*
+ * '{"a": 1, "b": "x"}': the jsonb text of an object of the given columns. With spans, it notes
+ * where each value's text went. With ref as well (an image written before into the same buffer,
+ * whose values spans locate), a value binary-equal to ref's is copied from there instead of
+ * being encoded again: the old image of an UPDATE mostly repeats the new one.
+ */
 static void
-append_object(StringInfo buf, Column *cols, int n, Image *img)
+append_object(StringInfo buf, Column *cols, int n, Image *img, Span *spans, Image *ref)
 {
 	appendStringInfoChar(buf, '{');
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
 		Datum		v = image_get(img, cols[i].attnum, &isnull);
+		int			start;
 
 		if (i > 0)
 			appendBinaryStringInfo(buf, ", ", 2);
 		appendBinaryStringInfo(buf, cols[i].prefix, cols[i].prefix_len);
+		if (ref != NULL && !isnull)
+		{
+			bool		rnull;
+			Datum		r = image_get(ref, cols[i].attnum, &rnull);
+
+			if (!rnull && datumIsEqual(v, r, cols[i].typbyval, cols[i].typlen))
+			{
+				enlargeStringInfo(buf, spans[i].len);
+				memcpy(buf->data + buf->len, buf->data + spans[i].off, spans[i].len);
+				buf->len += spans[i].len;
+				buf->data[buf->len] = '\0';
+				continue;
+			}
+		}
+		start = buf->len;
 		append_value(buf, &cols[i], v, isnull);
+		if (spans != NULL && ref == NULL)
+		{
+			spans[i].off = start;
+			spans[i].len = buf->len - start;
+		}
 	}
 	appendStringInfoChar(buf, '}');
 }
@@ -653,12 +693,12 @@ pgfanout_native_row(PG_FUNCTION_ARGS)
 	if (has_new)
 	{
 		appendStringInfoString(&buf, ",\"new\":");
-		append_object(&buf, w->keep, w->nkeep, &new_img);
+		append_object(&buf, w->keep, w->nkeep, &new_img, w->spans, NULL);
 	}
 	if (has_old)
 	{
 		appendStringInfoString(&buf, ",\"old\":");
-		append_object(&buf, w->keep, w->nkeep, &old_img);
+		append_object(&buf, w->keep, w->nkeep, &old_img, w->spans, has_new ? &new_img : NULL);
 	}
 	body_end = buf.len;
 	append_tail(&buf);
@@ -682,12 +722,12 @@ pgfanout_native_row(PG_FUNCTION_ARGS)
 			if (has_new)
 			{
 				appendStringInfoString(&buf, ",\"new\":");
-				append_object(&buf, w->keys, w->nkeys, &new_img);
+				append_object(&buf, w->keys, w->nkeys, &new_img, NULL, NULL);
 			}
 			if (has_old)
 			{
 				appendStringInfoString(&buf, ",\"old\":");
-				append_object(&buf, w->keys, w->nkeys, &old_img);
+				append_object(&buf, w->keys, w->nkeys, &old_img, NULL, NULL);
 			}
 			appendStringInfoString(&buf, ",\"truncated\":true");
 			appendStringInfoString(&buf, tail.data);
@@ -742,20 +782,20 @@ pack(Packer *p)
 
 /* Appends the element {"new":..,"old":..} of one changed row (either image may be missing). */
 static void
-write_element(StringInfo buf, Column *cols, int n, Image *new_img, Image *old_img)
+write_element(StringInfo buf, Column *cols, int n, Image *new_img, Image *old_img, Span *spans)
 {
 	appendStringInfoChar(buf, '{');
 	if (new_img != NULL)
 	{
 		appendBinaryStringInfo(buf, "\"new\":", 6);
-		append_object(buf, cols, n, new_img);
+		append_object(buf, cols, n, new_img, spans, NULL);
 	}
 	if (old_img != NULL)
 	{
 		if (new_img != NULL)
 			appendStringInfoChar(buf, ',');
 		appendBinaryStringInfo(buf, "\"old\":", 6);
-		append_object(buf, cols, n, old_img);
+		append_object(buf, cols, n, old_img, spans, spans != NULL ? new_img : NULL);
 	}
 	appendStringInfoChar(buf, '}');
 }
@@ -773,7 +813,7 @@ build_cut_element(Packer *p, Image *new_img, Image *old_img)
 	resetStringInfo(&p->elem);
 	if (w->nkeycols > 0)
 	{
-		write_element(&p->elem, w->keys, w->nkeys, new_img, old_img);
+		write_element(&p->elem, w->keys, w->nkeys, new_img, old_img, NULL);
 		p->elem.len--;			/* the closing brace */
 		appendStringInfoString(&p->elem, ",\"truncated\":true}");
 	}
@@ -798,7 +838,7 @@ add_element(Packer *p, Image *new_img, Image *old_img)
 
 	if (start > 0)
 		appendStringInfoChar(part, ',');
-	write_element(part, p->w->keep, p->w->nkeep, new_img, old_img);
+	write_element(part, p->w->keep, p->w->nkeep, new_img, old_img, p->w->spans);
 	len = part->len - start - (start > 0 ? 1 : 0);
 	if (!p->w->durable && len > p->budget)
 	{
@@ -824,7 +864,7 @@ defer_element(Packer *p, Image *old_img)
 	MemoryContext old;
 
 	resetStringInfo(&p->elem);
-	write_element(&p->elem, p->w->keep, p->w->nkeep, NULL, old_img);
+	write_element(&p->elem, p->w->keep, p->w->nkeep, NULL, old_img, NULL);
 	if (!p->w->durable && p->elem.len > p->budget)
 		build_cut_element(p, NULL, old_img);
 	old = MemoryContextSwitchTo(p->cxt);
