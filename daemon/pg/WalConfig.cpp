@@ -57,8 +57,9 @@ std::span<const config::KeySpec> wal_keys() {
    "`streaming` the server's own setting holds (beyond it the walsender spills to its disk).",
    config::field<&WalConfig::decoding_work_mem>(config::at_least(64 * 1024, "must be at least 64KiB"))},
   {"wal.spool_memory", Size, "16MiB", kRestart, kPlain, kOptional,
-   "A streamed transaction's events kept in the daemon's memory until its commit; beyond this "
-   "they go to an unlinked file in `spool_dir`.",
+   "Streamed transactions' events kept in the daemon's memory until their commit, all of them "
+   "together; beyond this the transaction being received writes its events to an unlinked file "
+   "in `spool_dir`, in writes of at least 64KiB.",
    config::field<&WalConfig::spool_memory>(config::at_least(4096, "must be at least 4KiB"))},
   {"wal.spool_dir", String, "", kRestart, kPlain, kOptional,
    "Where the files of large streamed transactions go (\"\": $TMPDIR, else /tmp; the systemd "

@@ -44,7 +44,9 @@ struct WalSource::Impl : std::enable_shared_from_this<WalSource::Impl> {
       std::shared_ptr<std::size_t> count;
     };
     Chunk chunk;  // events of the open transaction delivered under one completion
-    // Transactions streamed before their commit (protocol 2), by top-level xid.
+    // Transactions streamed before their commit (protocol 2), by top-level xid; their spools
+    // (and the one being replayed) share one memory budget, wal.spool_memory.
+    std::shared_ptr<WalSpool::Budget> spool_budget;
     std::unordered_map<std::uint32_t, std::unique_ptr<WalSpool>> staged;
     std::unique_ptr<Replay> replay;  // reading stays paused until it is all delivered
     bool in_replay = false;

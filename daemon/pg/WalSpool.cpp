@@ -30,11 +30,20 @@ std::string errno_text(const std::string& what) {
 
 }  // namespace
 
+WalSpool::WalSpool(std::string dir, std::shared_ptr<Budget> budget)
+    : dir_(std::move(dir)), budget_(std::move(budget)) {}
+
 WalSpool::WalSpool(std::string dir, std::size_t memory_limit)
-    : dir_(std::move(dir)), limit_(memory_limit) {}
+    : WalSpool(std::move(dir), std::make_shared<Budget>(Budget{memory_limit})) {}
 
 WalSpool::~WalSpool() {
+  hold(0);
   if (fd_ >= 0) ::close(fd_);
+}
+
+void WalSpool::hold(std::size_t bytes) {
+  budget_->used = budget_->used - held_ + bytes;
+  held_ = bytes;
 }
 
 bool WalSpool::add(const WalEvent& ev, std::string& error) {
@@ -51,15 +60,18 @@ bool WalSpool::add(const WalEvent& ev, std::string& error) {
   memory_ += ev.channel;
   memory_ += ev.payload;
   ++events_;
-  return memory_.size() < limit_ || spill(error);
+  hold(memory_.size());
+  if (budget_->used < budget_->limit) return true;
+  // Over the budget: this spool's events go to its file, in writes of a useful size.
+  return memory_.size() < std::min(kMinSpill, budget_->limit) || spill(error);
 }
 
 bool WalSpool::spill(std::string& error) {
   if (fd_ < 0) {
-    std::string path = (dir_.empty() ? std::string("/tmp") : dir_) + "/pgfanout-wal-XXXXXX";
+    std::string path = dir_ + "/pgfanout-wal-XXXXXX";
     fd_ = ::mkstemp(path.data());
     if (fd_ < 0) {
-      error = errno_text("creating a spool file in " + (dir_.empty() ? "/tmp" : dir_));
+      error = errno_text("creating a spool file in " + dir_);
       return false;
     }
     ::unlink(path.c_str());
@@ -78,6 +90,7 @@ bool WalSpool::spill(std::string& error) {
   file_bytes_ += memory_.size();
   spilled_ += memory_.size();
   memory_.clear();
+  hold(0);
   return true;
 }
 
@@ -89,9 +102,11 @@ bool WalSpool::drop_subxact(std::uint32_t subxid, std::string& error) {
   subs_.erase(it, subs_.end());
   if (offset >= file_bytes_) {
     memory_.resize(offset - file_bytes_);
+    hold(memory_.size());
     return true;
   }
   memory_.clear();
+  hold(0);
   if (::ftruncate(fd_, static_cast<off_t>(offset)) != 0) {
     error = errno_text("truncating the spool file");
     return false;

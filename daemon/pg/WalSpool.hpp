@@ -1,8 +1,10 @@
 // WalSpool: the events of one transaction streamed before its commit (pgoutput protocol 2),
-// kept until its Stream Commit delivers them or its Stream Abort drops them. Up to
-// `memory_limit` bytes stay in memory; beyond that they are appended to a file in `dir`, created
-// on first need and unlinked at once (nothing is left behind, even by a crash), so a transaction
-// of any size is staged in bounded memory. The events are serialized (channel, payload, LSN,
+// kept until its Stream Commit delivers them or its Stream Abort drops them. The spools of one
+// stream share a memory Budget: while their events in memory stay under its limit, they stay
+// there; beyond it, the spool being added to appends its events to a file in `dir` (created on
+// first need and unlinked at once: nothing is left behind, even by a crash) in writes of at
+// least kMinSpill bytes. So memory stays under the limit plus kMinSpill per open streamed
+// transaction, however large or many they are. The events are serialized (channel, payload, LSN,
 // whether the payload waits for its tail); each subtransaction's first position is remembered so a
 // rolled-back savepoint drops its events and those after it (the order PostgreSQL's own apply
 // worker relies on).
@@ -11,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +23,14 @@ namespace pgfanout::pg {
 
 class WalSpool {
  public:
+  struct Budget {
+    std::size_t limit;
+    std::size_t used = 0;  // bytes of events the spools sharing it hold in memory
+  };
+  static constexpr std::size_t kMinSpill = 64 * 1024;
+
+  WalSpool(std::string dir, std::shared_ptr<Budget> budget);
+  // A spool with a budget of its own.
   WalSpool(std::string dir, std::size_t memory_limit);
   ~WalSpool();
   WalSpool(const WalSpool&) = delete;
@@ -45,8 +56,12 @@ class WalSpool {
   bool spill(std::string& error);
   bool fill(std::size_t need, std::string& error);
 
+  // What this spool holds in memory counts against the budget as held_.
+  void hold(std::size_t bytes);
+
   std::string dir_;
-  std::size_t limit_;
+  std::shared_ptr<Budget> budget_;
+  std::size_t held_ = 0;
   int fd_ = -1;
   std::uint64_t file_bytes_ = 0, spilled_ = 0;
   std::string memory_;

@@ -38,7 +38,10 @@ std::string WalSource::Impl::stream_options() const {
 
 bool WalSource::Impl::stage(WalEvent&& ev) {
   auto& spool = run->staged[ev.stream_xid];
-  if (!spool) spool = std::make_unique<WalSpool>(spool_dir_of(wal), wal.spool_memory);
+  if (!run->spool_budget) {
+    run->spool_budget = std::make_shared<WalSpool::Budget>(WalSpool::Budget{wal.spool_memory});
+  }
+  if (!spool) spool = std::make_unique<WalSpool>(spool_dir_of(wal), run->spool_budget);
   auto spilled = spool->spilled_bytes();
   std::string error;
   if (!spool->add(ev, error)) {

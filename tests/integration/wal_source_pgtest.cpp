@@ -79,15 +79,7 @@ TEST_F(WalSourceTest, ARestartReplaysWhatWasNotConfirmed) {
   exec("INSERT INTO items VALUES (2, 'b', 2)");
   ASSERT_TRUE(wait_received(2));
   // The first transaction's actions complete; the second's never do (the process dies).
-  held.pop_front();
-  io.poll();
-  source->send_status();
-  io.poll();
-  source.reset();
-  held.clear();
-  received.clear();
-  settle_at_once = true;
-  start();
+  ASSERT_NO_FATAL_FAILURE(die_and_restart(1));
   ASSERT_TRUE(wait_received(1));
   run_until(
       io, [] { return false; }, 300ms);

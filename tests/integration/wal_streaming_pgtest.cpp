@@ -40,6 +40,11 @@ struct WalStreamingTest : test::WalFixture {
     return metric("pgfanout_wal_streamed_transactions_total", {{"result", "aborted"}});
   }
   double staged() { return metric("pgfanout_wal_staged_events"); }
+  // Whether part of a transaction still open was received and staged.
+  bool wait_staged() {
+    return run_until(
+        io, [&] { return staged() >= 1000; }, 15s);
+  }
 
   // The ids of the received row events, in order.
   std::vector<int> ids() {
@@ -60,9 +65,7 @@ TEST_F(WalStreamingTest, NothingIsActedOnBeforeTheCommitThenEveryRowOnceInOrder)
   writer.exec("BEGIN");
   std::string txid = writer.value("SELECT pg_current_xact_id()::text").value_or("?");
   writer.exec("INSERT INTO items SELECT g, repeat('x', 50), g FROM generate_series(1, 5000) g");
-  ASSERT_TRUE(run_until(
-      io, [&] { return staged() >= 1000; }, 15s))
-      << "the open transaction was not streamed (staged " << staged() << ")";
+  ASSERT_TRUE(wait_staged()) << "the open transaction was not streamed (staged " << staged() << ")";
   run_until(
       io, [] { return false; }, 200ms);
   EXPECT_TRUE(received.empty()) << "an event of an open transaction reached the actions";
@@ -108,8 +111,7 @@ TEST_F(WalStreamingTest, ASmallTransactionCommittedMeanwhileComesFirst) {
   start();
   test::BlockingPg writer(db.dsn());
   writer.exec("BEGIN; INSERT INTO items SELECT g, 'big', g FROM generate_series(1, 5000) g");
-  ASSERT_TRUE(run_until(
-      io, [&] { return staged() >= 1000; }, 15s));
+  ASSERT_TRUE(wait_staged());
   exec("INSERT INTO items VALUES (100000, 'small', 0)");
   ASSERT_TRUE(wait_received(1));
   writer.exec("COMMIT");
@@ -126,8 +128,7 @@ TEST_F(WalStreamingTest, RollbacksDropWhatTheyUndid) {
   {
     test::BlockingPg writer(db.dsn());
     writer.exec("BEGIN; INSERT INTO items SELECT g, 'gone', g FROM generate_series(1, 5000) g");
-    ASSERT_TRUE(run_until(
-        io, [&] { return staged() >= 1000; }, 15s));
+    ASSERT_TRUE(wait_staged());
     writer.exec("ROLLBACK");
   }
   ASSERT_TRUE(run_until(
@@ -204,15 +205,7 @@ TEST_F(WalStreamingTest, ASourceThatDiesWhileDeliveringGetsItAllAgain) {
       io, [] { return false; }, 200ms);
   EXPECT_EQ(received.size(), 500u) << "delivery pauses at wal.max_pending";
   // Some of them complete, then the process dies.
-  for (int i = 0; i < 300; ++i) held.pop_front();
-  io.poll();
-  source->send_status();
-  io.poll();
-  source.reset();
-  held.clear();
-  received.clear();
-  settle_at_once = true;
-  start();
+  ASSERT_NO_FATAL_FAILURE(die_and_restart(300));
   ASSERT_TRUE(wait_received(5000, 60s));
   auto got = ids();
   ASSERT_EQ(got.size(), 5000u);

@@ -84,6 +84,21 @@ struct WalFixture : ::testing::Test {
     io.poll();
   }
 
+  // The first `settled` held completions settle and the position is sent; then the source goes
+  // away with the rest unsettled (as a killed daemon would), and a new one starts that settles
+  // everything at once.
+  void die_and_restart(std::size_t settled) {
+    for (std::size_t i = 0; i < settled && !held.empty(); ++i) held.pop_front();
+    io.poll();
+    source->send_status();
+    io.poll();
+    source.reset();
+    held.clear();
+    received.clear();
+    settle_at_once = true;
+    start();
+  }
+
   ScratchDatabase db{"wal"};
   pg::PostgresConfig pg;
   pg::WalConfig wal;

@@ -1,10 +1,13 @@
 // pg::WalSpool: a streamed transaction's events staged in memory and, past the limit, in an
 // unlinked file; read back in order; a rolled-back subtransaction's events (and those after)
-// dropped, in memory and in the file.
+// dropped, in memory and in the file; spools sharing a budget keep their memory under it
+// together.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 
 #include "pg/WalSpool.hpp"
 
@@ -86,6 +89,32 @@ TEST_F(WalSpoolTest, ARolledBackSubtransactionIsDroppedWithWhatFollows) {
     want.insert(want.end(), rest.begin(), rest.end());
     EXPECT_EQ(read_all(s), want) << "limit " << limit;
   }
+}
+
+TEST_F(WalSpoolTest, SpoolsSharingABudgetStayUnderItTogether) {
+  constexpr std::size_t kLimit = 256 * 1024;
+  auto budget = std::make_shared<WalSpool::Budget>(WalSpool::Budget{kLimit});
+  std::vector<std::unique_ptr<WalSpool>> spools;
+  for (int k = 0; k < 20; ++k) spools.push_back(std::make_unique<WalSpool>(dir.string(), budget));
+  std::string error;
+  std::size_t peak = 0;
+  // Twenty transactions of about 1 MB each, received interleaved.
+  for (int i = 1; i <= 20000; ++i) {
+    for (auto& s : spools) ASSERT_TRUE(s->add(ev(i, 7), error)) << error;
+    peak = std::max(peak, budget->used);
+  }
+  EXPECT_LE(peak, kLimit + spools.size() * WalSpool::kMinSpill) << "memory stays bounded";
+  EXPECT_GT(peak, kLimit / 2) << "the budget is used before anything spills";
+  for (auto& s : spools) EXPECT_TRUE(s->spilled());
+  for (auto& s : spools) EXPECT_EQ(read_all(*s), range(1, 20000));
+  spools.clear();
+  EXPECT_EQ(budget->used, 0u) << "a spool gives its memory back when it goes";
+  // A rolled-back subtransaction gives back what it held in memory.
+  WalSpool s(dir.string(), budget);
+  for (int i = 1; i <= 100; ++i) ASSERT_TRUE(s.add(ev(i, 8), error));
+  EXPECT_GT(budget->used, 0u);
+  ASSERT_TRUE(s.drop_subxact(8, error));
+  EXPECT_EQ(budget->used, 0u);
 }
 
 TEST_F(WalSpoolTest, AnUnusableDirectoryIsAnError) {
