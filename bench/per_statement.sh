@@ -84,7 +84,7 @@ done
 echo "UPDATE of $rows rows, median of $runs runs (taken in turn), a LISTEN-ing session connected"
 echo "(PostgreSQL $(psql "$dsn" -XAtc 'SHOW server_version'); load average $(cut -d' ' -f1-3 /proc/loadavg))"
 [ "$have_native" = t ] || echo "(no native triggers on this server: see docs/triggers.md#native-triggers)"
-printf '%-42s %8s %7s %8s %7s\n' "" "wall ms" "x base" "CPU ms" "x base"
+printf '%-42s %8s %7s %8s %7s %12s\n' "" "wall ms" "x base" "CPU ms" "x base" "x base/round"
 # Runs go round all the cases in turn, so that the machine's ups and downs over the minutes this
 # takes fall on every case alike; each case reports its median.
 declare -A wall_of cpu_of
@@ -96,13 +96,18 @@ for _ in $(seq 1 "$runs"); do
     cpu_of[$k]+="$((ticks * 1000 / clk)) "
   done
 done
+# The last column pairs each run of a case with the baseline's run of the same round (measured a
+# minute or two apart) and gives the median of those ratios: the machine's slower and faster
+# minutes then count against the baseline as much as against the case.
 base_wall= base_cpu=
 for k in "${!cases[@]}"; do
   IFS='|' read -r label native watch <<<"${cases[$k]}"
   wall=$(tr ' ' '\n' <<<"${wall_of[$k]}" | grep . | bench_median)
   cpu=$(tr ' ' '\n' <<<"${cpu_of[$k]}" | grep . | bench_median)
   if [ -z "$base_wall" ]; then base_wall=$wall base_cpu=$cpu; fi
-  awk -v l="$label" -v w="$wall" -v c="$cpu" -v bw="$base_wall" -v bc="$base_cpu" \
-    'BEGIN { printf "%-42s %8d %6.1fx %8d %6.1fx\n", l, w, w / bw, c, (bc > 0 ? c / bc : 0) }'
+  paired=$(paste -d' ' <(tr ' ' '\n' <<<"${wall_of[$k]}" | grep .) \
+    <(tr ' ' '\n' <<<"${wall_of[0]}" | grep .) | awk '{printf "%.4f\n", $1 / $2}' | bench_median)
+  awk -v l="$label" -v w="$wall" -v c="$cpu" -v bw="$base_wall" -v bc="$base_cpu" -v p="$paired" \
+    'BEGIN { printf "%-42s %8d %6.1fx %8d %6.1fx %11.2fx\n", l, w, w / bw, c, (bc > 0 ? c / bc : 0), p }'
 done
 echo "targets: a per-row watch at most 3x, a per-statement watch at most 2x the no-trigger time"

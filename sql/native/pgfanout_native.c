@@ -261,21 +261,48 @@ column_order(const void *a, const void *b)
 	return strcmp(x, y);
 }
 
-static int
-parse_count(TriggerData *td, int *pos)
+pg_attribute_noreturn()
+static void
+malformed(TriggerData *td, const char *what)
 {
-	char	   *end;
-	long		n;
+	elog(ERROR, "pgfanout: trigger %s has malformed arguments (%s)", td->tg_trigger->tgname, what);
+	pg_unreachable();
+}
 
-	if (*pos >= td->tg_trigger->tgnargs)
-		elog(ERROR, "pgfanout: trigger %s has too few arguments", td->tg_trigger->tgname);
-	n = strtol(td->tg_trigger->tgargs[*pos], &end, 10);
-	if (*end != '\0' || n < 0 || *pos + 1 + n > td->tg_trigger->tgnargs)
-		elog(ERROR, "pgfanout: trigger %s has malformed arguments", td->tg_trigger->tgname);
-	(*pos)++;
+/* A whole number written with digits only (no sign, no blanks), at most max. */
+static int
+parse_number(TriggerData *td, const char *text, int max, const char *what)
+{
+	int64		n = 0;
+
+	if (*text == '\0')
+		malformed(td, what);
+	for (const char *c = text; *c != '\0'; c++)
+	{
+		if (*c < '0' || *c > '9')
+			malformed(td, what);
+		n = n * 10 + (*c - '0');
+		if (n > max)
+			malformed(td, what);
+	}
 	return (int) n;
 }
 
+/* A column list's length: what is left of the arguments bounds it. */
+static int
+parse_count(TriggerData *td, int *pos)
+{
+	int			n;
+
+	if (*pos >= td->tg_trigger->tgnargs)
+		elog(ERROR, "pgfanout: trigger %s has too few arguments", td->tg_trigger->tgname);
+	n = parse_number(td, td->tg_trigger->tgargs[*pos], td->tg_trigger->tgnargs - *pos - 1,
+					 "a column count");
+	(*pos)++;
+	return n;
+}
+
+/* A column list; a name given twice is refused (each column is one member of an image). */
 static Column *
 parse_columns(TriggerData *td, int *pos, int *count, MemoryContext cxt)
 {
@@ -283,7 +310,15 @@ parse_columns(TriggerData *td, int *pos, int *count, MemoryContext cxt)
 	Column	   *cols = MemoryContextAllocZero(cxt, sizeof(Column) * Max(n, 1));
 
 	for (int i = 0; i < n; i++)
-		init_column(&cols[i], td->tg_relation, td->tg_trigger->tgargs[(*pos)++], cxt);
+	{
+		const char *name = td->tg_trigger->tgargs[(*pos)++];
+
+		init_column(&cols[i], td->tg_relation, name, cxt);
+		for (int j = 0; j < i; j++)
+			if (cols[j].attnum == cols[i].attnum)
+				elog(ERROR, "pgfanout: trigger %s names column \"%s\" twice in one list",
+					 td->tg_trigger->tgname, name);
+	}
 	*count = n;
 	return cols;
 }
@@ -308,8 +343,15 @@ get_watch(FunctionCallInfo fcinfo)
 	w = palloc0(sizeof(Watch));
 	w->relid = RelationGetRelid(td->tg_relation);
 	w->channel = pstrdup(td->tg_trigger->tgargs[0]);
+	if (strcmp(td->tg_trigger->tgargs[3], "t") != 0 && strcmp(td->tg_trigger->tgargs[3], "f") != 0)
+		malformed(td, "durable is neither t nor f");
 	w->durable = strcmp(td->tg_trigger->tgargs[3], "t") == 0;
-	w->max_bytes = pg_strtoint32(td->tg_trigger->tgargs[4]);
+	/* Below 1024 bytes an envelope's head and tail could leave no room for a row. */
+	/* At most what NOTIFY takes: async.c's NOTIFY_PAYLOAD_MAX_LENGTH, less one. */
+	w->max_bytes = parse_number(td, td->tg_trigger->tgargs[4], BLCKSZ - NAMEDATALEN - 128 - 1,
+								"the NOTIFY limit");
+	if (w->max_bytes < 1024)
+		malformed(td, "the NOTIFY limit is under 1024");
 	initStringInfo(&head);
 	appendStringInfoString(&head, "\",\"schema\":");
 	escape_json(&head, td->tg_trigger->tgargs[1]);
@@ -322,12 +364,17 @@ get_watch(FunctionCallInfo fcinfo)
 	w->spans = palloc0(sizeof(Span) * Max(w->nkeep, 1));
 	w->changed = parse_columns(td, &pos, &w->nchanged, cxt);
 	w->keycols = parse_columns(td, &pos, &w->nkeycols, cxt);
+	if (pos != td->tg_trigger->tgnargs)
+		malformed(td, "arguments after the key columns");
 	/* The key columns as they appear in the carried image (what jsonb_pick keeps). */
 	w->keys = palloc0(sizeof(Column) * Max(w->nkeep, 1));
 	for (int i = 0; i < w->nkeep; i++)
 		for (int k = 0; k < w->nkeycols; k++)
 			if (w->keep[i].attnum == w->keycols[k].attnum)
+			{
 				w->keys[w->nkeys++] = w->keep[i];
+				break;
+			}
 	MemoryContextSwitchTo(old);
 	fcinfo->flinfo->fn_extra = w;
 	return w;
@@ -930,14 +977,15 @@ next_row(Tuplestorestate *ts, TupleTableSlot *slot, MemoryContext cxt)
  * NOTIFY limit (durable: about 1 MB, into the outbox), as pgfanout.generate_statement_function's
  * functions send them. UPDATE pairs the n-th old row with the n-th new row (where PostgreSQL
  * records the two images of a row); a pair whose key differs gives a new-only element in place
- * and an old-only element after all others, as the generated function's join on the key does
- * (unless keys were swapped between rows: the join pairs by key, this pairs by row).
+ * and an old-only element after all others, in row order, as the generated function's join on
+ * the key does (which leaves their order open; and keys swapped between rows: the join pairs by
+ * key, this pairs by row).
  */
 Datum
 pgfanout_native_statement(PG_FUNCTION_ARGS)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
-	TupleDesc	desc = RelationGetDescr(td->tg_relation);
+	TupleDesc	desc;
 	Watch	   *w;
 	const char *op;
 	Packer		p = {0};
@@ -951,6 +999,7 @@ pgfanout_native_statement(PG_FUNCTION_ARGS)
 	MemoryContext rowcxt;
 
 	check_trigger(fcinfo, false);
+	desc = RelationGetDescr(td->tg_relation);
 	w = get_watch(fcinfo);
 	op = op_name(td->tg_event);
 	initStringInfo(&head);

@@ -21,8 +21,8 @@ COMMENT ON TABLE pgfanout.schema_version IS 'one row per pgfanout SQL version ap
 -- Refuse to downgrade: an older script would replace newer functions with older ones.
 DO $do$
 BEGIN
-  IF EXISTS (SELECT 1 FROM pgfanout.schema_version WHERE version > 7) THEN
-    RAISE EXCEPTION 'pgfanout: the database has pgfanout SQL version % installed, this script is version 7',
+  IF EXISTS (SELECT 1 FROM pgfanout.schema_version WHERE version > 8) THEN
+    RAISE EXCEPTION 'pgfanout: the database has pgfanout SQL version % installed, this script is version 8',
       (SELECT max(version) FROM pgfanout.schema_version)
       USING HINT = 'install the newer pgfanout release instead';
   END IF;
@@ -33,7 +33,7 @@ $do$;
 CREATE OR REPLACE FUNCTION pgfanout.script_version() RETURNS integer
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pgfanout, pg_temp
-AS $$ SELECT 7 $$;
+AS $$ SELECT 8 $$;
 
 -- The version recorded in the database (NULL until the install transaction has finished).
 CREATE OR REPLACE FUNCTION pgfanout.installed_version() RETURNS integer

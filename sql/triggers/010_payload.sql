@@ -81,15 +81,18 @@ END
 $fn$;
 
 -- The key of a table: its primary key columns, else the columns of its REPLICA IDENTITY index,
--- else an empty array (a keyless table). In index order.
+-- else an empty array (a keyless table). In index order, each column once (an index may name a
+-- column twice).
 CREATE OR REPLACE FUNCTION pgfanout.key_columns(tbl regclass, OUT columns text[], OUT source text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
 AS $$
   SELECT coalesce(
-           (SELECT array_agg(a.attname::text ORDER BY k.ord)
-              FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
-              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum),
+           (SELECT array_agg(c.attname ORDER BY c.ord)
+              FROM (SELECT a.attname::text AS attname, min(k.ord) AS ord
+                      FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord)
+                      JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                     GROUP BY a.attname) AS c),
            '{}'::text[]),
          CASE WHEN i.indrelid IS NULL THEN 'none'
               WHEN i.indisprimary THEN 'primary key'

@@ -567,6 +567,11 @@ BEGIN
       LANGUAGE c AS 'pgfanout_native', 'pgfanout_native_row';
     CREATE OR REPLACE FUNCTION pgfanout.native_statement() RETURNS trigger
       LANGUAGE c AS 'pgfanout_native', 'pgfanout_native_statement';
+    -- C code that takes its settings from trigger arguments: only roles granted it may put it
+    -- on a table (CREATE TRIGGER checks EXECUTE); watch() run by any other role makes PL/pgSQL
+    -- triggers. Triggers already made go on firing whoever writes.
+    REVOKE ALL ON FUNCTION pgfanout.native_row() FROM PUBLIC;
+    REVOKE ALL ON FUNCTION pgfanout.native_statement() FROM PUBLIC;
   EXCEPTION WHEN OTHERS THEN
     -- No library on this server (undefined_file), or one built for another server version.
     RAISE NOTICE 'pgfanout: native triggers not available (%); watches use PL/pgSQL triggers', SQLERRM;
@@ -575,7 +580,8 @@ END
 $do$;
 
 -- True when watch() makes native triggers: the library's functions are declared, the library
--- loads and speaks this script's interface, and pgfanout.native is not off.
+-- loads and speaks this script's interface, the current role may use the trigger functions
+-- (superusers, and roles granted EXECUTE on them) and pgfanout.native is not off.
 CREATE OR REPLACE FUNCTION pgfanout.native_enabled() RETURNS boolean
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pgfanout, pg_temp
@@ -584,7 +590,9 @@ BEGIN
   IF coalesce(current_setting('pgfanout.native', true), '') IN ('off', 'false', '0', 'no')
      OR to_regprocedure('pgfanout.native_version()') IS NULL
      OR to_regprocedure('pgfanout.native_row()') IS NULL
-     OR to_regprocedure('pgfanout.native_statement()') IS NULL THEN
+     OR to_regprocedure('pgfanout.native_statement()') IS NULL
+     OR NOT has_function_privilege('pgfanout.native_row()', 'EXECUTE')
+     OR NOT has_function_privilege('pgfanout.native_statement()', 'EXECUTE') THEN
     RETURN false;
   END IF;
   RETURN pgfanout.native_version() = 1;

@@ -3,7 +3,7 @@
 -- partition whose columns are numbered differently from its parent's. The byte-for-byte
 -- comparison with the PL/pgSQL functions is 55_legacy_compare.sql, run with native triggers
 -- by the sql_triggers_native_pgtest test. Skipped where the server has no native triggers.
-SELECT plan(16);
+SELECT plan(28);
 
 -- A trigger on nt_bad (level: ROW or STATEMENT) calling fn with the given arguments: an INSERT
 -- must fail with an error like pattern.
@@ -23,7 +23,7 @@ DECLARE
   fn text;
 BEGIN
   IF NOT pgfanout.native_enabled() THEN
-    RETURN NEXT skip('native triggers are not enabled on this server or database', 16);
+    RETURN NEXT skip('native triggers are not enabled on this server or database', 28);
     RETURN;
   END IF;
 
@@ -96,6 +96,55 @@ BEGIN
   RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0', '0'$$,
                                   '%no transition table%', 'native_statement without its transition table: an error',
                                   'STATEMENT', 'native_statement');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '99999999999999999999', 'id', '0', '0'$$,
+                                  '%malformed arguments (a column count)%', 'a count too large for any number: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '+1', 'id', '0', '0'$$,
+                                  '%malformed arguments (a column count)%', 'a count with a sign: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0', '2', 'id', 'id'$$,
+                                  '%names column "id" twice%', 'a column named twice in one list: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'x', '7999', '1', 'id', '0', '0'$$,
+                                  '%durable is neither t nor f%', 'durable neither t nor f: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '9000', '1', 'id', '0', '0'$$,
+                                  '%malformed arguments (the NOTIFY limit)%', 'a NOTIFY limit above NOTIFY''s: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '100', '1', 'id', '0', '0'$$,
+                                  '%the NOTIFY limit is under 1024%', 'a NOTIFY limit too small for an envelope: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0', '1', 'id', 'extra'$$,
+                                  '%arguments after the key columns%', 'arguments left over: an error');
+
+  -- A key index may name a column twice: the key has it once, and the watch works.
+  PERFORM pgtest.exec($$
+    CREATE TABLE public.nt_twice (id int NOT NULL, v int);
+    CREATE UNIQUE INDEX nt_twice_key ON public.nt_twice (id, id);
+    ALTER TABLE public.nt_twice REPLICA IDENTITY USING INDEX nt_twice_key;
+    SELECT pgfanout.watch('public.nt_twice', columns => '{v}');
+  $$);
+  RETURN NEXT is((pgfanout.key_columns('public.nt_twice')).columns, '{id}'::text[], 'an index naming a column twice: the key has it once');
+  PERFORM pgtest.listen('nt_twice_changed');
+  RETURN NEXT is((SELECT payload::jsonb - 'txid' - 'at' FROM pgtest.notifications_of($$INSERT INTO nt_twice VALUES (4, 5)$$)),
+                 '{"v":1,"op":"INSERT","schema":"public","table":"nt_twice","new":{"id":4,"v":5}}'::jsonb,
+                 '... and its watch sends the key once');
+
+  -- The trigger functions are not for every role: without EXECUTE on them a role's watch() makes
+  -- PL/pgSQL triggers and it cannot put them on a table by hand; granted, it may.
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'pgfanout_native_tester') THEN  -- left by a run that failed
+    DROP OWNED BY pgfanout_native_tester;
+    DROP ROLE pgfanout_native_tester;
+  END IF;
+  CREATE ROLE pgfanout_native_tester NOLOGIN;
+  CREATE TABLE public.nt_mine (id int PRIMARY KEY);
+  ALTER TABLE public.nt_mine OWNER TO pgfanout_native_tester;
+  SET LOCAL ROLE pgfanout_native_tester;
+  RETURN NEXT is(pgfanout.native_enabled(), false, 'a role without EXECUTE on the native functions: native_enabled() is false');
+  RETURN NEXT throws_like($$CREATE TRIGGER mine AFTER INSERT ON public.nt_mine FOR EACH ROW
+                             EXECUTE FUNCTION pgfanout.native_row('ch', 'public', 'nt_mine', 'f', '7999', '1', 'id', '0', '0')$$,
+                          '%permission denied%', '... and it cannot make a native trigger by hand');
+  RESET ROLE;
+  GRANT EXECUTE ON FUNCTION pgfanout.native_row(), pgfanout.native_statement() TO pgfanout_native_tester;
+  SET LOCAL ROLE pgfanout_native_tester;
+  RETURN NEXT is(pgfanout.native_enabled(), true, 'granted EXECUTE, native_enabled() is true for it');
+  RESET ROLE;
+  DROP OWNED BY pgfanout_native_tester;
+  DROP ROLE pgfanout_native_tester;
 END
 $t$;
 
