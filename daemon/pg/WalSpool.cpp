@@ -28,6 +28,12 @@ std::string errno_text(const std::string& what) {
   return what + ": " + std::strerror(errno);
 }
 
+// The bytes a string has allocated (none while it holds its characters inside itself).
+std::size_t allocated(const std::string& s) {
+  static const std::size_t inline_capacity = std::string().capacity();
+  return s.capacity() > inline_capacity ? s.capacity() : 0;
+}
+
 }  // namespace
 
 WalSpool::WalSpool(std::string dir, std::shared_ptr<Budget> budget)
@@ -48,10 +54,9 @@ void WalSpool::hold(std::size_t bytes) {
 
 bool WalSpool::add(const WalEvent& ev, std::string& error) {
   std::uint64_t at = bytes();
-  if (subs_.empty() || subs_.back().xid != ev.subxid) {
-    bool seen =
-        std::any_of(subs_.begin(), subs_.end(), [&](const Sub& s) { return s.xid == ev.subxid; });
-    if (!seen) subs_.push_back(Sub{ev.subxid, at, events_});
+  if ((subs_.empty() || subs_.back().xid != ev.subxid) &&
+      sub_at_.try_emplace(ev.subxid, subs_.size()).second) {
+    subs_.push_back(Sub{ev.subxid, at, events_});
   }
   put(memory_, ev.channel.size(), 4);
   put(memory_, ev.payload.size(), 4);
@@ -60,7 +65,7 @@ bool WalSpool::add(const WalEvent& ev, std::string& error) {
   memory_ += ev.channel;
   memory_ += ev.payload;
   ++events_;
-  hold(memory_.size());
+  hold(allocated(memory_));
   if (budget_->used < budget_->limit) return true;
   // Over the budget: this spool's events go to its file, in writes of a useful size.
   return memory_.size() < std::min(kMinSpill, budget_->limit) || spill(error);
@@ -89,24 +94,38 @@ bool WalSpool::spill(std::string& error) {
   }
   file_bytes_ += memory_.size();
   spilled_ += memory_.size();
-  memory_.clear();
-  hold(0);
+  release_memory();
   return true;
 }
 
+void WalSpool::release_memory() {
+  if (memory_.capacity() > 2 * kMinSpill) {
+    std::string().swap(memory_);
+  } else {
+    memory_.clear();
+  }
+  hold(allocated(memory_));
+}
+
 bool WalSpool::drop_subxact(std::uint32_t subxid, std::string& error) {
-  auto it = std::find_if(subs_.begin(), subs_.end(), [&](const Sub& s) { return s.xid == subxid; });
-  if (it == subs_.end()) return true;  // none of its changes were staged
+  auto found = sub_at_.find(subxid);
+  if (found == sub_at_.end()) return true;  // none of its changes were staged
+  auto it = subs_.begin() + static_cast<std::ptrdiff_t>(found->second);
   std::uint64_t offset = it->offset;
   events_ = it->events_before;
+  for (auto gone = it; gone != subs_.end(); ++gone) sub_at_.erase(gone->xid);
   subs_.erase(it, subs_.end());
   if (offset >= file_bytes_) {
     memory_.resize(offset - file_bytes_);
-    hold(memory_.size());
+    if (memory_.empty()) {
+      std::string().swap(memory_);
+    } else if (memory_.capacity() > 2 * memory_.size() + kMinSpill) {
+      memory_.shrink_to_fit();
+    }
+    hold(allocated(memory_));
     return true;
   }
-  memory_.clear();
-  hold(0);
+  release_memory();
   if (::ftruncate(fd_, static_cast<off_t>(offset)) != 0) {
     error = errno_text("truncating the spool file");
     return false;

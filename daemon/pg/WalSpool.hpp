@@ -3,11 +3,12 @@
 // stream share a memory Budget: while their events in memory stay under its limit, they stay
 // there; beyond it, the spool being added to appends its events to a file in `dir` (created on
 // first need and unlinked at once: nothing is left behind, even by a crash) in writes of at
-// least kMinSpill bytes. So memory stays under the limit plus kMinSpill per open streamed
-// transaction, however large or many they are. The events are serialized (channel, payload, LSN,
-// whether the payload waits for its tail); each subtransaction's first position is remembered so a
-// rolled-back savepoint drops its events and those after it (the order PostgreSQL's own apply
-// worker relies on).
+// least kMinSpill bytes, and gives its buffer back when it was larger. The budget counts the
+// buffers' allocated size, not only the bytes in them. So memory stays under the limit plus
+// about 2 x kMinSpill per open streamed transaction, however large or many they are. The events are
+// serialized (channel, payload, LSN, whether the payload waits for its tail); each subtransaction's
+// first position is remembered so a rolled-back savepoint drops its events and those after it (the
+// order PostgreSQL's own apply worker relies on).
 //
 // No I/O besides the file; not thread-safe (the WAL source's loop).
 #pragma once
@@ -15,6 +16,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "pg/WalDecoder.hpp"
@@ -47,6 +49,7 @@ class WalSpool {
   std::uint64_t bytes() const { return file_bytes_ + memory_.size(); }
   std::uint64_t spilled_bytes() const { return spilled_; }  // ever written to the file
   bool spilled() const { return fd_ >= 0; }
+  std::size_t buffer_capacity() const { return memory_.capacity(); }  // what memory it holds
 
   // Reading back, in order, after the commit: each call gives the next event (channel, payload,
   // lsn, needs_tail). False at the end, or with `error` set when the file could not be read.
@@ -55,6 +58,8 @@ class WalSpool {
  private:
   bool spill(std::string& error);
   bool fill(std::size_t need, std::string& error);
+  // Empties memory_; a buffer larger than a spill's gives its memory back.
+  void release_memory();
 
   // What this spool holds in memory counts against the budget as held_.
   void hold(std::size_t bytes);
@@ -71,7 +76,8 @@ class WalSpool {
     std::uint64_t offset;
     std::size_t events_before;
   };
-  std::vector<Sub> subs_;
+  std::vector<Sub> subs_;                                  // in the order first seen
+  std::unordered_map<std::uint32_t, std::size_t> sub_at_;  // subxid -> its index in subs_
   // Reading: bytes read and not yet consumed, the next file offset, whether memory_ was taken.
   std::string read_;
   std::size_t read_pos_ = 0;

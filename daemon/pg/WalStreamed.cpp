@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstdlib>
 
+#include <boost/asio/post.hpp>
+
 #include "pg/ConnInfo.hpp"
 #include "pg/WalSourceImpl.hpp"
 
@@ -17,6 +19,9 @@ namespace {
 
 constexpr int kStreamingVersion = 140000;  // protocol 2 and `streaming`
 constexpr std::size_t kReplayChunk = 256;  // events per acknowledgement when replaying
+// Longest a replay runs before it lets the loop's other handlers (status updates, the hub, the
+// other sources) run; the rest follows in a posted handler. As PgConnection's kNotifyTurn.
+constexpr auto kReplayTurn = std::chrono::milliseconds(5);
 
 std::string spool_dir_of(const WalConfig& wal) {
   if (!wal.spool_dir.empty()) return wal.spool_dir;
@@ -81,8 +86,9 @@ void WalSource::Impl::stream_commit(const WalDecoder::Result& r) {
   run->txns.push_back(txn);
   streamed_total.inc();
   auto it = run->staged.find(r.xid);
-  if (it == run->staged.end()) {  // nothing in it for us
+  if (it == run->staged.end()) {  // nothing in it for us: the position may move past it now
     txn->committed = true;
+    advance();
     return;
   }
   run->replay = std::make_unique<Replay>(Replay{txn, std::move(it->second), r.txid, r.at});
@@ -97,7 +103,13 @@ bool WalSource::Impl::replay_some() {
   std::vector<WalEvent> chunk;
   std::string error;
   bool more = true;
+  bool yielded = false;
+  const auto until = std::chrono::steady_clock::now() + kReplayTurn;
   while (more && run == keep && run->pending < wal.max_pending) {
+    if (std::chrono::steady_clock::now() >= until) {
+      yielded = true;
+      break;
+    }
     // Events are read and acknowledged in chunks: one completion settles a chunk.
     chunk.clear();
     const std::size_t room = std::min(kReplayChunk, wal.max_pending - run->pending);
@@ -131,7 +143,21 @@ bool WalSource::Impl::replay_some() {
                               "); streaming again from " + format_lsn(confirmed));
     return false;
   }
-  if (more) return false;
+  if (more) {
+    // Paused by max_pending: a settling completion goes on (maybe_resume). Out of time: a
+    // posted handler does.
+    if (yielded) {
+      std::weak_ptr<Impl> weak = weak_from_this();
+      std::weak_ptr<Run> weak_run = keep;
+      asio::post(io, [weak, weak_run] {
+        auto s = weak.lock();
+        auto r = weak_run.lock();
+        if (!s || !r || r != s->run || !r->replay || r->in_replay) return;
+        if (s->replay_some()) s->maybe_resume();
+      });
+    }
+    return false;
+  }
   replay.txn->committed = true;
   keep->replay.reset();
   advance();

@@ -91,6 +91,30 @@ TEST_F(WalStreamingTest, NothingIsActedOnBeforeTheCommitThenEveryRowOnceInOrder)
   EXPECT_EQ(staged(), 0);
 }
 
+TEST_F(WalStreamingTest, AStreamedTransactionWithNothingForTheDaemonLetsThePositionMoveOn) {
+  // Not in the publication; no autovacuum, whose transactions would move the position on too.
+  exec("CREATE TABLE unwatched (id int, pad text) WITH (autovacuum_enabled = off)");
+  start();
+  const std::string before = server_confirmed();
+  exec("INSERT INTO unwatched SELECT g, repeat('x', 100) FROM generate_series(1, 20000) g");
+  const std::string end = sql("SELECT pg_current_wal_insert_lsn()::text");
+  ASSERT_TRUE(run_until(
+      io, [&] { return committed() >= 1; }, 15s))
+      << "the transaction was not streamed";
+  // Nothing else is written: its commit alone must move the confirmed position past it.
+  EXPECT_TRUE(run_until(
+      io,
+      [&] {
+        return sql("SELECT confirmed_flush_lsn >= '" + end +
+                   "'::pg_lsn FROM pg_replication_slots WHERE slot_name = '" + wal.slot + "'") ==
+               "t";
+      },
+      10s))
+      << "confirmed " << server_confirmed() << " (before " << before << "), commit ended at "
+      << end;
+  EXPECT_TRUE(received.empty());
+}
+
 TEST_F(WalStreamingTest, AppEventsOfAStreamedTransactionKeepTheirPayload) {
   start();
   exec(
