@@ -220,10 +220,11 @@ InstallResult install(const PostgresConfig& postgres, const std::vector<WatchSpe
     auto native = s.value("SELECT pgfanout.native_enabled()");
     if (!native) return failed("");
     result.notices.push_back(
-        *native == "t"
-            ? "watch triggers: native (the server's pgfanout_native library)"
-            : "watch triggers: PL/pgSQL (the native ones need the pgfanout_native "
-              "library on the server and a superuser: docs/triggers.md#native-triggers)");
+        *native == "t" ? "watch triggers: native (the server's pgfanout_native library)"
+                       : "watch triggers: PL/pgSQL (the native ones need the pgfanout_native "
+                         "library on the server and a superuser, or a role granted EXECUTE on "
+                         "pgfanout.native_row() and pgfanout.native_statement(): "
+                         "docs/triggers.md#native-triggers)");
   }
   std::vector<std::string> wal_tables;
   for (const auto& w : watch) {
