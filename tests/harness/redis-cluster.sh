@@ -5,8 +5,10 @@
 #                                               # node reports cluster_state:ok
 #   tests/harness/redis-cluster.sh stop DIR     # kills the nodes started in DIR, removes DIR
 #
-# DIR must not exist yet (start creates it) and holds the nodes' config, logs and pid files; its
-# file `ports` lists the ports, primaries first as `redis-cli --cluster create` assigns them.
+# DIR must not exist yet (start creates it) and holds the nodes' config, logs, pid files and RDB
+# files (one per node: replicas write a full sync to it before loading it, and a shared
+# dump.rdb let one replica load another shard's data); its file `ports` lists the ports,
+# primaries first as `redis-cli --cluster create` assigns them.
 # With REDIS_CLUSTER_TLS_DIR set (ca.crt, server.crt/key and client.crt/key, as with-servers.sh
 # makes them), the nodes speak only TLS, among themselves too (the client certificate is what a
 # node shows the others on the cluster bus). With REDIS_CLUSTER_HOST (default 127.0.0.1) the nodes
@@ -76,11 +78,11 @@ for i in 1 2 3 4 5 6; do
   echo "$p" >>"$dir/ports"
   ports+=("$p")
   args=(--port "$p" --bind "$host" --protected-mode no --dir "$dir" --cluster-enabled yes
-    --cluster-config-file "nodes-$p.conf" --cluster-node-timeout 2000 --appendonly no
+    --cluster-config-file "nodes-$p.conf" --dbfilename "dump-$p.rdb" --cluster-node-timeout 2000 --appendonly no
     --save "" --repl-diskless-sync-delay 0 --daemonize yes --pidfile "$dir/$p.pid" --logfile "$dir/$p.log")
   if [ -n "$tls_dir" ]; then
     args=(--port 0 --tls-port "$p" --bind "$host" --protected-mode no --dir "$dir" --cluster-enabled yes
-      --cluster-config-file "nodes-$p.conf" --cluster-node-timeout 2000 --appendonly no
+      --cluster-config-file "nodes-$p.conf" --dbfilename "dump-$p.rdb" --cluster-node-timeout 2000 --appendonly no
       --save "" --repl-diskless-sync-delay 0 --daemonize yes --pidfile "$dir/$p.pid" --logfile "$dir/$p.log"
       --tls-cluster yes --tls-replication yes --tls-auth-clients no
       --tls-cert-file "$tls_dir/server.crt" --tls-key-file "$tls_dir/server.key"

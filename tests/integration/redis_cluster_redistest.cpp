@@ -93,9 +93,18 @@ class TestCluster {
     for (int p : primaries()) n += client(p).dbsize();
     return n;
   }
-  // Waits until every primary's writes reached a replica.
+  // Waits until every primary's writes reached a replica, and checks that each replica holds as
+  // many keys as its primary (a replica that loaded another node's data would not).
   void replicate() {
     for (int p : primaries()) EXPECT_EQ(client(p).cmd({"WAIT", "1", "5000"}), "1") << p;
+    for (int p : ports) {
+      std::string info = client(p).cmd({"INFO", "replication"});
+      auto at = info.find("master_port:");
+      if (info.find("role:slave") == std::string::npos || at == std::string::npos) continue;
+      int primary = std::atoi(info.c_str() + at + 12);
+      EXPECT_EQ(client(p).dbsize(), client(primary).dbsize())
+          << "replica " << p << " of " << primary;
+    }
   }
   // Each primary's port, role line and key count: what a failed key count is read against.
   std::string describe() {
