@@ -99,12 +99,8 @@ bool WalSpool::spill(std::string& error) {
 }
 
 void WalSpool::release_memory() {
-  if (memory_.capacity() > 2 * kMinSpill) {
-    std::string().swap(memory_);
-  } else {
-    memory_.clear();
-  }
-  hold(allocated(memory_));
+  std::string().swap(memory_);
+  hold(0);
 }
 
 bool WalSpool::drop_subxact(std::uint32_t subxid, std::string& error) {
@@ -118,11 +114,11 @@ bool WalSpool::drop_subxact(std::uint32_t subxid, std::string& error) {
   if (offset >= file_bytes_) {
     memory_.resize(offset - file_bytes_);
     if (memory_.empty()) {
-      std::string().swap(memory_);
+      release_memory();
     } else if (memory_.capacity() > 2 * memory_.size() + kMinSpill) {
       memory_.shrink_to_fit();
+      hold(allocated(memory_));
     }
-    hold(allocated(memory_));
     return true;
   }
   release_memory();

@@ -3,7 +3,7 @@
 // stream share a memory Budget: while their events in memory stay under its limit, they stay
 // there; beyond it, the spool being added to appends its events to a file in `dir` (created on
 // first need and unlinked at once: nothing is left behind, even by a crash) in writes of at
-// least kMinSpill bytes, and gives its buffer back when it was larger. The budget counts the
+// least kMinSpill bytes, giving its buffer back after each. The budget counts the
 // buffers' allocated size, not only the bytes in them. So memory stays under the limit plus
 // about 2 x kMinSpill per open streamed transaction, however large or many they are. The events are
 // serialized (channel, payload, LSN, whether the payload waits for its tail); each subtransaction's
@@ -58,7 +58,7 @@ class WalSpool {
  private:
   bool spill(std::string& error);
   bool fill(std::size_t need, std::string& error);
-  // Empties memory_; a buffer larger than a spill's gives its memory back.
+  // Empties memory_ and gives its buffer back.
   void release_memory();
 
   // What this spool holds in memory counts against the budget as held_.

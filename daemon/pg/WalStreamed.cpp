@@ -145,15 +145,13 @@ bool WalSource::Impl::replay_some() {
   }
   if (more) {
     // Paused by max_pending: a settling completion goes on (maybe_resume). Out of time: a
-    // posted handler does.
+    // posted handler does the same.
     if (yielded) {
       std::weak_ptr<Impl> weak = weak_from_this();
       std::weak_ptr<Run> weak_run = keep;
       asio::post(io, [weak, weak_run] {
         auto s = weak.lock();
-        auto r = weak_run.lock();
-        if (!s || !r || r != s->run || !r->replay || r->in_replay) return;
-        if (s->replay_some()) s->maybe_resume();
+        if (s && weak_run.lock() == s->run) s->maybe_resume();
       });
     }
     return false;

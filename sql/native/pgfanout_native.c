@@ -346,8 +346,10 @@ get_watch(FunctionCallInfo fcinfo)
 	if (strcmp(td->tg_trigger->tgargs[3], "t") != 0 && strcmp(td->tg_trigger->tgargs[3], "f") != 0)
 		malformed(td, "durable is neither t nor f");
 	w->durable = strcmp(td->tg_trigger->tgargs[3], "t") == 0;
-	/* Below 1024 bytes an envelope's head and tail could leave no room for a row. */
-	/* At most what NOTIFY takes: async.c's NOTIFY_PAYLOAD_MAX_LENGTH, less one. */
+	/*
+	 * At most what NOTIFY takes (async.c's NOTIFY_PAYLOAD_MAX_LENGTH, less one); below 1024 bytes
+	 * an envelope's head and tail could leave no room for a row.
+	 */
 	w->max_bytes = parse_number(td, td->tg_trigger->tgargs[4], BLCKSZ - NAMEDATALEN - 128 - 1,
 								"the NOTIFY limit");
 	if (w->max_bytes < 1024)

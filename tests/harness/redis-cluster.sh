@@ -77,13 +77,13 @@ for i in 1 2 3 4 5 6; do
   p=$(free_port)
   echo "$p" >>"$dir/ports"
   ports+=("$p")
-  args=(--port "$p" --bind "$host" --protected-mode no --dir "$dir" --cluster-enabled yes
-    --cluster-config-file "nodes-$p.conf" --dbfilename "dump-$p.rdb" --cluster-node-timeout 2000 --appendonly no
-    --save "" --repl-diskless-sync-delay 0 --daemonize yes --pidfile "$dir/$p.pid" --logfile "$dir/$p.log")
+  common=(--bind "$host" --protected-mode no --dir "$dir" --cluster-enabled yes
+    --cluster-config-file "nodes-$p.conf" --dbfilename "dump-$p.rdb" --cluster-node-timeout 2000
+    --appendonly no --save "" --repl-diskless-sync-delay 0 --daemonize yes
+    --pidfile "$dir/$p.pid" --logfile "$dir/$p.log")
+  args=(--port "$p" "${common[@]}")
   if [ -n "$tls_dir" ]; then
-    args=(--port 0 --tls-port "$p" --bind "$host" --protected-mode no --dir "$dir" --cluster-enabled yes
-      --cluster-config-file "nodes-$p.conf" --dbfilename "dump-$p.rdb" --cluster-node-timeout 2000 --appendonly no
-      --save "" --repl-diskless-sync-delay 0 --daemonize yes --pidfile "$dir/$p.pid" --logfile "$dir/$p.log"
+    args=(--port 0 --tls-port "$p" "${common[@]}"
       --tls-cluster yes --tls-replication yes --tls-auth-clients no
       --tls-cert-file "$tls_dir/server.crt" --tls-key-file "$tls_dir/server.key"
       --tls-client-cert-file "$tls_dir/client.crt" --tls-client-key-file "$tls_dir/client.key"
@@ -100,34 +100,23 @@ done
 nodes=()
 for p in "${ports[@]}"; do nodes+=("$host:$p"); done
 cli "${ports[0]}" --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes >"$dir/create.log" 2>&1
-for p in "${ports[@]}"; do
-  ok=
+# Waits up to 15 s until `cli PORT ARGS...` prints a line matching PATTERN; fails naming WHAT.
+wait_for() {
+  local port=$1 pattern=$2 what=$3
+  shift 3
   for _ in $(seq 1 300); do
-    if cli "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; then ok=1; break; fi
+    cli "$port" "$@" 2>/dev/null | tr -d '\r' | grep -q "$pattern" && return 0
     sleep 0.05
   done
-  if [ -z "$ok" ]; then
-    echo "redis-cluster: node $p never reported cluster_state:ok" >&2
-    false
-  fi
-done
+  echo "redis-cluster: node $port never $what" >&2
+  return 1
+}
+for p in "${ports[@]}"; do wait_for "$p" '^cluster_state:ok' 'reported cluster_state:ok' cluster info; done
 # Every replica holds its primary's data before the nodes are handed out: a failover test that
 # kills a primary while its replica's first sync is still under way would lose what the sync
 # had not carried yet (Redis replicates asynchronously) and blame the client for it.
 for p in "${ports[@]}"; do
-  info=$(cli "$p" info replication 2>/dev/null | tr -d '\r')
-  grep -q '^role:slave' <<<"$info" || continue
-  ok=
-  for _ in $(seq 1 300); do
-    if cli "$p" info replication 2>/dev/null | tr -d '\r' | grep -q '^master_link_status:up'; then
-      ok=1
-      break
-    fi
-    sleep 0.05
-  done
-  if [ -z "$ok" ]; then
-    echo "redis-cluster: replica $p never finished its first sync" >&2
-    false
-  fi
+  cli "$p" info replication 2>/dev/null | tr -d '\r' | grep -q '^role:slave' || continue
+  wait_for "$p" '^master_link_status:up' 'finished its first sync' info replication
 done
 echo "PORTS ${ports[*]}"
