@@ -32,15 +32,15 @@ std::shared_ptr<const ParsedPayload> ParsedPayload::parse(std::string channel, s
   p->arena_ = std::make_unique<json::monotonic_resource>(text.size() * 2 + 256);
   parser.reset(json::storage_ptr(p->arena_.get()));
   parser.write(text, ec);
-  json::value v;
-  if (!ec) v = parser.release();
   if (ec) {
     parser.reset();
     p->arena_.reset();
     p->problem_ = valid_utf8(text) ? PayloadProblem::MalformedJson : PayloadProblem::InvalidUtf8;
     return p;
   }
-  p->json_ = std::make_unique<json::value>(std::move(v));
+  // Moved, not assigned: assigning to a value of the default storage would copy every node out
+  // of the arena onto the heap (and free them one by one with the payload).
+  p->json_ = std::make_unique<json::value>(parser.release());
   if (const auto* obj = p->json_->if_object()) {
     if (auto it = obj->find("rows"); it != obj->end() && it->value().is_array()) {
       for (const auto& row : it->value().get_array()) {

@@ -1,6 +1,8 @@
 // Templates, rule matching and the router, with a recording executor in place of Redis/HTTP.
 #include <gtest/gtest.h>
 
+#include <boost/json/value.hpp>
+
 #include "app/ActionKinds.hpp"
 #include "app/Config.hpp"
 #include "config/YamlReader.hpp"
@@ -121,6 +123,21 @@ TEST(ParsedPayload, TextMalformedAndInvalidUtf8) {
   EXPECT_FALSE(valid_utf8("\xc0\xaf"));      // overlong
   EXPECT_FALSE(valid_utf8("\xed\xa0\x80"));  // surrogate
   EXPECT_TRUE(valid_utf8("h\xc3\xa9llo \xf0\x9f\x98\x80"));
+}
+
+// The value is built in the payload's arena and stays there: nodes copied out to the heap would
+// each be allocated and freed again, per payload.
+TEST(ParsedPayload, TheValueStaysInThePayloadsArena) {
+  auto p = ParsedPayload::parse(
+      "c", R"({"op":"UPDATE","new":{"id":1,"tags":["a","b"]},"rows":[{"new":{"id":2}}]})");
+  ASSERT_NE(p->json(), nullptr);
+  const boost::json::value& v = *p->json();
+  EXPECT_TRUE(v.storage().is_deallocate_trivial());
+  EXPECT_TRUE(v.at("new").storage().is_deallocate_trivial());
+  EXPECT_TRUE(v.at("new").at("tags").storage().is_deallocate_trivial());
+  EXPECT_EQ(v.at("new").at("id").as_int64(), 1);
+  ASSERT_NE(p->rows(), nullptr);
+  EXPECT_TRUE(v.at("rows").storage().is_deallocate_trivial());
 }
 
 // ---- rules and router, with a recording executor
