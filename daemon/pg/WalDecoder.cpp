@@ -304,24 +304,35 @@ WalDecoder::Result WalDecoder::relation(pgoutput::Relation&& r) {
   return result;
 }
 
-std::string WalDecoder::head(const Rel& rel, std::string_view op) const {
-  std::string s = "{\"v\":1,\"op\":\"";
+void WalDecoder::append_head(const Rel& rel, std::string_view op, std::string& s) {
+  s += "{\"v\":1,\"op\":\"";
   s += op;
   s += "\",\"schema\":";
   append_json_string(rel.rel.schema, s);
   s += ",\"table\":";
   append_json_string(rel.rel.name, s);
+}
+
+std::string WalDecoder::head(const Rel& rel, std::string_view op) const {
+  std::string s;
+  append_head(rel, op, s);
   return s;
 }
 
-std::string WalDecoder::tail_of(std::string_view txid, std::string_view at, std::uint64_t lsn) {
-  std::string s = ",\"txid\":\"";
+void WalDecoder::append_tail(std::string_view txid, std::string_view at, std::uint64_t lsn,
+                             std::string& s) {
+  s += ",\"txid\":\"";
   s += txid;
   s += "\",\"at\":\"";
   s += at;
   s += "\",\"lsn\":\"";
   s += format_lsn(lsn);
   s += "\"}";
+}
+
+std::string WalDecoder::tail_of(std::string_view txid, std::string_view at, std::uint64_t lsn) {
+  std::string s;
+  append_tail(txid, at, lsn, s);
   return s;
 }
 

@@ -156,10 +156,14 @@ class WalDecoder {
   void row(const Rel& rel, const char* op, const pgoutput::Tuple* old_tuple, char old_kind,
            const pgoutput::Tuple* new_tuple, std::uint64_t lsn, std::vector<WalEvent>& out);
   void flush(std::vector<WalEvent>& out);
+  static void append_head(const Rel& rel, std::string_view op, std::string& s);
+  static void append_tail(std::string_view txid, std::string_view at, std::uint64_t lsn,
+                          std::string& s);
   std::string head(const Rel& rel, std::string_view op) const;
   std::string tail(std::uint64_t lsn) const;
   WalEvent event(std::string channel, std::string payload, std::uint64_t lsn) const;
 
+  std::vector<const pgoutput::Value*> now_;  // row()'s scratch: the new row's values
   std::vector<Watch> watches_;
   std::string prefix_;
   TypeCatalog types_;

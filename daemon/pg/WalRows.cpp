@@ -54,7 +54,8 @@ void WalDecoder::row(const Rel& rel, const char* op, const pgoutput::Tuple* old_
   };
 
   // The new row's values, an unchanged TOASTed one taken from the old row when it is there.
-  std::vector<const pgoutput::Value*> now(n, nullptr);
+  auto& now = now_;
+  now.assign(n, nullptr);
   if (new_tuple) {
     for (std::size_t i = 0; i < n; ++i) {
       const auto* v = &(*new_tuple)[i];
@@ -79,8 +80,10 @@ void WalDecoder::row(const Rel& rel, const char* op, const pgoutput::Tuple* old_
     if (!changed) return;
   }
 
-  auto object = [&](auto pick) {
-    std::string s = "{";
+  // The objects are written where they go: straight into a row-level payload, or into their
+  // own strings for a per-statement element.
+  auto object = [&](std::string& s, auto pick) {
+    s += '{';
     bool first = true;
     for (std::size_t i : rel.order) {
       const pgoutput::Value* v = pick(i);
@@ -91,36 +94,53 @@ void WalDecoder::row(const Rel& rel, const char* op, const pgoutput::Tuple* old_
       s += ": ";
       json_of(i, *v, s, true);
     }
-    return s + "}";
+    s += '}';
   };
-
-  std::string new_obj, old_obj;
+  auto new_object = [&](std::string& s) { object(s, [&](std::size_t i) { return now[i]; }); };
+  // What "old" holds: the whole old row, the old key (it changed), or the key from the new row.
+  const bool old_is_key = !full_old && old_tuple;
+  const bool key_from_new = !old_tuple && new_tuple && std::strcmp(op, "UPDATE") == 0;
+  auto old_object = [&](std::string& s) {
+    if (full_old) {
+      object(s, [&](std::size_t i) -> const pgoutput::Value* {
+        return (*old_tuple)[i].kind == 'u' ? nullptr : &(*old_tuple)[i];
+      });
+    } else if (old_is_key) {
+      object(s, [&](std::size_t i) { return rel.key[i] ? &(*old_tuple)[i] : nullptr; });
+    } else {
+      object(s, [&](std::size_t i) { return rel.key[i] ? now[i] : nullptr; });
+    }
+  };
+  const bool has_old = full_old || old_is_key || key_from_new;
   if (new_tuple) {
     for (std::size_t i : rel.order)
       if (!now[i]) toast.push_back(cols[i].name);
-    new_obj = object([&](std::size_t i) { return now[i]; });
   }
-  if (full_old) {
-    old_obj = object([&](std::size_t i) -> const pgoutput::Value* {
-      return (*old_tuple)[i].kind == 'u' ? nullptr : &(*old_tuple)[i];
-    });
-  } else if (old_tuple) {  // the old key
-    old_obj = object([&](std::size_t i) { return rel.key[i] ? &(*old_tuple)[i] : nullptr; });
-  } else if (new_tuple && std::strcmp(op, "UPDATE") == 0) {  // the key did not change
-    old_obj = object([&](std::size_t i) { return rel.key[i] ? now[i] : nullptr; });
-  }
-  std::sort(toast.begin(), toast.end());
 
   if (!watch.spec.per_statement) {
-    std::string p = head(rel, op);
-    if (!new_obj.empty()) p += ",\"new\":" + new_obj;
-    if (!old_obj.empty()) p += ",\"old\":" + old_obj;
+    std::string p;
+    p.reserve(256);
+    append_head(rel, op, p);
+    if (new_tuple) {
+      p += ",\"new\":";
+      new_object(p);
+    }
+    if (has_old) {
+      p += ",\"old\":";
+      old_object(p);
+    }
+    std::sort(toast.begin(), toast.end());
     append_names("unchanged_toast", toast, p);
     append_names("as_text", as_text, p);
-    p += tail(lsn);
+    if (!in_stream_) append_tail(txid_, at_, lsn, p);
     out.push_back(event(rel.channel, std::move(p), lsn));
     return;
   }
+
+  std::string new_obj, old_obj;
+  if (new_tuple) new_object(new_obj);
+  if (has_old) old_object(old_obj);
+  std::sort(toast.begin(), toast.end());
 
   if (pending_.rel != &rel || pending_.op != op) flush(out);
   pending_.rel = &rel;
