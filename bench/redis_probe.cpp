@@ -11,6 +11,14 @@
 //   redis_probe burst-update DSN TABLE N REDIS_PORT
 //       The same wait after `UPDATE TABLE SET v = v + 1` (N rows, one transaction): the WAL
 //       source's row changes evicting N pre-filled keys.
+//   redis_probe wal-ceiling DSN SLOT PUBLICATION TABLE N PAUSE_US
+//       The WAL source's ceiling: a minimal pgoutput consumer (protocol 1) streaming from SLOT
+//       while `UPDATE TABLE SET v = v + 1` (N rows, one transaction) runs on a second connection,
+//       as the daemon streams; prints how long after the commit returned the N row changes and
+//       the commit have all been received. It only counts the messages, and pauses PAUSE_US
+//       each time it has read all that had arrived: how fast the walsender delivers depends on
+//       it (a reader that wakes for every message, or one so slow that the socket fills, makes
+//       the walsender spend more system calls per message).
 //   redis_probe steady-listen DSN CHANNEL RATE SECONDS
 //       The latency ceiling: the same paced commits, received by a minimal libpq consumer.
 //   redis_probe steady DSN CHANNEL REDIS_PORT RATE SECONDS PREFIX [notify|emit]
@@ -240,6 +248,71 @@ int steady(const char* dsn, const std::string& channel, int port, int rate, int 
   return static_cast<long>(lat.size()) == n ? 0 : 1;
 }
 
+// Streams SLOT (pgoutput, protocol 1) from before `UPDATE TABLE SET v = v + 1` until the N row
+// changes and the transaction's commit have been received; nothing but counting is done.
+int wal_ceiling(const std::string& dsn, const std::string& slot, const std::string& publication,
+                const std::string& table, long n, int pause_us) {
+  PGconn* stream = pg_connect((dsn + " replication=database").c_str());
+  PGresult* r = PQexec(
+      stream, ("START_REPLICATION SLOT \"" + slot +
+               "\" LOGICAL 0/0 (proto_version '1', publication_names '\"" + publication + "\"')")
+                  .c_str());
+  if (PQresultStatus(r) != PGRES_COPY_BOTH) {
+    std::fprintf(stderr, "START_REPLICATION: %s", PQerrorMessage(stream));
+    return 1;
+  }
+  PQclear(r);
+  long updates = 0;
+  Clock::time_point first{}, last{};
+  std::atomic<bool> ok{false};
+  std::thread receiver([&] {
+    // Drain what has arrived, pause (a consumer doing work reads larger batches), then wait.
+    const int fd = PQsocket(stream);
+    for (;;) {
+      char* buf = nullptr;
+      int len = PQgetCopyData(stream, &buf, 1);
+      if (len == 0) {
+        if (pause_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
+        fd_set set;
+        FD_ZERO(&set);
+        FD_SET(fd, &set);
+        timeval tv{30, 0};
+        if (select(fd + 1, &set, nullptr, nullptr, &tv) <= 0 || !PQconsumeInput(stream)) return;
+        continue;
+      }
+      if (len < 0) return;
+      // XLogData: 'w', three 8-byte fields, then the pgoutput message, its type first.
+      char type = buf[0] == 'w' && len > 25 ? buf[25] : 0;
+      PQfreemem(buf);
+      if (type == 'U' && updates++ == 0) first = Clock::now();
+      if (type == 'C' && updates >= n) {
+        last = Clock::now();
+        ok = true;
+        return;
+      }
+    }
+  });
+  PGconn* writer = pg_connect(dsn.c_str());
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto t0 = Clock::now();
+  pg_exec(writer, "UPDATE " + table + " SET v = v + 1");
+  auto committed = Clock::now();
+  receiver.join();
+  if (!ok) {
+    std::fprintf(stderr, "the stream ended after %ld row changes: %s", updates,
+                 PQerrorMessage(stream));
+    return 1;
+  }
+  std::printf("received=%ld\n", updates);
+  std::printf("commit_seconds=%.4f\n", seconds(committed - t0));
+  std::printf("after_commit_seconds=%.4f\n", seconds(last - committed));
+  std::printf("rate_after_commit=%.0f\n", static_cast<double>(n) / seconds(last - committed));
+  std::printf("first_to_last_seconds=%.4f\n", seconds(last - first));
+  PQfinish(writer);
+  PQfinish(stream);
+  return 0;
+}
+
 // The raw latency ceiling for `steady`: the same paced commits, received by a minimal libpq
 // LISTEN consumer instead of evicted by the daemon.
 int steady_listen(const char* dsn, const std::string& channel, int rate, int secs) {
@@ -311,6 +384,9 @@ int main(int argc, char** argv) {
   if (mode == "burst-update" && argc == 6) {
     return burst(argv[2], "UPDATE " + std::string(argv[3]) + " SET v = v + 1", std::atol(argv[4]),
                  std::atoi(argv[5]));
+  }
+  if (mode == "wal-ceiling" && argc == 8) {
+    return wal_ceiling(argv[2], argv[3], argv[4], argv[5], std::atol(argv[6]), std::atoi(argv[7]));
   }
   if (mode == "steady-listen" && argc == 6) {
     return steady_listen(argv[2], argv[3], std::atoi(argv[4]), std::atoi(argv[5]));
