@@ -27,6 +27,7 @@ trap bench_cleanup EXIT
 # leaves the table and its index larger, which would count against whichever case runs last.
 fresh_table() {
   psql "$dsn" -X -q -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
 DROP TABLE IF EXISTS bench_items;
 CREATE TABLE bench_items (id int PRIMARY KEY, name text NOT NULL, price numeric(10,2) NOT NULL,
                           stock int NOT NULL, updated_at timestamptz NOT NULL DEFAULT now());
