@@ -252,7 +252,9 @@ int steady(const char* dsn, const std::string& channel, int port, int rate, int 
 // changes and the transaction's commit have been received; nothing but counting is done.
 int wal_ceiling(const std::string& dsn, const std::string& slot, const std::string& publication,
                 const std::string& table, long n, int pause_us) {
-  PGconn* stream = pg_connect((dsn + " replication=database").c_str());
+  // It answers no keepalive: no timeout for this walsender, however long the run.
+  PGconn* stream =
+      pg_connect((dsn + " replication=database options='-c wal_sender_timeout=0'").c_str());
   PGresult* r = PQexec(
       stream, ("START_REPLICATION SLOT \"" + slot +
                "\" LOGICAL 0/0 (proto_version '1', publication_names '\"" + publication + "\"')")
@@ -305,8 +307,10 @@ int wal_ceiling(const std::string& dsn, const std::string& slot, const std::stri
   }
   std::printf("received=%ld\n", updates);
   std::printf("commit_seconds=%.4f\n", seconds(committed - t0));
+  // Received before the commit returned (a tiny N): counted as 1 ms, so the rate stays a number.
+  const double after = std::max(seconds(last - committed), 0.001);
   std::printf("after_commit_seconds=%.4f\n", seconds(last - committed));
-  std::printf("rate_after_commit=%.0f\n", static_cast<double>(n) / seconds(last - committed));
+  std::printf("rate_after_commit=%.0f\n", static_cast<double>(n) / after);
   std::printf("first_to_last_seconds=%.4f\n", seconds(last - first));
   PQfinish(writer);
   PQfinish(stream);

@@ -41,7 +41,10 @@ class ParsedPayload {
 
   const std::string& channel() const { return channel_; }
   const std::string& raw() const { return raw_; }
-  // The JSON value, or nullptr when the payload is plain text.
+  // The JSON value, or nullptr when the payload is plain text. It lives in the payload's arena,
+  // which is not thread-safe and dies with the payload: read it, serialize it, but a copy meant
+  // to outlive the payload or to be changed must name its own storage
+  // (`boost::json::value(v, boost::json::storage_ptr())`), or it lands in the same arena.
   const boost::json::value* json() const { return json_.get(); }
   // The rows of a per-statement notification, or nullptr.
   const std::vector<const boost::json::object*>* rows() const {
