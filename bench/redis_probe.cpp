@@ -58,6 +58,15 @@ PGconn* pg_connect(const char* dsn) {
   return c;
 }
 
+// Waits until fd is readable; false after `seconds` without.
+bool wait_readable(int fd, int seconds) {
+  fd_set set;
+  FD_ZERO(&set);
+  FD_SET(fd, &set);
+  timeval tv{seconds, 0};
+  return select(fd + 1, &set, nullptr, nullptr, &tv) > 0;
+}
+
 void pg_exec(PGconn* c, const std::string& sql) {
   PGresult* r = PQexec(c, sql.c_str());
   if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -109,11 +118,7 @@ int listen_ceiling(const char* dsn, const std::string& channel, long n) {
   Clock::time_point first{}, last{};
   int fd = PQsocket(listener);
   while (received < n) {
-    fd_set set;
-    FD_ZERO(&set);
-    FD_SET(fd, &set);
-    timeval tv{10, 0};
-    if (select(fd + 1, &set, nullptr, nullptr, &tv) <= 0) break;
+    if (!wait_readable(fd, 10)) break;
     PQconsumeInput(listener);
     while (PGnotify* note = PQnotifies(listener)) {
       if (received++ == 0) first = Clock::now();
@@ -275,11 +280,7 @@ int wal_ceiling(const std::string& dsn, const std::string& slot, const std::stri
       int len = PQgetCopyData(stream, &buf, 1);
       if (len == 0) {
         if (pause_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(pause_us));
-        fd_set set;
-        FD_ZERO(&set);
-        FD_SET(fd, &set);
-        timeval tv{30, 0};
-        if (select(fd + 1, &set, nullptr, nullptr, &tv) <= 0 || !PQconsumeInput(stream)) return;
+        if (!wait_readable(fd, 30) || !PQconsumeInput(stream)) return;
         continue;
       }
       if (len < 0) return;
@@ -328,11 +329,7 @@ int steady_listen(const char* dsn, const std::string& channel, int rate, int sec
   std::thread consumer([&] {
     int fd = PQsocket(listener);
     while (seen < n) {
-      fd_set set;
-      FD_ZERO(&set);
-      FD_SET(fd, &set);
-      timeval tv{5, 0};
-      if (select(fd + 1, &set, nullptr, nullptr, &tv) <= 0) break;
+      if (!wait_readable(fd, 5)) break;
       PQconsumeInput(listener);
       auto now = Clock::now();
       while (PGnotify* note = PQnotifies(listener)) {

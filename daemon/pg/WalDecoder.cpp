@@ -313,12 +313,6 @@ void WalDecoder::append_head(const Rel& rel, std::string_view op, std::string& s
   append_json_string(rel.rel.name, s);
 }
 
-std::string WalDecoder::head(const Rel& rel, std::string_view op) const {
-  std::string s;
-  append_head(rel, op, s);
-  return s;
-}
-
 void WalDecoder::append_tail(std::string_view txid, std::string_view at, std::uint64_t lsn,
                              std::string& s) {
   s += ",\"txid\":\"";
@@ -334,10 +328,6 @@ std::string WalDecoder::tail_of(std::string_view txid, std::string_view at, std:
   std::string s;
   append_tail(txid, at, lsn, s);
   return s;
-}
-
-std::string WalDecoder::tail(std::uint64_t lsn) const {
-  return in_stream_ ? std::string() : tail_of(txid_, at_, lsn);
 }
 
 WalEvent WalDecoder::event(std::string channel, std::string payload, std::uint64_t lsn) const {

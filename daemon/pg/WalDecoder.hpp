@@ -128,6 +128,9 @@ class WalDecoder {
   static std::string format_at(std::int64_t pg_time);
   // The end of an envelope: ,"txid":"..","at":"..","lsn":".."}
   static std::string tail_of(std::string_view txid, std::string_view at, std::uint64_t lsn);
+  // The same, appended to s.
+  static void append_tail(std::string_view txid, std::string_view at, std::uint64_t lsn,
+                          std::string& s);
   // The longest tail_of() can be (a 20-digit txid, the largest LSN).
   static constexpr std::size_t kMaxTailBytes = 105;
 
@@ -157,10 +160,6 @@ class WalDecoder {
            const pgoutput::Tuple* new_tuple, std::uint64_t lsn, std::vector<WalEvent>& out);
   void flush(std::vector<WalEvent>& out);
   static void append_head(const Rel& rel, std::string_view op, std::string& s);
-  static void append_tail(std::string_view txid, std::string_view at, std::uint64_t lsn,
-                          std::string& s);
-  std::string head(const Rel& rel, std::string_view op) const;
-  std::string tail(std::uint64_t lsn) const;
   WalEvent event(std::string channel, std::string payload, std::uint64_t lsn) const;
 
   std::vector<const pgoutput::Value*> now_;  // row()'s scratch: the new row's values

@@ -172,8 +172,9 @@ void WalDecoder::flush(std::vector<WalEvent>& out) {
     pending_.rel = nullptr;
     return;
   }
-  const std::string h = head(*pending_.rel, pending_.op);
-  const std::string t = tail(pending_.lsn);
+  std::string h, t;
+  append_head(*pending_.rel, pending_.op, h);
+  if (!in_stream_) append_tail(txid_, at_, pending_.lsn, t);
   // As the trigger: the bytes left for rows, "part" and "parts" counted as 10 digits each.
   // A streamed transaction's tail comes at its commit: room for the longest.
   const std::size_t fixed = h.size() + std::strlen(",\"part\":,\"parts\":,\"rows\":[]") +

@@ -119,7 +119,7 @@ bool WalSource::Impl::replay_some() {
         more = false;
         break;
       }
-      if (ev.needs_tail) ev.payload += WalDecoder::tail_of(replay.txid, replay.at, ev.lsn);
+      if (ev.needs_tail) WalDecoder::append_tail(replay.txid, replay.at, ev.lsn, ev.payload);
       chunk.push_back(std::move(ev));
     }
     if (!error.empty()) break;

@@ -93,29 +93,32 @@ class TestCluster {
     for (int p : primaries()) n += client(p).dbsize();
     return n;
   }
+  // A field of the node's INFO replication (`role`, `master_port`); empty when absent or down.
+  std::string replication(int port, const std::string& field) {
+    std::string info = client(port).cmd({"INFO", "replication"});
+    auto at = info.find(field + ":");
+    if (at == std::string::npos) return "";
+    at += field.size() + 1;
+    return info.substr(at, info.find_first_of("\r\n", at) - at);
+  }
   // Waits until every primary's writes reached a replica, and checks that each replica holds as
   // many keys as its primary (a replica that loaded another node's data would not).
   void replicate() {
     for (int p : primaries()) EXPECT_EQ(client(p).cmd({"WAIT", "1", "5000"}), "1") << p;
     for (int p : ports) {
-      std::string info = client(p).cmd({"INFO", "replication"});
-      auto at = info.find("master_port:");
-      if (info.find("role:slave") == std::string::npos || at == std::string::npos) continue;
-      int primary = std::atoi(info.c_str() + at + 12);
+      if (replication(p, "role") != "slave") continue;
+      int primary = std::atoi(replication(p, "master_port").c_str());
       EXPECT_EQ(client(p).dbsize(), client(primary).dbsize())
           << "replica " << p << " of " << primary;
     }
   }
-  // Each primary's port, role line and key count: what a failed key count is read against.
+  // Each node's port, role and key count: what a failed key count is read against.
   std::string describe() {
     std::string out;
     for (int p : ports) {
-      std::string info = client(p).cmd({"INFO", "replication"});
-      auto role = info.find("role:");
-      out +=
-          std::to_string(p) + " " +
-          (role == std::string::npos ? "(down)" : info.substr(role, info.find('\r', role) - role)) +
-          " keys=" + std::to_string(client(p).dbsize()) + "\n";
+      std::string role = replication(p, "role");
+      out += std::to_string(p) + " " + (role.empty() ? "(down)" : "role:" + role) +
+             " keys=" + std::to_string(client(p).dbsize()) + "\n";
     }
     return out;
   }
