@@ -77,6 +77,16 @@ typedef struct
 	bool		has_eq;			/* the type has a default equality (pairs keys) */
 	FmgrInfo	eq;
 	Oid			collation;
+	/*
+	 * ENC_DATETIME: the last value encoded and its text. A bulk statement often carries one
+	 * timestamp in many rows (now() of the statement that wrote them); timestamptz's text
+	 * depends on the session's time zone, which is kept with it.
+	 */
+	bool		has_last_dt;
+	Datum		last_dt;
+	pg_tz	   *last_tz;
+	int			last_dt_len;
+	char		last_dt_text[MAXDATELEN + 3];
 } Column;
 
 typedef struct
@@ -382,6 +392,24 @@ get_watch(FunctionCallInfo fcinfo)
 	return w;
 }
 
+/* Room for n more bytes: a call only when the buffer must grow. */
+static inline void
+reserve(StringInfo buf, int n)
+{
+	if (buf->len + n >= buf->maxlen)
+		enlargeStringInfo(buf, n);
+}
+
+/* appendBinaryStringInfo() for the many short pieces of an element. */
+static inline void
+put(StringInfo buf, const char *s, int n)
+{
+	reserve(buf, n);
+	memcpy(buf->data + buf->len, s, n);
+	buf->len += n;
+	buf->data[buf->len] = '\0';
+}
+
 /*
  * escape_json() of len bytes (a text value has no NUL byte): runs of characters that need no
  * escape are copied at once.
@@ -400,7 +428,7 @@ append_json_string(StringInfo buf, const char *p, int len)
 		while (p < end && (unsigned char) *p >= ' ' && *p != '"' && *p != '\\')
 			p++;
 		if (p > run)
-			appendBinaryStringInfo(buf, run, p - run);
+			put(buf, run, p - run);
 		if (p == end)
 			break;
 		switch (*p)
@@ -450,12 +478,12 @@ append_value(StringInfo buf, Column *c, Datum value, bool isnull)
 	{
 		case ENC_INT2:
 		case ENC_INT4:
-			enlargeStringInfo(buf, 12);
+			reserve(buf, 12);
 			buf->len += pg_ltoa(c->enc == ENC_INT2 ? (int32) DatumGetInt16(value) : DatumGetInt32(value),
 								buf->data + buf->len);
 			break;
 		case ENC_INT8:
-			enlargeStringInfo(buf, MAXINT8LEN + 1);
+			reserve(buf, MAXINT8LEN + 1);
 			buf->len += pg_lltoa(DatumGetInt64(value), buf->data + buf->len);
 			break;
 		case ENC_NUMERIC:
@@ -483,16 +511,20 @@ append_value(StringInfo buf, Column *c, Datum value, bool isnull)
 			escape_json(buf, OutputFunctionCall(&c->out, value));
 			break;
 		case ENC_DATETIME:
+			if (!c->has_last_dt || c->last_dt != value || c->last_tz != session_timezone)
 			{
 				char		dt[MAXDATELEN + 1];
 
 				/* ISO 8601 or "infinity": nothing in it needs an escape */
 				JsonEncodeDateTime(dt, value, c->basetype, NULL);
-				appendStringInfoCharMacro(buf, '"');
-				appendStringInfoString(buf, dt);
-				appendStringInfoCharMacro(buf, '"');
-				break;
+				c->last_dt_len = snprintf(c->last_dt_text, sizeof(c->last_dt_text), "\"%s\"", dt);
+				/* date and the timestamps are passed by value on 64-bit builds */
+				c->has_last_dt = c->typbyval;
+				c->last_dt = value;
+				c->last_tz = session_timezone;
 			}
+			put(buf, c->last_dt_text, c->last_dt_len);
+			break;
 		case ENC_JSONB:
 			{
 				Jsonb	   *j = DatumGetJsonbP(value);
@@ -535,7 +567,7 @@ image_get(Image *img, AttrNumber attnum, bool *isnull)
 static void
 append_object(StringInfo buf, Column *cols, int n, Image *img, Span *spans, Image *ref)
 {
-	appendStringInfoChar(buf, '{');
+	put(buf, "{", 1);
 	for (int i = 0; i < n; i++)
 	{
 		bool		isnull;
@@ -543,8 +575,8 @@ append_object(StringInfo buf, Column *cols, int n, Image *img, Span *spans, Imag
 		int			start;
 
 		if (i > 0)
-			appendBinaryStringInfo(buf, ", ", 2);
-		appendBinaryStringInfo(buf, cols[i].prefix, cols[i].prefix_len);
+			put(buf, ", ", 2);
+		put(buf, cols[i].prefix, cols[i].prefix_len);
 		if (ref != NULL && !isnull)
 		{
 			bool		rnull;
@@ -552,7 +584,7 @@ append_object(StringInfo buf, Column *cols, int n, Image *img, Span *spans, Imag
 
 			if (!rnull && datumIsEqual(v, r, cols[i].typbyval, cols[i].typlen))
 			{
-				enlargeStringInfo(buf, spans[i].len);
+				reserve(buf, spans[i].len);
 				memcpy(buf->data + buf->len, buf->data + spans[i].off, spans[i].len);
 				buf->len += spans[i].len;
 				buf->data[buf->len] = '\0';
@@ -567,7 +599,25 @@ append_object(StringInfo buf, Column *cols, int n, Image *img, Span *spans, Imag
 			spans[i].len = buf->len - start;
 		}
 	}
-	appendStringInfoChar(buf, '}');
+	put(buf, "}", 1);
+}
+
+/*
+ * x = y by the type's equality (has_eq). For the types with native_eq the same bytes are the
+ * same value, and for a by-value one (integers, bool, date, timestamps) different bytes are a
+ * different value as well: most comparisons then need no call.
+ */
+static bool
+values_equal(Column *c, Datum x, Datum y)
+{
+	if (c->native_eq)
+	{
+		if (datumIsEqual(x, y, c->typbyval, c->typlen))
+			return true;
+		if (c->typbyval)
+			return false;
+	}
+	return DatumGetBool(FunctionCall2Coll(&c->eq, c->collation, x, y));
 }
 
 static bool
@@ -581,7 +631,7 @@ column_differs(Column *c, Image *a, Image *b)
 	if (anull || bnull)
 		return anull != bnull;
 	if (c->native_eq)
-		return !DatumGetBool(FunctionCall2Coll(&c->eq, c->collation, x, y));
+		return !values_equal(c, x, y);
 	return !DatumGetBool(DirectFunctionCall2(jsonb_eq, FunctionCall1(&c->tojsonb, x),
 											 FunctionCall1(&c->tojsonb, y)));
 }
@@ -799,6 +849,7 @@ typedef struct
 	Watch	   *w;
 	MemoryContext cxt;			/* where the parts live */
 	int			budget;
+	int			part_room;		/* what a part's buffer is allocated with */
 	List	   *parts;			/* StringInfo each: elements joined with ',' */
 	StringInfo	open;			/* NULL: no open part */
 	List	   *deferred;		/* old-only elements of UPDATE, packed last */
@@ -810,7 +861,14 @@ new_part(Packer *p)
 {
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
 
-	p->open = makeStringInfo();
+	/*
+	 * Room for a full part at once: a part grown from the default 1 KB would be copied three
+	 * times on its way to the limit.
+	 */
+	p->open = palloc(sizeof(StringInfoData));
+	p->open->maxlen = p->part_room;
+	p->open->data = palloc(p->open->maxlen);
+	resetStringInfo(p->open);
 	p->parts = lappend(p->parts, p->open);
 	MemoryContextSwitchTo(old);
 	return p->open;
@@ -833,20 +891,20 @@ pack(Packer *p)
 static void
 write_element(StringInfo buf, Column *cols, int n, Image *new_img, Image *old_img, Span *spans)
 {
-	appendStringInfoChar(buf, '{');
+	put(buf, "{", 1);
 	if (new_img != NULL)
 	{
-		appendBinaryStringInfo(buf, "\"new\":", 6);
+		put(buf, "\"new\":", 6);
 		append_object(buf, cols, n, new_img, spans, NULL);
 	}
 	if (old_img != NULL)
 	{
 		if (new_img != NULL)
-			appendStringInfoChar(buf, ',');
-		appendBinaryStringInfo(buf, "\"old\":", 6);
+			put(buf, ",", 1);
+		put(buf, "\"old\":", 6);
 		append_object(buf, cols, n, old_img, spans, spans != NULL ? new_img : NULL);
 	}
-	appendStringInfoChar(buf, '}');
+	put(buf, "}", 1);
 }
 
 /*
@@ -886,7 +944,7 @@ add_element(Packer *p, Image *new_img, Image *old_img)
 	int			len;
 
 	if (start > 0)
-		appendStringInfoChar(part, ',');
+		put(part, ",", 1);
 	write_element(part, p->w->keep, p->w->nkeep, new_img, old_img, p->w->spans);
 	len = part->len - start - (start > 0 ? 1 : 0);
 	if (!p->w->durable && len > p->budget)
@@ -932,8 +990,7 @@ same_key(Watch *w, Image *a, Image *b)
 		Datum		x = image_get(a, c->attnum, &anull);
 		Datum		y = image_get(b, c->attnum, &bnull);
 
-		if (anull || bnull || !c->has_eq ||
-			!DatumGetBool(FunctionCall2Coll(&c->eq, c->collation, x, y)))
+		if (anull || bnull || !c->has_eq || !values_equal(c, x, y))
 			return false;
 	}
 	return true;
@@ -1012,6 +1069,8 @@ pgfanout_native_statement(PG_FUNCTION_ARGS)
 	p.cxt = CurrentMemoryContext;
 	p.budget = (w->durable ? 1048576 : w->max_bytes) -
 		(head.len + (int) strlen(",\"part\":,\"parts\":,\"rows\":[]") + tail.len + 20);
+	/* A part holds elements up to the budget and, for a moment, the one that overflows it. */
+	p.part_room = pg_nextpower2_32((uint32) Max(p.budget, 1024) + 1);
 	initStringInfo(&p.elem);
 	/* What one row's values cost is freed before the next row. */
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pgfanout row", ALLOCSET_DEFAULT_SIZES);

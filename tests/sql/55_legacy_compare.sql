@@ -12,6 +12,13 @@ SELECT pgtest.exec($$
     tmz timetz, iv interval, js json, jb jsonb, b bytea, ia int[], ta text[], pt point, x xml,
     ip inet, mood cmp_mood, pos cmp_pos, "Odd ""Col""" text);
   CREATE TABLE public.cmp_nokey (a int, b text, p point);
+  -- For a trigger that fires before both watches, row by row: each row is written out under
+  -- another time zone, so a timestamptz text kept from the row before would be wrong.
+  CREATE FUNCTION public.cmp_tz_by_row() RETURNS trigger LANGUAGE plpgsql AS $f$
+  BEGIN
+    PERFORM set_config('TimeZone', CASE WHEN NEW.id % 2 = 0 THEN 'Europe/Berlin' ELSE 'America/New_York' END, false);
+    RETURN NULL;
+  END $f$;
 $$);
 SELECT pgtest.listen('cmp_new');
 SELECT pgtest.listen('cmp_old');
@@ -56,7 +63,17 @@ INSERT INTO writes VALUES
  (9, $w$INSERT INTO cmp (id, t) SELECT g, repeat('x', 10000) FROM generate_series(10, 12) g;
       INSERT INTO cmp (id, t) SELECT g, 'row ' || g FROM generate_series(200, 600) g$w$),
  (10, $w$UPDATE cmp SET t = t || '!' WHERE id % 3 = 0 OR id = 11$w$),
- (11, $w$DELETE FROM cmp$w$);
+ -- Runs of one timestamp among others and NULLs, across a change of daylight saving time, each
+ -- row under another time zone (a_tz fires first), then all of them under one.
+ (11, $w$CREATE OR REPLACE TRIGGER a_tz AFTER INSERT OR UPDATE ON cmp FOR EACH ROW EXECUTE FUNCTION public.cmp_tz_by_row();
+       INSERT INTO cmp (id, ts, tstz, d)
+       SELECT g, CASE WHEN g % 3 = 0 THEN NULL ELSE timestamp '2026-11-22 10:00' + (g % 2) * interval '1 hour' END,
+              CASE WHEN g % 7 = 0 THEN NULL ELSE timestamptz '2026-03-29 00:00+00' + (g / 4) * interval '20 min' END,
+              date '2026-11-22' + g / 5
+         FROM generate_series(1000, 1040) g$w$),
+ (12, $w$UPDATE cmp SET t = 'u' WHERE id >= 1000$w$),
+ (13, $w$DROP TRIGGER IF EXISTS a_tz ON cmp; SET TimeZone = 'Asia/Kolkata'; UPDATE cmp SET i8 = id WHERE id >= 1000$w$),
+ (14, $w$DELETE FROM cmp$w$);
 
 -- Runs the writes against both sides; one test per option set.
 CREATE FUNCTION pg_temp.compare(label text) RETURNS SETOF text LANGUAGE plpgsql AS $$
