@@ -279,6 +279,14 @@ malformed(TriggerData *td, const char *what)
 	pg_unreachable();
 }
 
+pg_attribute_noreturn()
+static void
+too_few_arguments(TriggerData *td)
+{
+	elog(ERROR, "pgfanout: trigger %s has too few arguments", td->tg_trigger->tgname);
+	pg_unreachable();
+}
+
 /* A whole number written with digits only (no sign, no blanks), at most max. */
 static int
 parse_number(TriggerData *td, const char *text, int max, const char *what)
@@ -305,7 +313,7 @@ parse_count(TriggerData *td, int *pos)
 	int			n;
 
 	if (*pos >= td->tg_trigger->tgnargs)
-		elog(ERROR, "pgfanout: trigger %s has too few arguments", td->tg_trigger->tgname);
+		too_few_arguments(td);
 	n = parse_number(td, td->tg_trigger->tgargs[*pos], td->tg_trigger->tgnargs - *pos - 1,
 					 "a column count");
 	(*pos)++;
@@ -347,7 +355,7 @@ get_watch(FunctionCallInfo fcinfo)
 	if (w != NULL && w->relid == RelationGetRelid(td->tg_relation))
 		return w;
 	if (td->tg_trigger->tgnargs < 8)
-		elog(ERROR, "pgfanout: trigger %s has too few arguments", td->tg_trigger->tgname);
+		too_few_arguments(td);
 
 	old = MemoryContextSwitchTo(cxt);
 	w = palloc0(sizeof(Watch));

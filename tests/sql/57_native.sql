@@ -3,7 +3,7 @@
 -- partition whose columns are numbered differently from its parent's. The byte-for-byte
 -- comparison with the PL/pgSQL functions is 55_legacy_compare.sql, run with native triggers
 -- by the sql_triggers_native_pgtest test. Skipped where the server has no native triggers.
-SELECT plan(28);
+SELECT plan(29);
 
 -- A trigger on nt_bad (level: ROW or STATEMENT) calling fn with the given arguments: an INSERT
 -- must fail with an error like pattern.
@@ -23,7 +23,7 @@ DECLARE
   fn text;
 BEGIN
   IF NOT pgfanout.native_enabled() THEN
-    RETURN NEXT skip('native triggers are not enabled on this server or database', 28);
+    RETURN NEXT skip('native triggers are not enabled on this server or database', 29);
     RETURN;
   END IF;
 
@@ -84,6 +84,8 @@ BEGIN
   -- Bad arguments (a trigger not made by watch()) fail the write with a clear error, no crash.
   PERFORM pgtest.exec('CREATE TABLE public.nt_bad (id int PRIMARY KEY)');
   RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch'$$, '%too few arguments%', 'too few arguments: an error');
+  RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'id', '0'$$,
+                                  '%too few arguments%', 'the key column list missing: an error');
   RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', '1', 'nope', '0', '0'$$,
                                   '%"nope"%does not exist%', 'a column that is not there: an error naming it');
   RETURN NEXT pg_temp.bad_trigger('AFTER', $$'ch', 'public', 'nt_bad', 'f', '7999', 'x', 'id', '0', '0'$$,
