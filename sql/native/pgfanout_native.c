@@ -80,7 +80,7 @@ typedef struct
 	/*
 	 * ENC_DATETIME: the last value encoded and its text. A bulk statement often carries one
 	 * timestamp in many rows (now() of the statement that wrote them); timestamptz's text
-	 * depends on the session's time zone, which is kept with it.
+	 * depends on the session's time zone as well, which is kept with it.
 	 */
 	bool		has_last_dt;
 	Datum		last_dt;
@@ -519,7 +519,8 @@ append_value(StringInfo buf, Column *c, Datum value, bool isnull)
 			escape_json(buf, OutputFunctionCall(&c->out, value));
 			break;
 		case ENC_DATETIME:
-			if (!c->has_last_dt || c->last_dt != value || c->last_tz != session_timezone)
+			if (!c->has_last_dt || c->last_dt != value ||
+				(c->basetype == TIMESTAMPTZOID && c->last_tz != session_timezone))
 			{
 				char		dt[MAXDATELEN + 1];
 
@@ -869,10 +870,6 @@ new_part(Packer *p)
 {
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
 
-	/*
-	 * Room for a full part at once: a part grown from the default 1 KB would be copied three
-	 * times on its way to the limit.
-	 */
 	p->open = palloc(sizeof(StringInfoData));
 	p->open->maxlen = p->part_room;
 	p->open->data = palloc(p->open->maxlen);
@@ -1077,8 +1074,12 @@ pgfanout_native_statement(PG_FUNCTION_ARGS)
 	p.cxt = CurrentMemoryContext;
 	p.budget = (w->durable ? 1048576 : w->max_bytes) -
 		(head.len + (int) strlen(",\"part\":,\"parts\":,\"rows\":[]") + tail.len + 20);
-	/* A part holds elements up to the budget and, for a moment, the one that overflows it. */
-	p.part_room = pg_nextpower2_32((uint32) Max(p.budget, 1024) + 1);
+	/*
+	 * A notification's part starts with room for its whole budget (8 KB): grown from 1 KB it
+	 * would be copied three times on its way there. A durable part (up to 1 MB) starts at 64 KB
+	 * and grows as needed, so that a statement of a few rows does not take a megabyte.
+	 */
+	p.part_room = w->durable ? 65536 : pg_nextpower2_32((uint32) Max(p.budget, 1024) + 1);
 	initStringInfo(&p.elem);
 	/* What one row's values cost is freed before the next row. */
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "pgfanout row", ALLOCSET_DEFAULT_SIZES);
