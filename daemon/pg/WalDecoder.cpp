@@ -324,12 +324,6 @@ void WalDecoder::append_tail(std::string_view txid, std::string_view at, std::ui
   s += "\"}";
 }
 
-std::string WalDecoder::tail_of(std::string_view txid, std::string_view at, std::uint64_t lsn) {
-  std::string s;
-  append_tail(txid, at, lsn, s);
-  return s;
-}
-
 WalEvent WalDecoder::event(std::string channel, std::string payload, std::uint64_t lsn) const {
   WalEvent ev{std::move(channel), std::move(payload), lsn};
   if (in_stream_) {

@@ -34,7 +34,7 @@
 // commit. Its events are appended to `out` as they are decoded, marked with stream_xid (the
 // top-level xid) and subxid (the xid the change carries); row changes come without their tail
 // (needs_tail): the commit time
-// ("at") is known only at Stream Commit, which returns the txid and at for tail_of(). A
+// ("at") is known only at Stream Commit, which returns the txid and at for append_tail(). A
 // per_statement group of a streamed transaction is cut with room for the longest tail. Stream
 // Abort says which staged events to drop (a whole transaction, or one subtransaction and those
 // after it).
@@ -80,7 +80,7 @@ class WalDecoder {
       Skipped,       // an app message that cannot be an event (`error` says why): count, go on
       Error,         // error: a malformed message or a protocol violation; reconnect
       StreamCommit,  // streamed transaction xid committed at commit_lsn (its end): its staged
-                     // events, each completed with tail_of(txid, at, event.lsn), are delivered
+                     // events, each completed with append_tail(txid, at, event.lsn), are delivered
       StreamAbort,   // drop the staged events of xid's subtransaction subxid and after (all of
                      // xid's when subxid == xid)
     } kind = Ok;
@@ -126,12 +126,10 @@ class WalDecoder {
   static std::uint64_t widen_xid(std::uint32_t xid, std::uint64_t reference);
   // Microseconds since 2000-01-01 as the trigger's "at": 2026-11-22T10:00:00.123Z.
   static std::string format_at(std::int64_t pg_time);
-  // The end of an envelope: ,"txid":"..","at":"..","lsn":".."}
-  static std::string tail_of(std::string_view txid, std::string_view at, std::uint64_t lsn);
-  // The same, appended to s.
+  // Appends the end of an envelope to s: ,"txid":"..","at":"..","lsn":".."}
   static void append_tail(std::string_view txid, std::string_view at, std::uint64_t lsn,
                           std::string& s);
-  // The longest tail_of() can be (a 20-digit txid, the largest LSN).
+  // The longest append_tail() writes (a 20-digit txid, the largest LSN).
   static constexpr std::size_t kMaxTailBytes = 105;
 
  private:

@@ -115,6 +115,7 @@ void WalDecoder::row(const Rel& rel, const char* op, const pgoutput::Tuple* old_
   if (new_tuple) {
     for (std::size_t i : rel.order)
       if (!now[i]) toast.push_back(cols[i].name);
+    std::sort(toast.begin(), toast.end());
   }
 
   if (!watch.spec.per_statement) {
@@ -129,7 +130,6 @@ void WalDecoder::row(const Rel& rel, const char* op, const pgoutput::Tuple* old_
       p += ",\"old\":";
       old_object(p);
     }
-    std::sort(toast.begin(), toast.end());
     append_names("unchanged_toast", toast, p);
     append_names("as_text", as_text, p);
     if (!in_stream_) append_tail(txid_, at_, lsn, p);
@@ -140,7 +140,6 @@ void WalDecoder::row(const Rel& rel, const char* op, const pgoutput::Tuple* old_
   std::string new_obj, old_obj;
   if (new_tuple) new_object(new_obj);
   if (has_old) old_object(old_obj);
-  std::sort(toast.begin(), toast.end());
 
   if (pending_.rel != &rel || pending_.op != op) flush(out);
   pending_.rel = &rel;

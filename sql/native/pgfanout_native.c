@@ -279,14 +279,6 @@ malformed(TriggerData *td, const char *what)
 	pg_unreachable();
 }
 
-pg_attribute_noreturn()
-static void
-too_few_arguments(TriggerData *td)
-{
-	elog(ERROR, "pgfanout: trigger %s has too few arguments", td->tg_trigger->tgname);
-	pg_unreachable();
-}
-
 /* A whole number written with digits only (no sign, no blanks), at most max. */
 static int
 parse_number(TriggerData *td, const char *text, int max, const char *what)
@@ -313,7 +305,7 @@ parse_count(TriggerData *td, int *pos)
 	int			n;
 
 	if (*pos >= td->tg_trigger->tgnargs)
-		too_few_arguments(td);
+		malformed(td, "too few arguments");
 	n = parse_number(td, td->tg_trigger->tgargs[*pos], td->tg_trigger->tgnargs - *pos - 1,
 					 "a column count");
 	(*pos)++;
@@ -355,7 +347,7 @@ get_watch(FunctionCallInfo fcinfo)
 	if (w != NULL && w->relid == RelationGetRelid(td->tg_relation))
 		return w;
 	if (td->tg_trigger->tgnargs < 8)
-		too_few_arguments(td);
+		malformed(td, "too few arguments");
 
 	old = MemoryContextSwitchTo(cxt);
 	w = palloc0(sizeof(Watch));

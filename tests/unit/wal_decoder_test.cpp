@@ -281,8 +281,8 @@ TEST(WalDecoder, ProtocolViolationsAreErrors) {
 }
 
 // Protocol 2: a transaction streamed in blocks before its commit. Its events come out marked
-// with its xid and subxid and without their tail, which tail_of() makes from the Stream Commit's
-// txid and commit time: the same envelope as the transaction sent whole.
+// with its xid and subxid and without their tail, which append_tail() makes from the Stream
+// Commit's txid and commit time: the same envelope as the transaction sent whole.
 TEST(WalDecoder, StreamedTransactionsAreStagedWithoutTheirTail) {
   WalDecoder d({docs_watch()});
   d.set_reference_xid((2ULL << 32) + 100);
@@ -327,10 +327,13 @@ TEST(WalDecoder, StreamedTransactionsAreStagedWithoutTheirTail) {
   EXPECT_EQ(c.last.commit_lsn, 0x930u);
   EXPECT_EQ(c.last.txid, "8589934682");
   EXPECT_EQ(c.last.at, "2026-11-30T14:42:03.123Z");
-  EXPECT_EQ(f.events[0].payload + WalDecoder::tail_of(c.last.txid, c.last.at, f.events[0].lsn),
+  std::string completed = f.events[0].payload;
+  WalDecoder::append_tail(c.last.txid, c.last.at, f.events[0].lsn, completed);
+  EXPECT_EQ(completed,
             head + R"(,"txid":"8589934682","at":"2026-11-30T14:42:03.123Z","lsn":"0/16B3748"})");
-  EXPECT_LE(WalDecoder::tail_of("18446744073709551615", "2026-11-30T14:42:03.123Z", ~0ULL).size(),
-            WalDecoder::kMaxTailBytes);
+  std::string longest;
+  WalDecoder::append_tail("18446744073709551615", "2026-11-30T14:42:03.123Z", ~0ULL, longest);
+  EXPECT_LE(longest.size(), WalDecoder::kMaxTailBytes);
 }
 
 TEST(WalDecoder, StreamProtocolViolationsAreErrors) {
