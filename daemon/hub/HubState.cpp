@@ -94,7 +94,8 @@ HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_
       delivered_(m.counter("pgfanout_hub_messages_delivered_total",
                            "Event messages queued to subscribers (one per subscriber)")),
       dropped_(m, "pgfanout_subscribers_dropped_total",
-               "Subscribers closed by the hub, by reason (slow: send queue full)", {"reason"}),
+               "Subscribers closed by the hub, by reason (slow: send queue full; resume: in parts)",
+               {"reason"}),
       client_errors_(m, "pgfanout_hub_client_errors_total",
                      "Client messages refused before they reached a handler, by error code",
                      {"code"}),
@@ -122,7 +123,7 @@ HubState::HubState(boost::asio::io_context& i, Metrics& m, const HubConfig& hub_
   access_ = make_access(access);
   renew_jwks(*access_, nullptr);  // started by Hub::start()
   for (const char* what : {"connection", "subscription"}) access_changes_.with({what});
-  for (const char* reason : {"slow", "timeout", "too_big"}) dropped_.with({reason});
+  for (const char* reason : {"slow", "timeout", "too_big", "resume"}) dropped_.with({reason});
 }
 
 bool HubState::admit(HubConnection* c, HubShard& shard) {

@@ -60,10 +60,10 @@ void StreamSession::run(std::vector<std::string> topics, std::vector<std::size_t
         random_client_id() + "\"}\n--|||\n";
   }
   send(std::make_shared<const std::string>(std::move(head)));
+  timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
   start_subscriptions();
   watch_close();
-  timer_ = std::make_unique<asio::steady_timer>(stream_.get_executor());
-  heartbeat();
+  if (!closing_) heartbeat();  // a resume sent in part has set the timer to end the stream
 }
 
 void StreamSession::start_subscriptions() {
@@ -77,7 +77,9 @@ void StreamSession::start_subscriptions() {
   if (last_lsn_ && format_ == Format::Sse) {
     // From the in-memory history of WAL events, before any live event can come.
     auto replay = hub_->history.since(*last_lsn_, topics_);
-    for (const auto& e : replay.events) send_event(*e.frame, pg::format_lsn(e.lsn));
+    for (const auto& e : replay.events) {
+      if (!send_replayed(*e.frame, pg::format_lsn(e.lsn))) return;
+    }
     for (const auto& t : replay.lost) send_event(resync_frame(t), {});
   }
   // The entries were found on the daemon's loop at admission, maybe under older rules.
@@ -102,12 +104,30 @@ void StreamSession::start_subscriptions() {
                         std::optional<OutboxPosition> seen) {
                    if (self->finished_) return;
                    self->seen_ = seen;
-                   for (const auto& e : events) self->send_event(*e.frame, e.id);
+                   for (const auto& e : events) {
+                     if (!self->send_replayed(*e.frame, e.id)) return;
+                   }
                    // What could not be replayed: the client must reload those topics.
                    for (const auto& t : lost) self->send_event(resync_frame(t), {});
                    if (--self->pending_ == 0) self->release_held();
                  });
   }
+}
+
+bool StreamSession::send_replayed(std::string_view body, std::string_view id) {
+  if (closing_ || finished_) return false;
+  auto bytes = std::make_shared<const std::string>(sse_event(body, id));
+  // The first replayed event always goes: each resume then gets at least one event further.
+  if (replayed_any_ && stream_.queued_bytes() + bytes->size() > hub_->config.send_queue_bytes) {
+    hub_->dropped("resume");
+    closing_ = true;  // no live event may follow a gap
+    end_soon();
+    return false;
+  }
+  replayed_any_ = true;
+  active_ = true;
+  stream_.write(std::move(bytes));
+  return true;
 }
 
 void StreamSession::release_held() {

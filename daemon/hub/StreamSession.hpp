@@ -55,6 +55,11 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   // `body`: a protocol frame (SSE) or the bare data (multipart); `id` >= 0: SSE `id:` line.
   void send_event(std::string_view body, std::string_view id);
   bool over_limit(std::size_t more);
+  // Sends one event of a resume (Last-Event-ID). A resume larger than the send queue goes out in
+  // parts: when the next event would not fit, the stream ends once the queue has been written
+  // (counted as dropped, reason "resume"), and the client resumes from the last event it got.
+  // False: the stream is ending; send nothing more.
+  bool send_replayed(std::string_view body, std::string_view id);
   void drop();
   // Ends the stream once what is queued has had a moment to go out.
   void end_soon();
@@ -89,6 +94,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession>,
   char read_byte_ = 0;
   bool active_ = false;  // something was written since the last heartbeat
   bool closing_ = false;
+  bool replayed_any_ = false;
   bool finished_ = false;
   bool admitted_ = false;
 };

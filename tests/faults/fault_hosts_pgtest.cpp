@@ -150,7 +150,9 @@ class DatabaseHost {
 };
 
 // A durable-topic SSE client that follows its events across hosts: read in a thread of its own
-// (so the daemon never sees it as slow), moved to another host with the last id it saw.
+// (so the daemon never sees it as slow), moved to another host with the last id it saw. When the
+// host ends the stream (a resume larger than its send queue goes out in parts) it connects again
+// with the last id it saw, as a browser's EventSource does.
 class SseFollower {
  public:
   explicit SseFollower(std::string host) { open(std::move(host), {}); }
@@ -175,31 +177,48 @@ class SseFollower {
     running_ = true;
     ++connections_;
     thread_ = std::thread([this, host = std::move(host), last = std::move(last)] {
-      std::string req = "GET /events?topic=users HTTP/1.1\r\nHost: x\r\n";
-      if (!last.empty()) req += "Last-Event-ID: " + last + "\r\n";
-      HttpStream s(host, 8080, req + "\r\n");
+      auto connect = [&](const std::string& from) {
+        std::string req = "GET /events?topic=users HTTP/1.1\r\nHost: x\r\n";
+        if (!from.empty()) req += "Last-Event-ID: " + from + "\r\n";
+        return std::make_unique<HttpStream>(host, 8080, req + "\r\n");
+      };
+      auto s = connect(last);
       std::size_t cursor = 0, resync_cursor = 0;
       while (running_) {
-        s.wait_for("\x01never", 100ms);
-        const std::string& t = s.text();
-        std::lock_guard lock(mu_);
-        for (auto at = t.find(R"("type":"resync")", resync_cursor); at != std::string::npos;
-             at = t.find(R"("type":"resync")", resync_cursor)) {
-          ++resyncs_;
-          resync_cursor = at + 1;
-        }
-        for (auto at = t.find("\nid: ", cursor); at != std::string::npos;
-             at = t.find("\nid: ", cursor)) {
-          auto end = t.find('\n', at + 5);
-          if (end == std::string::npos) break;
-          // An event seen before (the same id) is dropped, as a client does: it does not move
-          // the position the client resumes from.
-          std::string id = t.substr(at + 5, end - at - 5);
-          if (++ids_[id] == 1) last_id_ = id;
-          cursor = end;
+        const bool closed = s->wait_closed(100ms);
+        read_events(s->text(), cursor, resync_cursor);
+        if (closed) {
+          std::this_thread::sleep_for(100ms);
+          std::string from;
+          {
+            std::lock_guard lock(mu_);
+            from = last_id_;
+          }
+          s = connect(from);
+          cursor = resync_cursor = 0;
+          ++connections_;
         }
       }
     });
+  }
+  // Counts the events and resyncs that arrived in t since the cursors.
+  void read_events(const std::string& t, std::size_t& cursor, std::size_t& resync_cursor) {
+    std::lock_guard lock(mu_);
+    for (auto at = t.find(R"("type":"resync")", resync_cursor); at != std::string::npos;
+         at = t.find(R"("type":"resync")", resync_cursor)) {
+      ++resyncs_;
+      resync_cursor = at + 1;
+    }
+    for (auto at = t.find("\nid: ", cursor); at != std::string::npos;
+         at = t.find("\nid: ", cursor)) {
+      auto end = t.find('\n', at + 5);
+      if (end == std::string::npos) break;
+      // An event seen before (the same id) is dropped, as a client does: it does not move
+      // the position the client resumes from.
+      std::string id = t.substr(at + 5, end - at - 5);
+      if (++ids_[id] == 1) last_id_ = id;
+      cursor = end;
+    }
   }
   void stop() {
     running_ = false;
@@ -376,6 +395,8 @@ TEST(FaultHosts, ThreeAppHostsShareTheDatabaseAndSurviveALostHost) {
   for (std::string h : {"a", "b", "c"}) {
     f.extra["webhooks_sent_by_" + h] =
         static_cast<long long>(metric(h, "pgfanout_webhook_delivered_total"));
+    f.extra["sse_dropped_slow_by_" + h] =
+        static_cast<long long>(metric(h, R"(pgfanout_subscribers_dropped_total{reason="slow"})"));
   }
   f.extra["cache_fills"] = load.fills();
   f.report();

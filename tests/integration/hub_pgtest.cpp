@@ -7,6 +7,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <regex>
 #include <thread>
@@ -589,6 +590,55 @@ TEST_F(Hub, SseDeliversAndResumesFromTheOutbox) {
                        "GET /events?topic=public HTTP/1.1\r\nHost: x\r\n"
                        "Last-Event-ID: 5\r\n\r\n");
   EXPECT_TRUE(gap.wait_for(R"({"type":"resync","topic":"public"})"));
+}
+
+// A resume larger than the send queue (256 KiB here) goes out in parts: the stream ends after
+// what fits, and a client that connects again with the last id it got, as EventSource does, gets
+// every event once. Sent whole, it would overflow the queue at once and be closed as slow before
+// anything went out, on every attempt.
+TEST_F(Hub, ALargeResumeGoesOutInParts) {
+  test::HttpStream live(port, "GET /events?topic=items HTTP/1.1\r\nHost: x\r\n\r\n");
+  ASSERT_TRUE(live.wait_for("retry: 2000\n\n"));
+  BlockingPg s(db->dsn());
+  s.exec("INSERT INTO public.items VALUES (1000, 'start')");
+  ASSERT_TRUE(live.wait_for(R"("v":"start")")) << live.text();
+  std::smatch m;
+  std::string text = live.text();
+  ASSERT_TRUE(
+      std::regex_search(text, m, std::regex(R"(id: (\d+)\ndata: \{"type":"event"[^\n]*"start")")))
+      << text;
+  std::string from = m[1];
+  // 800 events of about 560 bytes on the wire: about 450 KB.
+  const int n = 800;
+  s.exec("INSERT INTO public.items SELECT g, repeat('x', 500) || g FROM generate_series(1001, " +
+         std::to_string(1000 + n) + ") g");
+  const double parts_before =
+      sample(metrics(), R"(pgfanout_subscribers_dropped_total{reason="resume"})");
+
+  std::map<std::string, int> ids;
+  int connections = 0;
+  const auto deadline = std::chrono::steady_clock::now() + 60s;
+  while (static_cast<int>(ids.size()) < n && std::chrono::steady_clock::now() < deadline) {
+    test::HttpStream resumed(port,
+                             "GET /events?topic=items HTTP/1.1\r\nHost: x\r\n"
+                             "Last-Event-ID: " +
+                                 from + "\r\n\r\n");
+    ++connections;
+    // A part ends its stream; the last part leaves it open (live), so this waits it out.
+    resumed.wait_closed(3s);
+    const std::string got = resumed.text();
+    const std::regex id_line(R"(\nid: (\d+)\n)");
+    for (auto it = std::sregex_iterator(got.begin(), got.end(), id_line);
+         it != std::sregex_iterator(); ++it) {
+      ++ids[(*it)[1]];
+      from = (*it)[1];
+    }
+  }
+  EXPECT_EQ(static_cast<int>(ids.size()), n) << "after " << connections << " connections";
+  for (const auto& [id, count] : ids) EXPECT_EQ(count, 1) << "event " << id << " sent again";
+  EXPECT_GE(connections, 2) << "the resume should not fit the send queue at once";
+  EXPECT_GE(sample(metrics(), R"(pgfanout_subscribers_dropped_total{reason="resume"})"),
+            parts_before + 1);
 }
 
 TEST_F(Hub, HippieEndpoints) {
